@@ -68,7 +68,10 @@ pub struct Reply {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Effect {
     /// Send a message to one peer.
-    Send { to: NodeId, message: OutgoingMessage },
+    Send {
+        to: NodeId,
+        message: OutgoingMessage,
+    },
     /// Answer a client. The reply's `leader` field is the core's leader at the time the
     /// driver sends it.
     Reply(Reply),

@@ -26,7 +26,10 @@ impl LogIndex {
 pub enum CommandRef<'a> {
     /// Appended by a new leader so that entries of earlier terms commit (§5.4.2, §8).
     Noop,
-    Put { key: &'a str, value: &'a str },
+    Put {
+        key: &'a str,
+        value: &'a str,
+    },
 }
 
 /// A log entry, borrowed.
@@ -34,6 +37,61 @@ pub enum CommandRef<'a> {
 pub struct EntryRef<'a> {
     pub term: Term,
     pub command: CommandRef<'a>,
+}
+
+/// A log entry as the log owns it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Entry {
+    pub term: Term,
+    pub command: Command,
+}
+
+/// The owned form of [`CommandRef`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Command {
+    Noop,
+    Put { key: Box<str>, value: Box<str> },
+}
+
+impl Entry {
+    pub fn from_ref(entry: EntryRef<'_>) -> Entry {
+        let command = match entry.command {
+            CommandRef::Noop => Command::Noop,
+            CommandRef::Put { key, value } => Command::Put {
+                key: key.into(),
+                value: value.into(),
+            },
+        };
+        Entry {
+            term: entry.term,
+            command,
+        }
+    }
+}
+
+/// Anything that reads as a borrowed entry, so the encoder writes an append straight from
+/// the leader's log (`&[Entry]`) or from decoded entries (`&[EntryRef]`) alike.
+pub trait AsEntryRef {
+    fn as_entry_ref(&self) -> EntryRef<'_>;
+}
+
+impl AsEntryRef for Entry {
+    fn as_entry_ref(&self) -> EntryRef<'_> {
+        let command = match &self.command {
+            Command::Noop => CommandRef::Noop,
+            Command::Put { key, value } => CommandRef::Put { key, value },
+        };
+        EntryRef {
+            term: self.term,
+            command,
+        }
+    }
+}
+
+impl AsEntryRef for EntryRef<'_> {
+    fn as_entry_ref(&self) -> EntryRef<'_> {
+        *self
+    }
 }
 
 /// RequestVote (§5.2), or its pre-vote probe (§9.6) when `pre_vote` is set: a pre-vote asks

@@ -7,7 +7,7 @@ pub mod message;
 
 pub use effect::{Effect, Reply, ReplyKind, Timer};
 pub use message::{
-    AppendEntries, AppendEntriesResponse, ClientRequest, CommandRef, EntryRef, EntrySpan,
-    IncomingMessage, LogIndex, Message, Operation, OutgoingMessage, RequestVote,
-    RequestVoteResponse, Term,
+    AppendEntries, AppendEntriesResponse, AsEntryRef, ClientRequest, Command, CommandRef, Entry,
+    EntryRef, EntrySpan, IncomingMessage, LogIndex, Message, Operation, OutgoingMessage,
+    RequestVote, RequestVoteResponse, Term,
 };
