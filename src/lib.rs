@@ -3,5 +3,6 @@
 
 pub mod id;
 pub mod inline_str;
+pub mod kv;
 pub mod raft;
 pub mod time;
