@@ -18,16 +18,43 @@ use crate::raft::message::{ClientRequest, Command, Entry, Operation};
 use crate::raft::node::{HeldRequest, Node, Role};
 use crate::time::Time;
 
+/// Clients whose last redirect is remembered (the classic setting has 8).
+const RECENT_REDIRECTS_MAX: usize = 64;
+
 impl Node {
     pub(super) fn route_client_request(&mut self, now: Time, request: ClientRequest<'_>) {
         let mid = InlineStr::from(request.mid);
         if self.role == Role::Leader {
             self.serve(now, request.client, mid, request.operation);
-        } else if self.leader != NodeId::UNKNOWN {
+        } else if self.leader != NodeId::UNKNOWN && !self.client_came_back(now, request.client) {
+            self.remember_redirect(now, request.client);
             self.reply(request.client, mid, ReplyKind::Redirect);
         } else {
             self.hold(now, request.client, mid, request.operation);
         }
+    }
+
+    /// A client we sent to the leader is back before the leader has spoken again: the
+    /// leader is most likely dead (clients go elsewhere only when their leader is), and
+    /// sending it there again would start a storm of redirects. Hold it instead.
+    fn client_came_back(&self, now: Time, client: NodeId) -> bool {
+        let window = self.config.election_timeout_max;
+        self.recent_redirects.iter().any(|&(c, at)| {
+            c == client
+                && now < at + window
+                && self.leader_contact_at.is_none_or(|contact| contact <= at)
+        })
+    }
+
+    fn remember_redirect(&mut self, now: Time, client: NodeId) {
+        if let Some(slot) = self.recent_redirects.iter_mut().find(|(c, _)| *c == client) {
+            slot.1 = now;
+            return;
+        }
+        if self.recent_redirects.len() >= RECENT_REDIRECTS_MAX {
+            self.recent_redirects.remove(0);
+        }
+        self.recent_redirects.push((client, now));
     }
 
     fn serve(&mut self, now: Time, client: NodeId, mid: InlineStr, operation: Operation<'_>) {
@@ -186,8 +213,10 @@ impl Node {
         });
     }
 
-    /// A leader is known: a follower redirects what it held, a new leader serves it.
+    /// A leader is known (and was just heard from): a follower redirects what it held, a
+    /// new leader serves it.
     pub(super) fn release_held_requests(&mut self, now: Time) {
+        self.recent_redirects.clear();
         while let Some(held) = self.held.pop_front() {
             if self.role == Role::Leader {
                 let operation = match &held.value {

@@ -21,6 +21,8 @@ pub struct Config {
     /// Added to the very first election timeout: the simulator starts replicas one after
     /// another and marks dead any replica sent something before its hello.
     pub startup_delay: Span,
+    /// A (pre-)candidate asks peers that have not answered again after this long.
+    pub vote_retry_interval: Span,
     /// A leader sends an empty append to a follower it has sent nothing for this long.
     pub heartbeat_interval: Span,
     /// Unacknowledged appends older than this are sent again.
@@ -75,6 +77,7 @@ impl Config {
             election_timeout_min: Span::from_millis(500),
             election_timeout_max: Span::from_millis(900),
             startup_delay: Span::from_millis(300),
+            vote_retry_interval: Span::from_millis(50),
             heartbeat_interval: Span::from_millis(180),
             retransmit_timeout: Span::from_millis(40),
             lease_margin: Span::from_millis(100),

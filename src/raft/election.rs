@@ -21,10 +21,35 @@ impl Node {
             return;
         }
         if now < self.election_deadline {
+            if matches!(self.role, Role::PreCandidate | Role::Candidate) {
+                self.resend_vote_requests(now);
+            }
             self.arm_election_timer(self.election_deadline);
             return;
         }
         self.start_pre_vote(now);
+    }
+
+    /// Asks again the peers that have not answered this (pre-)candidacy: with lossy links
+    /// an election that waits a whole timeout per lost message can take seconds.
+    fn resend_vote_requests(&mut self, now: Time) {
+        let (term, pre_vote) = match self.role {
+            Role::PreCandidate => (Term(self.current_term.0 + 1), true),
+            _ => (self.current_term, false),
+        };
+        let request = RequestVote {
+            term,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote,
+        };
+        for i in 0..self.config.peers.len() {
+            let to = self.config.peers[i];
+            if !self.votes_answered.contains(&to) {
+                self.send(to, Message::RequestVote(request));
+            }
+        }
+        self.arm_election_timer(now + self.config.vote_retry_interval);
     }
 
     /// Whether a leader was heard from recently enough that no election may start.
@@ -42,7 +67,7 @@ impl Node {
         self.votes_granted.clear();
         self.votes_granted.push(self.config.id);
         self.reset_election_deadline(now);
-        self.request_votes(Term(self.current_term.0 + 1), true);
+        self.request_votes(now, Term(self.current_term.0 + 1), true);
         self.maybe_win_vote(now);
     }
 
@@ -54,11 +79,13 @@ impl Node {
         self.votes_granted.clear();
         self.votes_granted.push(self.config.id);
         self.reset_election_deadline(now);
-        self.request_votes(self.current_term, false);
+        self.request_votes(now, self.current_term, false);
         self.maybe_win_vote(now);
     }
 
-    fn request_votes(&mut self, term: Term, pre_vote: bool) {
+    fn request_votes(&mut self, now: Time, term: Term, pre_vote: bool) {
+        self.votes_answered.clear();
+        self.arm_election_timer(now + self.config.vote_retry_interval);
         let request = RequestVote {
             term,
             last_log_index: self.log.last_index(),
@@ -121,6 +148,9 @@ impl Node {
         if m.term > self.current_term && !(m.pre_vote && m.vote_granted) {
             self.become_follower(now, m.term, NodeId::UNKNOWN);
             return;
+        }
+        if !self.votes_answered.contains(&from) {
+            self.votes_answered.push(from);
         }
         let counts = match self.role {
             Role::PreCandidate => m.pre_vote && m.term.0 == self.current_term.0 + 1,

@@ -81,9 +81,14 @@ pub struct Node {
     pub(super) leader_contact_at: Option<Time>,
     /// Voters that granted this (pre-)candidacy, this replica included.
     pub(super) votes_granted: Vec<NodeId>,
+    /// Peers that answered this (pre-)candidacy either way; the others are asked again.
+    pub(super) votes_answered: Vec<NodeId>,
     pub(super) became_leader_at: Time,
     pub(super) leader_state: Option<LeaderState>,
     pub(super) held: VecDeque<HeldRequest>,
+    /// Clients this follower redirected lately, and when: one that comes back before the
+    /// leader has spoken again is held, not redirected again (see `client`).
+    pub(super) recent_redirects: Vec<(NodeId, Time)>,
     pub(super) outbox: Vec<Effect>,
 }
 
@@ -110,9 +115,11 @@ impl Node {
             election_timer_armed_at: None,
             leader_contact_at: None,
             votes_granted: Vec::new(),
+            votes_answered: Vec::new(),
             became_leader_at: now,
             leader_state: None,
             held: VecDeque::new(),
+            recent_redirects: Vec::new(),
             outbox: Vec::new(),
             config,
         };

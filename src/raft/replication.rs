@@ -34,11 +34,13 @@ impl Node {
         }
         if m.term > self.current_term || self.role != Role::Follower {
             self.become_follower(now, m.term, from);
-        } else if self.leader != from {
+        } else {
             self.leader = from;
-            self.release_held_requests(now);
         }
         self.leader_contact_at = Some(now);
+        if !self.held.is_empty() {
+            self.release_held_requests(now);
+        }
         self.election_deadline = now + self.random_election_timeout();
         self.arm_election_timer(self.election_deadline);
 
