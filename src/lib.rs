@@ -5,3 +5,4 @@ pub mod id;
 pub mod inline_str;
 pub mod raft;
 pub mod time;
+pub mod timer_wheel;
