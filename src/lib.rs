@@ -1,8 +1,10 @@
 //! A Raft-replicated key-value store for the classic replica-under-a-simulator setting, and
 //! `kvsim`, the simulator that drives and checks it.
 
+pub mod debug_log;
 pub mod id;
 pub mod inline_str;
 pub mod raft;
+pub mod replica_args;
 pub mod time;
 pub mod timer_wheel;

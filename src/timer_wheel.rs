@@ -523,7 +523,10 @@ mod tests {
         let late = wheel.insert(ms(hours + 1), 1000);
         let fired = drain(&mut wheel, ms(hours));
         assert_eq!(fired.len(), 100);
-        let deadlines: Vec<u64> = fired.iter().map(|&i| u64::from((i * 37) % 100) * 13).collect();
+        let deadlines: Vec<u64> = fired
+            .iter()
+            .map(|&i| u64::from((i * 37) % 100) * 13)
+            .collect();
         assert!(deadlines.windows(2).all(|w| w[0] <= w[1]), "{deadlines:?}");
         assert_eq!(wheel.next_deadline(), Some(ms(hours + 1)));
         assert_eq!(wheel.cancel(late), Some(1000));
