@@ -4,6 +4,7 @@
 pub mod debug_log;
 pub mod id;
 pub mod inline_str;
+pub mod kv;
 pub mod raft;
 pub mod replica_args;
 pub mod time;
