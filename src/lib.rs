@@ -1,6 +1,7 @@
 //! A Raft-replicated key-value store for the classic replica-under-a-simulator setting, and
 //! `kvsim`, the simulator that drives and checks it.
 
+pub mod codec;
 pub mod id;
 pub mod inline_str;
 pub mod raft;
