@@ -23,13 +23,16 @@
 //! stderr, at most once a second) and dropped. A full send buffer is a lost datagram,
 //! which Raft already tolerates; it never ends the loop.
 
-use crate::codec::{Body, DATAGRAM_BYTES_MAX, Datagram, Decoder, encode, encode_raft};
+use crate::codec::{
+    APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, Decoder, encode, encode_raft,
+    entry_wire_bytes,
+};
 use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::id::NodeId;
 use crate::raft::{
-    AppendEntries, ClientRequest, Config, Effect, Entry, LogIndex, Message, Node, Operation,
-    Reply, ReplyKind, Role, Term, Timer,
+    AppendEntries, ClientRequest, Config, Effect, Entry, LogIndex, Message, Node, Operation, Reply,
+    ReplyKind, Role, Term, Timer,
 };
 use crate::replica_args::ReplicaArgs;
 use crate::time::Time;
@@ -230,7 +233,12 @@ impl Network {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
                     stats.lost += 1;
-                    debug_log!(log, now, "lost a datagram of {} bytes: {error}", self.send_buf.len());
+                    debug_log!(
+                        log,
+                        now,
+                        "lost a datagram of {} bytes: {error}",
+                        self.send_buf.len()
+                    );
                     if error.kind() != io::ErrorKind::WouldBlock {
                         stderr.report(now, id, format_args!("send failed: {error}"));
                     }
@@ -288,7 +296,11 @@ impl Replica {
             args.peers,
             socket.local_addr()
         );
-        let node = Node::new(Config::new(args.id, args.peers.clone(), seed), now);
+        let mut config = Config::new(args.id, args.peers.clone(), seed);
+        // The core knows nothing of JSON: the codec's bound sizes its append batches.
+        config.entry_wire_bytes = entry_wire_bytes;
+        debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
+        let node = Node::new(config, now);
         let mut replica = Replica {
             id: args.id,
             clock,
@@ -566,8 +578,7 @@ impl Replica {
                     timer_handles[slot] = Some(wheel.insert(at, timer));
                 }
                 Effect::CancelTimer { timer } => {
-                    if let Some(old) = timer_handles.get_mut(timer.slot()).and_then(Option::take)
-                    {
+                    if let Some(old) = timer_handles.get_mut(timer.slot()).and_then(Option::take) {
                         wheel.cancel(old);
                     }
                 }

@@ -1,7 +1,9 @@
 //! A Raft-replicated key-value store for the classic replica-under-a-simulator setting, and
 //! `kvsim`, the simulator that drives and checks it.
 
+pub mod codec;
 pub mod debug_log;
+pub mod event_loop;
 pub mod id;
 pub mod inline_str;
 pub mod kv;
