@@ -291,10 +291,12 @@ impl Replica {
         debug_log!(
             log,
             now,
-            "start: id {} peers {:?} simulator {simulator} local {:?} seed {seed:#x}",
+            "start: id {} peers {:?} simulator {simulator} local {} seed {seed:#x}",
             args.id,
             args.peers,
-            socket.local_addr()
+            socket
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string())
         );
         let mut config = Config::new(args.id, args.peers.clone(), seed);
         // The core knows nothing of JSON: the codec's bound sizes its append batches.
