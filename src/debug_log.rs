@@ -103,6 +103,13 @@ impl DebugLog {
         }
     }
 
+    /// Whether lines are waiting in the buffer.
+    pub fn has_buffered(&self) -> bool {
+        self.out
+            .as_ref()
+            .is_some_and(|out| !out.buffer().is_empty())
+    }
+
     /// Flushes if anything has waited [`FLUSH_INTERVAL_MS`] or more. Call when idle.
     pub fn flush_if_due(&mut self, now: Time) {
         let Some(out) = self.out.as_ref() else {

@@ -371,12 +371,18 @@ impl Replica {
 
     /// Until the next deadline (rounded up by mio to whole milliseconds, so never early),
     /// zero if something is already due or datagrams are waiting, capped so an idle loop
-    /// still flushes its log.
+    /// still flushes its debug log.
     fn poll_timeout(&mut self, now: Time) -> Duration {
         if self.socket_pending {
             return Duration::ZERO;
         }
-        let cap = Duration::from_millis(POLL_TIMEOUT_MS_MAX);
+        // Buffered log lines wait at most about one flush interval for an idle loop.
+        let cap_ms = if self.log.has_buffered() {
+            debug_log::FLUSH_INTERVAL_MS
+        } else {
+            POLL_TIMEOUT_MS_MAX
+        };
+        let cap = Duration::from_millis(cap_ms);
         match self.wheel.next_deadline() {
             Some(deadline) => Duration::from_micros(deadline.since(now).as_micros()).min(cap),
             None => cap,
