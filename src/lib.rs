@@ -2,8 +2,13 @@
 //! `kvsim`, the simulator that drives and checks it.
 
 pub mod cluster;
+pub mod codec;
+pub mod debug_log;
+pub mod event_loop;
 pub mod id;
 pub mod inline_str;
 pub mod kv;
 pub mod raft;
+pub mod replica_args;
 pub mod time;
+pub mod timer_wheel;
