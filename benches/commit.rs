@@ -1,1 +1,191 @@
-fn main() {}
+//! The commit path through the pure core: 5 replicas in memory, no I/O, no timers beyond
+//! the first election. A leader takes puts in drains (as the event loop hands it a socket's
+//! worth of requests before flushing), messages are delivered in FIFO order, and every put
+//! is answered once committed.
+//!
+//! Reports committed puts per second (criterion's element throughput) and, printed once
+//! per configuration, messages per committed put. Compares batching and pipelining on and
+//! off:
+//!
+//!     cargo bench --bench commit
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use kvstore::id::NodeId;
+use kvstore::raft::{
+    AppendEntries, AsEntryRef, ClientRequest, Config, Effect, EntryRef, Message, Node, Operation,
+    OutgoingMessage, ReplyKind, Role, Timer,
+};
+use kvstore::time::{Span, Time};
+use std::collections::VecDeque;
+use std::hint::black_box;
+
+const REPLICAS: usize = 5;
+const PUTS: usize = 2_000;
+const PUTS_PER_DRAIN: usize = 100;
+
+struct Bench {
+    nodes: Vec<Node>,
+    queue: VecDeque<(usize, usize, OutgoingMessage)>,
+    effects: Vec<Effect>,
+    acked: usize,
+    messages: u64,
+    now: Time,
+}
+
+impl Bench {
+    fn new(configure: fn(&mut Config)) -> Bench {
+        let ids: Vec<NodeId> = (0..REPLICAS as u16).map(NodeId).collect();
+        let nodes = ids
+            .iter()
+            .map(|&id| {
+                let peers = ids.iter().copied().filter(|&p| p != id).collect();
+                let mut config = Config::new(id, peers, u64::from(id.0) + 1);
+                configure(&mut config);
+                Node::new(config, Time::ZERO)
+            })
+            .collect();
+        let mut bench = Bench {
+            nodes,
+            queue: VecDeque::new(),
+            effects: Vec::new(),
+            acked: 0,
+            messages: 0,
+            now: Time::ZERO,
+        };
+        for i in 0..REPLICAS {
+            bench.collect(i);
+        }
+        bench.queue.clear();
+        // Replica 0's election timer fires first; everything it sends is delivered.
+        bench.now = Time::from_millis(5_000);
+        bench.nodes[0].handle_timer(bench.now, Timer::Election);
+        bench.collect(0);
+        bench.deliver_all();
+        assert_eq!(bench.nodes[0].role(), Role::Leader);
+        bench.messages = 0;
+        bench
+    }
+
+    fn collect(&mut self, i: usize) {
+        self.nodes[i].flush(self.now);
+        self.nodes[i].take_effects(&mut self.effects);
+        for effect in self.effects.drain(..) {
+            match effect {
+                Effect::Send { to, message } => {
+                    self.messages += 1;
+                    self.queue.push_back((i, usize::from(to.0), message));
+                }
+                Effect::Reply(reply) => {
+                    assert_eq!(reply.kind, ReplyKind::Ok { value: None });
+                    self.acked += 1;
+                }
+                Effect::SetTimer { .. } | Effect::CancelTimer { .. } => {}
+            }
+        }
+    }
+
+    fn deliver_all(&mut self) {
+        while let Some((from, to, message)) = self.queue.pop_front() {
+            self.now = self.now + Span::from_micros(1);
+            let from_id = self.nodes[from].id();
+            // The sender's log only grows here, so its entries are read at delivery.
+            let entries: Vec<EntryRef<'_>>;
+            let (sender, receiver) = if from < to {
+                let (a, b) = self.nodes.split_at_mut(to);
+                (&a[from], &mut b[0])
+            } else {
+                let (a, b) = self.nodes.split_at_mut(from);
+                (&b[0], &mut a[to])
+            };
+            let incoming = match message {
+                Message::AppendEntries(m) => {
+                    entries = sender
+                        .log_entries(m.entries)
+                        .iter()
+                        .map(AsEntryRef::as_entry_ref)
+                        .collect();
+                    Message::AppendEntries(AppendEntries {
+                        term: m.term,
+                        prev_log_index: m.prev_log_index,
+                        prev_log_term: m.prev_log_term,
+                        leader_commit: m.leader_commit,
+                        sent_at_us: m.sent_at_us,
+                        entries: &entries[..],
+                    })
+                }
+                Message::RequestVote(m) => Message::RequestVote(m),
+                Message::RequestVoteResponse(m) => Message::RequestVoteResponse(m),
+                Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(m),
+            };
+            receiver.handle_message(self.now, from_id, incoming);
+            self.collect(to);
+        }
+    }
+
+    /// Puts `PUTS` keys through the leader; returns messages sent for them.
+    fn run(&mut self, keys: &[(String, String)]) -> u64 {
+        let client = NodeId(0x20);
+        for (d, drain) in keys.chunks(PUTS_PER_DRAIN).enumerate() {
+            for (k, (key, value)) in drain.iter().enumerate() {
+                let mid = format!("{d:08}{k:08}");
+                self.nodes[0].handle_client_request(
+                    self.now,
+                    ClientRequest {
+                        client,
+                        mid: &mid,
+                        operation: Operation::Put { key, value },
+                    },
+                );
+            }
+            self.collect(0);
+            self.deliver_all();
+        }
+        assert_eq!(self.acked, keys.len(), "every put committed and answered");
+        self.messages
+    }
+}
+
+/// Adjusts a replica's defaults for one variant.
+type Configure = fn(&mut Config);
+
+fn batched(_: &mut Config) {}
+fn unbatched(config: &mut Config) {
+    config.append_entries_max = 1;
+}
+fn stop_and_wait(config: &mut Config) {
+    config.append_entries_max = 1;
+    config.inflight_appends_max = 1;
+}
+
+fn commit_path(c: &mut Criterion) {
+    let keys: Vec<(String, String)> = (0..PUTS)
+        .map(|i| (format!("{i:032x}"), format!("{:032x}", i * 7919)))
+        .collect();
+    let configs: [(&str, Configure); 3] = [
+        ("batched_pipelined", batched),
+        ("unbatched_pipelined", unbatched),
+        ("unbatched_stop_and_wait", stop_and_wait),
+    ];
+    for (name, configure) in configs {
+        let messages = Bench::new(configure).run(&keys);
+        println!(
+            "commit/{name}: {:.2} messages per committed put ({messages} for {PUTS} puts, {REPLICAS} replicas, {PUTS_PER_DRAIN} puts per drain)",
+            messages as f64 / PUTS as f64
+        );
+    }
+    let mut group = c.benchmark_group("commit");
+    group.throughput(Throughput::Elements(PUTS as u64));
+    for (name, configure) in configs {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || Bench::new(configure),
+                |mut bench| black_box(bench.run(&keys)),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, commit_path);
+criterion_main!(benches);

@@ -57,11 +57,11 @@ enum Event {
         slot: usize,
         generation: u64,
     },
-    Request {
+    /// Requests that reach a replica together (one drain of its socket): all are handed
+    /// to the core before it flushes, as the event loop does.
+    Requests {
         to: usize,
-        client: NodeId,
-        mid: String,
-        op: ClientOp,
+        requests: Vec<(NodeId, String, ClientOp)>,
     },
 }
 
@@ -272,16 +272,13 @@ impl Cluster {
 
     /// A client request reaching replica `to` after the client delay.
     pub fn submit(&mut self, to: usize, client: NodeId, mid: String, op: ClientOp) {
+        self.submit_batch(to, vec![(client, mid, op)]);
+    }
+
+    /// Requests that reach replica `to` in one batch (one socket drain).
+    pub fn submit_batch(&mut self, to: usize, requests: Vec<(NodeId, String, ClientOp)>) {
         let at = self.now + self.client_delay;
-        self.schedule(
-            at,
-            Event::Request {
-                to,
-                client,
-                mid,
-                op,
-            },
-        );
+        self.schedule(at, Event::Requests { to, requests });
     }
 
     /// Replies produced since the last call.
@@ -311,7 +308,7 @@ impl Cluster {
         let target = match &event {
             Event::Deliver { to, .. } => *to,
             Event::Timer { node, .. } => *node,
-            Event::Request { to, .. } => *to,
+            Event::Requests { to, .. } => *to,
         };
         let replica = &self.replicas[target];
         if replica.crashed {
@@ -367,31 +364,28 @@ impl Cluster {
                 r.timer_armed[slot] = false;
                 r.node.handle_timer(now, Timer::from_slot(slot));
             }
-            Event::Request {
-                to,
-                client,
-                mid,
-                op,
-            } => {
-                if self
-                    .outstanding
-                    .insert((client, mid.clone()), (to, op.clone()))
-                    .is_some()
-                {
-                    return Err(format!("client {client} reused MID {mid}"));
+            Event::Requests { to, requests } => {
+                for (client, mid, op) in requests {
+                    if self
+                        .outstanding
+                        .insert((client, mid.clone()), (to, op.clone()))
+                        .is_some()
+                    {
+                        return Err(format!("client {client} reused MID {mid}"));
+                    }
+                    let operation = match &op {
+                        ClientOp::Get { key } => Operation::Get { key },
+                        ClientOp::Put { key, value } => Operation::Put { key, value },
+                    };
+                    self.replicas[to].node.handle_client_request(
+                        now,
+                        ClientRequest {
+                            client,
+                            mid: &mid,
+                            operation,
+                        },
+                    );
                 }
-                let operation = match &op {
-                    ClientOp::Get { key } => Operation::Get { key },
-                    ClientOp::Put { key, value } => Operation::Put { key, value },
-                };
-                self.replicas[to].node.handle_client_request(
-                    now,
-                    ClientRequest {
-                        client,
-                        mid: &mid,
-                        operation,
-                    },
-                );
             }
         }
         self.replicas[target].node.flush(now);
