@@ -110,6 +110,7 @@ impl Bench {
                         prev_log_term: m.prev_log_term,
                         leader_commit: m.leader_commit,
                         sent_at_us: m.sent_at_us,
+                        ack_requested: m.ack_requested,
                         entries: &entries[..],
                     })
                 }

@@ -547,6 +547,7 @@ impl Replica {
                             prev_log_term: m.prev_log_term,
                             leader_commit: m.leader_commit,
                             sent_at_us: m.sent_at_us,
+                            ack_requested: m.ack_requested,
                             entries: node.log_entries(m.entries),
                         }),
                         Message::RequestVote(m) => Message::RequestVote(m),

@@ -22,6 +22,10 @@ pub struct Invariants {
     commit_seen: Vec<LogIndex>,
     /// The log prefix known committed, as agreed by every replica that committed it.
     committed: Vec<Mirrored>,
+    /// For each committed entry, the term of the replica that first committed it: an
+    /// entry first commits at its leader, so this is the committing term. Non-decreasing
+    /// along the log (committing an entry commits all before it).
+    committed_in_term: Vec<Term>,
     leaders_by_term: BTreeMap<Term, usize>,
     /// Per replica: the term it leads, if it does.
     leading: Vec<Option<Term>>,
@@ -63,6 +67,7 @@ impl Invariants {
             mirrors: vec![Vec::new(); n],
             commit_seen: vec![LogIndex(0); n],
             committed: Vec::new(),
+            committed_in_term: Vec::new(),
             leaders_by_term: BTreeMap::new(),
             leading: vec![None; n],
             acked_puts: Vec::new(),
@@ -133,17 +138,21 @@ impl Invariants {
                     ));
                 }
                 Some(_) => {}
-                None => self.committed.push(mine),
+                None => {
+                    self.committed.push(mine);
+                    self.committed_in_term.push(node.term());
+                }
             }
         }
         self.commit_seen[stepped] = commit;
 
-        // Leader completeness: a new leader holds every entry committed before its term
-        // (everything committed so far, since no one has committed in its term yet).
+        // Leader completeness: a new leader holds every entry committed in an earlier term.
+        // (Not every entry committed so far: a candidate frozen with the votes of an old
+        // term can still win that term after later terms committed more.)
         let leading = (node.role() == Role::Leader).then(|| node.term());
         if leading.is_some()
             && self.leading[stepped] != leading
-            && !self.holds_committed_prefix(stepped)
+            && !self.holds_entries_committed_before(stepped, node.term())
         {
             return Err(format!(
                 "leader completeness: new leader {} of term {} lacks committed entries (log {}, committed {})",
@@ -222,8 +231,8 @@ impl Invariants {
         }
     }
 
-    fn holds_committed_prefix(&self, i: usize) -> bool {
-        let len = self.committed.len();
+    fn holds_entries_committed_before(&self, i: usize, term: Term) -> bool {
+        let len = self.committed_in_term.partition_point(|&t| t < term);
         if len == 0 {
             return true;
         }

@@ -24,6 +24,10 @@ use rand::{Rng, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+/// A run that needs more events than this is storming (a timer re-armed in the past, a
+/// message loop); it fails instead of hanging.
+pub const EVENTS_MAX: u64 = 5_000_000;
+
 /// A message in flight, owning its entries (the sender's log may change before delivery).
 pub type OwnedMessage = Message<Vec<Entry>>;
 
@@ -305,6 +309,12 @@ impl Cluster {
         };
         self.now = self.now.max(at);
         self.stats.events += 1;
+        if self.stats.events > EVENTS_MAX {
+            return Err(format!(
+                "event storm: more than {EVENTS_MAX} events by {:?}",
+                self.now
+            ));
+        }
         let target = match &event {
             Event::Deliver { to, .. } => *to,
             Event::Timer { node, .. } => *node,
@@ -340,6 +350,7 @@ impl Cluster {
                             prev_log_term: m.prev_log_term,
                             leader_commit: m.leader_commit,
                             sent_at_us: m.sent_at_us,
+                            ack_requested: m.ack_requested,
                             entries: &entries[..],
                         })
                     }
@@ -430,6 +441,7 @@ impl Cluster {
                                 prev_log_term: m.prev_log_term,
                                 leader_commit: m.leader_commit,
                                 sent_at_us: m.sent_at_us,
+                                ack_requested: m.ack_requested,
                                 entries: self.scratch_entries.clone(),
                             })
                         }

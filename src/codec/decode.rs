@@ -99,14 +99,15 @@ enum Field {
     Match,
     ConflictIndex,
     ConflictTerm,
+    AckRequested,
 }
 
-const FIELD_COUNT: usize = Field::ConflictTerm as usize + 1;
+const FIELD_COUNT: usize = Field::AckRequested as usize + 1;
 
 /// Wire names, indexed by [`Field`]; used for error values.
 const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "src", "dst", "leader", "type", "MID", "key", "value", "term", "lli", "llt", "pre", "granted",
-    "pli", "plt", "commit", "ts", "entries", "ok", "match", "ci", "ct",
+    "pli", "plt", "commit", "ts", "entries", "ok", "match", "ci", "ct", "ack",
 ];
 
 fn field(name: &str) -> Option<Field> {
@@ -132,6 +133,7 @@ fn field(name: &str) -> Option<Field> {
         "match" => Field::Match,
         "ci" => Field::ConflictIndex,
         "ct" => Field::ConflictTerm,
+        "ack" => Field::AckRequested,
         _ => return None,
     })
 }
@@ -301,6 +303,11 @@ fn read_datagram<'a>(
             let prev_log_term = fields.term(Field::PrevLogTerm)?;
             let leader_commit = fields.index(Field::Commit)?;
             let sent_at_us = fields.u64(Field::SentAt)?;
+            // Absent means "answer": only the leader's explicit `false` spares the answer.
+            let ack_requested = match fields.get(Field::AckRequested) {
+                None => true,
+                Some(_) => fields.bool(Field::AckRequested)?,
+            };
             let at = fields.at[Field::Entries as usize] as usize;
             let Node::Array { len, .. } = fields.required(Field::Entries)? else {
                 return Err(DecodeError::BadField("entries"));
@@ -312,6 +319,7 @@ fn read_datagram<'a>(
                 prev_log_term,
                 leader_commit,
                 sent_at_us,
+                ack_requested,
                 entries: entries.as_slice(),
             }))
         }

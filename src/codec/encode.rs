@@ -86,6 +86,9 @@ fn append_entries<E: AsEntryRef>(out: &mut Vec<u8>, m: &AppendEntries<&[E]>) {
     number(out, br#","plt":"#, m.prev_log_term.0);
     number(out, br#","commit":"#, m.leader_commit.0);
     number(out, br#","ts":"#, m.sent_at_us);
+    if !m.ack_requested {
+        out.extend_from_slice(br#","ack":false"#);
+    }
     out.extend_from_slice(br#","entries":["#);
     for (i, entry) in m.entries.iter().enumerate() {
         if i > 0 {
@@ -279,6 +282,7 @@ mod tests {
             prev_log_term: Term(u64::MAX),
             leader_commit: LogIndex(u64::MAX),
             sent_at_us: u64::MAX,
+            ack_requested: false,
             entries,
         });
         encode_raft(&mut out, NodeId(0), NodeId(1), NodeId(0), &message);

@@ -69,6 +69,7 @@ const APPEND_HEADER_TEMPLATE: &str = concat!(
     r#","plt":"#,
     r#","commit":"#,
     r#","ts":"#,
+    r#","ack":false"#,
     r#","entries":[]}"#,
 );
 

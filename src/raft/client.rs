@@ -69,12 +69,12 @@ impl Node {
             return;
         }
         match value {
-            Some(value) => self.serve_put(client, mid, key, value),
+            Some(value) => self.serve_put(now, client, mid, key, value),
             None => self.serve_get(now, client, mid, key),
         }
     }
 
-    fn serve_put(&mut self, client: NodeId, mid: InlineStr, key: &str, value: &str) {
+    fn serve_put(&mut self, now: Time, client: NodeId, mid: InlineStr, key: &str, value: &str) {
         let full = self
             .leader_state
             .as_ref()
@@ -94,6 +94,7 @@ impl Node {
             leader
                 .pending_puts
                 .push_back(PendingPut { index, client, mid });
+            leader.record_append(index, now);
         }
         // Sent at the next flush, batched with whatever else this round of input appends.
     }

@@ -27,6 +27,16 @@ pub struct Config {
     pub heartbeat_interval: Span,
     /// Unacknowledged appends older than this are sent again.
     pub retransmit_timeout: Span,
+    /// Send new entries at once only to as many followers as a commit needs (rotating,
+    /// responsive ones first); the others get them in batches with their next heartbeat.
+    /// Halves the messages per put in a cluster of five.
+    pub replicate_to_quorum_only: bool,
+    /// Entries still uncommitted this long after they were appended go to every follower
+    /// that lacks them (a message was lost, or a chosen follower is dead).
+    pub replication_stall_timeout: Span,
+    /// A leader that has had no majority acknowledgement for this long asks for answers to
+    /// its heartbeats (otherwise empty appends go unanswered).
+    pub ack_refresh_interval: Span,
     /// How long after a majority acknowledged an append sent at time `t` the leader may
     /// still answer reads alone: from `t`, at most `election_timeout_min` minus this margin
     /// (followers grant no vote before `election_timeout_min` after hearing from the
@@ -74,12 +84,15 @@ impl Config {
             id,
             peers,
             seed,
-            election_timeout_min: Span::from_millis(500),
-            election_timeout_max: Span::from_millis(900),
+            election_timeout_min: Span::from_millis(800),
+            election_timeout_max: Span::from_millis(1400),
             startup_delay: Span::from_millis(300),
             vote_retry_interval: Span::from_millis(50),
-            heartbeat_interval: Span::from_millis(180),
+            heartbeat_interval: Span::from_millis(300),
             retransmit_timeout: Span::from_millis(40),
+            replicate_to_quorum_only: true,
+            replication_stall_timeout: Span::from_millis(3),
+            ack_refresh_interval: Span::from_millis(400),
             lease_margin: Span::from_millis(100),
             inflight_appends_max: 8,
             append_entries_max: 512,

@@ -192,7 +192,9 @@ impl Node {
             term: self.current_term,
             command: Command::Noop,
         });
-        self.leader_state = Some(LeaderState::new(progress, noop));
+        let mut state = LeaderState::new(progress, noop);
+        state.record_append(noop, now);
+        self.leader_state = Some(state);
         self.election_timer_armed_at = None;
         let check_at = now + self.config.election_timeout_max;
         self.arm_election_timer(check_at);
@@ -226,13 +228,25 @@ impl Node {
     pub(super) fn arm_peer_timer(&mut self, i: usize) {
         let heartbeat = self.config.heartbeat_interval;
         let rto = self.config.retransmit_timeout;
+        let stall = self.config.replication_stall_timeout;
+        let inflight_max = self.config.inflight_appends_max;
+        let last_index = self.log.last_index();
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
+        let oldest_uncommitted = leader.oldest_uncommitted_at();
         let p = &mut leader.progress[i];
         let mut due = p.last_sent_at + heartbeat;
         if let Some(sent) = p.oldest_inflight_sent_at() {
             due = due.min(sent + rto);
+        }
+        // The stall fallback waits on nothing if the follower cannot be sent to now (its
+        // window is full or a probe is out): the retransmission timeout covers that.
+        if let Some(appended) = oldest_uncommitted
+            && p.next_index <= last_index
+            && p.can_send(inflight_max)
+        {
+            due = due.min(appended + stall);
         }
         if p.timer_armed_at.is_none_or(|armed| due < armed) {
             p.timer_armed_at = Some(due);

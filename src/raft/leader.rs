@@ -38,6 +38,9 @@ pub struct LeaderState {
     pub pending_puts: VecDeque<PendingPut>,
     /// In arrival order, so `arrived_at` and `read_index` never decrease along it.
     pub pending_reads: VecDeque<PendingRead>,
+    /// Uncommitted entries by when they were appended: `(last index of a batch, time)`,
+    /// in index order. The front tells how long the oldest uncommitted entry has waited.
+    pub append_times: VecDeque<(LogIndex, Time)>,
     /// Scratch for quorum computations, kept to avoid allocating.
     scratch: Vec<u64>,
 }
@@ -50,6 +53,7 @@ impl LeaderState {
             term_start_index,
             pending_puts: VecDeque::new(),
             pending_reads: VecDeque::new(),
+            append_times: VecDeque::new(),
             scratch,
         }
     }
@@ -69,6 +73,30 @@ impl LeaderState {
         }
         self.scratch.sort_unstable_by(|a, b| b.cmp(a));
         Some(Time(self.scratch[quorum - 1]))
+    }
+
+    /// Notes that entries up to `index` were appended at `now`.
+    pub fn record_append(&mut self, index: LogIndex, now: Time) {
+        match self.append_times.back_mut() {
+            Some((last, at)) if *at == now => *last = index,
+            _ => self.append_times.push_back((index, now)),
+        }
+    }
+
+    /// Forgets the append times of entries now committed.
+    pub fn record_commit(&mut self, commit_index: LogIndex) {
+        while self
+            .append_times
+            .front()
+            .is_some_and(|&(index, _)| index <= commit_index)
+        {
+            self.append_times.pop_front();
+        }
+    }
+
+    /// When the oldest uncommitted entry was appended.
+    pub fn oldest_uncommitted_at(&self) -> Option<Time> {
+        self.append_times.front().map(|&(_, at)| at)
     }
 
     /// The highest index stored on a majority (this leader's `last_index` included).

@@ -123,6 +123,10 @@ pub struct AppendEntries<E> {
     /// which of its sends a follower has seen, for leases, read rounds and check-quorum.
     /// Opaque to the follower.
     pub sent_at_us: u64,
+    /// Whether the follower must answer even if `entries` is empty. An empty append that
+    /// matches teaches the leader nothing unless it needs proof of leadership (for its
+    /// lease, a read round or check-quorum), so it asks only then.
+    pub ack_requested: bool,
     pub entries: E,
 }
 

@@ -165,9 +165,7 @@ impl Node {
     /// appends as the limits allow.
     pub fn flush(&mut self, now: Time) {
         if self.role == Role::Leader {
-            for i in 0..self.config.peers.len() {
-                self.replicate_to(now, i);
-            }
+            self.flush_leader(now);
         }
     }
 

@@ -80,7 +80,9 @@ impl Node {
             self.commit_index = commit;
             self.apply_committed(now);
         }
-        self.respond_append(from, true, last_new, LogIndex(0), None, m.sent_at_us);
+        if m.ack_requested || !m.entries.is_empty() {
+            self.respond_append(from, true, last_new, LogIndex(0), None, m.sent_at_us);
+        }
     }
 
     fn respond_append(
@@ -162,21 +164,75 @@ impl Node {
         self.answer_confirmed_reads(now);
     }
 
-    /// Sends follower `i` what it lacks, as far as the pipeline window allows; an empty
-    /// append if it asked for a send and nothing else went out.
-    pub(super) fn replicate_to(&mut self, now: Time, i: usize) {
+    /// After a batch of input: new entries go at once to as many followers as a commit
+    /// needs (all of them unless `replicate_to_quorum_only`), and anything requested
+    /// (heartbeats, read rounds, probes) goes out.
+    pub(super) fn flush_leader(&mut self, now: Time) {
+        let eager = self.choose_replication_targets(now);
+        for (i, eager) in eager.into_iter().enumerate() {
+            self.replicate_to(now, i, eager);
+            self.arm_peer_timer(i);
+        }
+    }
+
+    /// Which followers get new entries now. Followers already sent everything count
+    /// toward the quorum; the rest are ranked responsive first (nothing unanswered for
+    /// longer than the stall timeout), then least recently sent to, so the load rotates
+    /// and each follower hears from us often enough to need no heartbeat.
+    fn choose_replication_targets(&self, now: Time) -> Vec<bool> {
+        let peers = self.config.peers.len();
+        let Some(leader) = self.leader_state.as_ref() else {
+            return vec![false; peers];
+        };
+        if !self.config.replicate_to_quorum_only {
+            return vec![true; peers];
+        }
+        let last_index = self.log.last_index();
+        let stall = self.config.replication_stall_timeout;
+        let mut eager = vec![false; peers];
+        let covering = leader
+            .progress
+            .iter()
+            .filter(|p| p.state == ReplicationState::Replicate && p.next_index > last_index)
+            .count();
+        let needed = (self.config.quorum() - 1).saturating_sub(covering);
+        if needed == 0 || self.commit_index >= last_index {
+            return eager;
+        }
+        let mut candidates: Vec<usize> = (0..peers)
+            .filter(|&i| leader.progress[i].next_index <= last_index)
+            .collect();
+        candidates.sort_by_key(|&i| {
+            let p = &leader.progress[i];
+            let unresponsive = p
+                .oldest_inflight_sent_at()
+                .is_some_and(|t| now >= t + stall);
+            (unresponsive, p.last_sent_at, i)
+        });
+        for &i in candidates.iter().take(needed) {
+            eager[i] = true;
+        }
+        eager
+    }
+
+    /// Sends follower `i` what was asked for: its missing entries if `eager` (as far as
+    /// the pipeline window allows), and at least an empty append if it asked for a send.
+    /// Whenever a message goes out anyway it carries the entries the follower lacks.
+    pub(super) fn replicate_to(&mut self, now: Time, i: usize, eager: bool) {
         loop {
             let last_index = self.log.last_index();
             let Some(leader) = self.leader_state.as_ref() else {
                 return;
             };
             let p = &leader.progress[i];
-            if p.next_index > last_index || !p.can_send(self.config.inflight_appends_max) {
+            let wanted = eager || p.send_requested;
+            if !wanted || p.next_index > last_index || !p.can_send(self.config.inflight_appends_max)
+            {
                 break;
             }
             let first = p.next_index;
             let span = self.batch_from(first);
-            self.send_append(now, i, first.prev(), span);
+            self.send_append(now, i, first.prev(), span, true);
         }
         let requested = self
             .leader_state
@@ -207,7 +263,14 @@ impl Node {
         EntrySpan { first, count }
     }
 
-    fn send_append(&mut self, now: Time, i: usize, prev: LogIndex, entries: EntrySpan) {
+    fn send_append(
+        &mut self,
+        now: Time,
+        i: usize,
+        prev: LogIndex,
+        entries: EntrySpan,
+        ack_requested: bool,
+    ) {
         let prev_log_term = self
             .log
             .term_at(prev)
@@ -218,6 +281,7 @@ impl Node {
             prev_log_term,
             leader_commit: self.commit_index,
             sent_at_us: now.as_micros(),
+            ack_requested: ack_requested || entries.count > 0,
             entries,
         };
         let to = self.config.peers[i];
@@ -226,7 +290,6 @@ impl Node {
         if let Some(leader) = self.leader_state.as_mut() {
             leader.progress[i].record_send(last, now, entries.count > 0);
         }
-        self.arm_peer_timer(i);
     }
 
     /// An append without entries: keeps the follower from starting an election, carries
@@ -241,6 +304,7 @@ impl Node {
             ReplicationState::Replicate => p.match_index,
             ReplicationState::Probe => p.next_index.prev(),
         };
+        let ack = self.heartbeat_needs_ack(now, i);
         self.send_append(
             now,
             i,
@@ -249,19 +313,47 @@ impl Node {
                 first: prev.next(),
                 count: 0,
             },
+            ack,
         );
+    }
+
+    /// An empty append asks for an answer only when the answer is worth a message: a read
+    /// waits for proof of leadership, no majority answered lately (lease and
+    /// check-quorum), or this follower has not been heard from in an election timeout.
+    fn heartbeat_needs_ack(&mut self, now: Time, i: usize) -> bool {
+        let quorum = self.config.quorum();
+        let refresh = self.config.ack_refresh_interval;
+        let silence_max = self.config.election_timeout_max;
+        let Some(leader) = self.leader_state.as_mut() else {
+            return true;
+        };
+        if !leader.pending_reads.is_empty() || leader.progress[i].state == ReplicationState::Probe {
+            return true;
+        }
+        let quorum_stale = leader
+            .quorum_acked_sent_at(now, quorum)
+            .is_none_or(|t| now >= t + refresh);
+        let follower_silent = leader.progress[i]
+            .acked_sent_at
+            .is_none_or(|t| now >= t + silence_max);
+        quorum_stale || follower_silent
     }
 
     pub(super) fn handle_peer_timer(&mut self, now: Time, i: usize) {
         let heartbeat = self.config.heartbeat_interval;
         let rto = self.config.retransmit_timeout;
+        let stall = self.config.replication_stall_timeout;
+        let inflight_max = self.config.inflight_appends_max;
+        let last_index = self.log.last_index();
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
+        let oldest_uncommitted = leader.oldest_uncommitted_at();
         let Some(p) = leader.progress.get_mut(i) else {
             return;
         };
         p.timer_armed_at = None;
+        let mut eager = false;
         if p.oldest_inflight_sent_at()
             .is_some_and(|sent| now >= sent + rto)
         {
@@ -269,10 +361,16 @@ impl Node {
             let next = p.match_index.next();
             p.reset_to_probe(next);
             p.send_requested = true;
+        } else if p.next_index <= last_index
+            && p.can_send(inflight_max)
+            && oldest_uncommitted.is_some_and(|at| now >= at + stall)
+        {
+            // The followers chosen for these entries have not made them commit in time.
+            eager = true;
         } else if now >= p.last_sent_at + heartbeat {
             p.send_requested = true;
         }
-        self.replicate_to(now, i);
+        self.replicate_to(now, i, eager);
         self.arm_peer_timer(i);
     }
 
