@@ -466,6 +466,34 @@ mod tests {
     }
 
     #[test]
+    fn reads_what_python_json_dumps_writes() {
+        // The classic simulator writes `json.dumps` output: spaces after separators and
+        // non-ASCII as \u escapes, astral characters as surrogate pairs.
+        let text = r#"{"src": "0015", "dst": "0002", "leader": "FFFF", "type": "put",
+            "MID": "4GAZ", "key": "caf\u00e9", "value": "\ud83d\ude00"}"#;
+        let mut decoder = Decoder::new();
+        let mut bytes = text.as_bytes().to_vec();
+        assert_eq!(
+            decoder.decode(&mut bytes).map(|d| d.body),
+            Ok(Body::Put {
+                mid: "4GAZ",
+                key: "café",
+                value: "😀"
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_lone_surrogates() {
+        for escape in [r"\ud800", r"\ude00", r"\ud800x", r"\ud800\u0041"] {
+            let text = format!(
+                r#"{{"src":"0015","dst":"0002","leader":"FFFF","type":"fail","MID":"{escape}"}}"#
+            );
+            assert_eq!(decode(&text), Err(DecodeError::NotJson), "{text}");
+        }
+    }
+
+    #[test]
     fn refuses_duplicates_and_trailing_data() {
         assert_eq!(
             decode(r#"{"src":"0000","src":"0000","dst":"0001","leader":"0000","type":"hello"}"#),
