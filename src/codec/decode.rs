@@ -28,6 +28,10 @@ pub struct Decoder {
     entries: Vec<EntryRef<'static>>,
 }
 
+// The lifetime erasure in `Decoder::decode` relies on stale entries never being dropped
+// one by one: clearing or dropping the scratch must not touch them.
+const _: () = assert!(!mem::needs_drop::<EntryRef<'static>>());
+
 impl Default for Decoder {
     fn default() -> Self {
         Self::new()
