@@ -28,6 +28,10 @@ pub struct Decoder {
     entries: Vec<EntryRef<'static>>,
 }
 
+// The lifetime erasure in `Decoder::decode` relies on stale entries never being dropped
+// one by one: clearing or dropping the scratch must not touch them.
+const _: () = assert!(!mem::needs_drop::<EntryRef<'static>>());
+
 impl Default for Decoder {
     fn default() -> Self {
         Self::new()
@@ -414,6 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn ack_is_optional_true_by_default_and_must_be_a_bool() {
+        let ack_of = |extra: &str| {
+            let text = format!(
+                r#"{{"src":"0000","dst":"0001","leader":"0000","type":"ae","term":3,"pli":0,"plt":0,"commit":0,"ts":1{extra},"entries":[]}}"#
+            );
+            let mut decoder = Decoder::new();
+            let mut bytes = text.into_bytes();
+            match decoder.decode(&mut bytes) {
+                Ok(Datagram {
+                    body: Body::Raft(Message::AppendEntries(ae)),
+                    ..
+                }) => Ok(ae.ack_requested),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(ack_of(""), Ok(true));
+        assert_eq!(ack_of(r#","ack":false"#), Ok(false));
+        assert_eq!(ack_of(r#","ack":true"#), Ok(true));
+        assert_eq!(ack_of(r#","ack":0"#), Err(DecodeError::BadField("ack")));
+    }
+
+    #[test]
     fn reads_entries_and_unescapes_strings() {
         let text = r#"{"src":"0000","dst":"0001","leader":"0000","type":"ae","term":3,
             "pli":4,"plt":2,"commit":1,"ts":99,"entries":[[2],[3,"k\"\n","\u00e9"]]}"#;
@@ -470,6 +497,34 @@ mod tests {
             let text =
                 format!(r#"{head}"term":1,"pli":0,"plt":0,"commit":0,"ts":0,"entries":{list}}}"#);
             assert_eq!(decode(&text), Err(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn reads_what_python_json_dumps_writes() {
+        // The classic simulator writes `json.dumps` output: spaces after separators and
+        // non-ASCII as \u escapes, astral characters as surrogate pairs.
+        let text = r#"{"src": "0015", "dst": "0002", "leader": "FFFF", "type": "put",
+            "MID": "4GAZ", "key": "caf\u00e9", "value": "\ud83d\ude00"}"#;
+        let mut decoder = Decoder::new();
+        let mut bytes = text.as_bytes().to_vec();
+        assert_eq!(
+            decoder.decode(&mut bytes).map(|d| d.body),
+            Ok(Body::Put {
+                mid: "4GAZ",
+                key: "café",
+                value: "😀"
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_lone_surrogates() {
+        for escape in [r"\ud800", r"\ude00", r"\ud800x", r"\ud800\u0041"] {
+            let text = format!(
+                r#"{{"src":"0015","dst":"0002","leader":"FFFF","type":"fail","MID":"{escape}"}}"#
+            );
+            assert_eq!(decode(&text), Err(DecodeError::NotJson), "{text}");
         }
     }
 

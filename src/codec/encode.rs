@@ -164,11 +164,39 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Whether any byte of `bytes` needs escaping. Keys and values almost never do, so this is
+/// the common path: it checks 16 bytes at a time without an early exit inside a chunk,
+/// which the compiler turns into SIMD compares.
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |any, &b| any | needs_escape(b)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| needs_escape(b))
+}
+
 /// Writes `s` as a quoted JSON string.
 fn string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
+    if any_needs_escape(bytes) {
+        escaped(out, bytes);
+    } else {
+        out.extend_from_slice(bytes);
+    }
+    out.push(b'"');
+}
+
+#[cold]
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape = ESCAPE[usize::from(b)];
@@ -186,20 +214,23 @@ fn string(out: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// The exact number of bytes [`string`] writes for `s`, quotes included.
 pub(super) fn quoted_len(s: &str) -> usize {
-    let extra: usize = s
-        .bytes()
-        .map(|b| match ESCAPE[usize::from(b)] {
+    let bytes = s.as_bytes();
+    if !any_needs_escape(bytes) {
+        return 2 + bytes.len();
+    }
+    let extra: usize = bytes
+        .iter()
+        .map(|&b| match ESCAPE[usize::from(b)] {
             0 => 0,
             b'u' => 5,
             _ => 1,
         })
         .sum();
-    2 + s.len() + extra
+    2 + bytes.len() + extra
 }
 
 #[cfg(test)]
@@ -220,6 +251,22 @@ mod tests {
         assert_eq!(quoted("\n\r\t\u{8}\u{c}"), r#""\n\r\t\b\f""#);
         assert_eq!(quoted("\u{0}\u{1f}\u{7f}"), "\"\\u0000\\u001f\u{7f}\"");
         assert_eq!(quoted("é☃😀"), "\"é☃😀\"");
+    }
+
+    #[test]
+    fn the_fast_check_agrees_with_the_table() {
+        for b in 0..=255u8 {
+            assert_eq!(needs_escape(b), ESCAPE[usize::from(b)] != 0, "{b:#x}");
+        }
+        // Escapes in each position of a chunk and of the remainder.
+        for len in 0..40 {
+            for at in 0..len {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = b'"';
+                assert!(any_needs_escape(&bytes), "len {len} at {at}");
+            }
+            assert!(!any_needs_escape(&vec![b'a'; len]));
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //!
 //! # Encoding
 //!
-//! [`encode`] and [`encode_raft`] write compact JSON into a caller's `Vec<u8>` (cleared
+//! [`encode()`] and [`encode_raft`] write compact JSON into a caller's `Vec<u8>` (cleared
 //! first), escaping strings so that any UTF-8 decodes back unchanged. Appends are
 //! encoded straight from the leader's log through [`AsEntryRef`]. To fill a datagram
 //! without encoding twice, a leader sums [`APPEND_HEADER_BYTES_MAX`] and
