@@ -5,3 +5,5 @@ pub mod id;
 pub mod inline_str;
 pub mod raft;
 pub mod time;
+pub mod linearizability;
+pub mod sim;
