@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -210,7 +210,10 @@ fn echo(stream: impl Read + Send + 'static, id: NodeId, start: Instant) {
         for line in reader.split(b'\n') {
             let Ok(line) = line else { break };
             let text = String::from_utf8_lossy(&line);
-            println!("[{:.4}  Replica {}]: {}", start.elapsed().as_secs_f64(), id, text.trim_end());
+            let line = format!("[{:.4}  Replica {}]: {}\n", start.elapsed().as_secs_f64(), id, text.trim_end());
+            if std::io::stdout().lock().write_all(line.as_bytes()).is_err() {
+                break;
+            }
         }
     });
 }

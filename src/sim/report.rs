@@ -37,7 +37,12 @@ pub fn summary(o: &Outcome, cfg: &Config) -> String {
     for c in o.checks.iter().filter(|c| !c.passed) {
         let _ = writeln!(out, "{RED}{}{END}", c.message);
     }
-    for v in &o.linearizability.violations {
+    const VIOLATIONS_SHOWN_MAX: usize = 5;
+    let violations = &o.linearizability.violations;
+    if violations.len() > VIOLATIONS_SHOWN_MAX {
+        let _ = writeln!(out, "  (the first {VIOLATIONS_SHOWN_MAX} of {} keys shown; all are in --json)", violations.len());
+    }
+    for v in violations.iter().take(VIOLATIONS_SHOWN_MAX) {
         let _ = writeln!(out, "  key {}: {}", v.key, v.explanation);
         for op in &v.ops {
             let _ = writeln!(out, "    {op}");

@@ -1,6 +1,8 @@
 //! The classic simulator's warnings (`*** Simulator Error - ...`), with a cap so a replica
 //! that floods garbage cannot flood the terminal.
 
+use std::io::Write;
+
 /// Warnings printed before the rest are only counted.
 const PRINTED_MAX: u64 = 200;
 /// Longest excerpt of a raw datagram shown in a warning.
@@ -24,9 +26,10 @@ impl Warnings {
         self.count += 1;
         if self.print {
             if self.count <= PRINTED_MAX {
-                println!("\x1b[93m*** Simulator Error - {text}\x1b[0m");
+                // A closed stdout (say, piped into `head`) must not stop the run.
+                let _ = writeln!(std::io::stdout().lock(), "\x1b[93m*** Simulator Error - {text}\x1b[0m");
             } else if self.count == PRINTED_MAX + 1 {
-                println!("\x1b[93m*** Simulator Error - (further warnings counted, not shown)\x1b[0m");
+                let _ = writeln!(std::io::stdout().lock(), "\x1b[93m*** Simulator Error - (further warnings counted, not shown)\x1b[0m");
             }
         }
     }
