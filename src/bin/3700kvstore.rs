@@ -1,1 +1,37 @@
-fn main() {}
+//! The replica: `3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]`.
+//! Parses its arguments and hands over to the event loop.
+
+use kvstore::replica_args::{self, USAGE_EXIT_STATUS};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn main() -> ExitCode {
+    let args = match replica_args::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("{}", error.usage_line());
+            return ExitCode::from(USAGE_EXIT_STATUS);
+        }
+    };
+    // Replicas must draw different election timeouts: mix the id (distinct within a run),
+    // the pid and the wall clock (distinct across runs).
+    let clock_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = mix(u64::from(args.id.0) ^ (u64::from(std::process::id()) << 16) ^ clock_ns);
+    match kvstore::event_loop::run(&args, seed) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}: {error}", args.id);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SplitMix64's finalizer: nearby inputs give unrelated seeds.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,13 +1,44 @@
 //! The Raft core: a deterministic state machine with no I/O.
 //!
-//! (This module doc grows into the guided tour as the core lands.)
+//! A [`Node`] is one replica. Its driver feeds it inputs — a message from a peer
+//! ([`Node::handle_message`]), a client request ([`Node::handle_client_request`]), a timer
+//! that fired ([`Node::handle_timer`]) — each with the current time, then calls
+//! [`Node::flush`] once the batch of inputs is done, and carries out the [`Effect`]s that
+//! [`Node::take_effects`] hands back: messages to send, client replies, timers to arm.
+//! The core never reads a clock, never touches a socket, and draws randomness only from
+//! the seeded generator its [`Config`] names, so a run replays exactly from its inputs.
+//!
+//! Where each rule lives:
+//! - `node`: the state of §5.1, dispatch, role changes, applying committed entries;
+//! - `election`: pre-vote, votes, becoming leader, check-quorum (§5.2, §9.6);
+//! - `replication`: appends, batching, pipelining, fast backtracking, commit (§5.3, §5.4);
+//! - `client`: puts, reads by lease or read round, held requests (§8);
+//! - `leader`, `progress`: the bookkeeping only a leader keeps;
+//! - `log`, `message`, `effect`, `config`: data.
+//!
+//! Message economy, because the classic scenarios score every replica-to-replica message:
+//! the commit index rides on appends; a follower gets a heartbeat only after a quiet
+//! `heartbeat_interval`; everything appended during one batch of input leaves in as few
+//! appends as the limits allow; a leader serves reads from a lease instead of a round per
+//! read; pre-vote and leader stickiness keep elections from storming; requests that arrive
+//! while no leader is known are held instead of bounced between replicas.
 
+mod client;
+pub mod config;
 pub mod effect;
+mod election;
+pub mod leader;
+pub mod log;
 pub mod message;
+pub mod node;
+pub mod progress;
+mod replication;
 
+pub use config::Config;
 pub use effect::{Effect, Reply, ReplyKind, Timer};
 pub use message::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, ClientRequest, Command, CommandRef, Entry,
     EntryRef, EntrySpan, IncomingMessage, LogIndex, Message, Operation, OutgoingMessage,
     RequestVote, RequestVoteResponse, Term,
 };
+pub use node::{Node, Role};

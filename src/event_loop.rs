@@ -1,0 +1,642 @@
+//! The replica's event loop: the one place that reads the clock and touches the network.
+//!
+//! # Shape
+//!
+//! One thread, one `mio::Poll`, two sources:
+//!
+//! - [`SOCKET`]: a UDP socket bound to `127.0.0.1:0`; every datagram goes to the
+//!   simulator at `127.0.0.1:<port>` and everything arrives on this socket.
+//! - [`SIGNALS`]: the read end of a Unix socket pair; SIGTERM and SIGINT write a byte to
+//!   the other end (`signal_hook::low_level::pipe`), so a signal wakes the poll and the
+//!   loop ends cleanly (debug log flushed, exit status 0).
+//!
+//! Start-up sends the hello before anything else (PROTOCOL.md: anything delivered to a
+//! replica before its hello arrives gets it declared dead), then creates the Raft core.
+//!
+//! Each turn: poll with a timeout from the timer wheel's next deadline; read the clock
+//! once; drain the socket until `WouldBlock` (decode each datagram in place, hand it to
+//! the core); `flush` the core and carry out its effects; then fire every timer that is
+//! due, carrying out effects after each (a timer's handler may cancel another that is
+//! also due). Buffers are reused, so a turn allocates nothing in steady state.
+//!
+//! Bad datagrams are input, not bugs: they are counted, noted in the debug log (and on
+//! stderr, at most once a second) and dropped. A full send buffer is a lost datagram,
+//! which Raft already tolerates; it never ends the loop.
+
+use crate::codec::{
+    APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, Decoder, encode, encode_raft,
+    entry_wire_bytes,
+};
+use crate::debug_log;
+use crate::debug_log::DebugLog;
+use crate::id::NodeId;
+use crate::raft::{
+    AppendEntries, ClientRequest, Config, Effect, Entry, LogIndex, Message, Node, Operation, Reply,
+    ReplyKind, Role, Term, Timer,
+};
+use crate::replica_args::ReplicaArgs;
+use crate::time::Time;
+use crate::timer_wheel::{TimerHandle, TimerWheel};
+use mio::net::{UdpSocket, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// The UDP socket.
+pub const SOCKET: Token = Token(0);
+/// The self-pipe SIGTERM and SIGINT write to.
+pub const SIGNALS: Token = Token(1);
+
+/// The simulator reads datagrams of up to this many bytes; so do we.
+pub const RECEIVE_BYTES_MAX: usize = 65_535;
+/// Datagrams handled before the loop gives timers a turn. The socket is edge-triggered, so
+/// when this stops a drain early the next poll does not wait.
+pub const RECEIVES_PER_TURN_MAX: usize = 4_096;
+/// Timers fired before the loop looks at the socket again, in case the core keeps arming
+/// timers that are already due.
+pub const TIMERS_PER_TURN_MAX: usize = 1_024;
+/// The longest poll, so an idle loop still flushes its debug log now and then.
+pub const POLL_TIMEOUT_MS_MAX: u64 = 1_000;
+/// The least time between two stderr lines about dropped or lost datagrams.
+pub const STDERR_REPORT_INTERVAL_MS: u64 = 1_000;
+/// Readiness events handled per poll.
+const EVENTS_CAPACITY: usize = 64;
+
+/// Runs a replica until SIGTERM or SIGINT. `seed` feeds the core's random election
+/// timeouts; replicas need different seeds. Errors are start-up failures (socket, signals)
+/// or a poll failure; nothing a peer or client sends can end the loop.
+pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
+    let clock = Clock::start();
+    // Signals first, so a SIGTERM right after the hello ends us cleanly rather than by
+    // the default action.
+    let signals = signal_pipe()?;
+    let simulator = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.port));
+    let socket = bind_and_say_hello(args.id, simulator)?;
+    let log_dir = DebugLog::dir_from(args.debug_log_dir.as_deref());
+    let log = match &log_dir {
+        Some(dir) => DebugLog::open(dir, args.id).unwrap_or_else(|error| {
+            eprintln!("{}: debug log in {dir:?} disabled: {error}", args.id);
+            DebugLog::disabled()
+        }),
+        None => DebugLog::disabled(),
+    };
+    let mut replica = Replica::new(args, seed, clock, socket, signals, simulator, log)?;
+    let result = replica.run();
+    replica.finish();
+    result
+}
+
+/// Microseconds since the loop started: the only clock in the program.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+/// SIGTERM and SIGINT each write a byte to a Unix socket pair; returns the read end.
+fn signal_pipe() -> io::Result<UnixStream> {
+    let (read, write) = std::os::unix::net::UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, write.try_clone()?)?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, write)?;
+    Ok(UnixStream::from_std(read))
+}
+
+/// Binds `127.0.0.1:0` and sends the hello on the still-blocking socket, so it leaves
+/// even if the send buffer were somehow full; then switches to non-blocking for mio.
+fn bind_and_say_hello(id: NodeId, simulator: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    let mut hello = Vec::with_capacity(64);
+    encode(
+        &mut hello,
+        &Datagram {
+            src: id,
+            dst: NodeId::BROADCAST,
+            leader: NodeId::UNKNOWN,
+            body: Body::Hello,
+        },
+    );
+    loop {
+        match socket.send_to(&hello, simulator) {
+            Ok(_) => break,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    socket.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(socket))
+}
+
+/// Counters reported in the debug log at exit.
+#[derive(Clone, Copy, Default, Debug)]
+struct Stats {
+    received: u64,
+    /// Not decodable: not JSON, wrong fields, bad IDs, too large.
+    dropped_bad: u64,
+    /// Decodable but not for us (`dst`), from a non-peer, or a type a replica ignores.
+    ignored: u64,
+    sent: u64,
+    /// Send failed (buffer full or any other error): the datagram is lost.
+    lost: u64,
+    timers_fired: u64,
+}
+
+/// What the debug log tracks across inputs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Observed {
+    role: Role,
+    term: Term,
+    leader: NodeId,
+    commit_index: LogIndex,
+}
+
+impl Observed {
+    fn of(node: &Node) -> Observed {
+        Observed {
+            role: node.role(),
+            term: node.term(),
+            leader: node.leader(),
+            commit_index: node.commit_index(),
+        }
+    }
+}
+
+/// At most one stderr line per interval; counts what it holds back.
+#[derive(Debug)]
+struct StderrLimiter {
+    last: Option<Time>,
+    suppressed: u64,
+}
+
+impl StderrLimiter {
+    fn report(&mut self, now: Time, id: NodeId, what: std::fmt::Arguments<'_>) {
+        let due = self
+            .last
+            .is_none_or(|last| now.since(last).as_millis() >= STDERR_REPORT_INTERVAL_MS);
+        if !due {
+            self.suppressed += 1;
+            return;
+        }
+        if self.suppressed > 0 {
+            eprintln!("{id}: {what} (and {} more since)", self.suppressed);
+        } else {
+            eprintln!("{id}: {what}");
+        }
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+/// The network side of a replica: socket, simulator address, send buffer.
+struct Network {
+    socket: UdpSocket,
+    simulator: SocketAddr,
+    /// Reused for every datagram sent.
+    send_buf: Vec<u8>,
+}
+
+impl Network {
+    /// Sends `send_buf` to the simulator. Any failure loses the datagram and nothing else.
+    fn send(
+        &mut self,
+        now: Time,
+        stats: &mut Stats,
+        log: &mut DebugLog,
+        stderr: &mut StderrLimiter,
+        id: NodeId,
+    ) {
+        debug_assert!(
+            self.send_buf.len() <= DATAGRAM_BYTES_MAX,
+            "the core capped this datagram at {} bytes, not {}",
+            DATAGRAM_BYTES_MAX,
+            self.send_buf.len()
+        );
+        loop {
+            match self.socket.send_to(&self.send_buf, self.simulator) {
+                Ok(_) => {
+                    stats.sent += 1;
+                    return;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    stats.lost += 1;
+                    debug_log!(
+                        log,
+                        now,
+                        "lost a datagram of {} bytes: {error}",
+                        self.send_buf.len()
+                    );
+                    if error.kind() != io::ErrorKind::WouldBlock {
+                        stderr.report(now, id, format_args!("send failed: {error}"));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Replica {
+    id: NodeId,
+    clock: Clock,
+    poll: Poll,
+    events: Events,
+    signals: UnixStream,
+    net: Network,
+    node: Node,
+    wheel: TimerWheel<Timer>,
+    /// The wheel handle of each armed timer, indexed by `Timer::slot()`.
+    timer_handles: Vec<Option<TimerHandle>>,
+    decoder: Decoder,
+    recv_buf: Vec<u8>,
+    /// Swapped with the core's outbox; empty between uses.
+    effects: Vec<Effect>,
+    log: DebugLog,
+    stats: Stats,
+    stderr: StderrLimiter,
+    /// The last drain stopped at its cap before `WouldBlock`: more may be waiting.
+    socket_pending: bool,
+    stop: bool,
+}
+
+impl Replica {
+    fn new(
+        args: &ReplicaArgs,
+        seed: u64,
+        clock: Clock,
+        mut socket: UdpSocket,
+        mut signals: UnixStream,
+        simulator: SocketAddr,
+        mut log: DebugLog,
+    ) -> io::Result<Replica> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let now = clock.now();
+        debug_log!(
+            log,
+            now,
+            "start: id {} peers {:?} simulator {simulator} local {} seed {seed:#x}",
+            args.id,
+            args.peers,
+            socket
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string())
+        );
+        let mut config = Config::new(args.id, args.peers.clone(), seed);
+        // The core knows nothing of JSON: the codec's bound sizes its append batches.
+        config.entry_wire_bytes = entry_wire_bytes;
+        debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
+        let node = Node::new(config, now);
+        let mut replica = Replica {
+            id: args.id,
+            clock,
+            poll,
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            signals,
+            net: Network {
+                socket,
+                simulator,
+                send_buf: Vec::with_capacity(DATAGRAM_BYTES_MAX),
+            },
+            node,
+            wheel: TimerWheel::new(),
+            timer_handles: vec![None; Timer::count(args.peers.len())],
+            decoder: Decoder::new(),
+            recv_buf: vec![0; RECEIVE_BYTES_MAX],
+            effects: Vec::with_capacity(64),
+            log,
+            stats: Stats::default(),
+            stderr: StderrLimiter {
+                last: None,
+                suppressed: 0,
+            },
+            socket_pending: false,
+            stop: false,
+        };
+        // The core may already have effects: the first election timer.
+        replica.carry_out_effects(now);
+        Ok(replica)
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        let mut now = self.clock.now();
+        while !self.stop {
+            self.log.flush_if_due(now);
+            let timeout = self.poll_timeout(now);
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                // A signal interrupted the wait; its byte is in the pipe for the next poll.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+            now = self.clock.now();
+            let mut readable = self.socket_pending;
+            for event in self.events.iter() {
+                match event.token() {
+                    SOCKET => readable = true,
+                    SIGNALS => self.stop = true,
+                    _ => {}
+                }
+            }
+            if self.stop {
+                self.drain_signals();
+                debug_log!(self.log, now, "signal received: stopping");
+                break;
+            }
+            if readable {
+                self.drain_socket(now);
+                self.node.flush(now);
+                self.carry_out_effects(now);
+            }
+            self.fire_timers(now);
+        }
+        Ok(())
+    }
+
+    /// Until the next deadline (rounded up by mio to whole milliseconds, so never early),
+    /// zero if something is already due or datagrams are waiting, capped so an idle loop
+    /// still flushes its debug log.
+    fn poll_timeout(&mut self, now: Time) -> Duration {
+        if self.socket_pending {
+            return Duration::ZERO;
+        }
+        // Buffered log lines wait at most about one flush interval for an idle loop.
+        let cap_ms = if self.log.has_buffered() {
+            debug_log::FLUSH_INTERVAL_MS
+        } else {
+            POLL_TIMEOUT_MS_MAX
+        };
+        let cap = Duration::from_millis(cap_ms);
+        match self.wheel.next_deadline() {
+            Some(deadline) => Duration::from_micros(deadline.since(now).as_micros()).min(cap),
+            None => cap,
+        }
+    }
+
+    fn drain_signals(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            match self.signals.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Receives until `WouldBlock` (or the per-turn cap) and hands each datagram to the
+    /// core.
+    fn drain_socket(&mut self, now: Time) {
+        self.socket_pending = false;
+        let mut handled = 0;
+        loop {
+            if handled == RECEIVES_PER_TURN_MAX {
+                self.socket_pending = true;
+                return;
+            }
+            match self.net.socket.recv_from(&mut self.recv_buf) {
+                Ok((bytes, from)) => {
+                    handled += 1;
+                    self.stats.received += 1;
+                    self.handle_datagram(now, bytes, from);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    // Not expected on an unconnected UDP socket; note it and poll again
+                    // rather than spin on a persistent error.
+                    debug_log!(self.log, now, "receive failed: {error}");
+                    self.stderr
+                        .report(now, self.id, format_args!("receive failed: {error}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Time, bytes: usize, from: SocketAddr) {
+        let before = self.log.is_enabled().then(|| Observed::of(&self.node));
+        let datagram = match self.decoder.decode(&mut self.recv_buf[..bytes]) {
+            Ok(datagram) => datagram,
+            Err(error) => {
+                self.stats.dropped_bad += 1;
+                debug_log!(
+                    self.log,
+                    now,
+                    "dropped a bad datagram of {bytes} bytes from {from}: {error}"
+                );
+                self.stderr.report(
+                    now,
+                    self.id,
+                    format_args!("dropped a bad datagram of {bytes} bytes: {error}"),
+                );
+                return;
+            }
+        };
+        if datagram.dst != self.id && !datagram.dst.is_broadcast() {
+            self.stats.ignored += 1;
+            debug_log!(self.log, now, "ignored a datagram for {}", datagram.dst);
+            return;
+        }
+        match datagram.body {
+            Body::Get { mid, key } => self.node.handle_client_request(
+                now,
+                ClientRequest {
+                    client: datagram.src,
+                    mid,
+                    operation: Operation::Get { key },
+                },
+            ),
+            Body::Put { mid, key, value } => self.node.handle_client_request(
+                now,
+                ClientRequest {
+                    client: datagram.src,
+                    mid,
+                    operation: Operation::Put { key, value },
+                },
+            ),
+            // The core indexes its peers; a message from anyone else is noise.
+            Body::Raft(message) if self.node.peers().binary_search(&datagram.src).is_ok() => {
+                self.node.handle_message(now, datagram.src, message)
+            }
+            body => {
+                self.stats.ignored += 1;
+                debug_log!(
+                    self.log,
+                    now,
+                    "ignored a {} from {}",
+                    body.type_name(),
+                    datagram.src
+                );
+                return;
+            }
+        }
+        if let Some(before) = before {
+            self.note_changes(now, before);
+        }
+    }
+
+    /// Fires every due timer, carrying out effects after each, then flushes the core.
+    fn fire_timers(&mut self, now: Time) {
+        let mut fired = 0;
+        while fired < TIMERS_PER_TURN_MAX {
+            let Some(timer) = self.wheel.pop_expired(now) else {
+                break;
+            };
+            fired += 1;
+            self.stats.timers_fired += 1;
+            if let Some(handle) = self.timer_handles.get_mut(timer.slot()) {
+                *handle = None;
+            }
+            let before = self.log.is_enabled().then(|| Observed::of(&self.node));
+            self.node.handle_timer(now, timer);
+            if let Some(before) = before {
+                self.note_changes(now, before);
+            }
+            self.carry_out_effects(now);
+        }
+        if fired > 0 {
+            self.node.flush(now);
+            self.carry_out_effects(now);
+        }
+    }
+
+    /// Takes the core's outbox and carries out each effect in order.
+    fn carry_out_effects(&mut self, now: Time) {
+        debug_assert!(self.effects.is_empty());
+        self.node.take_effects(&mut self.effects);
+        let Replica {
+            id,
+            node,
+            net,
+            wheel,
+            timer_handles,
+            effects,
+            log,
+            stats,
+            stderr,
+            ..
+        } = self;
+        let id = *id;
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send { to, message } => {
+                    // Read at send time: the leader field is our knowledge now.
+                    let leader = node.leader();
+                    let message: Message<&[Entry]> = match message {
+                        Message::AppendEntries(m) => Message::AppendEntries(AppendEntries {
+                            term: m.term,
+                            prev_log_index: m.prev_log_index,
+                            prev_log_term: m.prev_log_term,
+                            leader_commit: m.leader_commit,
+                            sent_at_us: m.sent_at_us,
+                            entries: node.log_entries(m.entries),
+                        }),
+                        Message::RequestVote(m) => Message::RequestVote(m),
+                        Message::RequestVoteResponse(m) => Message::RequestVoteResponse(m),
+                        Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(m),
+                    };
+                    encode_raft(&mut net.send_buf, id, to, leader, &message);
+                    net.send(now, stats, log, stderr, id);
+                }
+                Effect::Reply(Reply { client, mid, kind }) => {
+                    let mid = mid.as_str();
+                    let body = match &kind {
+                        ReplyKind::Ok { value } => Body::Ok {
+                            mid,
+                            value: value.as_ref().map(|v| v.as_str()),
+                        },
+                        ReplyKind::Redirect => Body::Redirect { mid },
+                        ReplyKind::Fail => Body::Fail { mid },
+                    };
+                    let datagram = Datagram {
+                        src: id,
+                        dst: client,
+                        leader: node.leader(),
+                        body,
+                    };
+                    encode(&mut net.send_buf, &datagram);
+                    net.send(now, stats, log, stderr, id);
+                }
+                Effect::SetTimer { timer, at } => {
+                    let slot = timer.slot();
+                    if slot >= timer_handles.len() {
+                        timer_handles.resize(slot + 1, None);
+                    }
+                    if let Some(old) = timer_handles[slot].take() {
+                        wheel.cancel(old);
+                    }
+                    timer_handles[slot] = Some(wheel.insert(at, timer));
+                }
+                Effect::CancelTimer { timer } => {
+                    if let Some(old) = timer_handles.get_mut(timer.slot()).and_then(Option::take) {
+                        wheel.cancel(old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notes role, term, leader and commit-index changes in the debug log.
+    fn note_changes(&mut self, now: Time, before: Observed) {
+        let after = Observed::of(&self.node);
+        if after == before {
+            return;
+        }
+        if (after.role, after.term, after.leader) != (before.role, before.term, before.leader) {
+            debug_log!(
+                self.log,
+                now,
+                "{} term {} leader {} (was {} term {} leader {})",
+                after.role,
+                after.term.0,
+                after.leader,
+                before.role,
+                before.term.0,
+                before.leader
+            );
+        }
+        if after.commit_index != before.commit_index {
+            debug_log!(
+                self.log,
+                now,
+                "commit index {} -> {}",
+                before.commit_index.0,
+                after.commit_index.0
+            );
+        }
+    }
+
+    /// Final words in the debug log, then flush it.
+    fn finish(&mut self) {
+        let now = self.clock.now();
+        debug_log!(
+            self.log,
+            now,
+            "exit: {:?}; {} term {} leader {} commit index {}",
+            self.stats,
+            self.node.role(),
+            self.node.term().0,
+            self.node.leader(),
+            self.node.commit_index().0
+        );
+        self.log.flush();
+    }
+}

@@ -1,0 +1,106 @@
+//! The knobs of a replica, each a named limit with its unit last.
+
+use crate::id::NodeId;
+use crate::raft::message::{CommandRef, EntryRef};
+use crate::time::Span;
+
+/// How one replica behaves. `Config::new` gives the defaults tuned for the classic
+/// simulator (loopback, sub-millisecond delivery, up to 30% drops).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    /// The other replicas, sorted ascending so that every iteration order is fixed.
+    pub peers: Vec<NodeId>,
+    /// Seeds the core's only source of randomness (election timeouts).
+    pub seed: u64,
+
+    /// A follower that hears nothing from a leader for a random span in
+    /// `[election_timeout_min, election_timeout_max)` starts an election (§5.2).
+    pub election_timeout_min: Span,
+    pub election_timeout_max: Span,
+    /// Added to the very first election timeout: the simulator starts replicas one after
+    /// another and marks dead any replica sent something before its hello.
+    pub startup_delay: Span,
+    /// A (pre-)candidate asks peers that have not answered again after this long.
+    pub vote_retry_interval: Span,
+    /// A leader sends an empty append to a follower it has sent nothing for this long.
+    pub heartbeat_interval: Span,
+    /// Unacknowledged appends older than this are sent again.
+    pub retransmit_timeout: Span,
+    /// How long after a majority acknowledged an append sent at time `t` the leader may
+    /// still answer reads alone: from `t`, at most `election_timeout_min` minus this margin
+    /// (followers grant no vote before `election_timeout_min` after hearing from the
+    /// leader, so no other leader can exist before then; the margin covers clock drift).
+    pub lease_margin: Span,
+
+    /// Appends in flight to one follower before the leader waits for an answer.
+    pub inflight_appends_max: usize,
+    /// Entries in one append (1 turns batching off, for measurements).
+    pub append_entries_max: usize,
+    /// Bytes of entries in one append, as counted by `entry_wire_bytes`, so that the
+    /// encoded datagram always fits.
+    pub append_bytes_max: usize,
+    /// An upper bound on the bytes one entry adds to an encoded append. The core knows
+    /// nothing of the wire format, so the driver passes the codec's bound in.
+    pub entry_wire_bytes: fn(EntryRef<'_>) -> usize,
+
+    /// Client requests held while no leader is known.
+    pub held_requests_max: usize,
+    /// A held request is answered `fail` after this long without a leader.
+    pub held_request_timeout: Span,
+    /// Puts appended but not yet committed, at the leader; more are refused with `fail`.
+    pub pending_puts_max: usize,
+    /// Reads waiting for a confirmation round, at the leader.
+    pub pending_reads_max: usize,
+    pub key_bytes_max: usize,
+    pub value_bytes_max: usize,
+}
+
+/// A bound that holds for any sane JSON encoding: every byte escaped as `\u00XX` plus a
+/// generous allowance for the term and punctuation.
+fn conservative_entry_wire_bytes(entry: EntryRef<'_>) -> usize {
+    let payload = match entry.command {
+        CommandRef::Noop => 0,
+        CommandRef::Put { key, value } => key.len() + value.len(),
+    };
+    6 * payload + 32
+}
+
+impl Config {
+    pub fn new(id: NodeId, mut peers: Vec<NodeId>, seed: u64) -> Config {
+        peers.sort_unstable();
+        peers.dedup();
+        Config {
+            id,
+            peers,
+            seed,
+            election_timeout_min: Span::from_millis(500),
+            election_timeout_max: Span::from_millis(900),
+            startup_delay: Span::from_millis(300),
+            vote_retry_interval: Span::from_millis(50),
+            heartbeat_interval: Span::from_millis(180),
+            retransmit_timeout: Span::from_millis(40),
+            lease_margin: Span::from_millis(100),
+            inflight_appends_max: 8,
+            append_entries_max: 512,
+            append_bytes_max: 60_000,
+            entry_wire_bytes: conservative_entry_wire_bytes,
+            held_requests_max: 4096,
+            held_request_timeout: Span::from_millis(4000),
+            pending_puts_max: 65_536,
+            pending_reads_max: 65_536,
+            key_bytes_max: 1024,
+            value_bytes_max: 4096,
+        }
+    }
+
+    /// The replicas in the cluster, this one included.
+    pub fn cluster_size(&self) -> usize {
+        self.peers.len() + 1
+    }
+
+    /// Votes (or acknowledgements) that make a majority, this replica's own included.
+    pub fn quorum(&self) -> usize {
+        self.cluster_size() / 2 + 1
+    }
+}

@@ -1,0 +1,145 @@
+//! What a leader knows of one follower's log, and what it has in flight to it.
+
+use crate::raft::message::LogIndex;
+use crate::time::Time;
+use std::collections::VecDeque;
+
+/// How the leader replicates to a follower.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplicationState {
+    /// Where the follower's log matches ours is unknown: one append at a time until one
+    /// succeeds.
+    Probe,
+    /// The follower's log is known to match up to `match_index`: appends are pipelined,
+    /// `next_index` advancing optimistically as they are sent.
+    Replicate,
+}
+
+/// An append sent and not yet acknowledged.
+#[derive(Clone, Copy, Debug)]
+pub struct Inflight {
+    pub last_index: LogIndex,
+    pub sent_at: Time,
+}
+
+/// Invariant: `match_index < next_index`; every `inflight` entry has
+/// `match_index < last_index < next_index`, in increasing order.
+#[derive(Debug)]
+pub struct Progress {
+    pub match_index: LogIndex,
+    pub next_index: LogIndex,
+    pub state: ReplicationState,
+    pub inflight: VecDeque<Inflight>,
+    /// When anything was last sent to this follower (heartbeats are due after a quiet
+    /// spell).
+    pub last_sent_at: Time,
+    /// The latest send time, by our clock, of an append this follower acknowledged in this
+    /// term: the basis of the lease and of check-quorum.
+    pub acked_sent_at: Option<Time>,
+    /// The deadline the peer timer is armed for, so it is only re-armed when a new
+    /// deadline comes earlier.
+    pub timer_armed_at: Option<Time>,
+    /// Something must go out to this follower at the next flush (a read round, or the new
+    /// leader's first append).
+    pub send_requested: bool,
+}
+
+impl Progress {
+    pub fn new(next_index: LogIndex, now: Time) -> Progress {
+        Progress {
+            match_index: LogIndex(0),
+            next_index,
+            state: ReplicationState::Probe,
+            inflight: VecDeque::new(),
+            last_sent_at: now,
+            acked_sent_at: None,
+            timer_armed_at: None,
+            send_requested: true,
+        }
+    }
+
+    /// Whether another append may be sent now.
+    pub fn can_send(&self, inflight_max: usize) -> bool {
+        match self.state {
+            ReplicationState::Probe => self.inflight.is_empty(),
+            ReplicationState::Replicate => self.inflight.len() < inflight_max,
+        }
+    }
+
+    pub fn record_send(&mut self, last_index: LogIndex, now: Time, carries_entries: bool) {
+        self.last_sent_at = now;
+        self.send_requested = false;
+        if carries_entries {
+            self.inflight.push_back(Inflight {
+                last_index,
+                sent_at: now,
+            });
+            if self.state == ReplicationState::Replicate {
+                self.next_index = last_index.next();
+            }
+        }
+    }
+
+    /// The follower matches us up to `match_index`. Returns whether that is news.
+    pub fn record_match(&mut self, match_index: LogIndex) -> bool {
+        let advanced = match_index > self.match_index;
+        if advanced {
+            self.match_index = match_index;
+        }
+        if self.next_index <= self.match_index {
+            self.next_index = self.match_index.next();
+        }
+        while let Some(front) = self.inflight.front() {
+            if front.last_index <= self.match_index {
+                self.inflight.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.state == ReplicationState::Probe {
+            self.state = ReplicationState::Replicate;
+            // The probe's append is answered; anything else in flight was sent under the
+            // old guess and is resent from the match.
+            self.inflight.clear();
+            self.next_index = self.match_index.next();
+        }
+        advanced
+    }
+
+    /// Go back to probing from `next_index` (after a rejection or a retransmission timeout).
+    pub fn reset_to_probe(&mut self, next_index: LogIndex) {
+        self.state = ReplicationState::Probe;
+        self.inflight.clear();
+        self.next_index = next_index.max(self.match_index.next());
+    }
+
+    pub fn oldest_inflight_sent_at(&self) -> Option<Time> {
+        self.inflight.front().map(|i| i.sent_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelining_advances_next_and_acks_clear_inflight() {
+        let mut p = Progress::new(LogIndex(1), Time(0));
+        assert!(p.can_send(4));
+        p.record_send(LogIndex(3), Time(1), true);
+        assert!(!p.can_send(4), "a probe waits for its answer");
+        assert!(p.record_match(LogIndex(3)));
+        assert_eq!(p.state, ReplicationState::Replicate);
+        assert_eq!(p.next_index, LogIndex(4));
+        p.record_send(LogIndex(5), Time(2), true);
+        p.record_send(LogIndex(7), Time(3), true);
+        assert_eq!(p.next_index, LogIndex(8));
+        assert_eq!(p.inflight.len(), 2);
+        assert!(p.record_match(LogIndex(5)));
+        assert_eq!(p.inflight.len(), 1);
+        assert!(!p.record_match(LogIndex(4)), "an old ack is no news");
+        p.reset_to_probe(LogIndex(2));
+        assert_eq!(p.next_index, LogIndex(6), "never below the match");
+        assert!(p.inflight.is_empty());
+    }
+}

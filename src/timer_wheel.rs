@@ -1,0 +1,620 @@
+//! A hashed timer wheel on integer time. It never reads a clock: callers pass `now`.
+//!
+//! # How it works
+//!
+//! Time is cut into ticks (1 ms by default) and the wheel has a fixed number of slots
+//! (512 by default, so one rotation is 512 ms). A timer due at tick `k` lives in slot
+//! `k % slots`, in an intrusive doubly linked list threaded through a slab of nodes, so
+//! insert and cancel are O(1). A deadline further away than one rotation shares its slot
+//! with nearer ones and is simply skipped until its own tick comes round ("rounds").
+//!
+//! The wheel keeps a cursor: the tick of the last `now` it was told about. Collecting the
+//! timers due at `now` walks the slots from the cursor to `now`'s tick, moving every node
+//! whose deadline is `<= now` into a small min-heap ordered by (deadline, insertion order),
+//! from which they are popped one at a time. If `now` is a full rotation or more past the
+//! cursor (a stall of hours, say), every slot is visited once instead of every elapsed
+//! tick: O(slots + fired), not O(elapsed ticks).
+//!
+//! Handles carry a generation, bumped every time a node is freed, so a stale handle (for a
+//! timer that already fired or was cancelled, whose node may now hold another timer)
+//! cancels nothing.
+//!
+//! Deadlines are exact: a timer never fires before its deadline, even one within the
+//! current tick. A deadline already in the past goes into the cursor's slot, which every
+//! collection visits, so it fires at the next `pop_expired`/`advance`.
+
+use crate::time::{Span, Time};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Default tick: 1 ms.
+pub const TICK_US_DEFAULT: u64 = 1_000;
+/// Default number of slots: one rotation is 512 ticks.
+pub const SLOTS_DEFAULT: usize = 512;
+
+/// Marks "no node" in the intrusive lists and the free list.
+const NIL: u32 = u32::MAX;
+
+/// Names one inserted timer, to cancel it. Stale handles are harmless.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct TimerHandle {
+    index: u32,
+    generation: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Free,
+    /// Linked into the list of slot `tick % slots`.
+    Slotted,
+    /// Due, waiting in the ready heap.
+    Ready,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Node<T> {
+    deadline: Time,
+    /// The tick the node is filed under (its deadline's tick, or the cursor's if that was
+    /// already past when inserted).
+    tick: u64,
+    /// Insertion order, to break ties between equal deadlines.
+    seq: u64,
+    prev: u32,
+    /// The next node in the slot list, or in the free list when free.
+    next: u32,
+    generation: u32,
+    state: State,
+    payload: Option<T>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+/// A due timer waiting to be popped: ordered by deadline, then insertion order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct ReadyKey {
+    deadline: Time,
+    seq: u64,
+    index: u32,
+    generation: u32,
+}
+
+/// A hashed timer wheel holding small `Copy` payloads.
+#[derive(Debug)]
+pub struct TimerWheel<T: Copy> {
+    tick_us: u64,
+    slots: Vec<List>,
+    nodes: Vec<Node<T>>,
+    free_head: u32,
+    /// The tick of the latest `now` seen by a collection.
+    cursor: u64,
+    next_seq: u64,
+    /// Timers in slot lists (not counting the ready heap).
+    slotted: usize,
+    /// Live timers in total.
+    live: usize,
+    ready: BinaryHeap<Reverse<ReadyKey>>,
+    /// `next_deadline()`'s answer while nothing has invalidated it.
+    next_cache: Option<Option<Time>>,
+}
+
+impl<T: Copy> Default for TimerWheel<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Copy> TimerWheel<T> {
+    /// A wheel with a 1 ms tick and 512 slots.
+    pub fn new() -> Self {
+        Self::with_geometry(Span::from_micros(TICK_US_DEFAULT), SLOTS_DEFAULT)
+    }
+
+    /// A wheel with the given tick and number of slots (both non-zero).
+    pub fn with_geometry(tick: Span, slots: usize) -> Self {
+        assert!(tick.as_micros() > 0, "tick must be positive");
+        assert!(slots > 0, "a wheel needs slots");
+        TimerWheel {
+            tick_us: tick.as_micros(),
+            slots: vec![
+                List {
+                    head: NIL,
+                    tail: NIL
+                };
+                slots
+            ],
+            nodes: Vec::new(),
+            free_head: NIL,
+            cursor: 0,
+            next_seq: 0,
+            slotted: 0,
+            live: 0,
+            ready: BinaryHeap::new(),
+            next_cache: Some(None),
+        }
+    }
+
+    /// How many timers are armed (including due ones not yet popped).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Arms a timer for `deadline`. A deadline at or before the last `now` seen fires at
+    /// the next `pop_expired`/`advance`.
+    pub fn insert(&mut self, deadline: Time, payload: T) -> TimerHandle {
+        let index = self.alloc();
+        let tick = self.tick_of(deadline).max(self.cursor);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let node = &mut self.nodes[index as usize];
+        node.deadline = deadline;
+        node.tick = tick;
+        node.seq = seq;
+        node.state = State::Slotted;
+        node.payload = Some(payload);
+        let generation = node.generation;
+        self.link(index);
+        self.live += 1;
+        if let Some(cached) = self.next_cache {
+            self.next_cache = Some(Some(match cached {
+                Some(t) => t.min(deadline),
+                None => deadline,
+            }));
+        }
+        TimerHandle { index, generation }
+    }
+
+    /// Disarms the timer `handle` names and returns its payload, or `None` if it already
+    /// fired or was cancelled.
+    pub fn cancel(&mut self, handle: TimerHandle) -> Option<T> {
+        let node = self.nodes.get(handle.index as usize)?;
+        if node.generation != handle.generation || node.state == State::Free {
+            return None;
+        }
+        let deadline = node.deadline;
+        match node.state {
+            State::Slotted => {
+                self.unlink(handle.index);
+                self.slotted -= 1;
+            }
+            // Its heap entry goes stale with the generation bump and is skipped later.
+            State::Ready => {}
+            State::Free => unreachable!(),
+        }
+        if self.next_cache == Some(Some(deadline)) {
+            self.next_cache = None;
+        }
+        Some(self.release(handle.index))
+    }
+
+    /// The earliest deadline armed, or `None` if no timer is. Cheap when called repeatedly:
+    /// the answer is cached until a cancel, fire or collection invalidates it; recomputing
+    /// walks at most one rotation of slots.
+    pub fn next_deadline(&mut self) -> Option<Time> {
+        if let Some(cached) = self.next_cache {
+            return cached;
+        }
+        let answer = self.compute_next_deadline();
+        self.next_cache = Some(answer);
+        answer
+    }
+
+    /// Removes and returns the earliest timer with a deadline `<= now`, if any. Timers are
+    /// returned in deadline order, ties in insertion order. Timers inserted or cancelled
+    /// between calls are taken into account, so a caller can fire one, react (arming and
+    /// cancelling others), and pop again.
+    pub fn pop_expired(&mut self, now: Time) -> Option<T> {
+        self.collect(now);
+        while let Some(Reverse(key)) = self.ready.pop() {
+            let node = &self.nodes[key.index as usize];
+            if node.generation != key.generation || node.state != State::Ready {
+                continue; // cancelled while due
+            }
+            self.next_cache = None;
+            return Some(self.release(key.index));
+        }
+        None
+    }
+
+    /// Fires every timer due at `now` into `fired`, in deadline order (ties in insertion
+    /// order).
+    pub fn advance(&mut self, now: Time, fired: &mut Vec<T>) {
+        while let Some(payload) = self.pop_expired(now) {
+            fired.push(payload);
+        }
+    }
+
+    fn tick_of(&self, t: Time) -> u64 {
+        t.as_micros() / self.tick_us
+    }
+
+    fn slot_of(&self, tick: u64) -> usize {
+        (tick % self.slots.len() as u64) as usize
+    }
+
+    /// Moves every slotted node with a deadline `<= now` into the ready heap and moves the
+    /// cursor to `now`'s tick (never backwards).
+    fn collect(&mut self, now: Time) {
+        let target = self.tick_of(now).max(self.cursor);
+        if self.slotted > 0 {
+            let slots = self.slots.len() as u64;
+            let span = target - self.cursor;
+            if span >= slots {
+                // A stall of a rotation or more: every slot once, whatever the gap.
+                for slot in 0..self.slots.len() {
+                    self.collect_slot(slot, now);
+                }
+            } else {
+                for tick in self.cursor..=target {
+                    self.collect_slot(self.slot_of(tick), now);
+                    if self.slotted == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        self.cursor = target;
+    }
+
+    fn collect_slot(&mut self, slot: usize, now: Time) {
+        let mut index = self.slots[slot].head;
+        while index != NIL {
+            let node = self.nodes[index as usize];
+            let next = node.next;
+            if node.deadline <= now {
+                self.unlink(index);
+                self.slotted -= 1;
+                self.nodes[index as usize].state = State::Ready;
+                self.ready.push(Reverse(ReadyKey {
+                    deadline: node.deadline,
+                    seq: node.seq,
+                    index,
+                    generation: node.generation,
+                }));
+                self.next_cache = None;
+            }
+            index = next;
+        }
+    }
+
+    fn compute_next_deadline(&mut self) -> Option<Time> {
+        // Drop cancelled entries from the top of the heap so its minimum is live.
+        while let Some(Reverse(key)) = self.ready.peek() {
+            let node = &self.nodes[key.index as usize];
+            if node.generation == key.generation && node.state == State::Ready {
+                break;
+            }
+            self.ready.pop();
+        }
+        let ready_min = self.ready.peek().map(|Reverse(key)| key.deadline);
+        let slotted_min = self.slotted_min();
+        match (ready_min, slotted_min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest deadline among slotted nodes: walks slots from the cursor; the first
+    /// slot holding a node filed under this rotation's tick for it holds the minimum. If
+    /// none does, every node is at least a rotation away and the minimum seen wins.
+    fn slotted_min(&self) -> Option<Time> {
+        if self.slotted == 0 {
+            return None;
+        }
+        let mut seen_min: Option<Time> = None;
+        for offset in 0..self.slots.len() as u64 {
+            let tick = self.cursor + offset;
+            let mut in_rotation: Option<Time> = None;
+            let mut index = self.slots[self.slot_of(tick)].head;
+            while index != NIL {
+                let node = &self.nodes[index as usize];
+                if node.tick == tick {
+                    in_rotation = Some(in_rotation.map_or(node.deadline, |t| t.min(node.deadline)));
+                }
+                seen_min = Some(seen_min.map_or(node.deadline, |t| t.min(node.deadline)));
+                index = node.next;
+            }
+            if in_rotation.is_some() {
+                return in_rotation;
+            }
+        }
+        seen_min
+    }
+
+    fn alloc(&mut self) -> u32 {
+        if self.free_head != NIL {
+            let index = self.free_head;
+            self.free_head = self.nodes[index as usize].next;
+            return index;
+        }
+        let index = u32::try_from(self.nodes.len()).expect("fewer than 2^32 timers");
+        assert!(index != NIL, "fewer than 2^32 - 1 timers");
+        self.nodes.push(Node {
+            deadline: Time::ZERO,
+            tick: 0,
+            seq: 0,
+            prev: NIL,
+            next: NIL,
+            generation: 0,
+            state: State::Free,
+            payload: None,
+        });
+        index
+    }
+
+    /// Frees a node that is already out of any slot list and returns its payload.
+    fn release(&mut self, index: u32) -> T {
+        let node = &mut self.nodes[index as usize];
+        let payload = node.payload.take().expect("a live node has a payload");
+        node.state = State::Free;
+        node.generation = node.generation.wrapping_add(1);
+        node.prev = NIL;
+        node.next = self.free_head;
+        self.free_head = index;
+        self.live -= 1;
+        payload
+    }
+
+    fn link(&mut self, index: u32) {
+        let slot = self.slot_of(self.nodes[index as usize].tick);
+        let tail = self.slots[slot].tail;
+        {
+            let node = &mut self.nodes[index as usize];
+            node.prev = tail;
+            node.next = NIL;
+        }
+        if tail == NIL {
+            self.slots[slot].head = index;
+        } else {
+            self.nodes[tail as usize].next = index;
+        }
+        self.slots[slot].tail = index;
+        self.slotted += 1;
+    }
+
+    fn unlink(&mut self, index: u32) {
+        let Node {
+            prev, next, tick, ..
+        } = self.nodes[index as usize];
+        let slot = self.slot_of(tick);
+        if prev == NIL {
+            self.slots[slot].head = next;
+        } else {
+            self.nodes[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.slots[slot].tail = prev;
+        } else {
+            self.nodes[next as usize].prev = prev;
+        }
+        let node = &mut self.nodes[index as usize];
+        node.prev = NIL;
+        node.next = NIL;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn ms(n: u64) -> Time {
+        Time::from_millis(n)
+    }
+
+    fn drain(wheel: &mut TimerWheel<u32>, now: Time) -> Vec<u32> {
+        let mut fired = Vec::new();
+        wheel.advance(now, &mut fired);
+        fired
+    }
+
+    #[test]
+    fn fires_in_deadline_order_with_ties_in_insertion_order() {
+        let mut wheel = TimerWheel::new();
+        wheel.insert(ms(30), 3);
+        wheel.insert(ms(10), 1);
+        wheel.insert(ms(20), 20);
+        wheel.insert(ms(20), 21);
+        wheel.insert(ms(20), 22);
+        wheel.insert(Time(10_500), 15); // same tick as 10 ms, later
+        assert_eq!(wheel.next_deadline(), Some(ms(10)));
+        assert_eq!(drain(&mut wheel, ms(100)), vec![1, 15, 20, 21, 22, 3]);
+        assert!(wheel.is_empty());
+        assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn never_fires_early_even_within_a_tick() {
+        let mut wheel = TimerWheel::new();
+        wheel.insert(Time(5_700), 1);
+        assert_eq!(drain(&mut wheel, Time(5_000)), Vec::<u32>::new());
+        assert_eq!(drain(&mut wheel, Time(5_699)), Vec::<u32>::new());
+        assert_eq!(wheel.next_deadline(), Some(Time(5_700)));
+        assert_eq!(drain(&mut wheel, Time(5_700)), vec![1]);
+    }
+
+    #[test]
+    fn cancel_and_stale_handles() {
+        let mut wheel = TimerWheel::new();
+        let a = wheel.insert(ms(10), 1);
+        let b = wheel.insert(ms(20), 2);
+        assert_eq!(wheel.cancel(a), Some(1));
+        assert_eq!(wheel.cancel(a), None, "cancelling twice does nothing");
+        // The freed node is reused; the old handle must not reach the new timer.
+        let c = wheel.insert(ms(15), 3);
+        assert_eq!(wheel.cancel(a), None);
+        assert_eq!(wheel.next_deadline(), Some(ms(15)));
+        assert_eq!(drain(&mut wheel, ms(15)), vec![3]);
+        assert_eq!(wheel.cancel(c), None, "a fired timer cannot be cancelled");
+        assert_eq!(wheel.len(), 1);
+        assert_eq!(wheel.cancel(b), Some(2));
+        assert!(wheel.is_empty());
+        assert_eq!(drain(&mut wheel, ms(1000)), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn cancel_while_due_but_not_yet_popped() {
+        let mut wheel = TimerWheel::new();
+        wheel.insert(ms(1), 1);
+        let b = wheel.insert(ms(2), 2);
+        wheel.insert(ms(3), 3);
+        assert_eq!(wheel.pop_expired(ms(5)), Some(1));
+        // Reacting to the first, the caller cancels the second and arms a new one.
+        assert_eq!(wheel.cancel(b), Some(2));
+        wheel.insert(ms(4), 4);
+        wheel.insert(ms(0), 0); // in the past: due at once, before 3 and 4
+        assert_eq!(wheel.pop_expired(ms(5)), Some(0));
+        assert_eq!(wheel.pop_expired(ms(5)), Some(3));
+        assert_eq!(wheel.pop_expired(ms(5)), Some(4));
+        assert_eq!(wheel.pop_expired(ms(5)), None);
+    }
+
+    #[test]
+    fn re_arming_replaces_the_deadline() {
+        let mut wheel = TimerWheel::new();
+        let mut handle = wheel.insert(ms(100), 7);
+        for step in 1..=10 {
+            wheel.cancel(handle);
+            handle = wheel.insert(ms(100 + step * 50), 7);
+        }
+        assert_eq!(wheel.len(), 1);
+        assert_eq!(wheel.next_deadline(), Some(ms(600)));
+        assert_eq!(drain(&mut wheel, ms(599)), Vec::<u32>::new());
+        assert_eq!(drain(&mut wheel, ms(600)), vec![7]);
+    }
+
+    #[test]
+    fn far_future_deadlines_wait_their_rotation() {
+        let mut wheel = TimerWheel::with_geometry(Span::from_millis(1), 8);
+        wheel.insert(ms(3), 1);
+        wheel.insert(ms(3 + 8), 2); // same slot, one rotation later
+        wheel.insert(ms(3 + 80), 3); // ten rotations later
+        wheel.insert(ms(1_000_000), 4);
+        assert_eq!(drain(&mut wheel, ms(3)), vec![1]);
+        assert_eq!(wheel.next_deadline(), Some(ms(11)));
+        assert_eq!(drain(&mut wheel, ms(10)), Vec::<u32>::new());
+        assert_eq!(drain(&mut wheel, ms(11)), vec![2]);
+        assert_eq!(wheel.next_deadline(), Some(ms(83)));
+        for t in 12..83 {
+            assert_eq!(drain(&mut wheel, ms(t)), Vec::<u32>::new(), "at {t} ms");
+        }
+        assert_eq!(drain(&mut wheel, ms(83)), vec![3]);
+        assert_eq!(wheel.next_deadline(), Some(ms(1_000_000)));
+        assert_eq!(drain(&mut wheel, ms(999_999)), Vec::<u32>::new());
+        assert_eq!(drain(&mut wheel, ms(1_000_000)), vec![4]);
+    }
+
+    #[test]
+    fn long_stall_fires_everything_due_in_order() {
+        let mut wheel = TimerWheel::new();
+        let hours = 3 * 3_600_000;
+        for i in 0..100u32 {
+            // Spread over several rotations, inserted out of order.
+            wheel.insert(ms(u64::from((i * 37) % 100) * 13), i);
+        }
+        let late = wheel.insert(ms(hours + 1), 1000);
+        let fired = drain(&mut wheel, ms(hours));
+        assert_eq!(fired.len(), 100);
+        let deadlines: Vec<u64> = fired
+            .iter()
+            .map(|&i| u64::from((i * 37) % 100) * 13)
+            .collect();
+        assert!(deadlines.windows(2).all(|w| w[0] <= w[1]), "{deadlines:?}");
+        assert_eq!(wheel.next_deadline(), Some(ms(hours + 1)));
+        assert_eq!(wheel.cancel(late), Some(1000));
+    }
+
+    #[test]
+    fn deadline_in_the_past_fires_at_next_advance() {
+        let mut wheel = TimerWheel::new();
+        assert_eq!(drain(&mut wheel, ms(500)), Vec::<u32>::new());
+        wheel.insert(ms(100), 1);
+        wheel.insert(ms(500), 2);
+        assert_eq!(wheel.next_deadline(), Some(ms(100)));
+        assert_eq!(drain(&mut wheel, ms(500)), vec![1, 2]);
+    }
+
+    #[test]
+    fn time_going_backwards_fires_nothing_early() {
+        let mut wheel = TimerWheel::new();
+        drain(&mut wheel, ms(50));
+        wheel.insert(ms(60), 1);
+        assert_eq!(drain(&mut wheel, ms(10)), Vec::<u32>::new());
+        assert_eq!(drain(&mut wheel, ms(60)), vec![1]);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert { at_us: u64 },
+        Cancel { pick: usize },
+        Advance { by_us: u64 },
+        NextDeadline,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u64..40_000).prop_map(|at_us| Op::Insert { at_us }),
+            2 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+            3 => prop_oneof![0u64..3_000, 0u64..100_000].prop_map(|by_us| Op::Advance { by_us }),
+            1 => Just(Op::NextDeadline),
+        ]
+    }
+
+    proptest! {
+        /// The wheel behaves like a BTreeMap keyed by (deadline, insertion order).
+        #[test]
+        fn matches_a_btree_model(
+            slots in 1usize..16,
+            tick_us in 1u64..3_000,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            let mut wheel = TimerWheel::with_geometry(Span::from_micros(tick_us), slots);
+            let mut model: BTreeMap<(Time, u32), ()> = BTreeMap::new();
+            let mut handles: Vec<(TimerHandle, Time, u32)> = Vec::new();
+            let mut now = Time::ZERO;
+            let mut next_id = 0u32;
+            for op in ops {
+                match op {
+                    Op::Insert { at_us } => {
+                        // Deadlines relative to now, some in the past.
+                        let at = Time((now.as_micros() + at_us).saturating_sub(5_000));
+                        let handle = wheel.insert(at, next_id);
+                        model.insert((at, next_id), ());
+                        handles.push((handle, at, next_id));
+                        next_id += 1;
+                    }
+                    Op::Cancel { pick } => {
+                        if handles.is_empty() { continue; }
+                        let (handle, at, id) = handles[pick % handles.len()];
+                        let expected = model.remove(&(at, id)).map(|_| id);
+                        prop_assert_eq!(wheel.cancel(handle), expected);
+                    }
+                    Op::Advance { by_us } => {
+                        now = now + Span::from_micros(by_us);
+                        let fired = drain(&mut wheel, now);
+                        let mut expected = Vec::new();
+                        while let Some((&(at, id), _)) = model.first_key_value() {
+                            if at > now { break; }
+                            model.pop_first();
+                            expected.push(id);
+                        }
+                        prop_assert_eq!(fired, expected);
+                    }
+                    Op::NextDeadline => {
+                        let expected = model.keys().next().map(|&(at, _)| at);
+                        prop_assert_eq!(wheel.next_deadline(), expected);
+                    }
+                }
+                prop_assert_eq!(wheel.len(), model.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The replica binary on real loopback sockets: command-line errors, the hello, a tiny
+//! simulator routing three replicas plus a client, garbage input, and SIGTERM.
+//!
+//! Everything is bounded in time; replicas still running when a test ends are killed (by
+//! their own pid) when their guard drops.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_3700kvstore");
+const USAGE: &str = "usage: 3700kvstore <port> <my id> <peer id> [<peer id> ...]";
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A replica process, killed on drop if still running.
+struct Replica {
+    id: String,
+    child: Child,
+}
+
+impl Replica {
+    fn spawn(port: u16, id: &str, peers: &[&str], log_dir: Option<&Path>) -> Replica {
+        let mut command = Command::new(BIN);
+        command
+            .arg(port.to_string())
+            .arg(id)
+            .args(peers)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env_remove("KV_DEBUG_LOG_DIR");
+        if let Some(dir) = log_dir {
+            command.env("KV_DEBUG_LOG_DIR", dir);
+        }
+        Replica {
+            id: id.to_owned(),
+            child: command.spawn().expect("spawn 3700kvstore"),
+        }
+    }
+
+    fn is_alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid, which we have not yet reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
+    }
+
+    /// Signals and waits for a clean, prompt exit.
+    fn stop_with(mut self, signal: i32) -> Duration {
+        let sent = Instant::now();
+        self.signal(signal);
+        let status = wait_timeout(&mut self.child, EXIT_TIMEOUT)
+            .unwrap_or_else(|| panic!("{} did not exit within {EXIT_TIMEOUT:?}", self.id));
+        assert_eq!(status.code(), Some(0), "{} exited with {status}", self.id);
+        sent.elapsed()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn simulator_socket() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .expect("read timeout");
+    socket
+}
+
+fn port_of(socket: &UdpSocket) -> u16 {
+    socket.local_addr().expect("local addr").port()
+}
+
+fn is_id(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.len() == 4 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Parses a datagram a replica sent and checks what the simulator checks of every one:
+/// a JSON object with `src`, `dst`, `leader` (4-hex IDs) and a string `type`.
+fn parse_checked(bytes: &[u8]) -> Value {
+    let value: Value = serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "replica sent non-JSON ({e}): {:?}",
+            String::from_utf8_lossy(bytes)
+        )
+    });
+    assert!(value.is_object(), "not an object: {value}");
+    for field in ["src", "dst", "leader"] {
+        assert!(is_id(&value[field]), "bad {field:?} in {value}");
+    }
+    assert!(value["type"].as_str().is_some(), "bad type in {value}");
+    value
+}
+
+fn receive(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match socket.recv_from(buf) {
+        Ok(got) => Some(got),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            None
+        }
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
+#[test]
+fn bad_command_lines_exit_2_with_one_usage_line() {
+    let cases: &[&[&str]] = &[
+        &[],
+        &["4000"],
+        &["4000", "0000"],
+        &["port", "0000", "0001"],
+        &["70000", "0000", "0001"],
+        &["0", "0000", "0001"],
+        &["4000", "000", "0001"],
+        &["4000", "0000", "00001"],
+        &["4000", "FFFF", "0001"],
+        &["4000", "0000", "ffff"],
+        &["4000", "0000", "0001", "0000"],
+        &["4000", "0000", "0001", "0001"],
+        &["4000", "0000", "zzzz"],
+        &["--debug-log"],
+        &["--nope", "4000", "0000", "0001"],
+    ];
+    for args in cases {
+        let mut child = Command::new(BIN)
+            .args(*args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let status = wait_timeout(&mut child, EXIT_TIMEOUT).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("{args:?}: still running")
+        });
+        let output = child.wait_with_output().expect("output");
+        assert_eq!(status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(stderr.starts_with(USAGE), "{args:?}: {stderr:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn says_hello_first_and_exits_cleanly_on_sigterm() {
+    let socket = simulator_socket();
+    let replica = Replica::spawn(port_of(&socket), "0003", &["0001", "0002"], None);
+    let mut buf = vec![0u8; 65_535];
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    let (bytes, from) = loop {
+        if let Some(got) = receive(&socket, &mut buf) {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no hello within {HELLO_TIMEOUT:?}"
+        );
+    };
+    assert_eq!(from.ip(), std::net::Ipv4Addr::LOCALHOST);
+    let hello = parse_checked(&buf[..bytes]);
+    let object = hello.as_object().expect("object");
+    assert_eq!(object["src"], "0003");
+    assert_eq!(object["dst"], "FFFF");
+    assert_eq!(object["leader"], "FFFF");
+    assert_eq!(object["type"], "hello");
+    assert_eq!(object.len(), 4, "exactly the four fields: {hello}");
+    let took = replica.stop_with(libc::SIGTERM);
+    assert!(took < EXIT_TIMEOUT);
+}
+
+#[test]
+fn exits_cleanly_on_sigint_and_writes_its_debug_log() {
+    let dir = temp_dir("sigint");
+    let socket = simulator_socket();
+    let replica = Replica::spawn(port_of(&socket), "0001", &["0000"], Some(&dir));
+    let mut buf = vec![0u8; 65_535];
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    while receive(&socket, &mut buf).is_none() {
+        assert!(Instant::now() < deadline, "no hello");
+    }
+    replica.stop_with(libc::SIGINT);
+    let log = std::fs::read_to_string(dir.join("0001.log")).expect("debug log written");
+    assert!(log.lines().any(|l| l.contains("start:")), "{log}");
+    assert!(log.lines().any(|l| l.contains("exit:")), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kv-replica-udp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Datagrams a replica must survive and drop.
+fn garbage(dst: &str) -> Vec<Vec<u8>> {
+    let mut huge =
+        br#"{"src":"0013","dst":"DST","leader":"FFFF","type":"get","MID":"m","key":""#.to_vec();
+    // Unterminated: a huge valid get would be a request and deserve a reply.
+    huge.resize(65_000, b'k');
+    let text = [
+        "",
+        "not json at all",
+        "[]",
+        "{}",
+        "42",
+        "\"just a string\"",
+        r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"get","MID":"abc"#,
+        r#"{"src":19,"dst":"DST","leader":"FFFF","type":"get","MID":"m","key":"k"}"#,
+        r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"put","MID":7,"key":"k","value":"v"}"#,
+        r#"{"src":"XYZ","dst":"DST","leader":"FFFF","type":"get","MID":"m","key":"k"}"#,
+        r#"{"src":"0013","dst":"DST","leader":"12345","type":"get","MID":"m","key":"k"}"#,
+        r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"frobnicate"}"#,
+        r#"{"src":"0013","dst":"DST","leader":"FFFF"}"#,
+        r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"ae","term":-1}"#,
+        r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"ae","term":99,"pli":0,"plt":0,"commit":5,"ts":0,"entries":[]}"#,
+        r#"{"src":"0001","dst":"DST","leader":"FFFF","type":"ae","term":1,"pli":0,"plt":0,"commit":0,"ts":0,"entries":[["x"]]}"#,
+        r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"hello"}"#,
+        r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"ok","MID":"m"}"#,
+        r#"{"src":"0013","dst":"0AAA","leader":"FFFF","type":"get","MID":"m","key":"k"}"#,
+    ];
+    let mut all: Vec<Vec<u8>> = text
+        .iter()
+        .map(|t| t.replace("DST", dst).into_bytes())
+        .collect();
+    all.push(vec![0xFF, 0xFE, b'{', 0x80]);
+    all.push(
+        String::from_utf8(huge)
+            .unwrap()
+            .replace("DST", dst)
+            .into_bytes(),
+    );
+    all.push(vec![b'['; 65_507]);
+    all
+}
+
+/// Routes replica-to-replica traffic like the simulator, and plays one client.
+struct Simulator {
+    socket: UdpSocket,
+    replicas: BTreeMap<String, SocketAddr>,
+    buf: Vec<u8>,
+    next_mid: u64,
+}
+
+impl Simulator {
+    const CLIENT: &'static str = "0013";
+
+    /// Receives one datagram (or times out briefly); routes it if it is replica traffic,
+    /// returns it if it is for the client.
+    fn step(&mut self) -> Option<Value> {
+        let (bytes, _from) = receive(&self.socket, &mut self.buf)?;
+        let value = parse_checked(&self.buf[..bytes]);
+        let src = value["src"].as_str().unwrap().to_owned();
+        let dst = value["dst"].as_str().unwrap().to_owned();
+        assert!(self.replicas.contains_key(&src), "unknown sender {value}");
+        if dst == Self::CLIENT {
+            return Some(value);
+        }
+        if dst == "FFFF" {
+            for (id, addr) in &self.replicas {
+                if *id != src {
+                    self.socket.send_to(&self.buf[..bytes], addr).expect("send");
+                }
+            }
+        } else {
+            let addr = self
+                .replicas
+                .get(&dst)
+                .unwrap_or_else(|| panic!("datagram for an unknown dst: {value}"));
+            self.socket.send_to(&self.buf[..bytes], addr).expect("send");
+        }
+        None
+    }
+
+    /// Sends a request and follows redirects (new MID each time) until `ok`.
+    fn request(&mut self, key: &str, value: Option<&str>) -> Value {
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        let mut target = self.replicas.keys().next().unwrap().clone();
+        loop {
+            self.next_mid += 1;
+            let mid = format!("MID{:013}", self.next_mid);
+            let mut request = serde_json::json!({
+                "src": Self::CLIENT, "dst": target, "leader": "FFFF",
+                "type": if value.is_some() { "put" } else { "get" },
+                "MID": mid, "key": key,
+            });
+            if let Some(value) = value {
+                request["value"] = value.into();
+            }
+            let bytes = serde_json::to_vec(&request).unwrap();
+            self.socket
+                .send_to(&bytes, self.replicas[&target])
+                .expect("send");
+            let reply = loop {
+                assert!(Instant::now() < deadline, "no ok within {CLIENT_TIMEOUT:?}");
+                if let Some(reply) = self.step() {
+                    break reply;
+                }
+            };
+            assert_eq!(reply["MID"], mid.as_str(), "reply to another MID: {reply}");
+            match reply["type"].as_str().unwrap() {
+                "ok" => return reply,
+                "redirect" | "fail" => {
+                    let leader = reply["leader"].as_str().unwrap();
+                    if self.replicas.contains_key(leader) {
+                        target = leader.to_owned();
+                    } else {
+                        // No leader known: try the next replica after a short pause.
+                        let ids: Vec<&String> = self.replicas.keys().collect();
+                        let at = ids.iter().position(|id| **id == target).unwrap();
+                        target = ids[(at + 1) % ids.len()].clone();
+                        let pause = Instant::now() + Duration::from_millis(100);
+                        while Instant::now() < pause {
+                            assert!(self.step().is_none(), "unexpected client datagram");
+                        }
+                    }
+                }
+                other => panic!("unexpected reply type {other}: {reply}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
+    let dir = temp_dir("cluster");
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let ids = ["0000", "0001", "0002"];
+    let mut procs: Vec<Replica> = ids
+        .iter()
+        .map(|id| {
+            let peers: Vec<&str> = ids.iter().copied().filter(|p| p != id).collect();
+            Replica::spawn(port, id, &peers, Some(&dir))
+        })
+        .collect();
+
+    // Hellos first: nothing may be delivered to a replica before its hello arrived.
+    let mut replicas = BTreeMap::new();
+    let mut buf = vec![0u8; 65_535];
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    while replicas.len() < ids.len() {
+        assert!(Instant::now() < deadline, "hellos: got {replicas:?}");
+        let Some((bytes, from)) = receive(&socket, &mut buf) else {
+            continue;
+        };
+        let value = parse_checked(&buf[..bytes]);
+        let src = value["src"].as_str().unwrap().to_owned();
+        assert_eq!(
+            value["type"], "hello",
+            "first datagram of {src} is not a hello"
+        );
+        assert!(replicas.insert(src, from).is_none(), "two hellos");
+    }
+
+    for (id, addr) in &replicas {
+        for datagram in garbage(id) {
+            socket.send_to(&datagram, addr).expect("send garbage");
+        }
+    }
+    let mut sim = Simulator {
+        socket,
+        replicas,
+        buf,
+        next_mid: 0,
+    };
+    // Let them chew on it while routing their traffic.
+    let settle = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < settle {
+        assert!(
+            sim.step().is_none(),
+            "a reply to garbage reached the client"
+        );
+    }
+    for replica in &mut procs {
+        assert!(replica.is_alive(), "{} died on garbage", replica.id);
+    }
+
+    let value = "0123456789abcdef0123456789abcdef";
+    let put = sim.request("key-one", Some(value));
+    assert!(put.get("value").is_none() || put["value"] == value, "{put}");
+    let get = sim.request("key-one", None);
+    assert_eq!(get["value"], value, "{get}");
+    let missing = sim.request("never-written", None);
+    assert_eq!(missing["value"], "", "{missing}");
+
+    for replica in &mut procs {
+        assert!(replica.is_alive(), "{} died", replica.id);
+    }
+    let mut stderr_lines = Vec::new();
+    for mut replica in procs {
+        let stderr = replica.child.stderr.take().unwrap();
+        replica.stop_with(libc::SIGTERM);
+        stderr_lines.extend(BufReader::new(stderr).lines().map_while(Result::ok));
+    }
+    // Bad datagrams may be reported on stderr, but rate-limited: a handful of lines.
+    assert!(stderr_lines.len() <= 3 * 3, "{stderr_lines:#?}");
+    for id in ids {
+        let log = std::fs::read_to_string(dir.join(format!("{id}.log"))).expect("debug log");
+        assert!(log.contains("dropped a bad datagram"), "{id}: {log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
