@@ -191,8 +191,21 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         warn: Warnings::new(opts.warnings),
     };
     sim.populate(&mut streams.schedule);
+    let cpu_before = thread_cpu_ns();
     sim.event_loop()?;
+    sim.extra.loop_cpu_ns = thread_cpu_ns().saturating_sub(cpu_before);
     Ok(sim.finish(seed, opts.lin_states_max))
+}
+
+/// CPU time (user and system) this thread has used so far.
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct we pass; zeroed is a valid starting value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return 0;
+    }
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(ru.ru_utime) + us(ru.ru_stime)) * 1000
 }
 
 fn set_rcvbuf(sock: &std::net::UdpSocket) {
@@ -285,12 +298,17 @@ impl Sim<'_> {
     /// Reads every datagram waiting on replica `i`'s socket and routes each.
     fn drain(&mut self, i: usize, buf: &mut [u8]) {
         loop {
+            let t_recv = Instant::now();
             match self.sockets[i].recv_from(buf) {
                 Ok((len, addr)) => {
                     let t0 = Instant::now();
+                    let send_ns_before = self.extra.send_ns_total;
                     self.route(i, &buf[..len], addr);
+                    let route_ns = t0.elapsed().as_nanos() as u64;
                     self.extra.routed_datagrams += 1;
-                    self.extra.routing_ns_total += t0.elapsed().as_nanos() as u64;
+                    self.extra.recv_ns_total += (t0 - t_recv).as_nanos() as u64;
+                    self.extra.routing_ns_total += route_ns;
+                    self.extra.logic_ns_total += route_ns.saturating_sub(self.extra.send_ns_total - send_ns_before);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -426,7 +444,11 @@ impl Sim<'_> {
                 return;
             }
         };
-        match self.sockets[dst].send_to(bytes, addr) {
+        let t0 = Instant::now();
+        let sent = self.sockets[dst].send_to(bytes, addr);
+        self.extra.send_ns_total += t0.elapsed().as_nanos() as u64;
+        self.extra.sends += 1;
+        match sent {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.warn.say(&format!("the socket to replica {} is blocked", NodeId(dst as u16)));
@@ -571,8 +593,16 @@ impl Sim<'_> {
         e.mids_with_two_replies = self.clients.mids_with_two_replies;
         e.throughput_ops_per_s = (e.get_oks + e.put_oks) as f64 / cfg.lifetime_s;
         e.msgs_per_committed_put = if e.put_oks > 0 { self.stats.total_msgs as f64 / e.put_oks as f64 } else { 0.0 };
-        e.sim_cost_us_per_datagram =
-            if e.routed_datagrams > 0 { e.routing_ns_total as f64 / e.routed_datagrams as f64 / 1000.0 } else { 0.0 };
+        if e.routed_datagrams > 0 {
+            let per = |ns: u64| ns as f64 / e.routed_datagrams as f64 / 1000.0;
+            e.sim_cost_us_per_datagram = per(e.recv_ns_total + e.routing_ns_total);
+            e.sim_cost_recv_us_per_datagram = per(e.recv_ns_total);
+            e.sim_cost_logic_us_per_datagram = per(e.logic_ns_total);
+            e.cpu_us_per_datagram = per(e.loop_cpu_ns);
+        }
+        if e.sends > 0 {
+            e.send_us_per_send = e.send_ns_total as f64 / e.sends as f64 / 1000.0;
+        }
         e.wall_s = end_us as f64 / 1e6;
 
         let lin = checker::check_history(&self.clients, lin_states_max);

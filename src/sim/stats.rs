@@ -117,7 +117,29 @@ pub struct Extra {
     /// Routed datagrams (every datagram a replica sent us) and the time spent routing them.
     pub routed_datagrams: u64,
     pub routing_ns_total: u64,
+    pub recv_ns_total: u64,
+    /// Routing time outside `sendto` calls.
+    pub logic_ns_total: u64,
+    /// CPU time (user and system) of the event loop's thread over the whole run.
+    pub loop_cpu_ns: u64,
+    /// Every `sendto` we made (routed datagrams, copies, and client requests) and its time.
+    pub sends: u64,
+    pub send_ns_total: u64,
+    /// The event loop's CPU time per routed datagram: everything kvsim's loop did (system
+    /// calls included, request generation and idle wake-ups too), so an upper bound on what
+    /// routing one datagram costs; time the scheduler gave to a replica woken by our
+    /// `sendto` is not in it.
+    pub cpu_us_per_datagram: f64,
+    /// Wall time from `recvfrom` to the end of routing, per routed datagram. On a busy
+    /// machine this includes being preempted by the replica our `sendto` just woke.
     pub sim_cost_us_per_datagram: f64,
+    /// Of which: the `recvfrom` call.
+    pub sim_cost_recv_us_per_datagram: f64,
+    /// Of which: our own logic (parsing, checks, decisions), without system calls.
+    pub sim_cost_logic_us_per_datagram: f64,
+    /// One `sendto` on loopback (it carries the datagram into the replica's socket and
+    /// wakes it, so this is mostly kernel work).
+    pub send_us_per_send: f64,
     pub packet_storm: bool,
     pub wall_s: f64,
 }
