@@ -64,7 +64,9 @@ pub enum Verdict {
     Linearizable,
     Violation(Violation),
     /// The search explored `states_max` states without an answer.
-    Unknown { states: u64 },
+    Unknown {
+        states: u64,
+    },
 }
 
 impl fmt::Display for Op {
@@ -109,7 +111,10 @@ pub fn check_key_bounded(ops: &[Op], states_max: u64) -> Verdict {
         Search::Unknown(states) => Verdict::Unknown { states },
         Search::Stuck(_) => {
             let (kept, stuck) = shrink(&prepared, all, states_max);
-            let mut out: Vec<Op> = kept.iter().map(|&i| ops[prepared.ops[i].orig].clone()).collect();
+            let mut out: Vec<Op> = kept
+                .iter()
+                .map(|&i| ops[prepared.ops[i].orig].clone())
+                .collect();
             out.sort_by_key(|op| op.invoke);
             let explanation = match stuck {
                 Some(i) => format!(
@@ -117,9 +122,15 @@ pub fn check_key_bounded(ops: &[Op], states_max: u64) -> Verdict {
                     out.len(),
                     ops[prepared.ops[i].orig]
                 ),
-                None => format!("no order of these {} operations fits their windows", out.len()),
+                None => format!(
+                    "no order of these {} operations fits their windows",
+                    out.len()
+                ),
             };
-            Verdict::Violation(Violation { ops: out, explanation })
+            Verdict::Violation(Violation {
+                ops: out,
+                explanation,
+            })
         }
     }
 }
@@ -160,7 +171,9 @@ pub fn prepare<'a>(ops: &'a [Op]) -> Prepared {
     // Earliest acknowledgement of each retry group.
     let mut group_ack: HashMap<u64, u64> = HashMap::new();
     for op in ops {
-        if let (OpKind::Put { acked: true, .. }, Some(t), Some(g)) = (&op.kind, op.response, op.retry_group) {
+        if let (OpKind::Put { acked: true, .. }, Some(t), Some(g)) =
+            (&op.kind, op.response, op.retry_group)
+        {
             let e = group_ack.entry(g).or_insert(t);
             *e = (*e).min(t);
         }
@@ -177,7 +190,14 @@ pub fn prepare<'a>(ops: &'a [Op]) -> Prepared {
             OpKind::Get { value } => {
                 let Some(resp) = op.response else { continue };
                 let value = intern(value, &mut values);
-                out.ops.push(PreparedOp { orig, is_put: false, value, invoke: op.invoke, deadline: resp.max(op.invoke), optional: false });
+                out.ops.push(PreparedOp {
+                    orig,
+                    is_put: false,
+                    value,
+                    invoke: op.invoke,
+                    deadline: resp.max(op.invoke),
+                    optional: false,
+                });
             }
             OpKind::Put { value, acked } => {
                 let known = *acked && op.response.is_some();
@@ -197,7 +217,14 @@ pub fn prepare<'a>(ops: &'a [Op]) -> Prepared {
                     }
                 };
                 let value = intern(value, &mut values);
-                out.ops.push(PreparedOp { orig, is_put: true, value, invoke: op.invoke, deadline, optional: !known });
+                out.ops.push(PreparedOp {
+                    orig,
+                    is_put: true,
+                    value,
+                    invoke: op.invoke,
+                    deadline,
+                    optional: !known,
+                });
             }
         }
     }
@@ -251,11 +278,23 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
     events.sort_unstable();
     // Entry 0 is the head sentinel.
     let mut entries: Vec<Entry> = Vec::with_capacity(events.len() + 1);
-    entries.push(Entry { op: NONE, is_call: false, partner: NONE, prev: NONE, next: NONE });
+    entries.push(Entry {
+        op: NONE,
+        is_call: false,
+        partner: NONE,
+        prev: NONE,
+        next: NONE,
+    });
     let mut call_at: HashMap<usize, usize> = HashMap::with_capacity(subset.len());
     for (k, &(_, is_return, op)) in events.iter().enumerate() {
         let idx = k + 1;
-        entries.push(Entry { op, is_call: !is_return, partner: NONE, prev: idx - 1, next: NONE });
+        entries.push(Entry {
+            op,
+            is_call: !is_return,
+            partner: NONE,
+            prev: idx - 1,
+            next: NONE,
+        });
         entries[idx - 1].next = idx;
         if is_return {
             let c = call_at[&op];
@@ -372,7 +411,10 @@ fn shrink(p: &Prepared, mut kept: Vec<usize>, states_max: u64) -> (Vec<usize>, O
     };
     let removable = |set: &[usize], i: usize| -> bool {
         let op = &p.ops[i];
-        !op.is_put || !set.iter().any(|&j| !p.ops[j].is_put && p.ops[j].value == op.value)
+        !op.is_put
+            || !set
+                .iter()
+                .any(|&j| !p.ops[j].is_put && p.ops[j].value == op.value)
     };
     let mut stuck = None;
     let mut chunk = kept.len().div_ceil(2).max(1);
@@ -387,13 +429,13 @@ fn shrink(p: &Prepared, mut kept: Vec<usize>, states_max: u64) -> (Vec<usize>, O
                 .filter(|&(k, &i)| !(k >= start && k < end && removable(&kept, i)))
                 .map(|(_, &i)| i)
                 .collect();
-            if candidate.len() < kept.len() {
-                if let Some(s) = fails(&candidate, &mut searches) {
-                    kept = candidate;
-                    stuck = s;
-                    progress = true;
-                    continue;
-                }
+            if candidate.len() < kept.len()
+                && let Some(s) = fails(&candidate, &mut searches)
+            {
+                kept = candidate;
+                stuck = s;
+                progress = true;
+                continue;
             }
             start = end;
         }
@@ -404,10 +446,10 @@ fn shrink(p: &Prepared, mut kept: Vec<usize>, states_max: u64) -> (Vec<usize>, O
             chunk = chunk.div_ceil(2);
         }
     }
-    if stuck.is_none() {
-        if let Search::Stuck(s) = search(p, &kept, budget) {
-            stuck = s;
-        }
+    if stuck.is_none()
+        && let Search::Stuck(s) = search(p, &kept, budget)
+    {
+        stuck = s;
     }
     (kept, stuck)
 }
@@ -417,26 +459,61 @@ mod tests {
     use super::*;
 
     fn put(client: u32, v: &str, invoke: u64, response: u64) -> Op {
-        Op { client, kind: OpKind::Put { value: v.into(), acked: true }, invoke, response: Some(response), retry_group: None }
+        Op {
+            client,
+            kind: OpKind::Put {
+                value: v.into(),
+                acked: true,
+            },
+            invoke,
+            response: Some(response),
+            retry_group: None,
+        }
     }
     fn lost_put(client: u32, v: &str, invoke: u64, group: Option<u64>) -> Op {
-        Op { client, kind: OpKind::Put { value: v.into(), acked: false }, invoke, response: None, retry_group: group }
+        Op {
+            client,
+            kind: OpKind::Put {
+                value: v.into(),
+                acked: false,
+            },
+            invoke,
+            response: None,
+            retry_group: group,
+        }
     }
     fn get(client: u32, v: &str, invoke: u64, response: u64) -> Op {
-        Op { client, kind: OpKind::Get { value: v.into() }, invoke, response: Some(response), retry_group: None }
+        Op {
+            client,
+            kind: OpKind::Get { value: v.into() },
+            invoke,
+            response: Some(response),
+            retry_group: None,
+        }
     }
 
     #[test]
     fn empty_and_sequential_histories_are_linearizable() {
         assert!(check_key(&[]).is_ok());
-        let h = [get(0, "", 0, 1), put(0, "a", 2, 3), get(1, "a", 4, 5), put(1, "b", 6, 7), get(0, "b", 8, 9)];
+        let h = [
+            get(0, "", 0, 1),
+            put(0, "a", 2, 3),
+            get(1, "a", 4, 5),
+            put(1, "b", 6, 7),
+            get(0, "b", 8, 9),
+        ];
         assert!(check_key(&h).is_ok());
     }
 
     #[test]
     fn concurrent_put_may_be_seen_either_way() {
         // The put overlaps both gets: old then new is fine.
-        let h = [put(0, "a", 0, 1), put(1, "b", 2, 10), get(2, "a", 3, 4), get(3, "b", 5, 6)];
+        let h = [
+            put(0, "a", 0, 1),
+            put(1, "b", 2, 10),
+            get(2, "a", 3, 4),
+            get(3, "b", 5, 6),
+        ];
         assert!(check_key(&h).is_ok());
     }
 
@@ -451,7 +528,11 @@ mod tests {
     fn read_of_never_written_value_is_a_violation() {
         let h = [put(0, "a", 0, 1), get(1, "zzz", 2, 3)];
         let v = check_key(&h).unwrap_err();
-        assert!(v.ops.iter().any(|o| matches!(&o.kind, OpKind::Get { value } if value == "zzz")));
+        assert!(
+            v.ops
+                .iter()
+                .any(|o| matches!(&o.kind, OpKind::Get { value } if value == "zzz"))
+        );
     }
 
     #[test]
@@ -484,13 +565,22 @@ mod tests {
     #[test]
     fn unknown_put_may_take_effect_late() {
         // A redirected put, seen long after its attempt.
-        let h = [lost_put(0, "a", 0, None), get(1, "", 5, 6), get(1, "a", 50, 51), get(2, "a", 60, 61)];
+        let h = [
+            lost_put(0, "a", 0, None),
+            get(1, "", 5, 6),
+            get(1, "a", 50, 51),
+            get(2, "a", 60, 61),
+        ];
         assert!(check_key(&h).is_ok());
     }
 
     #[test]
     fn unknown_put_may_never_take_effect() {
-        let h = [put(0, "a", 0, 1), lost_put(1, "b", 2, None), get(2, "a", 100, 101)];
+        let h = [
+            put(0, "a", 0, 1),
+            lost_put(1, "b", 2, None),
+            get(2, "a", 100, 101),
+        ];
         assert!(check_key(&h).is_ok());
     }
 
@@ -504,7 +594,10 @@ mod tests {
         let p = prepare(&h);
         assert_eq!(p.dropped_unread, 500);
         assert_eq!(p.ops.len(), 2);
-        assert!(matches!(check_key_bounded(&h, 10_000), Verdict::Linearizable));
+        assert!(matches!(
+            check_key_bounded(&h, 10_000),
+            Verdict::Linearizable
+        ));
     }
 
     #[test]
@@ -515,7 +608,16 @@ mod tests {
         let h = [
             put(0, "a", 0, 1),
             lost_put(1, "b", 2, Some(7)),
-            Op { client: 1, kind: OpKind::Put { value: "b".into(), acked: true }, invoke: 10, response: Some(20), retry_group: Some(7) },
+            Op {
+                client: 1,
+                kind: OpKind::Put {
+                    value: "b".into(),
+                    acked: true,
+                },
+                invoke: 10,
+                response: Some(20),
+                retry_group: Some(7),
+            },
             put(2, "c", 30, 31),
             get(3, "b", 40, 41),
         ];
@@ -530,7 +632,18 @@ mod tests {
 
     #[test]
     fn get_without_reply_is_ignored() {
-        let h = [put(0, "a", 0, 1), Op { client: 1, kind: OpKind::Get { value: "zzz".into() }, invoke: 2, response: None, retry_group: None }];
+        let h = [
+            put(0, "a", 0, 1),
+            Op {
+                client: 1,
+                kind: OpKind::Get {
+                    value: "zzz".into(),
+                },
+                invoke: 2,
+                response: None,
+                retry_group: None,
+            },
+        ];
         assert!(check_key(&h).is_ok());
     }
 
@@ -547,6 +660,9 @@ mod tests {
             h.push(get(3, &v, t + 16, t + 30));
             t += 31;
         }
-        assert!(matches!(check_key_bounded(&h, 1_000_000), Verdict::Linearizable));
+        assert!(matches!(
+            check_key_bounded(&h, 1_000_000),
+            Verdict::Linearizable
+        ));
     }
 }

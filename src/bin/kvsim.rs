@@ -12,7 +12,11 @@ use kvstore::sim::report::{self, Row};
 use kvstore::sim::{self, Config, Options, checker};
 
 #[derive(Parser, Debug)]
-#[command(name = "kvsim", version, about = "Network simulator and checker for the replicated key-value store")]
+#[command(
+    name = "kvsim",
+    version,
+    about = "Network simulator and checker for the replicated key-value store"
+)]
 struct Args {
     /// A scenario file, or `all` for every scenario under --config-dir.
     test: String,
@@ -23,7 +27,12 @@ struct Args {
     #[arg(short, long)]
     silence: bool,
     /// Where `all` looks for scenarios (subfolders included).
-    #[arg(short, long = "config-dir", alias = "config_directory", default_value = "configs")]
+    #[arg(
+        short,
+        long = "config-dir",
+        alias = "config_directory",
+        default_value = "configs"
+    )]
     config_dir: PathBuf,
     /// Write every statistic, check and tier as JSON to this file.
     #[arg(long)]
@@ -49,7 +58,10 @@ fn main() -> ExitCode {
         None => default_replica(),
     };
     if !replica.exists() {
-        eprintln!("kvsim: replica program not found: {} (build it, or pass --replica)", replica.display());
+        eprintln!(
+            "kvsim: replica program not found: {} (build it, or pass --replica)",
+            replica.display()
+        );
         return ExitCode::from(2);
     }
     let mut env = Vec::new();
@@ -63,7 +75,10 @@ fn main() -> ExitCode {
         }
     }
     let output = match (&args.log_dir, args.silence) {
-        (Some(dir), _) => Output::Files { dir: dir.clone(), prefix: String::new() },
+        (Some(dir), _) => Output::Files {
+            dir: dir.clone(),
+            prefix: String::new(),
+        },
         (None, true) => Output::Silence,
         (None, false) => Output::Print,
     };
@@ -75,7 +90,11 @@ fn main() -> ExitCode {
         seed: args.seed,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
     };
-    if args.test == "all" { run_all(&args, &opts) } else { run_one(&args, &opts) }
+    if args.test == "all" {
+        run_all(&args, &opts)
+    } else {
+        run_one(&args, &opts)
+    }
 }
 
 fn default_replica() -> PathBuf {
@@ -116,19 +135,29 @@ fn run_one(args: &Args, opts: &Options) -> ExitCode {
     };
     print!("{}", report::summary(&outcome, &cfg));
     let passed = outcome.passed;
-    let rows = [Row { scenario: cfg.name.clone(), outcome: Ok(outcome) }];
+    let rows = [Row {
+        scenario: cfg.name.clone(),
+        outcome: Ok(outcome),
+    }];
     if let Err(e) = write_json(args, &rows) {
         eprintln!("kvsim: {e}");
         return ExitCode::from(3);
     }
-    if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn run_all(args: &Args, opts: &Options) -> ExitCode {
     let paths = match sim::find_configs(&args.config_dir) {
         Ok(p) if !p.is_empty() => p,
         Ok(_) => {
-            eprintln!("kvsim: no *.json scenarios under {}", args.config_dir.display());
+            eprintln!(
+                "kvsim: no *.json scenarios under {}",
+                args.config_dir.display()
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -154,25 +183,62 @@ fn run_all(args: &Args, opts: &Options) -> ExitCode {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    bar.println(format!("kvsim: {} scenarios, about {:.0} s of simulated time", configs.len(), total_s));
+    // indicatif draws nothing when stderr is no terminal; then lines go to stdout plainly.
+    let say = |bar: &ProgressBar, line: String| {
+        if bar.is_hidden() {
+            println!("{line}")
+        } else {
+            bar.println(line)
+        }
+    };
+    say(
+        &bar,
+        format!(
+            "kvsim: {} scenarios, about {:.0} s of simulated time",
+            configs.len(),
+            total_s
+        ),
+    );
     let mut rows = Vec::new();
     for (k, cfg) in configs.iter().enumerate() {
         let seed = sim::pick_seed(cfg, opts);
-        bar.set_message(format!("{} ({:.0} s, seed {seed})", cfg.name, cfg.total_s()));
-        let outcome = bar.suspend(|| sim::run::run(cfg, opts, seed)).map_err(|e| e.to_string());
+        bar.set_message(format!(
+            "{} ({:.0} s, seed {seed})",
+            cfg.name,
+            cfg.total_s()
+        ));
+        let outcome = bar
+            .suspend(|| sim::run::run(cfg, opts, seed))
+            .map_err(|e| e.to_string());
         let line = match &outcome {
             Ok(o) if o.passed => {
                 let tiers: Vec<String> = o.tiers.iter().map(|t| t.tier.to_string()).collect();
-                format!("\t{:<60}\t[PASS]\tPerformance Tiers: {}", describe(cfg), tiers.join(" "))
+                format!(
+                    "\t{:<60}\t[PASS]\tPerformance Tiers: {}",
+                    describe(cfg),
+                    tiers.join(" ")
+                )
             }
             Ok(o) => {
-                let failed: Vec<&str> = o.checks.iter().filter(|c| !c.passed).map(|c| c.message.as_str()).collect();
-                format!("\t{:<60}\t[FAIL]\n\t\t{}", describe(cfg), failed.join("\n\t\t"))
+                let failed: Vec<&str> = o
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.message.as_str())
+                    .collect();
+                format!(
+                    "\t{:<60}\t[FAIL]\n\t\t{}",
+                    describe(cfg),
+                    failed.join("\n\t\t")
+                )
             }
             Err(e) => format!("\t{:<60}\t[ERROR] {e}", describe(cfg)),
         };
-        bar.println(format!("{}: {line}", cfg.name));
-        rows.push(Row { scenario: cfg.name.clone(), outcome });
+        say(&bar, format!("{}: {line}", cfg.name));
+        rows.push(Row {
+            scenario: cfg.name.clone(),
+            outcome,
+        });
         bar.inc(1);
         if args.pause > 0.0 && k + 1 < configs.len() {
             std::thread::sleep(Duration::from_secs_f64(args.pause));
@@ -184,7 +250,14 @@ fn run_all(args: &Args, opts: &Options) -> ExitCode {
         eprintln!("kvsim: {e}");
         return ExitCode::from(3);
     }
-    if rows.iter().all(|r| r.outcome.as_ref().is_ok_and(|o| o.passed)) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if rows
+        .iter()
+        .all(|r| r.outcome.as_ref().is_ok_and(|o| o.passed))
+    {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The classic `all` descriptions, or the file's own.
@@ -212,5 +285,9 @@ fn describe(cfg: &Config) -> String {
         "advanced-4" => "10% drops, 3 hard partions and 1 leader kill, 20% read",
         _ => "",
     };
-    if classic.is_empty() { cfg.name.clone() } else { classic.to_string() }
+    if classic.is_empty() {
+        cfg.name.clone()
+    } else {
+        classic.to_string()
+    }
 }

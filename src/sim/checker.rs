@@ -39,7 +39,14 @@ pub fn check_history(clients: &Clients, states_max: u64) -> LinReport {
             continue;
         }
         let value = clients.values[h.value as usize].clone();
-        let kind = if h.get { OpKind::Get { value } } else { OpKind::Put { value, acked: h.acked } };
+        let kind = if h.get {
+            OpKind::Get { value }
+        } else {
+            OpKind::Put {
+                value,
+                acked: h.acked,
+            }
+        };
         let response = if h.acked { h.response_us } else { None };
         by_key.entry(h.key).or_default().push(Op {
             client: h.client,
@@ -49,7 +56,10 @@ pub fn check_history(clients: &Clients, states_max: u64) -> LinReport {
             retry_group: Some(h.group),
         });
     }
-    let mut report = LinReport { keys: by_key.len(), ..LinReport::default() };
+    let mut report = LinReport {
+        keys: by_key.len(),
+        ..LinReport::default()
+    };
     for (key, ops) in &by_key {
         let p = prepare(ops);
         report.ops_checked += p.ops.len();

@@ -182,7 +182,14 @@ impl Clients {
 
     /// A new request from client `c`, as the schedule asks (`get` or put). Returns the
     /// replica to send `self.out` to, or `None` when no replica is alive.
-    pub fn create(&mut self, c: usize, get: bool, now_us: u64, living: &[usize], stats: &mut Stats) -> Option<usize> {
+    pub fn create(
+        &mut self,
+        c: usize,
+        get: bool,
+        now_us: u64,
+        living: &[usize],
+        stats: &mut Stats,
+    ) -> Option<usize> {
         let (get, key, value) = match self.mode {
             KeyMode::PerClient => {
                 let n = self.clients[c].item_keys.len();
@@ -205,7 +212,11 @@ impl Clients {
             }
             KeyMode::Shared(k) => {
                 let key = self.rng.random_range(0..k) as u32;
-                if get { (true, key, 0) } else { (false, key, self.fresh_value()) }
+                if get {
+                    (true, key, 0)
+                } else {
+                    (false, key, self.fresh_value())
+                }
             }
         };
         let group = self.next_group;
@@ -246,7 +257,19 @@ impl Clients {
             acked: false,
             group,
         });
-        self.outstanding.insert(mid, Request { client: c, get, key, value, created_us: now_us, first_us, group, hist });
+        self.outstanding.insert(
+            mid,
+            Request {
+                client: c,
+                get,
+                key,
+                value,
+                created_us: now_us,
+                first_us,
+                group,
+                hist,
+            },
+        );
         // Destination: the leader if known and alive, else a random living replica (and the
         // leader is forgotten).
         let dst = if living.is_empty() {
@@ -262,7 +285,10 @@ impl Clients {
         };
         let client = &self.clients[c];
         self.out.clear();
-        let leader = client.leader.map(|l| NodeId(l as u16)).unwrap_or(NodeId::UNKNOWN);
+        let leader = client
+            .leader
+            .map(|l| NodeId(l as u16))
+            .unwrap_or(NodeId::UNKNOWN);
         let dst_id = dst.map(|d| NodeId(d as u16)).unwrap_or(NodeId::UNKNOWN);
         // The classic's json.dumps layout.
         let _ = write!(
@@ -284,6 +310,9 @@ impl Clients {
 
     /// A reply from a replica to client `c`. Returns the replica to send `self.out` to when
     /// the reply calls for a retry.
+    // The arguments are the reply and the simulator state it touches; bundling them in a
+    // struct would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_reply(
         &mut self,
         c: usize,
@@ -307,15 +336,17 @@ impl Clients {
         }
         // A MID that is not a 16-byte string cannot be one of ours.
         let mid: Option<Mid> = h.mid.as_str().and_then(|m| m.as_bytes().try_into().ok());
-        if let Some(mid) = mid {
-            if self.completed.contains(&mid) {
-                stats.duplicates += 1;
-                self.mids_with_two_replies += 1;
-                return None;
-            }
+        if let Some(mid) = mid
+            && self.completed.contains(&mid)
+        {
+            stats.duplicates += 1;
+            self.mids_with_two_replies += 1;
+            return None;
         }
         let req = match mid {
-            Some(mid) if self.outstanding.get(&mid).is_some_and(|r| r.client == c) => self.outstanding.remove(&mid),
+            Some(mid) if self.outstanding.get(&mid).is_some_and(|r| r.client == c) => {
+                self.outstanding.remove(&mid)
+            }
             _ => None,
         };
         let (Some(mid), Some(req)) = (mid, req) else {
@@ -327,9 +358,15 @@ impl Clients {
             return None;
         };
         self.answered.insert(mid);
-        let leader = h.leader.canonical_id().map(|id| usize::from(id.0)).filter(|&l| l < self.replicas);
+        let leader = h
+            .leader
+            .canonical_id()
+            .map(|id| usize::from(id.0))
+            .filter(|&l| l < self.replicas);
         self.clients[c].leader = leader;
-        stats.latencies_s.push(now_us.saturating_sub(req.created_us) as f64 / 1e6);
+        stats
+            .latencies_s
+            .push(now_us.saturating_sub(req.created_us) as f64 / 1e6);
         self.history[req.hist].response_us = Some(now_us);
 
         if kind != "ok" {
@@ -341,11 +378,22 @@ impl Clients {
                 }
             }
             stats.redirects += 1;
-            return self.send(c, req.get, req.key, req.value, now_us, req.first_us, req.group, living, stats);
+            return self.send(
+                c,
+                req.get,
+                req.key,
+                req.value,
+                now_us,
+                req.first_us,
+                req.group,
+                living,
+                stats,
+            );
         }
 
         self.completed.insert(mid);
-        self.op_latencies_s.push(now_us.saturating_sub(req.first_us) as f64 / 1e6);
+        self.op_latencies_s
+            .push(now_us.saturating_sub(req.first_us) as f64 / 1e6);
         if req.get {
             let Some(value) = h.value.as_str() else {
                 warn.raw("get() response missing the value of the key", raw);
@@ -357,7 +405,9 @@ impl Clients {
             let op = &mut self.history[req.hist];
             op.acked = true;
             op.value = value;
-            if self.mode == KeyMode::PerClient && self.clients[c].items.get(&req.key) != Some(&value) {
+            if self.mode == KeyMode::PerClient
+                && self.clients[c].items.get(&req.key) != Some(&value)
+            {
                 warn.raw("client received an incorrect value for a key", raw);
                 stats.incorrect += 1;
             }
@@ -385,7 +435,9 @@ impl Clients {
 }
 
 fn random_string(rng: &mut SmallRng, len: usize, chars: &[u8]) -> String {
-    (0..len).map(|_| char::from(chars[rng.random_range(0..chars.len())])).collect()
+    (0..len)
+        .map(|_| char::from(chars[rng.random_range(0..chars.len())]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -394,9 +446,21 @@ mod tests {
     use crate::sim::wire::parse;
     use rand::SeedableRng;
 
-    fn reply(c: &Clients, client: usize, kind: &str, mid: &str, leader: &str, value: Option<&str>) -> String {
-        let v = value.map(|v| format!(r#", "value": "{v}""#)).unwrap_or_default();
-        format!(r#"{{"src": "0000", "dst": "{}", "leader": "{leader}", "type": "{kind}", "MID": "{mid}"{v}}}"#, c.clients[client].id)
+    fn reply(
+        c: &Clients,
+        client: usize,
+        kind: &str,
+        mid: &str,
+        leader: &str,
+        value: Option<&str>,
+    ) -> String {
+        let v = value
+            .map(|v| format!(r#", "value": "{v}""#))
+            .unwrap_or_default();
+        format!(
+            r#"{{"src": "0000", "dst": "{}", "leader": "{leader}", "type": "{kind}", "MID": "{mid}"{v}}}"#,
+            c.clients[client].id
+        )
     }
 
     fn last_mid(c: &Clients) -> String {
@@ -425,26 +489,69 @@ mod tests {
         // Redirect to 0003: retried at once to 0003 with a new MID.
         let mid = last_mid(&c);
         let r = reply(&c, 0, "redirect", &mid, "0003", None);
-        let dst = c.on_reply(0, &parse(r.as_bytes()).unwrap(), r.as_bytes(), 100, &living, &mut s, &mut w);
+        let dst = c.on_reply(
+            0,
+            &parse(r.as_bytes()).unwrap(),
+            r.as_bytes(),
+            100,
+            &living,
+            &mut s,
+            &mut w,
+        );
         assert_eq!(dst, Some(3));
         assert_eq!((s.redirects, s.total_put), (1, 2));
         assert_ne!(last_mid(&c), mid);
         // A second reply to the redirected MID is incorrect.
-        let dst = c.on_reply(0, &parse(r.as_bytes()).unwrap(), r.as_bytes(), 100, &living, &mut s, &mut w);
+        let dst = c.on_reply(
+            0,
+            &parse(r.as_bytes()).unwrap(),
+            r.as_bytes(),
+            100,
+            &living,
+            &mut s,
+            &mut w,
+        );
         assert_eq!((dst, s.incorrect, c.mids_with_two_replies), (None, 1, 1));
         // ok: stored; a second ok is a duplicate.
         let mid2 = last_mid(&c);
         let r = reply(&c, 0, "ok", &mid2, "0003", None);
-        assert_eq!(c.on_reply(0, &parse(r.as_bytes()).unwrap(), r.as_bytes(), 300, &living, &mut s, &mut w), None);
+        assert_eq!(
+            c.on_reply(
+                0,
+                &parse(r.as_bytes()).unwrap(),
+                r.as_bytes(),
+                300,
+                &living,
+                &mut s,
+                &mut w
+            ),
+            None
+        );
         assert_eq!(c.stored_items(), 1);
-        c.on_reply(0, &parse(r.as_bytes()).unwrap(), r.as_bytes(), 400, &living, &mut s, &mut w);
+        c.on_reply(
+            0,
+            &parse(r.as_bytes()).unwrap(),
+            r.as_bytes(),
+            400,
+            &living,
+            &mut s,
+            &mut w,
+        );
         assert_eq!(s.duplicates, 1);
         assert_eq!(s.latencies_s.len(), 2);
         // Now a get is possible; a wrong value is incorrect.
         let dst = c.create(0, true, 500, &living, &mut s);
         assert_eq!(dst, Some(3), "goes to the known leader");
         let r = reply(&c, 0, "ok", &last_mid(&c), "0003", Some("nope"));
-        c.on_reply(0, &parse(r.as_bytes()).unwrap(), r.as_bytes(), 600, &living, &mut s, &mut w);
+        c.on_reply(
+            0,
+            &parse(r.as_bytes()).unwrap(),
+            r.as_bytes(),
+            600,
+            &living,
+            &mut s,
+            &mut w,
+        );
         assert_eq!(s.incorrect, 2);
         // The leader is dead: a random living one instead.
         let dst = c.create(0, true, 700, &[0, 1], &mut s).unwrap();
@@ -467,7 +574,18 @@ mod tests {
             r#"{"src": "0000", "dst": "0013", "leader": "0000", "type": "ok", "MID": ["x"]}"#,
             r#"{"src": "0000", "dst": "0013", "leader": "0000", "type": 7, "MID": "ABCDEFGHIJKLMNOP"}"#,
         ] {
-            assert_eq!(c.on_reply(0, &parse(raw.as_bytes()).unwrap(), raw.as_bytes(), 1, &[0], &mut s, &mut w), None);
+            assert_eq!(
+                c.on_reply(
+                    0,
+                    &parse(raw.as_bytes()).unwrap(),
+                    raw.as_bytes(),
+                    1,
+                    &[0],
+                    &mut s,
+                    &mut w
+                ),
+                None
+            );
         }
         assert_eq!(s.incorrect, 4);
     }

@@ -43,7 +43,9 @@ pub use run::{Options, Outcome};
 /// The seed to use: `--seed`, else the config's, else one from the clock.
 pub fn pick_seed(cfg: &Config, opts: &Options) -> u64 {
     opts.seed.or(cfg.seed).unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         t.as_nanos() as u64 ^ u64::from(std::process::id())
     })
 }
@@ -84,8 +86,14 @@ pub fn find_configs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     let rank = |p: &PathBuf| {
-        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let classic = CLASSIC_ORDER.iter().position(|&c| c == stem).unwrap_or(CLASSIC_ORDER.len());
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let classic = CLASSIC_ORDER
+            .iter()
+            .position(|&c| c == stem)
+            .unwrap_or(CLASSIC_ORDER.len());
         let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
         (dir, classic, p.clone())
     };

@@ -14,7 +14,10 @@ use super::config::OneWay;
 pub enum Fate {
     Drop,
     /// Deliver now, or `delay_us` later; `twice`: a second copy follows.
-    Deliver { delay_us: u64, twice: bool },
+    Deliver {
+        delay_us: u64,
+        twice: bool,
+    },
 }
 
 pub struct Network {
@@ -31,7 +34,14 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(replicas: usize, drops: f64, duplicate: f64, reorder: f64, reorder_delay_ms_max: f64, rng: SmallRng) -> Network {
+    pub fn new(
+        replicas: usize,
+        drops: f64,
+        duplicate: f64,
+        reorder: f64,
+        reorder_delay_ms_max: f64,
+        rng: SmallRng,
+    ) -> Network {
         Network {
             replicas,
             majority: None,
@@ -107,7 +117,11 @@ impl Network {
 
     /// A uniformly random delay for a duplicate copy.
     pub fn duplicate_delay_us(&mut self) -> u64 {
-        if self.reorder_delay_us_max == 0 { 0 } else { self.rng.random_range(0..=self.reorder_delay_us_max) }
+        if self.reorder_delay_us_max == 0 {
+            0
+        } else {
+            self.rng.random_range(0..=self.reorder_delay_us_max)
+        }
     }
 }
 
@@ -124,7 +138,10 @@ mod tests {
         assert!(n.connected(Some(3), 4));
         assert!(!n.connected(Some(0), 3));
         assert!(!n.connected(Some(4), 1));
-        assert!(!n.connected(None, 1), "a non-replica source is outside the majority");
+        assert!(
+            !n.connected(None, 1),
+            "a non-replica source is outside the majority"
+        );
         assert!(n.connected(None, 4));
         n.heal();
         n.one_way(2, OneWay::FromLeader);
@@ -139,7 +156,9 @@ mod tests {
     fn drop_rate_is_respected_and_seeded() {
         let run = |seed| {
             let mut n = Network::new(3, 0.3, 0.0, 0.0, 0.0, SmallRng::seed_from_u64(seed));
-            (0..10_000).map(|_| n.fate(Some(0), 1) == Fate::Drop).collect::<Vec<_>>()
+            (0..10_000)
+                .map(|_| n.fate(Some(0), 1) == Fate::Drop)
+                .collect::<Vec<_>>()
         };
         let a = run(7);
         assert_eq!(a, run(7));

@@ -24,11 +24,17 @@ static INSTALL: Once = Once::new();
 const TERM_GRACE_MS: u64 = 1000;
 
 fn register(pgid: i32) {
-    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).insert(pgid);
+    GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pgid);
 }
 
 fn unregister(pgid: i32) {
-    GROUPS.lock().unwrap_or_else(|e| e.into_inner()).remove(&pgid);
+    GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pgid);
 }
 
 fn signal_group(pgid: i32, sig: i32) {
@@ -46,7 +52,10 @@ pub fn kill_all_registered() {
         Err(std::sync::TryLockError::Poisoned(g)) => g.into_inner().iter().copied().collect(),
         Err(std::sync::TryLockError::WouldBlock) => {
             thread::sleep(Duration::from_millis(10));
-            GROUPS.lock().map(|g| g.iter().copied().collect()).unwrap_or_default()
+            GROUPS
+                .lock()
+                .map(|g| g.iter().copied().collect())
+                .unwrap_or_default()
         }
     };
     for pgid in groups {
@@ -64,7 +73,8 @@ pub fn install_cleanup() {
             kill_all_registered();
             hook(info);
         }));
-        let signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+        let signals =
+            signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
         if let Ok(mut signals) = signals {
             thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
@@ -141,16 +151,22 @@ impl ReplicaProc {
                 echo(err, id, start);
             }
         }
-        Ok(ReplicaProc { id, child, pgid, paused: false, exit: None })
+        Ok(ReplicaProc {
+            id,
+            child,
+            pgid,
+            paused: false,
+            exit: None,
+        })
     }
 
     /// Has it ended on its own? Checks once, without blocking.
     pub fn poll_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.exit = Some(status);
-                unregister(self.pgid);
-            }
+        if self.exit.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.exit = Some(status);
+            unregister(self.pgid);
         }
         self.exit
     }
@@ -210,7 +226,12 @@ fn echo(stream: impl Read + Send + 'static, id: NodeId, start: Instant) {
         for line in reader.split(b'\n') {
             let Ok(line) = line else { break };
             let text = String::from_utf8_lossy(&line);
-            let line = format!("[{:.4}  Replica {}]: {}\n", start.elapsed().as_secs_f64(), id, text.trim_end());
+            let line = format!(
+                "[{:.4}  Replica {}]: {}\n",
+                start.elapsed().as_secs_f64(),
+                id,
+                text.trim_end()
+            );
             if std::io::stdout().lock().write_all(line.as_bytes()).is_err() {
                 break;
             }

@@ -17,20 +17,43 @@ const END: &str = "\x1b[0m";
 pub fn summary(o: &Outcome, cfg: &Config) -> String {
     let s = &o.stats;
     let mut out = String::new();
-    let _ = writeln!(out, "{BOLD}\n# Simulation Finished\n\n## Useful Information and Statistics{END}");
+    let _ = writeln!(
+        out,
+        "{BOLD}\n# Simulation Finished\n\n## Useful Information and Statistics{END}"
+    );
     let _ = writeln!(out, "Leaders: {}", s.leaders.join(" "));
-    let _ = writeln!(out, "Replicas that died/were killed: {}/{}", s.died, s.killed);
+    let _ = writeln!(
+        out,
+        "Replicas that died/were killed: {}/{}",
+        s.died, s.killed
+    );
     let _ = writeln!(out, "Total messages sent: {}", s.total_msgs);
     let _ = writeln!(out, "Total messages dropped: {}", s.total_drops);
     let _ = writeln!(out, "Total messages blocked by full sockets: {}", s.blocked);
-    let _ = writeln!(out, "Total client get()/put() requests: {}/{}", s.total_get, s.total_put);
+    let _ = writeln!(
+        out,
+        "Total client get()/put() requests: {}/{}",
+        s.total_get, s.total_put
+    );
     let _ = writeln!(out, "Total duplicate responses: {}", s.duplicates);
-    let _ = writeln!(out, "Total unanswered get()/put() requests: {}/{}", s.unanswered_get, s.unanswered_put);
+    let _ = writeln!(
+        out,
+        "Total unanswered get()/put() requests: {}/{}",
+        s.unanswered_get, s.unanswered_put
+    );
     let _ = writeln!(out, "Total redirects: {}", s.redirects);
-    let _ = writeln!(out, "Total get()/put() failures: {}/{}", s.failed_get, s.failed_put);
+    let _ = writeln!(
+        out,
+        "Total get()/put() failures: {}/{}",
+        s.failed_get, s.failed_put
+    );
     let _ = writeln!(out, "Total get() with incorrect response: {}", s.incorrect);
     if !s.latencies_s.is_empty() {
-        let _ = writeln!(out, "Mean/Median query latency: {}sec/{}sec", s.mean_latency, s.median_latency);
+        let _ = writeln!(
+            out,
+            "Mean/Median query latency: {}sec/{}sec",
+            s.mean_latency, s.median_latency
+        );
     }
     out.push_str(&extras(o, cfg));
     let _ = writeln!(out, "{BOLD}\n## Correctness Checks{END}");
@@ -40,7 +63,11 @@ pub fn summary(o: &Outcome, cfg: &Config) -> String {
     const VIOLATIONS_SHOWN_MAX: usize = 5;
     let violations = &o.linearizability.violations;
     if violations.len() > VIOLATIONS_SHOWN_MAX {
-        let _ = writeln!(out, "  (the first {VIOLATIONS_SHOWN_MAX} of {} keys shown; all are in --json)", violations.len());
+        let _ = writeln!(
+            out,
+            "  (the first {VIOLATIONS_SHOWN_MAX} of {} keys shown; all are in --json)",
+            violations.len()
+        );
     }
     for v in violations.iter().take(VIOLATIONS_SHOWN_MAX) {
         let _ = writeln!(out, "  key {}: {}", v.key, v.explanation);
@@ -51,13 +78,19 @@ pub fn summary(o: &Outcome, cfg: &Config) -> String {
     if o.passed {
         let _ = writeln!(out, "{GREEN}All correctness tests passed{END}");
         let _ = writeln!(out, "{BOLD}\n## Performance Tests{END}");
-        let _ = writeln!(out, "## <test metric>: <your score> <benchmark score>, <test result>");
+        let _ = writeln!(
+            out,
+            "## <test metric>: <your score> <benchmark score>, <test result>"
+        );
         for t in &o.tiers {
             let colour = [BLUE, GREEN, YELLOW, RED][usize::from(t.tier.min(3))];
             let _ = writeln!(out, "{colour}{}{END}", t.line);
         }
     } else {
-        let _ = writeln!(out, "\n## Correctness Checks Failed, Skipping Performance Tests");
+        let _ = writeln!(
+            out,
+            "\n## Correctness Checks Failed, Skipping Performance Tests"
+        );
     }
     out
 }
@@ -68,7 +101,11 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
     let l = &o.linearizability;
     let mut out = String::new();
     let _ = writeln!(out, "{BOLD}\n## kvsim: more figures{END}");
-    let _ = writeln!(out, "Seed: {} (rerun with the same seed for the same schedule, faults and drops)", o.seed);
+    let _ = writeln!(
+        out,
+        "Seed: {} (rerun with the same seed for the same schedule, faults and drops)",
+        o.seed
+    );
     let r = &e.reply_latency_s;
     let _ = writeln!(
         out,
@@ -96,23 +133,43 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
         "Completed get()/put(): {}/{}; throughput {:.1} ops/s; {:.2} messages per committed put",
         e.get_oks, e.put_oks, e.throughput_ops_per_s, e.msgs_per_committed_put
     );
-    let _ = writeln!(out, "MIDs with two or more replies: {}", e.mids_with_two_replies);
+    let _ = writeln!(
+        out,
+        "MIDs with two or more replies: {}",
+        e.mids_with_two_replies
+    );
     if !e.exited_on_own.is_empty() {
-        let _ = writeln!(out, "Replicas that exited on their own: {}", e.exited_on_own.join(", "));
+        let _ = writeln!(
+            out,
+            "Replicas that exited on their own: {}",
+            e.exited_on_own.join(", ")
+        );
     }
     if !e.delivered_before_hello.is_empty() {
-        let _ = writeln!(out, "Replicas that got a message before their hello: {}", e.delivered_before_hello.join(", "));
+        let _ = writeln!(
+            out,
+            "Replicas that got a message before their hello: {}",
+            e.delivered_before_hello.join(", ")
+        );
     }
     match e.first_leader_s {
         Some(t) => {
-            let _ = writeln!(out, "First leader seen after {t:.3}s; longest time with no known leader after that: {:.3}s", e.leaderless_s_max);
+            let _ = writeln!(
+                out,
+                "First leader seen after {t:.3}s; longest time with no known leader after that: {:.3}s",
+                e.leaderless_s_max
+            );
         }
         None => {
             let _ = writeln!(out, "No leader was ever seen");
         }
     }
     if cfg.duplicate > 0.0 || cfg.reorder > 0.0 {
-        let _ = writeln!(out, "Datagrams duplicated/delayed by the network: {}/{}", e.duplicated_datagrams, e.delayed_datagrams);
+        let _ = writeln!(
+            out,
+            "Datagrams duplicated/delayed by the network: {}/{}",
+            e.duplicated_datagrams, e.delayed_datagrams
+        );
     }
     let _ = writeln!(
         out,
@@ -123,7 +180,11 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
         l.closed_by_retry,
         l.check_ms,
         l.violations.len(),
-        if l.inconclusive_keys.is_empty() { String::new() } else { format!(", {} keys inconclusive", l.inconclusive_keys.len()) }
+        if l.inconclusive_keys.is_empty() {
+            String::new()
+        } else {
+            format!(", {} keys inconclusive", l.inconclusive_keys.len())
+        }
     );
     let _ = writeln!(
         out,
@@ -151,17 +212,47 @@ pub struct Row {
 /// The table after `kvsim all`.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    let width = rows.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
+    let width = rows
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     let _ = writeln!(
         out,
-        "{:<width$}  {:<6}  {:>4} {:>4} {:>4} {:>4}  {:>8} {:>6} {:>5} {:>10} {:>8}  {}",
-        "scenario", "result", "msgs", "fail", "dup", "lat", "messages", "fails", "dups", "median_ms", "p99_ms", "notes"
+        "{:<width$}  {:<6}  {:>4} {:>4} {:>4} {:>4}  {:>8} {:>6} {:>5} {:>10} {:>8}  notes",
+        "scenario",
+        "result",
+        "msgs",
+        "fail",
+        "dup",
+        "lat",
+        "messages",
+        "fails",
+        "dups",
+        "median_ms",
+        "p99_ms",
     );
     for r in rows {
         match &r.outcome {
             Ok(o) => {
-                let tiers: Vec<String> = o.tiers.iter().map(|t| if o.passed { t.tier.to_string() } else { "-".into() }).collect();
-                let failed: Vec<&str> = o.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+                let tiers: Vec<String> = o
+                    .tiers
+                    .iter()
+                    .map(|t| {
+                        if o.passed {
+                            t.tier.to_string()
+                        } else {
+                            "-".into()
+                        }
+                    })
+                    .collect();
+                let failed: Vec<&str> = o
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.name)
+                    .collect();
                 let _ = writeln!(
                     out,
                     "{:<width$}  {:<6}  {:>4} {:>4} {:>4} {:>4}  {:>8} {:>6} {:>5} {:>10.3} {:>8.3}  {}",
@@ -176,7 +267,11 @@ pub fn table(rows: &[Row]) -> String {
                     o.stats.duplicates,
                     o.stats.median_latency * 1000.0,
                     o.extra.reply_latency_s.p99 * 1000.0,
-                    if failed.is_empty() { String::new() } else { format!("failed: {}", failed.join(", ")) }
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("failed: {}", failed.join(", "))
+                    }
                 );
             }
             Err(e) => {
@@ -184,8 +279,15 @@ pub fn table(rows: &[Row]) -> String {
             }
         }
     }
-    let passed = rows.iter().filter(|r| r.outcome.as_ref().is_ok_and(|o| o.passed)).count();
-    let _ = writeln!(out, "Passed {passed} out of {} tests (tiers: 0 bonus, 1 full, 2 partial, 3 none)", rows.len());
+    let passed = rows
+        .iter()
+        .filter(|r| r.outcome.as_ref().is_ok_and(|o| o.passed))
+        .count();
+    let _ = writeln!(
+        out,
+        "Passed {passed} out of {} tests (tiers: 0 bonus, 1 full, 2 partial, 3 none)",
+        rows.len()
+    );
     out
 }
 

@@ -73,7 +73,12 @@ struct Streams {
 impl Streams {
     fn new(seed: u64) -> Streams {
         let derive = |k: u64| SmallRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        Streams { schedule: derive(1), clients: derive(2), faults: derive(3), network: derive(4) }
+        Streams {
+            schedule: derive(1),
+            clients: derive(2),
+            faults: derive(3),
+            network: derive(4),
+        }
     }
 }
 
@@ -145,7 +150,8 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         std_sock.set_nonblocking(true)?;
         set_rcvbuf(&std_sock);
         let mut sock = UdpSocket::from_std(std_sock);
-        poll.registry().register(&mut sock, Token(i), Interest::READABLE)?;
+        poll.registry()
+            .register(&mut sock, Token(i), Interest::READABLE)?;
         sockets.push(sock);
     }
     let mode = match cfg.shared_keys {
@@ -153,7 +159,14 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         None => KeyMode::PerClient,
     };
     let clients = Clients::new(n, cfg.clients, mode, streams.clients.clone());
-    let network = Network::new(n, cfg.drops, cfg.duplicate, cfg.reorder, cfg.reorder_delay_ms_max, streams.network.clone());
+    let network = Network::new(
+        n,
+        cfg.drops,
+        cfg.duplicate,
+        cfg.reorder,
+        cfg.reorder_delay_ms_max,
+        streams.network.clone(),
+    );
     let start = Instant::now();
     let ids: Vec<NodeId> = (0..n).map(|i| NodeId(i as u16)).collect();
     let mut procs = Vec::with_capacity(n);
@@ -161,11 +174,19 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         let port = sockets[i].local_addr()?.port();
         let peers: Vec<NodeId> = ids.iter().copied().filter(|&p| p != id).collect();
         let output = match &opts.output {
-            Output::Files { dir, .. } => Output::Files { dir: dir.clone(), prefix: cfg.name.clone() },
+            Output::Files { dir, .. } => Output::Files {
+                dir: dir.clone(),
+                prefix: cfg.name.clone(),
+            },
             o => o.clone(),
         };
         let proc = ReplicaProc::spawn(&opts.replica, port, id, &peers, &output, start, &opts.env)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", opts.replica.display())))?;
+            .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot run {}: {e}", opts.replica.display()),
+            )
+        })?;
         procs.push(proc);
     }
     let mut sim = Sim {
@@ -231,14 +252,22 @@ impl Sim<'_> {
 
     fn schedule(&mut self, at_us: u64, action: Action) {
         self.seq += 1;
-        self.timers.push(Timed { at_us, seq: self.seq, action });
+        self.timers.push(Timed {
+            at_us,
+            seq: self.seq,
+            action,
+        });
     }
 
     /// The classic schedule: `requests` evenly spaced over `lifetime` after `start_wait`,
     /// each a get with probability `mix`, to a random client; then the config's events.
     fn populate(&mut self, rng: &mut SmallRng) {
         let t0 = self.cfg.start_wait_s * 1e6;
-        let delta = if self.cfg.requests > 0 { self.cfg.lifetime_s * 1e6 / self.cfg.requests as f64 } else { 0.0 };
+        let delta = if self.cfg.requests > 0 {
+            self.cfg.lifetime_s * 1e6 / self.cfg.requests as f64
+        } else {
+            0.0
+        };
         let mut t = t0;
         for _ in 0..self.cfg.requests {
             let get = rng.random::<f64>() < self.cfg.mix;
@@ -268,7 +297,10 @@ impl Sim<'_> {
             }
             if self.stats.total_msgs >= self.cfg.max_packets {
                 self.extra.packet_storm = true;
-                self.warn.say(&format!("Replicas sent too many packets (>{}), possible packet storm", self.cfg.max_packets));
+                self.warn.say(&format!(
+                    "Replicas sent too many packets (>{}), possible packet storm",
+                    self.cfg.max_packets
+                ));
                 break;
             }
             while self.timers.peek().is_some_and(|t| t.at_us <= now) {
@@ -280,7 +312,12 @@ impl Sim<'_> {
                 self.check_exits();
                 next_exit_check_us = now + POLL_MS_MAX * 1000;
             }
-            let next = self.timers.peek().map_or(end_us, |t| t.at_us).min(end_us).min(next_exit_check_us);
+            let next = self
+                .timers
+                .peek()
+                .map_or(end_us, |t| t.at_us)
+                .min(end_us)
+                .min(next_exit_check_us);
             let wait = Duration::from_micros(next.saturating_sub(self.now_us()));
             match self.poll.poll(&mut events, Some(wait)) {
                 Ok(()) => {}
@@ -308,13 +345,17 @@ impl Sim<'_> {
                     self.extra.routed_datagrams += 1;
                     self.extra.recv_ns_total += (t0 - t_recv).as_nanos() as u64;
                     self.extra.routing_ns_total += route_ns;
-                    self.extra.logic_ns_total += route_ns.saturating_sub(self.extra.send_ns_total - send_ns_before);
+                    self.extra.logic_ns_total +=
+                        route_ns.saturating_sub(self.extra.send_ns_total - send_ns_before);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // ICMP errors on loopback and the like: not fatal.
-                    self.warn.say(&format!("receive from replica {} failed: {e}", NodeId(i as u16)));
+                    self.warn.say(&format!(
+                        "receive from replica {} failed: {e}",
+                        NodeId(i as u16)
+                    ));
                     break;
                 }
             }
@@ -328,7 +369,8 @@ impl Sim<'_> {
             Err(WireError::NotJson) => return self.incorrect("Unable to decode JSON message", raw),
             Err(WireError::NotObject) => return self.incorrect("Message is not a dictionary", raw),
         };
-        if h.src.is_missing() || h.dst.is_missing() || h.leader.is_missing() || h.kind.is_missing() {
+        if h.src.is_missing() || h.dst.is_missing() || h.leader.is_missing() || h.kind.is_missing()
+        {
             return self.incorrect("Message is missing a required field", raw);
         }
         if h.leader.id().is_none() {
@@ -366,7 +408,15 @@ impl Sim<'_> {
             }
         } else if let Some(c) = dst.and_then(|id| self.clients.index_of(id)) {
             let now = self.now_us();
-            let retry = self.clients.on_reply(c, &h, raw, now, &self.living_list, &mut self.stats, &mut self.warn);
+            let retry = self.clients.on_reply(
+                c,
+                &h,
+                raw,
+                now,
+                &self.living_list,
+                &mut self.stats,
+                &mut self.warn,
+            );
             if let Some(d) = retry {
                 let out = std::mem::take(&mut self.clients.out);
                 self.send(d, &out);
@@ -398,7 +448,8 @@ impl Sim<'_> {
                     if self.extra.first_leader_s.is_none() {
                         self.extra.first_leader_s = Some(now as f64 / 1e6);
                     } else {
-                        self.extra.leaderless_s_max = self.extra.leaderless_s_max.max((now - since) as f64 / 1e6);
+                        self.extra.leaderless_s_max =
+                            self.extra.leaderless_s_max.max((now - since) as f64 / 1e6);
                     }
                 }
             }
@@ -417,12 +468,24 @@ impl Sim<'_> {
                 } else {
                     self.extra.delayed_datagrams += 1;
                     let at = self.now_us() + delay_us;
-                    self.schedule(at, Action::Deliver { dst, bytes: raw.to_vec() });
+                    self.schedule(
+                        at,
+                        Action::Deliver {
+                            dst,
+                            bytes: raw.to_vec(),
+                        },
+                    );
                 }
                 if twice {
                     self.extra.duplicated_datagrams += 1;
                     let at = self.now_us() + self.network.duplicate_delay_us();
-                    self.schedule(at, Action::Deliver { dst, bytes: raw.to_vec() });
+                    self.schedule(
+                        at,
+                        Action::Deliver {
+                            dst,
+                            bytes: raw.to_vec(),
+                        },
+                    );
                 }
             }
         }
@@ -436,8 +499,13 @@ impl Sim<'_> {
             (_, remote) => {
                 if self.living[dst] {
                     if remote.is_none() {
-                        self.extra.delivered_before_hello.push(NodeId(dst as u16).to_string());
-                        self.warn.say(&format!("Replica {} got a message before its hello: marked dead", NodeId(dst as u16)));
+                        self.extra
+                            .delivered_before_hello
+                            .push(NodeId(dst as u16).to_string());
+                        self.warn.say(&format!(
+                            "Replica {} got a message before its hello: marked dead",
+                            NodeId(dst as u16)
+                        ));
                     }
                     self.mark_not_living(dst);
                 }
@@ -451,10 +519,16 @@ impl Sim<'_> {
         match sent {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.warn.say(&format!("the socket to replica {} is blocked", NodeId(dst as u16)));
+                self.warn.say(&format!(
+                    "the socket to replica {} is blocked",
+                    NodeId(dst as u16)
+                ));
                 self.stats.blocked += 1;
             }
-            Err(e) => self.warn.say(&format!("Unable to send to replica {}: {e}", NodeId(dst as u16))),
+            Err(e) => self.warn.say(&format!(
+                "Unable to send to replica {}: {e}",
+                NodeId(dst as u16)
+            )),
         }
     }
 
@@ -470,7 +544,8 @@ impl Sim<'_> {
             }
             if let Some(status) = self.procs[r].poll_exit() {
                 let id = NodeId(r as u16);
-                self.warn.say(&format!("Replica {id} exited on its own ({status})"));
+                self.warn
+                    .say(&format!("Replica {id} exited on its own ({status})"));
                 self.extra.exited_on_own.push(format!("{id}: {status}"));
                 if self.living[r] {
                     self.mark_not_living(r);
@@ -483,7 +558,10 @@ impl Sim<'_> {
         match action {
             Action::Request { client, get } => {
                 let now = self.now_us();
-                if let Some(d) = self.clients.create(client, get, now, &self.living_list, &mut self.stats) {
+                if let Some(d) =
+                    self.clients
+                        .create(client, get, now, &self.living_list, &mut self.stats)
+                {
                     let out = std::mem::take(&mut self.clients.out);
                     self.send(d, &out);
                     self.clients.out = out;
@@ -505,8 +583,14 @@ impl Sim<'_> {
     }
 
     fn random_non_leader(&mut self) -> Option<usize> {
-        let candidates: Vec<usize> = self.living_list.iter().copied().filter(|&r| Some(r) != self.leader).collect();
-        (!candidates.is_empty()).then(|| candidates[self.faults_rng.random_range(0..candidates.len())])
+        let candidates: Vec<usize> = self
+            .living_list
+            .iter()
+            .copied()
+            .filter(|&r| Some(r) != self.leader)
+            .collect();
+        (!candidates.is_empty())
+            .then(|| candidates[self.faults_rng.random_range(0..candidates.len())])
     }
 
     fn fault(&mut self, kind: EventKind) {
@@ -524,7 +608,10 @@ impl Sim<'_> {
                         self.kill(r);
                     }
                 } else {
-                    self.warn.say(&format!("too few living replicas to kill another ({})", self.living_list.len()));
+                    self.warn.say(&format!(
+                        "too few living replicas to kill another ({})",
+                        self.living_list.len()
+                    ));
                 }
             }
             EventKind::PartEasy | EventKind::PartHard => {
@@ -551,11 +638,15 @@ impl Sim<'_> {
             EventKind::PartEnd => self.network.heal(),
             EventKind::PauseLeader { duration_s } => match self.leader {
                 Some(l) if self.living[l] => self.pause(l, duration_s),
-                _ => self.warn.say("pause_leader: no known living leader; nothing paused"),
+                _ => self
+                    .warn
+                    .say("pause_leader: no known living leader; nothing paused"),
             },
             EventKind::PauseNonLeader { duration_s } => match self.random_non_leader() {
                 Some(r) => self.pause(r, duration_s),
-                None => self.warn.say("pause_non_leader: no living non-leader; nothing paused"),
+                None => self
+                    .warn
+                    .say("pause_non_leader: no living non-leader; nothing paused"),
             },
             EventKind::PartOneWay(direction) => match self.leader {
                 Some(l) => self.network.one_way(l, direction),
@@ -575,10 +666,12 @@ impl Sim<'_> {
         for r in 0..self.n {
             self.procs[r].kill();
         }
-        if self.leader.is_none() && self.extra.first_leader_s.is_some() {
-            if let Some(since) = self.leaderless_since_us {
-                self.extra.leaderless_s_max = self.extra.leaderless_s_max.max(end_us.saturating_sub(since) as f64 / 1e6);
-            }
+        if self.leader.is_none()
+            && self.extra.first_leader_s.is_some()
+            && let Some(since) = self.leaderless_since_us
+        {
+            let gap_s = end_us.saturating_sub(since) as f64 / 1e6;
+            self.extra.leaderless_s_max = self.extra.leaderless_s_max.max(gap_s);
         }
         self.stats.died = (self.n - self.living_list.len()) as u64 - self.stats.killed;
         self.clients.finalize(&mut self.stats);
@@ -592,7 +685,11 @@ impl Sim<'_> {
         e.put_oks = self.clients.put_oks;
         e.mids_with_two_replies = self.clients.mids_with_two_replies;
         e.throughput_ops_per_s = (e.get_oks + e.put_oks) as f64 / cfg.lifetime_s;
-        e.msgs_per_committed_put = if e.put_oks > 0 { self.stats.total_msgs as f64 / e.put_oks as f64 } else { 0.0 };
+        e.msgs_per_committed_put = if e.put_oks > 0 {
+            self.stats.total_msgs as f64 / e.put_oks as f64
+        } else {
+            0.0
+        };
         if e.routed_datagrams > 0 {
             let per = |ns: u64| ns as f64 / e.routed_datagrams as f64 / 1000.0;
             e.sim_cost_us_per_datagram = per(e.recv_ns_total + e.routing_ns_total);
@@ -607,11 +704,18 @@ impl Sim<'_> {
 
         let lin = checker::check_history(&self.clients, lin_states_max);
         let mut checks = score::classic_checks(&self.stats, cfg, self.clients.put_oks);
-        let what = if lin.violations.len() == 1 { "key is" } else { "keys are" };
+        let what = if lin.violations.len() == 1 {
+            "key is"
+        } else {
+            "keys are"
+        };
         checks.push(Check {
             name: "linearizable",
             passed: lin.violations.is_empty(),
-            message: format!("Error: the history of {} {what} not linearizable", lin.violations.len()),
+            message: format!(
+                "Error: the history of {} {what} not linearizable",
+                lin.violations.len()
+            ),
         });
         let passed = checks.iter().all(|c| c.passed);
         let tiers = score::performance(&self.stats, cfg);

@@ -19,11 +19,26 @@ pub struct Check {
 /// (the classic looks at the clients' stored items; it is the same thing).
 pub fn classic_checks(stats: &Stats, config: &Config, put_oks: u64) -> Vec<Check> {
     let t = &config.tests;
-    let floor = config.requests as f64 * config.replicas as f64 * (1.0 - config.mix) * (1.0 - t.appends_batched_frac);
+    let floor = config.requests as f64
+        * config.replicas as f64
+        * (1.0 - config.mix)
+        * (1.0 - t.appends_batched_frac);
     vec![
-        Check { name: "incorrect", passed: stats.incorrect == 0, message: "Error: >0 incorrect responses to get()".into() },
-        Check { name: "died", passed: stats.died == 0, message: "Error: >0 replicas died unexpectedly".into() },
-        Check { name: "no_state", passed: put_oks > 0, message: "Error: No state stored in replicas".into() },
+        Check {
+            name: "incorrect",
+            passed: stats.incorrect == 0,
+            message: "Error: >0 incorrect responses to get()".into(),
+        },
+        Check {
+            name: "died",
+            passed: stats.died == 0,
+            message: "Error: >0 replicas died unexpectedly".into(),
+        },
+        Check {
+            name: "no_state",
+            passed: put_oks > 0,
+            message: "Error: No state stored in replicas".into(),
+        },
         Check {
             name: "get_answered",
             passed: stats.unanswered_get as f64 <= stats.generated_get as f64 * t.max_get_fail_frac,
@@ -42,7 +57,8 @@ pub fn classic_checks(stats: &Stats, config: &Config, put_oks: u64) -> Vec<Check
         },
         Check {
             name: "get_generated",
-            passed: stats.failed_to_generate_get as f64 <= stats.generated_get as f64 * t.max_get_gen_fail_frac,
+            passed: stats.failed_to_generate_get as f64
+                <= stats.generated_get as f64 * t.max_get_gen_fail_frac,
             message: format!(
                 "Error: insufficient get() requests were generated because insufficient put()s were accepted ({} > {} * {:.2})",
                 stats.failed_to_generate_get, stats.generated_get, t.max_get_gen_fail_frac
@@ -71,27 +87,65 @@ pub struct Tier {
 
 /// Scores `value` against `[bonus, full, partial]`: tier k when `value < tiers[k]`.
 pub fn tier_of(value: f64, tiers: &Tiers) -> u8 {
-    tiers.values.iter().position(|&t| value < t).map(|k| k as u8).unwrap_or(3)
+    tiers
+        .values
+        .iter()
+        .position(|&t| value < t)
+        .map(|k| k as u8)
+        .unwrap_or(3)
 }
 
-fn tier(metric: &'static str, label: &'static str, value: f64, shown: String, tiers: &Tiers) -> Tier {
+fn tier(
+    metric: &'static str,
+    label: &'static str,
+    value: f64,
+    shown: String,
+    tiers: &Tiers,
+) -> Tier {
     let k = tier_of(value, tiers);
     let line = match k {
         0 => format!("{label}: {shown} < {}, Bonus!", tiers.text[0]),
         1 => format!("{label}: {shown} < {}, Full credit", tiers.text[1]),
-        2 => format!("{label}: {shown} < {}, Partial credit, needs improvement", tiers.text[2]),
+        2 => format!(
+            "{label}: {shown} < {}, Partial credit, needs improvement",
+            tiers.text[2]
+        ),
         _ => format!("{label}: {shown} >= {}, No credit", tiers.text[2]),
     };
-    Tier { metric, label, value, tier: k, line }
+    Tier {
+        metric,
+        label,
+        value,
+        tier: k,
+        line,
+    }
 }
 
 /// The four metrics, in the classic order.
 pub fn performance(stats: &Stats, config: &Config) -> Vec<Tier> {
     let b = &config.tests.benchmarks;
     vec![
-        tier("total_msgs", "Total Messages Between Replicas", stats.total_msgs as f64, stats.total_msgs.to_string(), &b.total_msgs),
-        tier("failures", "Total Failures and Unanswered Requests", stats.failures as f64, stats.failures.to_string(), &b.failures),
-        tier("duplicates", "Duplicate Responses to Clients", stats.duplicates as f64, stats.duplicates.to_string(), &b.duplicates),
+        tier(
+            "total_msgs",
+            "Total Messages Between Replicas",
+            stats.total_msgs as f64,
+            stats.total_msgs.to_string(),
+            &b.total_msgs,
+        ),
+        tier(
+            "failures",
+            "Total Failures and Unanswered Requests",
+            stats.failures as f64,
+            stats.failures.to_string(),
+            &b.failures,
+        ),
+        tier(
+            "duplicates",
+            "Duplicate Responses to Clients",
+            stats.duplicates as f64,
+            stats.duplicates.to_string(),
+            &b.duplicates,
+        ),
         tier(
             "median_latency",
             "Median Response Latency to Clients",
@@ -107,7 +161,10 @@ mod tests {
     use super::*;
 
     fn tiers(v: [f64; 3]) -> Tiers {
-        Tiers { values: v, text: v.map(|x| x.to_string()) }
+        Tiers {
+            values: v,
+            text: v.map(|x| x.to_string()),
+        }
     }
 
     #[test]
@@ -125,9 +182,39 @@ mod tests {
     #[test]
     fn summary_lines_match_the_classic_wording() {
         let t = tiers([0.0, 2.0, 5.0]);
-        assert_eq!(tier("duplicates", "Duplicate Responses to Clients", 0.0, "0".into(), &t).line, "Duplicate Responses to Clients: 0 < 2, Full credit");
-        assert_eq!(tier("duplicates", "Duplicate Responses to Clients", 3.0, "3".into(), &t).line, "Duplicate Responses to Clients: 3 < 5, Partial credit, needs improvement");
-        assert_eq!(tier("duplicates", "Duplicate Responses to Clients", 7.0, "7".into(), &t).line, "Duplicate Responses to Clients: 7 >= 5, No credit");
+        assert_eq!(
+            tier(
+                "duplicates",
+                "Duplicate Responses to Clients",
+                0.0,
+                "0".into(),
+                &t
+            )
+            .line,
+            "Duplicate Responses to Clients: 0 < 2, Full credit"
+        );
+        assert_eq!(
+            tier(
+                "duplicates",
+                "Duplicate Responses to Clients",
+                3.0,
+                "3".into(),
+                &t
+            )
+            .line,
+            "Duplicate Responses to Clients: 3 < 5, Partial credit, needs improvement"
+        );
+        assert_eq!(
+            tier(
+                "duplicates",
+                "Duplicate Responses to Clients",
+                7.0,
+                "7".into(),
+                &t
+            )
+            .line,
+            "Duplicate Responses to Clients: 7 >= 5, No credit"
+        );
     }
 
     #[test]
@@ -139,15 +226,30 @@ mod tests {
                 "duplicates": [1, 2, 3], "median_latency": [1, 2, 3]}}}"#,
         )
         .unwrap();
-        let mut s = Stats { generated_get: 100, generated_put: 400, total_msgs: 1000, ..Stats::default() };
+        let mut s = Stats {
+            generated_get: 100,
+            generated_put: 400,
+            total_msgs: 1000,
+            ..Stats::default()
+        };
         assert!(classic_checks(&s, &config, 1).iter().all(|c| c.passed));
         // Floor: 500 * 5 * 0.8 * 0.5 = 1000 messages.
         s.total_msgs = 999;
         s.unanswered_put = 201;
         s.failed_to_generate_get = 11;
-        let failed: Vec<_> = classic_checks(&s, &config, 0).into_iter().filter(|c| !c.passed).map(|c| c.name).collect();
-        assert_eq!(failed, ["no_state", "put_answered", "get_generated", "total_msgs"]);
+        let failed: Vec<_> = classic_checks(&s, &config, 0)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            failed,
+            ["no_state", "put_answered", "get_generated", "total_msgs"]
+        );
         let msg = &classic_checks(&s, &config, 0)[4].message;
-        assert_eq!(msg, "Error: insufficient put() requests answered (201 > 400 * 0.50)");
+        assert_eq!(
+            msg,
+            "Error: insufficient put() requests answered (201 > 400 * 0.50)"
+        );
     }
 }

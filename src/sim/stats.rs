@@ -48,10 +48,12 @@ impl Stats {
 
     /// Sorts the latencies and fills in the derived figures, as the classic `finalize`.
     pub fn finalize(&mut self) {
-        self.failures = self.failed_get + self.failed_put + self.unanswered_get + self.unanswered_put;
+        self.failures =
+            self.failed_get + self.failed_put + self.unanswered_get + self.unanswered_put;
         if !self.latencies_s.is_empty() {
             self.latencies_s.sort_by(f64::total_cmp);
-            self.mean_latency = self.latencies_s.iter().sum::<f64>() / self.latencies_s.len() as f64;
+            self.mean_latency =
+                self.latencies_s.iter().sum::<f64>() / self.latencies_s.len() as f64;
             self.median_latency = self.latencies_s[self.latencies_s.len() / 2];
         }
     }
@@ -150,7 +152,10 @@ mod tests {
 
     #[test]
     fn median_is_the_upper_middle_as_classic() {
-        let mut s = Stats { latencies_s: vec![0.4, 0.1, 0.3, 0.2], ..Stats::default() };
+        let mut s = Stats {
+            latencies_s: vec![0.4, 0.1, 0.3, 0.2],
+            ..Stats::default()
+        };
         s.finalize();
         assert_eq!(s.median_latency, 0.3);
         assert!((s.mean_latency - 0.25).abs() < 1e-12);
@@ -160,7 +165,10 @@ mod tests {
     fn percentiles_nearest_rank() {
         let v: Vec<f64> = (1..=1000).map(f64::from).collect();
         let p = Percentiles::of_sorted(&v);
-        assert_eq!((p.p50, p.p90, p.p99, p.p999, p.max), (500.0, 900.0, 990.0, 999.0, 1000.0));
+        assert_eq!(
+            (p.p50, p.p90, p.p99, p.p999, p.max),
+            (500.0, 900.0, 990.0, 999.0, 1000.0)
+        );
         assert_eq!(Percentiles::of_sorted(&[]).count, 0);
     }
 

@@ -27,9 +27,15 @@ impl Warnings {
         if self.print {
             if self.count <= PRINTED_MAX {
                 // A closed stdout (say, piped into `head`) must not stop the run.
-                let _ = writeln!(std::io::stdout().lock(), "\x1b[93m*** Simulator Error - {text}\x1b[0m");
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "\x1b[93m*** Simulator Error - {text}\x1b[0m"
+                );
             } else if self.count == PRINTED_MAX + 1 {
-                let _ = writeln!(std::io::stdout().lock(), "\x1b[93m*** Simulator Error - (further warnings counted, not shown)\x1b[0m");
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "\x1b[93m*** Simulator Error - (further warnings counted, not shown)\x1b[0m"
+                );
             }
         }
     }

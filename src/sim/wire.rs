@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert_eq!(parse(b"hello").unwrap_err(), WireError::NotJson);
-        assert_eq!(parse(b"{\"src\": \"0001\"").unwrap_err(), WireError::NotJson);
+        assert_eq!(
+            parse(b"{\"src\": \"0001\"").unwrap_err(),
+            WireError::NotJson
+        );
         assert_eq!(parse(b"[1, 2]").unwrap_err(), WireError::NotObject);
         assert_eq!(parse(b"\"str\"").unwrap_err(), WireError::NotObject);
         assert_eq!(parse(b"{} {}").unwrap_err(), WireError::NotJson);
