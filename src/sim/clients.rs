@@ -89,6 +89,9 @@ pub struct Clients {
     pub get_oks: u64,
     pub put_oks: u64,
     pub mids_with_two_replies: u64,
+    /// Classic "incorrect" gets that returned the value of one of the client's own puts
+    /// that never got `ok` (legal under linearizability, counted by the classic check).
+    pub incorrect_from_unacked_put: u64,
     /// First attempt to final `ok`, seconds.
     pub op_latencies_s: Vec<f64>,
 }
@@ -128,6 +131,7 @@ impl Clients {
             get_oks: 0,
             put_oks: 0,
             mids_with_two_replies: 0,
+            incorrect_from_unacked_put: 0,
             op_latencies_s: Vec::new(),
         }
     }
@@ -410,6 +414,18 @@ impl Clients {
             {
                 warn.raw("client received an incorrect value for a key", raw);
                 stats.incorrect += 1;
+                // The classic check cannot know that a put this client never got an `ok`
+                // for (its leader died, say) may still have committed; linearizability can.
+                let own_unacked = self.history.iter().any(|h| {
+                    !h.get
+                        && !h.acked
+                        && h.client == c as u32
+                        && h.key == req.key
+                        && h.value == value
+                });
+                if own_unacked {
+                    self.incorrect_from_unacked_put += 1;
+                }
             }
         } else {
             self.put_oks += 1;

@@ -684,6 +684,7 @@ impl Sim<'_> {
         e.get_oks = self.clients.get_oks;
         e.put_oks = self.clients.put_oks;
         e.mids_with_two_replies = self.clients.mids_with_two_replies;
+        e.incorrect_from_unacked_put = self.clients.incorrect_from_unacked_put;
         e.throughput_ops_per_s = (e.get_oks + e.put_oks) as f64 / cfg.lifetime_s;
         e.msgs_per_committed_put = if e.put_oks > 0 {
             self.stats.total_msgs as f64 / e.put_oks as f64

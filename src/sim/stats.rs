@@ -106,6 +106,8 @@ pub struct Extra {
     pub msgs_per_committed_put: f64,
     /// MIDs that got two replies or more (any types).
     pub mids_with_two_replies: u64,
+    /// Classic "incorrect" gets explained by the client's own unacknowledged put.
+    pub incorrect_from_unacked_put: u64,
     /// Replicas that ended without being killed: `"0002: exit status: 1"`.
     pub exited_on_own: Vec<String>,
     /// Replicas marked dead because something reached them before their hello.
