@@ -138,6 +138,13 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
         "MIDs with two or more replies: {}",
         e.mids_with_two_replies
     );
+    if e.incorrect_from_unacked_put > 0 {
+        let _ = writeln!(
+            out,
+            "Incorrect gets that returned the client's own unacknowledged put (classic counts them; linearizable): {}",
+            e.incorrect_from_unacked_put
+        );
+    }
     if !e.exited_on_own.is_empty() {
         let _ = writeln!(
             out,
