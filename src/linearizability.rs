@@ -1,0 +1,668 @@
+//! Linearizability checking of one register: the history of one key of a key-value store.
+//!
+//! A history is a set of operations, each with an invocation time and (maybe) a response
+//! time. It is linearizable when every operation can be given one instant inside its window
+//! so that, in the order of those instants, every get returns the value of the last put
+//! before it (or `""`, the initial value, if there is none).
+//!
+//! The search is the Wing-Gong algorithm with Lowe's memoization (as in Porcupine): walk the
+//! time-ordered list of call and return events; at a call, try to linearize that operation
+//! now; at a return whose operation was not linearized yet, backtrack. A cache of the states
+//! already explored, `(set of linearized operations, current value)`, keeps it from redoing
+//! work. The set is hashed incrementally (Zobrist, 128 bits), so a state costs one table probe.
+//!
+//! Puts whose outcome is unknown (the client got a redirect, a fail or no reply) are
+//! *optional*: they may take effect at any instant after their invocation, or never. Two facts
+//! keep such histories tractable, applied by [`prepare`] before the search:
+//! - an unknown put whose value no get ever returned can be dropped: taking it out of a
+//!   linearization leaves every read unchanged, and a history with it is linearizable exactly
+//!   when the history without it is (let it take effect "never");
+//! - once a retry of the same logical put (same `retry_group`) is acknowledged, an earlier
+//!   attempt took effect before that acknowledgement or never (under Raft its entry can no
+//!   longer commit), so its window closes there.
+//!
+//! The API has no I/O and no knowledge of any simulator: times are plain `u64` (any unit).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// One operation on one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    /// Who invoked it (only used in reports).
+    pub client: u32,
+    pub kind: OpKind,
+    /// When the request was sent.
+    pub invoke: u64,
+    /// When the reply arrived; `None`: no reply, outcome unknown. Required for an acked put
+    /// and for a get (a get without a reply says nothing and is ignored).
+    pub response: Option<u64>,
+    /// Links the attempts (retries under new MIDs) of one logical put.
+    pub retry_group: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// `acked: false`: the put got a redirect, a fail or no reply, so it may or may not have
+    /// taken effect.
+    Put { value: String, acked: bool },
+    /// A get answered `ok` with `value` (`""`: never written).
+    Get { value: String },
+}
+
+/// A history that has no linearization.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    /// The smallest offending sub-history found (itself not linearizable), by invocation time.
+    pub ops: Vec<Op>,
+    pub explanation: String,
+}
+
+/// The outcome of a bounded search.
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    Linearizable,
+    Violation(Violation),
+    /// The search explored `states_max` states without an answer.
+    Unknown {
+        states: u64,
+    },
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = match self.response {
+            Some(t) => t.to_string(),
+            None => "?".to_string(),
+        };
+        match &self.kind {
+            OpKind::Put { value, acked } => write!(
+                f,
+                "client {} put {:?} [{}, {}]{}",
+                self.client,
+                value,
+                self.invoke,
+                end,
+                if *acked { "" } else { " (outcome unknown)" }
+            ),
+            OpKind::Get { value } => write!(
+                f,
+                "client {} get -> {:?} [{}, {}]",
+                self.client, value, self.invoke, end
+            ),
+        }
+    }
+}
+
+/// Checks one key's history (initial value `""`) with no limit on the search.
+pub fn check_key(ops: &[Op]) -> Result<(), Violation> {
+    match check_key_bounded(ops, u64::MAX) {
+        Verdict::Linearizable | Verdict::Unknown { .. } => Ok(()),
+        Verdict::Violation(v) => Err(v),
+    }
+}
+
+/// Checks one key's history, giving up after `states_max` explored states.
+pub fn check_key_bounded(ops: &[Op], states_max: u64) -> Verdict {
+    let prepared = prepare(ops);
+    let all: Vec<usize> = (0..prepared.ops.len()).collect();
+    match search(&prepared, &all, states_max) {
+        Search::Linearizable => Verdict::Linearizable,
+        Search::Unknown(states) => Verdict::Unknown { states },
+        Search::Stuck(_) => {
+            let (kept, stuck) = shrink(&prepared, all, states_max);
+            let mut out: Vec<Op> = kept
+                .iter()
+                .map(|&i| ops[prepared.ops[i].orig].clone())
+                .collect();
+            out.sort_by_key(|op| op.invoke);
+            let explanation = match stuck {
+                Some(i) => format!(
+                    "no order of these {} operations fits their windows; the search could not place: {}",
+                    out.len(),
+                    ops[prepared.ops[i].orig]
+                ),
+                None => format!(
+                    "no order of these {} operations fits their windows",
+                    out.len()
+                ),
+            };
+            Verdict::Violation(Violation {
+                ops: out,
+                explanation,
+            })
+        }
+    }
+}
+
+/// An operation ready for the search: value interned, window explicit.
+#[derive(Clone, Debug)]
+pub struct PreparedOp {
+    /// Index into the caller's slice.
+    pub orig: usize,
+    pub is_put: bool,
+    /// Interned value (0 is `""`).
+    pub value: u32,
+    pub invoke: u64,
+    /// The latest instant it can take effect (`u64::MAX`: open).
+    pub deadline: u64,
+    /// May never take effect (a put of unknown outcome).
+    pub optional: bool,
+}
+
+/// A history after the reductions described in the module docs.
+#[derive(Clone, Debug, Default)]
+pub struct Prepared {
+    pub ops: Vec<PreparedOp>,
+    /// How many unknown puts were dropped because nobody read their value.
+    pub dropped_unread: usize,
+    /// How many unknown puts had their window closed by a later acked retry.
+    pub closed_by_retry: usize,
+}
+
+/// Interns values, drops uninformative operations, closes retry windows.
+pub fn prepare<'a>(ops: &'a [Op]) -> Prepared {
+    let mut values: HashMap<&str, u32> = HashMap::new();
+    values.insert("", 0);
+    let intern = |s: &'a str, values: &mut HashMap<&'a str, u32>| -> u32 {
+        let next = values.len() as u32;
+        *values.entry(s).or_insert(next)
+    };
+    // Earliest acknowledgement of each retry group.
+    let mut group_ack: HashMap<u64, u64> = HashMap::new();
+    for op in ops {
+        if let (OpKind::Put { acked: true, .. }, Some(t), Some(g)) =
+            (&op.kind, op.response, op.retry_group)
+        {
+            let e = group_ack.entry(g).or_insert(t);
+            *e = (*e).min(t);
+        }
+    }
+    let mut read: HashSet<&str> = HashSet::new();
+    for op in ops {
+        if let (OpKind::Get { value }, Some(_)) = (&op.kind, op.response) {
+            read.insert(value.as_str());
+        }
+    }
+    let mut out = Prepared::default();
+    for (orig, op) in ops.iter().enumerate() {
+        match &op.kind {
+            OpKind::Get { value } => {
+                let Some(resp) = op.response else { continue };
+                let value = intern(value, &mut values);
+                out.ops.push(PreparedOp {
+                    orig,
+                    is_put: false,
+                    value,
+                    invoke: op.invoke,
+                    deadline: resp.max(op.invoke),
+                    optional: false,
+                });
+            }
+            OpKind::Put { value, acked } => {
+                let known = *acked && op.response.is_some();
+                if !known && !read.contains(value.as_str()) {
+                    out.dropped_unread += 1;
+                    continue;
+                }
+                let deadline = if known {
+                    op.response.unwrap_or(u64::MAX).max(op.invoke)
+                } else {
+                    match op.retry_group.and_then(|g| group_ack.get(&g)) {
+                        Some(&t) if t >= op.invoke => {
+                            out.closed_by_retry += 1;
+                            t
+                        }
+                        _ => u64::MAX,
+                    }
+                };
+                let value = intern(value, &mut values);
+                out.ops.push(PreparedOp {
+                    orig,
+                    is_put: true,
+                    value,
+                    invoke: op.invoke,
+                    deadline,
+                    optional: !known,
+                });
+            }
+        }
+    }
+    out
+}
+
+enum Search {
+    Linearizable,
+    /// No linearization; the operation whose return blocked the deepest attempt.
+    Stuck(Option<usize>),
+    Unknown(u64),
+}
+
+const NONE: usize = usize::MAX;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Index into `Prepared::ops`.
+    op: usize,
+    is_call: bool,
+    /// For a call, its return entry; for a return, its call entry.
+    partner: usize,
+    prev: usize,
+    next: usize,
+}
+
+/// 64-bit mixer (splitmix64) for deterministic Zobrist keys.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn zobrist(i: usize) -> u128 {
+    let a = mix(i as u64 * 2 + 1);
+    let b = mix(a ^ 0xD1B5_4A32_D192_ED03);
+    (u128::from(a) << 64) | u128::from(b)
+}
+
+/// Runs the search over the subset `subset` of `p.ops`.
+fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
+    // Events: (time, is_return, op). Calls sort before returns at equal times, so touching
+    // windows count as overlapping (the lenient reading).
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(subset.len() * 2);
+    for &i in subset {
+        let op = &p.ops[i];
+        events.push((op.invoke, false, i));
+        events.push((op.deadline, true, i));
+    }
+    events.sort_unstable();
+    // Entry 0 is the head sentinel.
+    let mut entries: Vec<Entry> = Vec::with_capacity(events.len() + 1);
+    entries.push(Entry {
+        op: NONE,
+        is_call: false,
+        partner: NONE,
+        prev: NONE,
+        next: NONE,
+    });
+    let mut call_at: HashMap<usize, usize> = HashMap::with_capacity(subset.len());
+    for (k, &(_, is_return, op)) in events.iter().enumerate() {
+        let idx = k + 1;
+        entries.push(Entry {
+            op,
+            is_call: !is_return,
+            partner: NONE,
+            prev: idx - 1,
+            next: NONE,
+        });
+        entries[idx - 1].next = idx;
+        if is_return {
+            let c = call_at[&op];
+            entries[c].partner = idx;
+            entries[idx].partner = c;
+        } else {
+            call_at.insert(op, idx);
+        }
+    }
+    let keys: HashMap<usize, u128> = subset.iter().map(|&i| (i, zobrist(i))).collect();
+
+    let lift = |entries: &mut Vec<Entry>, call: usize| {
+        let ret = entries[call].partner;
+        for e in [call, ret] {
+            let (prev, next) = (entries[e].prev, entries[e].next);
+            entries[prev].next = next;
+            if next != NONE {
+                entries[next].prev = prev;
+            }
+        }
+    };
+    let unlift = |entries: &mut Vec<Entry>, call: usize| {
+        let ret = entries[call].partner;
+        for e in [ret, call] {
+            let (prev, next) = (entries[e].prev, entries[e].next);
+            entries[prev].next = e;
+            if next != NONE {
+                entries[next].prev = e;
+            }
+        }
+    };
+
+    let mut cache: HashSet<(u128, u32)> = HashSet::new();
+    let mut stack: Vec<(usize, u32)> = Vec::new();
+    let mut bits: u128 = 0;
+    let mut state: u32 = 0;
+    let mut entry = entries[0].next;
+    let mut states: u64 = 0;
+    let mut deepest = 0usize;
+    let mut stuck_op: Option<usize> = None;
+    while entries[0].next != NONE {
+        if entry == NONE {
+            // Only reachable if a call has no return, which construction rules out.
+            return Search::Stuck(stuck_op);
+        }
+        let e = entries[entry];
+        let op = &p.ops[e.op];
+        let (call, next_state) = if e.is_call {
+            let ok = !op.is_put && op.value == state;
+            if op.is_put {
+                (Some(entry), op.value)
+            } else if ok {
+                (Some(entry), state)
+            } else {
+                (None, state)
+            }
+        } else if op.optional {
+            // Its deadline passed without it taking effect: it never did.
+            (Some(e.partner), state)
+        } else {
+            (None, state)
+        };
+        if let Some(call) = call {
+            let new_bits = bits ^ keys[&e.op];
+            if cache.insert((new_bits, next_state)) {
+                states += 1;
+                if states > states_max {
+                    return Search::Unknown(states);
+                }
+                stack.push((call, state));
+                bits = new_bits;
+                state = next_state;
+                lift(&mut entries, call);
+                entry = entries[0].next;
+                continue;
+            }
+            if e.is_call {
+                entry = e.next;
+                continue;
+            }
+        } else if e.is_call {
+            entry = e.next;
+            continue;
+        }
+        // A return of an operation not linearized yet: backtrack.
+        if stack.len() >= deepest {
+            deepest = stack.len();
+            stuck_op = Some(e.op);
+        }
+        let Some((call, old_state)) = stack.pop() else {
+            return Search::Stuck(stuck_op);
+        };
+        unlift(&mut entries, call);
+        bits ^= keys[&entries[call].op];
+        state = old_state;
+        entry = entries[call].next;
+    }
+    Search::Linearizable
+}
+
+/// Shrinks a violating subset while keeping it a witness: taking out a get, or a put whose
+/// value no remaining get returns, cannot turn a linearizable history into a violating one, so
+/// whatever still fails after such removals proves the original fails too.
+fn shrink(p: &Prepared, mut kept: Vec<usize>, states_max: u64) -> (Vec<usize>, Option<usize>) {
+    const SEARCHES_MAX: usize = 400;
+    let budget = states_max.min(200_000);
+    let mut searches = 0usize;
+    let fails = |set: &[usize], searches: &mut usize| -> Option<Option<usize>> {
+        *searches += 1;
+        match search(p, set, budget) {
+            Search::Stuck(s) => Some(s),
+            _ => None,
+        }
+    };
+    let removable = |set: &[usize], i: usize| -> bool {
+        let op = &p.ops[i];
+        !op.is_put
+            || !set
+                .iter()
+                .any(|&j| !p.ops[j].is_put && p.ops[j].value == op.value)
+    };
+    let mut stuck = None;
+    let mut chunk = kept.len().div_ceil(2).max(1);
+    loop {
+        let mut progress = false;
+        let mut start = 0;
+        while start < kept.len() && searches < SEARCHES_MAX {
+            let end = (start + chunk).min(kept.len());
+            let candidate: Vec<usize> = kept
+                .iter()
+                .enumerate()
+                .filter(|&(k, &i)| !(k >= start && k < end && removable(&kept, i)))
+                .map(|(_, &i)| i)
+                .collect();
+            if candidate.len() < kept.len()
+                && let Some(s) = fails(&candidate, &mut searches)
+            {
+                kept = candidate;
+                stuck = s;
+                progress = true;
+                continue;
+            }
+            start = end;
+        }
+        if searches >= SEARCHES_MAX || (chunk == 1 && !progress) {
+            break;
+        }
+        if !progress {
+            chunk = chunk.div_ceil(2);
+        }
+    }
+    if stuck.is_none()
+        && let Search::Stuck(s) = search(p, &kept, budget)
+    {
+        stuck = s;
+    }
+    (kept, stuck)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(client: u32, v: &str, invoke: u64, response: u64) -> Op {
+        Op {
+            client,
+            kind: OpKind::Put {
+                value: v.into(),
+                acked: true,
+            },
+            invoke,
+            response: Some(response),
+            retry_group: None,
+        }
+    }
+    fn lost_put(client: u32, v: &str, invoke: u64, group: Option<u64>) -> Op {
+        Op {
+            client,
+            kind: OpKind::Put {
+                value: v.into(),
+                acked: false,
+            },
+            invoke,
+            response: None,
+            retry_group: group,
+        }
+    }
+    fn get(client: u32, v: &str, invoke: u64, response: u64) -> Op {
+        Op {
+            client,
+            kind: OpKind::Get { value: v.into() },
+            invoke,
+            response: Some(response),
+            retry_group: None,
+        }
+    }
+
+    #[test]
+    fn empty_and_sequential_histories_are_linearizable() {
+        assert!(check_key(&[]).is_ok());
+        let h = [
+            get(0, "", 0, 1),
+            put(0, "a", 2, 3),
+            get(1, "a", 4, 5),
+            put(1, "b", 6, 7),
+            get(0, "b", 8, 9),
+        ];
+        assert!(check_key(&h).is_ok());
+    }
+
+    #[test]
+    fn concurrent_put_may_be_seen_either_way() {
+        // The put overlaps both gets: old then new is fine.
+        let h = [
+            put(0, "a", 0, 1),
+            put(1, "b", 2, 10),
+            get(2, "a", 3, 4),
+            get(3, "b", 5, 6),
+        ];
+        assert!(check_key(&h).is_ok());
+    }
+
+    #[test]
+    fn stale_read_is_a_violation() {
+        let h = [put(0, "a", 0, 1), put(1, "b", 2, 3), get(2, "a", 4, 5)];
+        let v = check_key(&h).unwrap_err();
+        assert_eq!(v.ops.len(), 3, "{v:?}");
+    }
+
+    #[test]
+    fn read_of_never_written_value_is_a_violation() {
+        let h = [put(0, "a", 0, 1), get(1, "zzz", 2, 3)];
+        let v = check_key(&h).unwrap_err();
+        assert!(
+            v.ops
+                .iter()
+                .any(|o| matches!(&o.kind, OpKind::Get { value } if value == "zzz"))
+        );
+    }
+
+    #[test]
+    fn reads_going_back_in_time_are_a_violation() {
+        // Both puts concurrent with the reads, but two later reads disagree in order.
+        let h = [
+            put(0, "a", 0, 100),
+            put(1, "b", 0, 100),
+            get(2, "a", 10, 20),
+            get(2, "b", 30, 40),
+            get(3, "a", 50, 60),
+        ];
+        assert!(check_key(&h).is_err());
+    }
+
+    #[test]
+    fn shrinking_drops_irrelevant_operations() {
+        let mut h = vec![];
+        for i in 0..50u64 {
+            h.push(put(9, &format!("x{i}"), i * 10, i * 10 + 1));
+            h.push(get(8, &format!("x{i}"), i * 10 + 2, i * 10 + 3));
+        }
+        // A stale read at the end.
+        h.push(get(7, "x3", 1000, 1001));
+        let v = check_key(&h).unwrap_err();
+        assert!(v.ops.len() <= 4, "{:#?}", v.ops);
+        assert!(v.explanation.contains("x3"), "{}", v.explanation);
+    }
+
+    #[test]
+    fn unknown_put_may_take_effect_late() {
+        // A redirected put, seen long after its attempt.
+        let h = [
+            lost_put(0, "a", 0, None),
+            get(1, "", 5, 6),
+            get(1, "a", 50, 51),
+            get(2, "a", 60, 61),
+        ];
+        assert!(check_key(&h).is_ok());
+    }
+
+    #[test]
+    fn unknown_put_may_never_take_effect() {
+        let h = [
+            put(0, "a", 0, 1),
+            lost_put(1, "b", 2, None),
+            get(2, "a", 100, 101),
+        ];
+        assert!(check_key(&h).is_ok());
+    }
+
+    #[test]
+    fn unread_unknown_puts_are_dropped_before_the_search() {
+        let mut h = vec![put(0, "a", 0, 1)];
+        for i in 0..500 {
+            h.push(lost_put(1, &format!("v{i}"), 2 + i, None));
+        }
+        h.push(get(2, "a", 1000, 1001));
+        let p = prepare(&h);
+        assert_eq!(p.dropped_unread, 500);
+        assert_eq!(p.ops.len(), 2);
+        assert!(matches!(
+            check_key_bounded(&h, 10_000),
+            Verdict::Linearizable
+        ));
+    }
+
+    #[test]
+    fn acked_retry_closes_the_earlier_attempt() {
+        // Attempt 1 of "b" is redirected; the retry is acked at 20; then "c" is written and
+        // read. A read of "b" after that would need attempt 1 to take effect after its retry
+        // was acknowledged, which the retry rule forbids.
+        let h = [
+            put(0, "a", 0, 1),
+            lost_put(1, "b", 2, Some(7)),
+            Op {
+                client: 1,
+                kind: OpKind::Put {
+                    value: "b".into(),
+                    acked: true,
+                },
+                invoke: 10,
+                response: Some(20),
+                retry_group: Some(7),
+            },
+            put(2, "c", 30, 31),
+            get(3, "b", 40, 41),
+        ];
+        let p = prepare(&h);
+        assert_eq!(p.closed_by_retry, 1);
+        assert!(check_key(&h).is_err());
+        // Without the group, attempt 1 could land after "c": linearizable.
+        let mut open = h.clone();
+        open[1].retry_group = None;
+        assert!(check_key(&open).is_ok());
+    }
+
+    #[test]
+    fn get_without_reply_is_ignored() {
+        let h = [
+            put(0, "a", 0, 1),
+            Op {
+                client: 1,
+                kind: OpKind::Get {
+                    value: "zzz".into(),
+                },
+                invoke: 2,
+                response: None,
+                retry_group: None,
+            },
+        ];
+        assert!(check_key(&h).is_ok());
+    }
+
+    #[test]
+    fn long_concurrent_history_is_fast() {
+        // 3000 operations, four clients overlapping pairwise: must finish quickly.
+        let mut h = vec![];
+        let mut t = 0u64;
+        for i in 0..750 {
+            let v = format!("v{i}");
+            h.push(put(0, &v, t, t + 15));
+            h.push(get(1, &v, t + 14, t + 20));
+            h.push(lost_put(2, &format!("lost{i}"), t + 1, None));
+            h.push(get(3, &v, t + 16, t + 30));
+            t += 31;
+        }
+        assert!(matches!(
+            check_key_bounded(&h, 1_000_000),
+            Verdict::Linearizable
+        ));
+    }
+}

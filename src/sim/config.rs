@@ -1,0 +1,707 @@
+//! Scenario files: the classic simulator's format, plus optional fields of our own.
+//!
+//! A classic config (only classic fields) means exactly the classic behaviour. Validation
+//! follows the classic loader's ranges; every error names the offending field.
+
+use serde_json::{Map, Value};
+use std::fmt;
+use std::path::Path;
+
+/// Classic defaults.
+pub const MIX_DEFAULT: f64 = 0.8;
+pub const START_WAIT_S_DEFAULT: f64 = 5.0;
+pub const END_WAIT_S_DEFAULT: f64 = 2.0;
+pub const MAX_PACKETS_DEFAULT: u64 = 20_000;
+pub const MAX_PACKETS_MAX: u64 = 100_000_000;
+pub const MAX_GET_FAIL_FRAC_DEFAULT: f64 = 0.5;
+pub const MAX_PUT_FAIL_FRAC_DEFAULT: f64 = 0.5;
+pub const MAX_GET_GEN_FAIL_FRAC_DEFAULT: f64 = 0.1;
+pub const APPENDS_BATCHED_FRAC_DEFAULT: f64 = 0.5;
+pub const CLIENTS_DEFAULT: usize = 8;
+pub const CLIENTS_MAX: usize = 1000;
+
+/// A config that could not be used: which field, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "field `{}`: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Three thresholds `[bonus, full, partial]`; a value scores a tier when `value < threshold`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tiers {
+    pub values: [f64; 3],
+    /// The thresholds as written in the file, for the summary lines.
+    pub text: [String; 3],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Benchmarks {
+    pub total_msgs: Tiers,
+    pub failures: Tiers,
+    pub duplicates: Tiers,
+    pub median_latency: Tiers,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tests {
+    pub max_get_fail_frac: f64,
+    pub max_put_fail_frac: f64,
+    pub max_get_gen_fail_frac: f64,
+    pub appends_batched_frac: f64,
+    pub benchmarks: Benchmarks,
+}
+
+/// Which way a one-way partition cuts the leader off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneWay {
+    /// The leader's messages are lost; it still hears the others.
+    FromLeader,
+    /// The leader hears nobody; its messages still arrive.
+    ToLeader,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    KillLeader,
+    KillNonLeader,
+    PartEasy,
+    PartHard,
+    PartEnd,
+    /// SIGSTOP the leader, SIGCONT it `duration_s` later.
+    PauseLeader {
+        duration_s: f64,
+    },
+    /// SIGSTOP a random living non-leader, SIGCONT it `duration_s` later.
+    PauseNonLeader {
+        duration_s: f64,
+    },
+    /// Cut the leader off in one direction only (until `part_end`).
+    PartOneWay(OneWay),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Seconds after the end of `start_wait`.
+    pub time_s: f64,
+    pub kind: EventKind,
+}
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// File stem, e.g. `simple-1`.
+    pub name: String,
+    pub description: Option<String>,
+    pub lifetime_s: f64,
+    pub replicas: usize,
+    pub requests: u64,
+    pub mix: f64,
+    pub drops: f64,
+    /// `None`: the file gave none; the run picks one and prints it.
+    pub seed: Option<u64>,
+    pub start_wait_s: f64,
+    pub end_wait_s: f64,
+    pub max_packets: u64,
+    pub events: Vec<Event>,
+    pub tests: Tests,
+    // Beyond the classic format (all optional).
+    pub clients: usize,
+    /// `Some(k)`: every client reads and writes a pool of `k` shared keys.
+    pub shared_keys: Option<usize>,
+    /// Probability a replica-to-replica datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability a replica-to-replica datagram is held back a random delay.
+    pub reorder: f64,
+    pub reorder_delay_ms_max: f64,
+}
+
+impl Config {
+    /// Total wall time of the run.
+    pub fn total_s(&self) -> f64 {
+        self.start_wait_s + self.lifetime_s + self.end_wait_s
+    }
+
+    /// True when the file uses only classic fields and events.
+    pub fn is_classic(&self) -> bool {
+        self.clients == CLIENTS_DEFAULT
+            && self.shared_keys.is_none()
+            && self.duplicate == 0.0
+            && self.reorder == 0.0
+            && self.events.iter().all(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::KillLeader
+                        | EventKind::KillNonLeader
+                        | EventKind::PartEasy
+                        | EventKind::PartHard
+                        | EventKind::PartEnd
+                )
+            })
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("<file>", format!("cannot read {}: {e}", path.display())))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Config::parse(&name, &text)
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| err("<file>", format!("not valid JSON: {e}")))?;
+        let Value::Object(conf) = value else {
+            return Err(err("<file>", "the top level must be a JSON object"));
+        };
+        const KNOWN: &[&str] = &[
+            "lifetime",
+            "replicas",
+            "requests",
+            "mix",
+            "drops",
+            "seed",
+            "start_wait",
+            "end_wait",
+            "max_packets",
+            "events",
+            "tests",
+            // The classic suite puts this one at the top level, where the classic loader
+            // ignores it; so do we.
+            "maximum_get_generation_fail_fraction",
+            "description",
+            "clients",
+            "shared_keys",
+            "duplicate",
+            "reorder",
+            "reorder_delay_ms",
+        ];
+        for key in conf.keys() {
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(err(key, "unknown field"));
+            }
+        }
+        for req in ["lifetime", "replicas", "requests", "tests"] {
+            if !conf.contains_key(req) {
+                return Err(err(req, "required field is missing"));
+            }
+        }
+        // The classic loader truncates these with int().
+        let lifetime_s = number(&conf, "lifetime")?.unwrap_or(0.0).trunc();
+        if lifetime_s < 5.0 {
+            return Err(err(
+                "lifetime",
+                "simulation lifetime must be at least 5 seconds",
+            ));
+        }
+        let replicas = number(&conf, "replicas")?.unwrap_or(0.0).trunc();
+        if !(3.0..=21.0).contains(&replicas) {
+            return Err(err(
+                "replicas",
+                "number of replicas must be at least 3 and at most 21",
+            ));
+        }
+        let requests = number(&conf, "requests")?.unwrap_or(0.0).trunc();
+        if requests < 0.0 {
+            return Err(err("requests", "number of requests cannot be negative"));
+        }
+        let seed = match conf.get("seed") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(s) => Some(s),
+                None => Some(
+                    n.as_i64()
+                        .map(|v| v as u64)
+                        .unwrap_or_else(|| hash_str(&n.to_string())),
+                ),
+            },
+            Some(Value::String(s)) => Some(hash_str(s)),
+            Some(_) => return Err(err("seed", "must be an integer or a string")),
+        };
+        let mix = ranged(&conf, "mix", 0.0, 1.0, MIX_DEFAULT)?;
+        let start_wait_s = ranged(&conf, "start_wait", 0.0, lifetime_s, START_WAIT_S_DEFAULT)?;
+        let end_wait_s = ranged(&conf, "end_wait", 0.0, lifetime_s, END_WAIT_S_DEFAULT)?;
+        let drops = ranged(&conf, "drops", 0.0, 1.0, 0.0)?;
+        let max_packets = ranged(
+            &conf,
+            "max_packets",
+            requests,
+            MAX_PACKETS_MAX as f64,
+            MAX_PACKETS_DEFAULT as f64,
+        )? as u64;
+        let events = parse_events(conf.get("events"), lifetime_s)?;
+        let tests = parse_tests(conf.get("tests"))?;
+        let description = match conf.get("description") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(err("description", "must be a string")),
+        };
+        let clients = ranged(
+            &conf,
+            "clients",
+            1.0,
+            CLIENTS_MAX as f64,
+            CLIENTS_DEFAULT as f64,
+        )?
+        .trunc() as usize;
+        let shared_keys = match number(&conf, "shared_keys")? {
+            None => None,
+            Some(k) if (1.0..=1_000_000.0).contains(&k) && k.fract() == 0.0 => Some(k as usize),
+            Some(_) => {
+                return Err(err(
+                    "shared_keys",
+                    "must be a whole number from 1 to 1000000",
+                ));
+            }
+        };
+        let duplicate = ranged(&conf, "duplicate", 0.0, 1.0, 0.0)?;
+        let reorder = ranged(&conf, "reorder", 0.0, 1.0, 0.0)?;
+        let reorder_delay_ms_max = ranged(&conf, "reorder_delay_ms", 0.0, 10_000.0, 5.0)?;
+        Ok(Config {
+            name: name.to_string(),
+            description,
+            lifetime_s,
+            replicas: replicas as usize,
+            requests: requests as u64,
+            mix,
+            drops,
+            seed,
+            start_wait_s,
+            end_wait_s,
+            max_packets,
+            events,
+            tests,
+            clients,
+            shared_keys,
+            duplicate,
+            reorder,
+            reorder_delay_ms_max,
+        })
+    }
+}
+
+fn hash_str(s: &str) -> u64 {
+    // FNV-1a: stable across runs and platforms, unlike the std hasher.
+    s.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    })
+}
+
+fn number(conf: &Map<String, Value>, field: &str) -> Result<Option<f64>, ConfigError> {
+    match conf.get(field) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| err(field, "not a usable number")),
+        Some(other) => Err(err(field, format!("must be a number, found {other}"))),
+    }
+}
+
+fn ranged(
+    conf: &Map<String, Value>,
+    field: &str,
+    low: f64,
+    high: f64,
+    default: f64,
+) -> Result<f64, ConfigError> {
+    match number(conf, field)? {
+        None => Ok(default),
+        Some(v) if v >= low && v <= high => Ok(v),
+        Some(v) => Err(err(
+            field,
+            format!("{v} is out of range: must be between {low} and {high}"),
+        )),
+    }
+}
+
+fn parse_events(value: Option<&Value>, lifetime_s: f64) -> Result<Vec<Event>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = value else {
+        return Err(err("events", "must be a list of {type, time} objects"));
+    };
+    let mut events = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = |f: &str| format!("events[{i}].{f}");
+        let Value::Object(obj) = item else {
+            return Err(err(format!("events[{i}]"), "must be an object"));
+        };
+        let kind = match obj.get("type") {
+            Some(Value::String(s)) => s.as_str(),
+            _ => return Err(err(field("type"), "missing or not a string")),
+        };
+        let time_s = match number(obj, "time").map_err(|e| err(field("time"), e.message))? {
+            Some(t) => t,
+            None => return Err(err(field("time"), "missing")),
+        };
+        if time_s < 0.0 || time_s > lifetime_s {
+            return Err(err(
+                field("time"),
+                format!("event time must be between 0 and {lifetime_s}"),
+            ));
+        }
+        let duration = |obj: &Map<String, Value>| -> Result<f64, ConfigError> {
+            match number(obj, "duration").map_err(|e| err(field("duration"), e.message))? {
+                Some(d) if d > 0.0 && d <= lifetime_s => Ok(d),
+                Some(_) => Err(err(
+                    field("duration"),
+                    format!("must be above 0 and at most {lifetime_s}"),
+                )),
+                None => Err(err(
+                    field("duration"),
+                    "missing (seconds the replica stays paused)",
+                )),
+            }
+        };
+        let allowed: &[&str] = match kind {
+            "pause_leader" | "pause_non_leader" => &["type", "time", "duration"],
+            "part_oneway" => &["type", "time", "direction"],
+            "part_flap" => &["type", "time", "period", "until"],
+            _ => &["type", "time"],
+        };
+        if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(err(field(extra), "unknown field for this event type"));
+        }
+        let kind = match kind {
+            "kill_leader" => EventKind::KillLeader,
+            "kill_non_leader" => EventKind::KillNonLeader,
+            "part_easy" => EventKind::PartEasy,
+            "part_hard" => EventKind::PartHard,
+            "part_end" => EventKind::PartEnd,
+            "pause_leader" => EventKind::PauseLeader {
+                duration_s: duration(obj)?,
+            },
+            "pause_non_leader" => EventKind::PauseNonLeader {
+                duration_s: duration(obj)?,
+            },
+            "part_oneway" => match obj.get("direction").and_then(Value::as_str) {
+                Some("from_leader") => EventKind::PartOneWay(OneWay::FromLeader),
+                Some("to_leader") => EventKind::PartOneWay(OneWay::ToLeader),
+                _ => {
+                    return Err(err(
+                        field("direction"),
+                        "must be \"from_leader\" or \"to_leader\"",
+                    ));
+                }
+            },
+            "part_flap" => {
+                // A hard partition with a new random majority every `period` seconds, healed
+                // in between, until `until`; expanded here into plain events.
+                let period =
+                    match number(obj, "period").map_err(|e| err(field("period"), e.message))? {
+                        Some(p) if p >= 0.05 => p,
+                        _ => return Err(err(field("period"), "missing or below 0.05 seconds")),
+                    };
+                let until =
+                    match number(obj, "until").map_err(|e| err(field("until"), e.message))? {
+                        Some(u) if u > time_s && u <= lifetime_s => u,
+                        _ => {
+                            return Err(err(
+                                field("until"),
+                                format!("missing, or not between `time` and {lifetime_s}"),
+                            ));
+                        }
+                    };
+                let mut t = time_s;
+                let mut cut = true;
+                while t < until {
+                    let kind = if cut {
+                        EventKind::PartHard
+                    } else {
+                        EventKind::PartEnd
+                    };
+                    events.push(Event { time_s: t, kind });
+                    cut = !cut;
+                    t += period;
+                }
+                events.push(Event {
+                    time_s: until,
+                    kind: EventKind::PartEnd,
+                });
+                continue;
+            }
+            other => return Err(err(field("type"), format!("unknown event type: {other}"))),
+        };
+        events.push(Event { time_s, kind });
+    }
+    Ok(events)
+}
+
+fn parse_tiers(field: &str, value: &Value) -> Result<Tiers, ConfigError> {
+    let Value::Array(items) = value else {
+        return Err(err(
+            field,
+            "must be a list of three thresholds [bonus, full, partial]",
+        ));
+    };
+    if items.len() != 3 {
+        return Err(err(
+            field,
+            format!(
+                "incorrect number of performance tiers: {} (want 3)",
+                items.len()
+            ),
+        ));
+    }
+    let mut values = [0.0; 3];
+    let mut text: [String; 3] = Default::default();
+    for (k, item) in items.iter().enumerate() {
+        let Value::Number(n) = item else {
+            return Err(err(field, format!("tier {k} is not a number: {item}")));
+        };
+        values[k] = n
+            .as_f64()
+            .ok_or_else(|| err(field, "not a usable number"))?;
+        text[k] = n.to_string();
+    }
+    Ok(Tiers { values, text })
+}
+
+fn parse_tests(value: Option<&Value>) -> Result<Tests, ConfigError> {
+    let Some(Value::Object(tests)) = value else {
+        return Err(err(
+            "tests",
+            "no data specified about testing or performance benchmarking",
+        ));
+    };
+    const KNOWN: &[&str] = &[
+        "benchmarks",
+        "maximum_get_fail_fraction",
+        "maximum_put_fail_fraction",
+        "maximum_get_generation_fail_fraction",
+        "maximum_appends_batched_fraction",
+    ];
+    if let Some(k) = tests.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(err(format!("tests.{k}"), "unknown field"));
+    }
+    let frac = |f: &str, d: f64| {
+        ranged(tests, f, 0.0, 1.0, d).map_err(|e| err(format!("tests.{f}"), e.message))
+    };
+    let max_get_fail_frac = frac("maximum_get_fail_fraction", MAX_GET_FAIL_FRAC_DEFAULT)?;
+    let max_put_fail_frac = frac("maximum_put_fail_fraction", MAX_PUT_FAIL_FRAC_DEFAULT)?;
+    let max_get_gen_fail_frac = frac(
+        "maximum_get_generation_fail_fraction",
+        MAX_GET_GEN_FAIL_FRAC_DEFAULT,
+    )?;
+    let appends_batched_frac = frac(
+        "maximum_appends_batched_fraction",
+        APPENDS_BATCHED_FRAC_DEFAULT,
+    )?;
+    let Some(Value::Object(b)) = tests.get("benchmarks") else {
+        return Err(err(
+            "tests.benchmarks",
+            "no performance benchmarks specified",
+        ));
+    };
+    const METRICS: [&str; 4] = ["total_msgs", "failures", "duplicates", "median_latency"];
+    if let Some(k) = b.keys().find(|k| !METRICS.contains(&k.as_str())) {
+        return Err(err(format!("tests.benchmarks.{k}"), "unknown test type"));
+    }
+    let tiers = |m: &str| -> Result<Tiers, ConfigError> {
+        let field = format!("tests.benchmarks.{m}");
+        match b.get(m) {
+            Some(v) => parse_tiers(&field, v),
+            None => Err(err(field, "missing")),
+        }
+    };
+    Ok(Tests {
+        max_get_fail_frac,
+        max_put_fail_frac,
+        max_get_gen_fail_frac,
+        appends_batched_frac,
+        benchmarks: Benchmarks {
+            total_msgs: tiers("total_msgs")?,
+            failures: tiers("failures")?,
+            duplicates: tiers("duplicates")?,
+            median_latency: tiers("median_latency")?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+        "lifetime": 30, "replicas": 5, "requests": 300, "mix": 0.2, "drops": 0.1, "end_wait": 5,
+        "events": [{"type": "part_hard", "time": 5}, {"type": "part_end", "time": 8},
+                   {"type": "kill_leader", "time": 25}],
+        "tests": {"benchmarks": {"total_msgs": [1000, 4000, 5000], "failures": [1, 10, 100],
+                  "duplicates": [0, 6, 10], "median_latency": [0.0002, 0.005, 0.1]}},
+        "maximum_get_generation_fail_fraction": 0.2
+    }"#;
+
+    fn with(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<Config, ConfigError> {
+        let Value::Object(mut m) = serde_json::from_str(GOOD).unwrap() else {
+            unreachable!()
+        };
+        edit(&mut m);
+        Config::parse("t", &Value::Object(m).to_string())
+    }
+
+    #[test]
+    fn classic_config_gets_classic_defaults() {
+        let c = Config::parse("advanced-4", GOOD).unwrap();
+        assert_eq!(c.replicas, 5);
+        assert_eq!(c.start_wait_s, 5.0);
+        assert_eq!(c.end_wait_s, 5.0);
+        assert_eq!(c.max_packets, 20_000);
+        assert_eq!(
+            c.tests.max_get_gen_fail_frac, 0.1,
+            "the top-level field is ignored, as classic"
+        );
+        assert_eq!(c.tests.benchmarks.median_latency.text[0], "0.0002");
+        assert_eq!(c.total_s(), 40.0);
+        assert!(c.is_classic());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        type Edit = Box<dyn FnOnce(&mut Map<String, Value>)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|m| {
+                    m.remove("lifetime");
+                }),
+                "lifetime",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("lifetime".into(), 4.into());
+                }),
+                "lifetime",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("replicas".into(), 22.into());
+                }),
+                "replicas",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("mix".into(), 1.5.into());
+                }),
+                "mix",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("drops".into(), "lots".into());
+                }),
+                "drops",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("colour".into(), 1.into());
+                }),
+                "colour",
+            ),
+            (
+                Box::new(|m| {
+                    m["events"][0]["type"] = "explode".into();
+                }),
+                "events[0].type",
+            ),
+            (
+                Box::new(|m| {
+                    m["events"][1]["time"] = 31.into();
+                }),
+                "events[1].time",
+            ),
+            (
+                Box::new(|m| {
+                    m["tests"]["benchmarks"]["failures"] = serde_json::json!([1, 2]);
+                }),
+                "tests.benchmarks.failures",
+            ),
+            (
+                Box::new(|m| {
+                    m["tests"]["benchmarks"]["speed"] = serde_json::json!([1, 2, 3]);
+                }),
+                "tests.benchmarks.speed",
+            ),
+            (
+                Box::new(|m| {
+                    m["tests"]["benchmarks"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("duplicates");
+                }),
+                "tests.benchmarks.duplicates",
+            ),
+            (
+                Box::new(|m| {
+                    m["tests"]["maximum_put_fail_fraction"] = 2.into();
+                }),
+                "tests.maximum_put_fail_fraction",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("max_packets".into(), 10.into());
+                }),
+                "max_packets",
+            ),
+        ];
+        for (edit, field) in cases {
+            let e = with(edit).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+        assert_eq!(Config::parse("t", "[1]").unwrap_err().field, "<file>");
+        assert_eq!(Config::parse("t", "{").unwrap_err().field, "<file>");
+    }
+
+    #[test]
+    fn extra_fields_and_events() {
+        let c = with(|m| {
+            m.insert("clients".into(), 32.into());
+            m.insert("shared_keys".into(), 4.into());
+            m.insert("duplicate".into(), 0.05.into());
+            m["events"] = serde_json::json!([
+                {"type": "pause_leader", "time": 3, "duration": 2},
+                {"type": "part_oneway", "time": 10, "direction": "from_leader"},
+                {"type": "part_flap", "time": 12, "period": 1, "until": 15}
+            ]);
+        })
+        .unwrap();
+        assert!(!c.is_classic());
+        assert_eq!(c.clients, 32);
+        assert_eq!(c.shared_keys, Some(4));
+        assert_eq!(c.events[0].kind, EventKind::PauseLeader { duration_s: 2.0 });
+        assert_eq!(c.events[1].kind, EventKind::PartOneWay(OneWay::FromLeader));
+        // 12 cut, 13 heal, 14 cut, 15 heal.
+        let flap: Vec<_> = c.events[2..]
+            .iter()
+            .map(|e| (e.time_s, e.kind.clone()))
+            .collect();
+        assert_eq!(
+            flap,
+            vec![
+                (12.0, EventKind::PartHard),
+                (13.0, EventKind::PartEnd),
+                (14.0, EventKind::PartHard),
+                (15.0, EventKind::PartEnd)
+            ]
+        );
+        let e = with(|m| m["events"] = serde_json::json!([{"type": "pause_leader", "time": 3}]))
+            .unwrap_err();
+        assert_eq!(e.field, "events[0].duration");
+    }
+}

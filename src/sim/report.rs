@@ -1,0 +1,311 @@
+//! What a run prints: the classic summary (same lines, same order), our extra figures, the
+//! table after `kvsim all`, and the JSON report.
+
+use std::fmt::Write as _;
+
+use super::config::Config;
+use super::run::Outcome;
+
+const BOLD: &str = "\x1b[1m\x1b[4m";
+const RED: &str = "\x1b[91m";
+const GREEN: &str = "\x1b[92m";
+const YELLOW: &str = "\x1b[93m";
+const BLUE: &str = "\x1b[94m";
+const END: &str = "\x1b[0m";
+
+/// The classic single-test summary, then ours.
+pub fn summary(o: &Outcome, cfg: &Config) -> String {
+    let s = &o.stats;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{BOLD}\n# Simulation Finished\n\n## Useful Information and Statistics{END}"
+    );
+    let _ = writeln!(out, "Leaders: {}", s.leaders.join(" "));
+    let _ = writeln!(
+        out,
+        "Replicas that died/were killed: {}/{}",
+        s.died, s.killed
+    );
+    let _ = writeln!(out, "Total messages sent: {}", s.total_msgs);
+    let _ = writeln!(out, "Total messages dropped: {}", s.total_drops);
+    let _ = writeln!(out, "Total messages blocked by full sockets: {}", s.blocked);
+    let _ = writeln!(
+        out,
+        "Total client get()/put() requests: {}/{}",
+        s.total_get, s.total_put
+    );
+    let _ = writeln!(out, "Total duplicate responses: {}", s.duplicates);
+    let _ = writeln!(
+        out,
+        "Total unanswered get()/put() requests: {}/{}",
+        s.unanswered_get, s.unanswered_put
+    );
+    let _ = writeln!(out, "Total redirects: {}", s.redirects);
+    let _ = writeln!(
+        out,
+        "Total get()/put() failures: {}/{}",
+        s.failed_get, s.failed_put
+    );
+    let _ = writeln!(out, "Total get() with incorrect response: {}", s.incorrect);
+    if !s.latencies_s.is_empty() {
+        let _ = writeln!(
+            out,
+            "Mean/Median query latency: {}sec/{}sec",
+            s.mean_latency, s.median_latency
+        );
+    }
+    out.push_str(&extras(o, cfg));
+    let _ = writeln!(out, "{BOLD}\n## Correctness Checks{END}");
+    for c in o.checks.iter().filter(|c| !c.passed) {
+        let _ = writeln!(out, "{RED}{}{END}", c.message);
+    }
+    const VIOLATIONS_SHOWN_MAX: usize = 5;
+    let violations = &o.linearizability.violations;
+    if violations.len() > VIOLATIONS_SHOWN_MAX {
+        let _ = writeln!(
+            out,
+            "  (the first {VIOLATIONS_SHOWN_MAX} of {} keys shown; all are in --json)",
+            violations.len()
+        );
+    }
+    for v in violations.iter().take(VIOLATIONS_SHOWN_MAX) {
+        let _ = writeln!(out, "  key {}: {}", v.key, v.explanation);
+        for op in &v.ops {
+            let _ = writeln!(out, "    {op}");
+        }
+    }
+    if o.passed {
+        let _ = writeln!(out, "{GREEN}All correctness tests passed{END}");
+        let _ = writeln!(out, "{BOLD}\n## Performance Tests{END}");
+        let _ = writeln!(
+            out,
+            "## <test metric>: <your score> <benchmark score>, <test result>"
+        );
+        for t in &o.tiers {
+            let colour = [BLUE, GREEN, YELLOW, RED][usize::from(t.tier.min(3))];
+            let _ = writeln!(out, "{colour}{}{END}", t.line);
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "\n## Correctness Checks Failed, Skipping Performance Tests"
+        );
+    }
+    out
+}
+
+/// Our figures, beyond the classic ones.
+fn extras(o: &Outcome, cfg: &Config) -> String {
+    let e = &o.extra;
+    let l = &o.linearizability;
+    let mut out = String::new();
+    let _ = writeln!(out, "{BOLD}\n## kvsim: more figures{END}");
+    let _ = writeln!(
+        out,
+        "Seed: {} (rerun with the same seed for the same schedule, faults and drops)",
+        o.seed
+    );
+    let r = &e.reply_latency_s;
+    let _ = writeln!(
+        out,
+        "Reply latency p50/p90/p99/p99.9/max: {}/{}/{}/{}/{} ms ({} replies)",
+        ms(r.p50),
+        ms(r.p90),
+        ms(r.p99),
+        ms(r.p999),
+        ms(r.max),
+        r.count
+    );
+    let p = &e.op_latency_s;
+    let _ = writeln!(
+        out,
+        "Operation latency (first attempt to ok) p50/p90/p99/p99.9/max: {}/{}/{}/{}/{} ms ({} ops)",
+        ms(p.p50),
+        ms(p.p90),
+        ms(p.p99),
+        ms(p.p999),
+        ms(p.max),
+        p.count
+    );
+    let _ = writeln!(
+        out,
+        "Completed get()/put(): {}/{}; throughput {:.1} ops/s; {:.2} messages per committed put",
+        e.get_oks, e.put_oks, e.throughput_ops_per_s, e.msgs_per_committed_put
+    );
+    let _ = writeln!(
+        out,
+        "MIDs with two or more replies: {}",
+        e.mids_with_two_replies
+    );
+    if e.incorrect_from_unacked_put > 0 {
+        let _ = writeln!(
+            out,
+            "Incorrect gets that returned the client's own unacknowledged put (classic counts them; linearizable): {}",
+            e.incorrect_from_unacked_put
+        );
+    }
+    if !e.exited_on_own.is_empty() {
+        let _ = writeln!(
+            out,
+            "Replicas that exited on their own: {}",
+            e.exited_on_own.join(", ")
+        );
+    }
+    if !e.delivered_before_hello.is_empty() {
+        let _ = writeln!(
+            out,
+            "Replicas that got a message before their hello: {}",
+            e.delivered_before_hello.join(", ")
+        );
+    }
+    match e.first_leader_s {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "First leader seen after {t:.3}s; longest time with no known leader after that: {:.3}s",
+                e.leaderless_s_max
+            );
+        }
+        None => {
+            let _ = writeln!(out, "No leader was ever seen");
+        }
+    }
+    if cfg.duplicate > 0.0 || cfg.reorder > 0.0 {
+        let _ = writeln!(
+            out,
+            "Datagrams duplicated/delayed by the network: {}/{}",
+            e.duplicated_datagrams, e.delayed_datagrams
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Linearizability: {} keys, {} ops checked ({} unread unknown puts dropped, {} windows closed by retries) in {:.1} ms; {} violations{}",
+        l.keys,
+        l.ops_checked,
+        l.dropped_unread_unknown_puts,
+        l.closed_by_retry,
+        l.check_ms,
+        l.violations.len(),
+        if l.inconclusive_keys.is_empty() {
+            String::new()
+        } else {
+            format!(", {} keys inconclusive", l.inconclusive_keys.len())
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Sim cost per datagram: {:.2} us of kvsim CPU time ({} datagrams routed); wall time in the routing path {:.2} us: recvfrom {:.2} us, our logic {:.2} us, sendto {:.2} us per call",
+        e.cpu_us_per_datagram,
+        e.routed_datagrams,
+        e.sim_cost_us_per_datagram,
+        e.sim_cost_recv_us_per_datagram,
+        e.sim_cost_logic_us_per_datagram,
+        e.send_us_per_send
+    );
+    out
+}
+
+fn ms(s: f64) -> String {
+    format!("{:.3}", s * 1000.0)
+}
+
+/// One row of the `all` table.
+pub struct Row {
+    pub scenario: String,
+    pub outcome: Result<Outcome, String>,
+}
+
+/// The table after `kvsim all`.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let width = rows
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<6}  {:>4} {:>4} {:>4} {:>4}  {:>8} {:>6} {:>5} {:>10} {:>8}  notes",
+        "scenario",
+        "result",
+        "msgs",
+        "fail",
+        "dup",
+        "lat",
+        "messages",
+        "fails",
+        "dups",
+        "median_ms",
+        "p99_ms",
+    );
+    for r in rows {
+        match &r.outcome {
+            Ok(o) => {
+                let tiers: Vec<String> = o
+                    .tiers
+                    .iter()
+                    .map(|t| {
+                        if o.passed {
+                            t.tier.to_string()
+                        } else {
+                            "-".into()
+                        }
+                    })
+                    .collect();
+                let failed: Vec<&str> = o
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.name)
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{:<width$}  {:<6}  {:>4} {:>4} {:>4} {:>4}  {:>8} {:>6} {:>5} {:>10.3} {:>8.3}  {}",
+                    r.scenario,
+                    if o.passed { "PASS" } else { "FAIL" },
+                    tiers[0],
+                    tiers[1],
+                    tiers[2],
+                    tiers[3],
+                    o.stats.total_msgs,
+                    o.stats.failures,
+                    o.stats.duplicates,
+                    o.stats.median_latency * 1000.0,
+                    o.extra.reply_latency_s.p99 * 1000.0,
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("failed: {}", failed.join(", "))
+                    }
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{:<width$}  {:<6}  {e}", r.scenario, "ERROR");
+            }
+        }
+    }
+    let passed = rows
+        .iter()
+        .filter(|r| r.outcome.as_ref().is_ok_and(|o| o.passed))
+        .count();
+    let _ = writeln!(
+        out,
+        "Passed {passed} out of {} tests (tiers: 0 bonus, 1 full, 2 partial, 3 none)",
+        rows.len()
+    );
+    out
+}
+
+/// The JSON report of one or several runs.
+pub fn json(rows: &[Row]) -> serde_json::Value {
+    let runs: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| match &r.outcome {
+            Ok(o) => serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
+            Err(e) => serde_json::json!({ "scenario": r.scenario, "error": e }),
+        })
+        .collect();
+    serde_json::json!({ "runs": runs })
+}

@@ -1,0 +1,185 @@
+//! What a run counts: the classic statistics, plus our own figures.
+
+use serde::Serialize;
+
+/// The classic simulator's statistics, under its names.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Replica-to-replica messages sent (a broadcast counts `replicas - 1`, drops included).
+    pub total_msgs: u64,
+    pub total_drops: u64,
+    /// Datagrams the kernel refused because the replica's socket buffer was full.
+    pub blocked: u64,
+    /// Requests the schedule asked for (retries not included).
+    pub generated_get: u64,
+    pub generated_put: u64,
+    /// Scheduled gets that became puts because the client had no key yet.
+    pub failed_to_generate_get: u64,
+    /// Requests actually sent, retries included.
+    pub total_get: u64,
+    pub total_put: u64,
+    pub failed_get: u64,
+    pub failed_put: u64,
+    pub unanswered_get: u64,
+    pub unanswered_put: u64,
+    pub incorrect: u64,
+    pub duplicates: u64,
+    /// Redirects plus fails (the classic counts both here).
+    pub redirects: u64,
+    pub died: u64,
+    pub killed: u64,
+    /// The `leader` values seen, each change once.
+    pub leaders: Vec<String>,
+    /// Time from a request's creation to its reply, for every reply, in seconds.
+    #[serde(skip)]
+    pub latencies_s: Vec<f64>,
+    pub mean_latency: f64,
+    pub median_latency: f64,
+    /// Fails plus unanswered requests.
+    pub failures: u64,
+}
+
+impl Stats {
+    pub fn add_leader(&mut self, leader: &str) {
+        if self.leaders.last().map(String::as_str) != Some(leader) {
+            self.leaders.push(leader.to_string());
+        }
+    }
+
+    /// Sorts the latencies and fills in the derived figures, as the classic `finalize`.
+    pub fn finalize(&mut self) {
+        self.failures =
+            self.failed_get + self.failed_put + self.unanswered_get + self.unanswered_put;
+        if !self.latencies_s.is_empty() {
+            self.latencies_s.sort_by(f64::total_cmp);
+            self.mean_latency =
+                self.latencies_s.iter().sum::<f64>() / self.latencies_s.len() as f64;
+            self.median_latency = self.latencies_s[self.latencies_s.len() / 2];
+        }
+    }
+}
+
+/// Percentiles of a sorted sample, in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// `sorted` must be in ascending order. Nearest-rank percentiles.
+    pub fn of_sorted(sorted: &[f64]) -> Percentiles {
+        if sorted.is_empty() {
+            return Percentiles::default();
+        }
+        let at = |q: f64| {
+            let rank = (q * sorted.len() as f64).ceil() as usize;
+            sorted[rank.clamp(1, sorted.len()) - 1]
+        };
+        Percentiles {
+            count: sorted.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: sorted[sorted.len() - 1],
+        }
+    }
+}
+
+/// Figures beyond the classic ones.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Extra {
+    /// Percentiles of the classic latency (every reply, redirects and fails included).
+    pub reply_latency_s: Percentiles,
+    /// Client-perceived latency of operations that completed: first attempt to final `ok`.
+    pub op_latency_s: Percentiles,
+    pub get_oks: u64,
+    pub put_oks: u64,
+    /// Completed operations per second over the request window (`lifetime`).
+    pub throughput_ops_per_s: f64,
+    /// `total_msgs / put_oks`.
+    pub msgs_per_committed_put: f64,
+    /// MIDs that got two replies or more (any types).
+    pub mids_with_two_replies: u64,
+    /// Classic "incorrect" gets explained by the client's own unacknowledged put.
+    pub incorrect_from_unacked_put: u64,
+    /// Replicas that ended without being killed: `"0002: exit status: 1"`.
+    pub exited_on_own: Vec<String>,
+    /// Replicas marked dead because something reached them before their hello.
+    pub delivered_before_hello: Vec<String>,
+    /// Seconds from the start until a leader was first seen.
+    pub first_leader_s: Option<f64>,
+    /// The longest time after that with no known leader (the `leader` fields seen).
+    pub leaderless_s_max: f64,
+    pub duplicated_datagrams: u64,
+    pub delayed_datagrams: u64,
+    /// Routed datagrams (every datagram a replica sent us) and the time spent routing them.
+    pub routed_datagrams: u64,
+    pub routing_ns_total: u64,
+    pub recv_ns_total: u64,
+    /// Routing time outside `sendto` calls.
+    pub logic_ns_total: u64,
+    /// CPU time (user and system) of the event loop's thread over the whole run.
+    pub loop_cpu_ns: u64,
+    /// Every `sendto` we made (routed datagrams, copies, and client requests) and its time.
+    pub sends: u64,
+    pub send_ns_total: u64,
+    /// The event loop's CPU time per routed datagram: everything kvsim's loop did (system
+    /// calls included, request generation and idle wake-ups too), so an upper bound on what
+    /// routing one datagram costs; time the scheduler gave to a replica woken by our
+    /// `sendto` is not in it.
+    pub cpu_us_per_datagram: f64,
+    /// Wall time from `recvfrom` to the end of routing, per routed datagram. On a busy
+    /// machine this includes being preempted by the replica our `sendto` just woke.
+    pub sim_cost_us_per_datagram: f64,
+    /// Of which: the `recvfrom` call.
+    pub sim_cost_recv_us_per_datagram: f64,
+    /// Of which: our own logic (parsing, checks, decisions), without system calls.
+    pub sim_cost_logic_us_per_datagram: f64,
+    /// One `sendto` on loopback (it carries the datagram into the replica's socket and
+    /// wakes it, so this is mostly kernel work).
+    pub send_us_per_send: f64,
+    pub packet_storm: bool,
+    pub wall_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_is_the_upper_middle_as_classic() {
+        let mut s = Stats {
+            latencies_s: vec![0.4, 0.1, 0.3, 0.2],
+            ..Stats::default()
+        };
+        s.finalize();
+        assert_eq!(s.median_latency, 0.3);
+        assert!((s.mean_latency - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let p = Percentiles::of_sorted(&v);
+        assert_eq!(
+            (p.p50, p.p90, p.p99, p.p999, p.max),
+            (500.0, 900.0, 990.0, 999.0, 1000.0)
+        );
+        assert_eq!(Percentiles::of_sorted(&[]).count, 0);
+    }
+
+    #[test]
+    fn leaders_record_changes_only() {
+        let mut s = Stats::default();
+        for l in ["FFFF", "FFFF", "0001", "0001", "FFFF", "0001"] {
+            s.add_leader(l);
+        }
+        assert_eq!(s.leaders, ["FFFF", "0001", "FFFF", "0001"]);
+    }
+}

@@ -1,0 +1,140 @@
+//! kvsim against hostile input: bad configs, a replica that writes garbage and then hangs,
+//! and the shipped scenario files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kvstore::sim::procs::Output;
+use kvstore::sim::run::{Options, run};
+use kvstore::sim::{Config, checker, find_configs};
+
+fn kvsim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kvsim"))
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kvsim-test-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_bad_config_gets_one_line_naming_the_field() {
+    let dir = temp_dir("badcfg");
+    let path = dir.join("bad.json");
+    std::fs::write(
+        &path,
+        r#"{"lifetime": 30, "replicas": 5, "requests": 10, "mix": 2,
+            "tests": {"benchmarks": {"total_msgs": [1, 2, 3], "failures": [1, 2, 3],
+            "duplicates": [1, 2, 3], "median_latency": [1, 2, 3]}}}"#,
+    )
+    .unwrap();
+    let out = kvsim()
+        .arg(&path)
+        .arg("--replica")
+        .arg(env!("CARGO_BIN_EXE_3700kvstore"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("`mix`"), "{err}");
+    let out = kvsim()
+        .arg(dir.join("missing.json"))
+        .arg("--replica")
+        .arg(env!("CARGO_BIN_EXE_3700kvstore"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_shipped_scenario_loads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let classic = find_configs(&root.join("classic")).unwrap();
+    assert_eq!(classic.len(), 17);
+    for p in &classic {
+        let c = Config::load(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(c.is_classic(), "{}", p.display());
+        assert_eq!((c.replicas, c.lifetime_s, c.start_wait_s), (5, 30.0, 5.0));
+    }
+    let all = find_configs(&root).unwrap();
+    assert!(all.len() > 17);
+    for p in &all {
+        Config::load(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    let names: Vec<String> = classic
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names[0], "simple-1");
+    assert_eq!(names[16], "advanced-4");
+}
+
+/// A replica (bash, through /dev/udp) that says hello, then writes garbage of every kind,
+/// then a child that sleeps: kvsim must count it all as incorrect and leave nothing behind.
+#[test]
+fn a_garbage_replica_is_counted_incorrect_and_cleaned_up() {
+    let dir = temp_dir("garbage");
+    let script = dir.join("garbage-replica.sh");
+    std::fs::write(
+        &script,
+        r#"#!/bin/bash
+port=$1; id=$2
+send() { printf '%s' "$1" > /dev/udp/127.0.0.1/$port; }
+send "{\"src\": \"$id\", \"dst\": \"FFFF\", \"leader\": \"FFFF\", \"type\": \"hello\"}"
+sleep 0.3
+send 'not json at all'
+send '[1, 2, 3]'
+send "{\"src\": \"$id\"}"
+send "{\"src\": \"$id\", \"dst\": \"zz\", \"leader\": \"FFFF\", \"type\": \"x\"}"
+send "{\"src\": \"$id\", \"dst\": \"0001\", \"leader\": 7, \"type\": \"x\"}"
+send "{\"src\": \"$id\", \"dst\": \"0042\", \"leader\": \"FFFF\", \"type\": \"x\"}"
+send "{\"src\": \"$id\", \"dst\": \"0013\", \"leader\": \"FFFF\", \"type\": \"ok\", \"MID\": \"NOPE\"}"
+sleep 987.654 &
+wait
+"#,
+    )
+    .unwrap();
+    let status = Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cfg = Config::parse(
+        "garbage",
+        r#"{"lifetime": 5, "replicas": 3, "requests": 20, "start_wait": 1, "end_wait": 1, "seed": 5,
+            "tests": {"benchmarks": {"total_msgs": [1, 2, 3], "failures": [1, 2, 3],
+            "duplicates": [1, 2, 3], "median_latency": [1, 2, 3]}}}"#,
+    )
+    .unwrap();
+    let opts = Options {
+        replica: script.clone(),
+        output: Output::Files {
+            dir: dir.join("logs"),
+            prefix: String::new(),
+        },
+        warnings: false,
+        env: Vec::new(),
+        seed: None,
+        lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
+    };
+    let o = run(&cfg, &opts, 5).expect("run");
+    assert!(!o.passed);
+    assert!(o.stats.incorrect >= 3 * 7, "{:?}", o.stats);
+    assert!(o.checks.iter().any(|c| c.name == "incorrect" && !c.passed));
+    // One log file per replica.
+    assert!(dir.join("logs").join("garbage-0000.log").exists());
+    // Nothing left running from this script (the `sleep` children included).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let needle = script.to_string_lossy().into_owned();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle) || c.contains("sleep 987.654"))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
