@@ -1,0 +1,371 @@
+//! Scripted scenarios for one core: messages and timers are fed by hand and every effect
+//! is inspected. Each pins one rule that random simulation reaches only rarely.
+
+use kvstore::id::NodeId;
+use kvstore::raft::{
+    AppendEntries, AppendEntriesResponse, ClientRequest, CommandRef, Config, Effect, EntryRef,
+    LogIndex, Message, Node, Operation, OutgoingMessage, ReplyKind, RequestVote,
+    RequestVoteResponse, Role, Term, Timer,
+};
+use kvstore::time::{Span, Time};
+
+const ME: NodeId = NodeId(0);
+const PEERS: [NodeId; 4] = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
+const CLIENT: NodeId = NodeId(0x15);
+
+struct Script {
+    node: Node,
+    now: Time,
+    effects: Vec<Effect>,
+}
+
+impl Script {
+    fn new() -> Script {
+        let mut script = Script {
+            node: Node::new(Config::new(ME, PEERS.to_vec(), 7), Time::ZERO),
+            now: Time::ZERO,
+            effects: Vec::new(),
+        };
+        script.take();
+        script
+    }
+
+    fn take(&mut self) -> Vec<Effect> {
+        self.node.flush(self.now);
+        let mut out = Vec::new();
+        self.node.take_effects(&mut out);
+        self.effects.extend(out.iter().cloned());
+        out
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now + Span::from_millis(ms);
+    }
+
+    fn deliver(&mut self, from: NodeId, message: Message<&[EntryRef<'_>]>) -> Vec<Effect> {
+        self.node.handle_message(self.now, from, message);
+        self.take()
+    }
+
+    fn request(&mut self, mid: &str, operation: Operation<'_>) -> Vec<Effect> {
+        self.node.handle_client_request(
+            self.now,
+            ClientRequest {
+                client: CLIENT,
+                mid,
+                operation,
+            },
+        );
+        self.take()
+    }
+
+    fn fire_election_timer(&mut self) -> Vec<Effect> {
+        self.node.handle_timer(self.now, Timer::Election);
+        self.take()
+    }
+
+    /// Follows `leader` in `term`, taking `entries` after `prev`.
+    fn append_from(
+        &mut self,
+        leader: NodeId,
+        term: u64,
+        prev: (u64, u64),
+        entries: &[EntryRef<'_>],
+        commit: u64,
+    ) -> Vec<Effect> {
+        self.deliver(
+            leader,
+            Message::AppendEntries(AppendEntries {
+                term: Term(term),
+                prev_log_index: LogIndex(prev.0),
+                prev_log_term: Term(prev.1),
+                leader_commit: LogIndex(commit),
+                sent_at_us: 1,
+                ack_requested: true,
+                entries,
+            }),
+        )
+    }
+
+    /// Wins an election: times out, collects pre-votes and votes from two peers.
+    fn win_election(&mut self) {
+        self.advance(10_000);
+        let sent = self.fire_election_timer();
+        let pre_term = requested_term(&sent, true).expect("a pre-vote goes out");
+        for peer in &PEERS[..2] {
+            self.deliver(
+                *peer,
+                Message::RequestVoteResponse(RequestVoteResponse {
+                    term: pre_term,
+                    vote_granted: true,
+                    pre_vote: true,
+                }),
+            );
+        }
+        assert_eq!(self.node.role(), Role::Candidate);
+        for peer in &PEERS[..2] {
+            self.deliver(
+                *peer,
+                Message::RequestVoteResponse(RequestVoteResponse {
+                    term: self.node.term(),
+                    vote_granted: true,
+                    pre_vote: false,
+                }),
+            );
+        }
+        assert_eq!(self.node.role(), Role::Leader);
+    }
+
+    fn ack(&mut self, from: NodeId, match_index: u64, sent_at: Time) -> Vec<Effect> {
+        let term = self.node.term();
+        self.deliver(
+            from,
+            Message::AppendEntriesResponse(AppendEntriesResponse {
+                term,
+                success: true,
+                match_index: LogIndex(match_index),
+                conflict_index: LogIndex(0),
+                conflict_term: None,
+                sent_at_us: sent_at.as_micros(),
+            }),
+        )
+    }
+}
+
+fn requested_term(effects: &[Effect], pre_vote: bool) -> Option<Term> {
+    effects.iter().find_map(|e| match e {
+        Effect::Send {
+            message: Message::RequestVote(m),
+            ..
+        } if m.pre_vote == pre_vote => Some(m.term),
+        _ => None,
+    })
+}
+
+fn replies(effects: &[Effect]) -> Vec<(String, ReplyKind)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply(r) => Some((r.mid.as_str().to_owned(), r.kind.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sends(effects: &[Effect]) -> Vec<(NodeId, OutgoingMessage)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, message } => Some((*to, *message)),
+            _ => None,
+        })
+        .collect()
+}
+
+const PUT_A: EntryRef<'static> = EntryRef {
+    term: Term(1),
+    command: CommandRef::Put {
+        key: "a",
+        value: "1",
+    },
+};
+
+#[test]
+fn an_old_term_entry_is_not_committed_by_counting_replicas() {
+    // §5.4.2 / Figure 8: a leader of term 2 finds an uncommitted entry of term 1 in its
+    // log. A majority storing it does not commit it; a majority storing the leader's own
+    // no-op does, and the old entry with it.
+    let mut s = Script::new();
+    s.append_from(NodeId(1), 1, (0, 0), &[PUT_A], 0);
+    assert_eq!(s.node.log().last_index(), LogIndex(1));
+    s.win_election();
+    let term = s.node.term();
+    assert_eq!(s.node.log().term_at(LogIndex(2)), Some(term), "the no-op");
+    let sent_at = s.now;
+    s.ack(PEERS[0], 1, sent_at);
+    s.ack(PEERS[1], 1, sent_at);
+    assert_eq!(
+        s.node.commit_index(),
+        LogIndex(0),
+        "index 1 (term 1) is on a majority, but only current-term entries count"
+    );
+    s.ack(PEERS[0], 2, sent_at);
+    s.ack(PEERS[1], 2, sent_at);
+    assert_eq!(s.node.commit_index(), LogIndex(2));
+    assert_eq!(
+        s.node.kv().get("a"),
+        "1",
+        "the old entry commits with the no-op"
+    );
+}
+
+#[test]
+fn a_put_is_answered_only_once_committed() {
+    let mut s = Script::new();
+    s.win_election();
+    let sent_at = s.now;
+    s.ack(PEERS[0], 1, sent_at);
+    s.ack(PEERS[1], 1, sent_at);
+    let effects = s.request(
+        "m1",
+        Operation::Put {
+            key: "k",
+            value: "v",
+        },
+    );
+    assert!(replies(&effects).is_empty(), "not before commit");
+    let appends = sends(&effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
+        .count();
+    assert_eq!(
+        appends, 2,
+        "a new entry goes at once to a commit's worth of followers"
+    );
+    s.ack(PEERS[0], 2, sent_at);
+    assert!(replies(&s.effects[s.effects.len() - 1..]).is_empty());
+    let effects = s.ack(PEERS[1], 2, sent_at);
+    assert_eq!(
+        replies(&effects),
+        vec![("m1".to_owned(), ReplyKind::Ok { value: None })]
+    );
+}
+
+#[test]
+fn a_leader_that_steps_down_redirects_what_it_owes() {
+    let mut s = Script::new();
+    s.win_election();
+    s.request(
+        "p1",
+        Operation::Put {
+            key: "k",
+            value: "v",
+        },
+    );
+    s.request("g1", Operation::Get { key: "k" });
+    // A newer leader appears: term 9.
+    let effects = s.append_from(NodeId(3), 9, (0, 0), &[], 0);
+    assert_eq!(s.node.role(), Role::Follower);
+    assert_eq!(s.node.leader(), NodeId(3));
+    let mut answered = replies(&effects);
+    answered.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        answered,
+        vec![
+            ("g1".to_owned(), ReplyKind::Redirect),
+            ("p1".to_owned(), ReplyKind::Redirect)
+        ]
+    );
+    assert_eq!(s.node.requests_owed(), 0);
+}
+
+#[test]
+fn requests_are_held_while_no_leader_is_known_then_redirected() {
+    let mut s = Script::new();
+    let effects = s.request("g1", Operation::Get { key: "k" });
+    assert!(replies(&effects).is_empty(), "held, not bounced");
+    assert_eq!(s.node.requests_owed(), 1);
+    let effects = s.append_from(NodeId(2), 1, (0, 0), &[], 0);
+    assert_eq!(
+        replies(&effects),
+        vec![("g1".to_owned(), ReplyKind::Redirect)]
+    );
+    // Once a leader is known, a new request is redirected at once.
+    let effects = s.request("g2", Operation::Get { key: "k" });
+    assert_eq!(
+        replies(&effects),
+        vec![("g2".to_owned(), ReplyKind::Redirect)]
+    );
+}
+
+#[test]
+fn a_held_request_fails_after_its_timeout() {
+    let mut s = Script::new();
+    s.request("g1", Operation::Get { key: "k" });
+    s.advance(s.node.config().held_request_timeout.as_millis());
+    s.node.handle_timer(s.now, Timer::HeldRequests);
+    let effects = s.take();
+    assert_eq!(replies(&effects), vec![("g1".to_owned(), ReplyKind::Fail)]);
+}
+
+#[test]
+fn a_get_waits_for_a_read_round_once_the_lease_has_expired() {
+    let mut s = Script::new();
+    s.win_election();
+    let sent_at = s.now;
+    s.ack(PEERS[0], 1, sent_at);
+    s.ack(PEERS[1], 1, sent_at);
+    let effects = s.request("g1", Operation::Get { key: "k" });
+    assert_eq!(
+        replies(&effects),
+        vec![(
+            "g1".to_owned(),
+            ReplyKind::Ok {
+                value: Some("".into())
+            }
+        )],
+        "inside the lease the leader answers alone"
+    );
+    // No answers for longer than the lease: a get must not be served from local state.
+    s.advance(s.node.config().election_timeout_min.as_millis());
+    let effects = s.request("g2", Operation::Get { key: "k" });
+    assert!(
+        replies(&effects).is_empty(),
+        "a possibly stale leader waits"
+    );
+    let round: Vec<_> = sends(&effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.ack_requested))
+        .collect();
+    assert_eq!(round.len(), PEERS.len(), "a read round asks every follower");
+    let round_at = s.now;
+    s.ack(PEERS[2], 1, round_at);
+    assert!(
+        replies(&s.take()).is_empty(),
+        "one follower is not a majority"
+    );
+    let effects = s.ack(PEERS[3], 1, round_at);
+    assert_eq!(
+        replies(&effects),
+        vec![(
+            "g2".to_owned(),
+            ReplyKind::Ok {
+                value: Some("".into())
+            }
+        )]
+    );
+}
+
+#[test]
+fn pre_vote_changes_no_term_and_a_follower_of_a_live_leader_refuses() {
+    let mut s = Script::new();
+    s.append_from(NodeId(1), 3, (0, 0), &[], 0);
+    let request = |pre_vote| {
+        Message::RequestVote(RequestVote {
+            term: Term(4),
+            last_log_index: LogIndex(5),
+            last_log_term: Term(3),
+            pre_vote,
+        })
+    };
+    let effects = s.deliver(NodeId(2), request(true));
+    assert_eq!(s.node.term(), Term(3), "a pre-vote changes nothing");
+    let granted = sends(&effects)
+        .iter()
+        .any(|(_, m)| matches!(m, Message::RequestVoteResponse(r) if r.vote_granted));
+    assert!(!granted, "the leader was heard from moments ago");
+    let effects = s.deliver(NodeId(2), request(false));
+    assert_eq!(
+        s.node.term(),
+        Term(3),
+        "a real vote inside the lease is ignored too"
+    );
+    assert!(sends(&effects).is_empty());
+    // After an election timeout of silence, the same candidate gets the vote.
+    s.advance(s.node.config().election_timeout_max.as_millis());
+    let effects = s.deliver(NodeId(2), request(true));
+    let granted = sends(&effects)
+        .iter()
+        .any(|(_, m)| matches!(m, Message::RequestVoteResponse(r) if r.vote_granted && r.pre_vote));
+    assert!(granted);
+}
