@@ -204,8 +204,9 @@ fn a_put_is_answered_only_once_committed() {
     let mut s = Script::new();
     s.win_election();
     let sent_at = s.now;
-    s.ack(PEERS[0], 1, sent_at);
-    s.ack(PEERS[1], 1, sent_at);
+    for peer in PEERS {
+        s.ack(peer, 1, sent_at);
+    }
     let effects = s.request(
         "m1",
         Operation::Put {
@@ -229,6 +230,59 @@ fn a_put_is_answered_only_once_committed() {
         replies(&effects),
         vec![("m1".to_owned(), ReplyKind::Ok { value: None })]
     );
+    // Committed: the followers left out get the entry with their next heartbeat, not now.
+    s.advance(s.node.config().replication_stall_timeout.as_millis());
+    for i in 0..PEERS.len() {
+        s.node.handle_timer(s.now, Timer::Peer(i));
+    }
+    let effects = s.take();
+    let carrying = sends(&effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
+        .count();
+    assert_eq!(carrying, 0, "no stall once committed");
+}
+
+#[test]
+fn entries_stalled_past_the_timeout_go_to_every_follower() {
+    let mut s = Script::new();
+    s.win_election();
+    let sent_at = s.now;
+    for peer in PEERS {
+        s.ack(peer, 1, sent_at);
+    }
+    let effects = s.request(
+        "m1",
+        Operation::Put {
+            key: "k",
+            value: "v",
+        },
+    );
+    let first: Vec<NodeId> = sends(&effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(first.len(), 2);
+    // Their answers are lost: after the stall timeout the others get the entry too.
+    s.advance(s.node.config().replication_stall_timeout.as_millis());
+    for i in 0..PEERS.len() {
+        s.node.handle_timer(s.now, Timer::Peer(i));
+    }
+    let effects = s.take();
+    let mut second: Vec<NodeId> = sends(&effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
+        .map(|(to, _)| to)
+        .collect();
+    second.sort();
+    let mut others: Vec<NodeId> = PEERS
+        .iter()
+        .copied()
+        .filter(|p| !first.contains(p))
+        .collect();
+    others.sort();
+    assert_eq!(second, others);
 }
 
 #[test]

@@ -384,6 +384,7 @@ impl Node {
         };
         let candidate = leader.quorum_match_index(last_index, quorum);
         if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.current_term) {
+            leader.record_commit(candidate);
             self.commit_index = candidate;
             self.apply_committed(now);
         }
