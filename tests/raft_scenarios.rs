@@ -423,3 +423,31 @@ fn pre_vote_changes_no_term_and_a_follower_of_a_live_leader_refuses() {
         .any(|(_, m)| matches!(m, Message::RequestVoteResponse(r) if r.vote_granted && r.pre_vote));
     assert!(granted);
 }
+
+#[test]
+fn a_silent_follower_is_retried_with_backoff() {
+    let mut s = Script::new();
+    s.win_election();
+    let sent_at = s.now;
+    for peer in &PEERS[..3] {
+        s.ack(*peer, 1, sent_at);
+    }
+    // PEERS[3] never answers. Its timer is fired every 10 ms for two seconds.
+    let silent = PEERS[3];
+    let mut sent_to_silent = 0;
+    for _ in 0..200 {
+        s.advance(10);
+        s.node.handle_timer(s.now, Timer::Peer(3));
+        sent_to_silent += sends(&s.take())
+            .iter()
+            .filter(|(to, _)| *to == silent)
+            .count();
+    }
+    // Retransmissions back off 40 ms doubling to 640 ms (about 5 in 2 s); once they are
+    // rarer than the 300 ms heartbeat, the heartbeats go on (a live follower behind a lossy
+    // link needs them): about 11 in all. A fixed 40 ms timeout would have sent about 50.
+    assert!(
+        (6..=12).contains(&sent_to_silent),
+        "{sent_to_silent} sends to a silent follower in 2 s"
+    );
+}

@@ -25,8 +25,10 @@ pub struct Config {
     pub vote_retry_interval: Span,
     /// A leader sends an empty append to a follower it has sent nothing for this long.
     pub heartbeat_interval: Span,
-    /// Unacknowledged appends older than this are sent again.
+    /// Unacknowledged appends older than this are sent again; the timeout doubles with
+    /// each timeout in a row to the same follower, up to `retransmit_timeout_max`.
     pub retransmit_timeout: Span,
+    pub retransmit_timeout_max: Span,
     /// Send new entries at once only to as many followers as a commit needs (rotating,
     /// responsive ones first); the others get them in batches with their next heartbeat.
     /// Halves the messages per put in a cluster of five.
@@ -90,6 +92,7 @@ impl Config {
             vote_retry_interval: Span::from_millis(50),
             heartbeat_interval: Span::from_millis(300),
             retransmit_timeout: Span::from_millis(40),
+            retransmit_timeout_max: Span::from_millis(640),
             replicate_to_quorum_only: true,
             replication_stall_timeout: Span::from_millis(3),
             ack_refresh_interval: Span::from_millis(400),

@@ -228,6 +228,7 @@ impl Node {
     pub(super) fn arm_peer_timer(&mut self, i: usize) {
         let heartbeat = self.config.heartbeat_interval;
         let rto = self.config.retransmit_timeout;
+        let rto_max = self.config.retransmit_timeout_max;
         let stall = self.config.replication_stall_timeout;
         let inflight_max = self.config.inflight_appends_max;
         let last_index = self.log.last_index();
@@ -238,7 +239,7 @@ impl Node {
         let p = &mut leader.progress[i];
         let mut due = p.last_sent_at + heartbeat;
         if let Some(sent) = p.oldest_inflight_sent_at() {
-            due = due.min(sent + rto);
+            due = due.min(sent + p.retransmit_timeout(rto, rto_max));
         }
         // The stall fallback waits on nothing if the follower cannot be sent to now (its
         // window is full or a probe is out): the retransmission timeout covers that.

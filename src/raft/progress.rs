@@ -1,7 +1,7 @@
 //! What a leader knows of one follower's log, and what it has in flight to it.
 
 use crate::raft::message::LogIndex;
-use crate::time::Time;
+use crate::time::{Span, Time};
 use std::collections::VecDeque;
 
 /// How the leader replicates to a follower.
@@ -39,6 +39,9 @@ pub struct Progress {
     /// The deadline the peer timer is armed for, so it is only re-armed when a new
     /// deadline comes earlier.
     pub timer_armed_at: Option<Time>,
+    /// Retransmission timeouts in a row without an answer; each doubles the next timeout,
+    /// so a dead or cut-off follower is not sent its backlog every few milliseconds.
+    pub timeouts_in_a_row: u32,
     /// Something must go out to this follower at the next flush (a read round, or the new
     /// leader's first append).
     pub send_requested: bool,
@@ -54,6 +57,7 @@ impl Progress {
             last_sent_at: now,
             acked_sent_at: None,
             timer_armed_at: None,
+            timeouts_in_a_row: 0,
             send_requested: true,
         }
     }
@@ -113,6 +117,16 @@ impl Progress {
         self.next_index = next_index.max(self.match_index.next());
     }
 
+    /// The retransmission timeout now: `base` doubled per timeout in a row, at most `max`.
+    pub fn retransmit_timeout(&self, base: Span, max: Span) -> Span {
+        let factor = 1u64 << self.timeouts_in_a_row.min(16);
+        Span(
+            base.as_micros()
+                .saturating_mul(factor)
+                .min(max.as_micros().max(base.as_micros())),
+        )
+    }
+
     pub fn oldest_inflight_sent_at(&self) -> Option<Time> {
         self.inflight.front().map(|i| i.sent_at)
     }
@@ -138,6 +152,12 @@ mod tests {
         assert!(p.record_match(LogIndex(5)));
         assert_eq!(p.inflight.len(), 1);
         assert!(!p.record_match(LogIndex(4)), "an old ack is no news");
+        let (base, max) = (Span::from_millis(40), Span::from_millis(600));
+        assert_eq!(p.retransmit_timeout(base, max), base);
+        p.timeouts_in_a_row = 2;
+        assert_eq!(p.retransmit_timeout(base, max), Span::from_millis(160));
+        p.timeouts_in_a_row = 30;
+        assert_eq!(p.retransmit_timeout(base, max), max);
         p.reset_to_probe(LogIndex(2));
         assert_eq!(p.next_index, LogIndex(6), "never below the match");
         assert!(p.inflight.is_empty());

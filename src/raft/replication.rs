@@ -138,6 +138,7 @@ impl Node {
         if sent_at <= now && p.acked_sent_at.is_none_or(|t| t < sent_at) {
             p.acked_sent_at = Some(sent_at);
         }
+        p.timeouts_in_a_row = 0;
         if m.success {
             if m.match_index > last_index {
                 return;
@@ -342,6 +343,7 @@ impl Node {
     pub(super) fn handle_peer_timer(&mut self, now: Time, i: usize) {
         let heartbeat = self.config.heartbeat_interval;
         let rto = self.config.retransmit_timeout;
+        let rto_max = self.config.retransmit_timeout_max;
         let stall = self.config.replication_stall_timeout;
         let inflight_max = self.config.inflight_appends_max;
         let last_index = self.log.last_index();
@@ -354,9 +356,11 @@ impl Node {
         };
         p.timer_armed_at = None;
         let mut eager = false;
+        let timeout = p.retransmit_timeout(rto, rto_max);
         if p.oldest_inflight_sent_at()
-            .is_some_and(|sent| now >= sent + rto)
+            .is_some_and(|sent| now >= sent + timeout)
         {
+            p.timeouts_in_a_row = p.timeouts_in_a_row.saturating_add(1);
             // Go back to the last known match and resend from there.
             let next = p.match_index.next();
             p.reset_to_probe(next);
