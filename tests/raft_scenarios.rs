@@ -451,3 +451,46 @@ fn a_silent_follower_is_retried_with_backoff() {
         "{sent_to_silent} sends to a silent follower in 2 s"
     );
 }
+
+#[test]
+fn one_lost_answer_brings_in_one_more_follower() {
+    let mut s = Script::new();
+    s.win_election();
+    let sent_at = s.now;
+    for peer in PEERS {
+        s.ack(peer, 1, sent_at);
+    }
+    let effects = s.request(
+        "m1",
+        Operation::Put {
+            key: "k",
+            value: "v",
+        },
+    );
+    let first: Vec<NodeId> = sends(&effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(first.len(), 2);
+    // One of the two answers, the other's answer is lost: a quorum needs one more.
+    s.ack(first[0], 2, s.now);
+    s.advance(s.node.config().replication_stall_timeout.as_millis());
+    for i in 0..PEERS.len() {
+        s.node.handle_timer(s.now, Timer::Peer(i));
+    }
+    let effects = s.take();
+    let extra: Vec<NodeId> = sends(&effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(extra.len(), 1, "{extra:?}");
+    assert!(!first.contains(&extra[0]));
+    // Its answer commits the put.
+    let effects = s.ack(extra[0], 2, s.now);
+    assert_eq!(
+        replies(&effects),
+        vec![("m1".to_owned(), ReplyKind::Ok { value: None })]
+    );
+}

@@ -247,7 +247,7 @@ impl Node {
             && p.next_index <= last_index
             && p.can_send(inflight_max)
         {
-            due = due.min(appended + stall);
+            due = due.min(p.stall_clock(appended) + stall);
         }
         if p.timer_armed_at.is_none_or(|armed| due < armed) {
             p.timer_armed_at = Some(due);

@@ -42,6 +42,9 @@ pub struct Progress {
     /// Retransmission timeouts in a row without an answer; each doubles the next timeout,
     /// so a dead or cut-off follower is not sent its backlog every few milliseconds.
     pub timeouts_in_a_row: u32,
+    /// When a stall was last found covered by other followers; the next look is a stall
+    /// timeout after this (or after a newer append).
+    pub stall_checked_at: Option<Time>,
     /// Something must go out to this follower at the next flush (a read round, or the new
     /// leader's first append).
     pub send_requested: bool,
@@ -58,6 +61,7 @@ impl Progress {
             acked_sent_at: None,
             timer_armed_at: None,
             timeouts_in_a_row: 0,
+            stall_checked_at: None,
             send_requested: true,
         }
     }
@@ -125,6 +129,11 @@ impl Progress {
                 .saturating_mul(factor)
                 .min(max.as_micros().max(base.as_micros())),
         )
+    }
+
+    /// From when a stall of entries appended at `appended` is timed for this follower.
+    pub fn stall_clock(&self, appended: Time) -> Time {
+        self.stall_checked_at.map_or(appended, |t| t.max(appended))
     }
 
     pub fn oldest_inflight_sent_at(&self) -> Option<Time> {

@@ -351,6 +351,20 @@ impl Node {
             return;
         };
         let oldest_uncommitted = leader.oldest_uncommitted_at();
+        // Followers that hold the oldest uncommitted entry, or were sent it so recently
+        // that its answer may still come: a stall needs only enough others to make up a
+        // quorum with them (one lost message, one more follower), not every follower.
+        let waiting_for = self.commit_index.next();
+        let covering = leader
+            .progress
+            .iter()
+            .filter(|p| {
+                p.match_index >= waiting_for
+                    || (p.next_index > waiting_for
+                        && p.oldest_inflight_sent_at().is_some_and(|t| now < t + stall))
+            })
+            .count();
+        let short_of_quorum = covering < self.config.quorum() - 1;
         let Some(p) = leader.progress.get_mut(i) else {
             return;
         };
@@ -367,10 +381,14 @@ impl Node {
             p.send_requested = true;
         } else if p.next_index <= last_index
             && p.can_send(inflight_max)
-            && oldest_uncommitted.is_some_and(|at| now >= at + stall)
+            && oldest_uncommitted.is_some_and(|at| now >= p.stall_clock(at) + stall)
         {
             // The followers chosen for these entries have not made them commit in time.
-            eager = true;
+            if short_of_quorum {
+                eager = true;
+            } else {
+                p.stall_checked_at = Some(now);
+            }
         } else if now >= p.last_sent_at + heartbeat {
             p.send_requested = true;
         }
