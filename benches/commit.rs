@@ -12,8 +12,8 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kvstore::id::NodeId;
 use kvstore::raft::{
-    AppendEntries, AsEntryRef, ClientRequest, Config, Effect, EntryRef, Message, Node, Operation,
-    OutgoingMessage, ReplyKind, Role, Timer,
+    AsEntryRef, ClientRequest, Config, Effect, EntryRef, Message, Node, Operation, OutgoingMessage,
+    ReplyKind, Role, Timer,
 };
 use kvstore::time::{Span, Time};
 use std::collections::VecDeque;
@@ -89,7 +89,6 @@ impl Bench {
             self.now = self.now + Span::from_micros(1);
             let from_id = self.nodes[from].id();
             // The sender's log only grows here, so its entries are read at delivery.
-            let entries: Vec<EntryRef<'_>>;
             let (sender, receiver) = if from < to {
                 let (a, b) = self.nodes.split_at_mut(to);
                 (&a[from], &mut b[0])
@@ -97,27 +96,15 @@ impl Bench {
                 let (a, b) = self.nodes.split_at_mut(from);
                 (&b[0], &mut a[to])
             };
-            let incoming = match message {
-                Message::AppendEntries(m) => {
-                    entries = sender
-                        .log_entries(m.entries)
-                        .iter()
-                        .map(AsEntryRef::as_entry_ref)
-                        .collect();
-                    Message::AppendEntries(AppendEntries {
-                        term: m.term,
-                        prev_log_index: m.prev_log_index,
-                        prev_log_term: m.prev_log_term,
-                        leader_commit: m.leader_commit,
-                        sent_at_us: m.sent_at_us,
-                        ack_requested: m.ack_requested,
-                        entries: &entries[..],
-                    })
-                }
-                Message::RequestVote(m) => Message::RequestVote(m),
-                Message::RequestVoteResponse(m) => Message::RequestVoteResponse(m),
-                Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(m),
+            let entries: Vec<EntryRef<'_>> = match message {
+                Message::AppendEntries(m) => sender
+                    .log_entries(m.entries)
+                    .iter()
+                    .map(AsEntryRef::as_entry_ref)
+                    .collect(),
+                _ => Vec::new(),
             };
+            let incoming = message.with_entries(&entries[..]);
             receiver.handle_message(self.now, from_id, incoming);
             self.collect(to);
         }

@@ -162,6 +162,15 @@ fn sends(effects: &[Effect]) -> Vec<(NodeId, OutgoingMessage)> {
         .collect()
 }
 
+/// The followers sent an append that carries entries.
+fn sent_entries_to(effects: &[Effect]) -> Vec<NodeId> {
+    sends(effects)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
+        .map(|(to, _)| to)
+        .collect()
+}
+
 const PUT_A: EntryRef<'static> = EntryRef {
     term: Term(1),
     command: CommandRef::Put {
@@ -215,10 +224,7 @@ fn a_put_is_answered_only_once_committed() {
         },
     );
     assert!(replies(&effects).is_empty(), "not before commit");
-    let appends = sends(&effects)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
-        .count();
+    let appends = sent_entries_to(&effects).len();
     assert_eq!(
         appends, 2,
         "a new entry goes at once to a commit's worth of followers"
@@ -236,10 +242,7 @@ fn a_put_is_answered_only_once_committed() {
         s.node.handle_timer(s.now, Timer::Peer(i));
     }
     let effects = s.take();
-    let carrying = sends(&effects)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
-        .count();
+    let carrying = sent_entries_to(&effects).len();
     assert_eq!(carrying, 0, "no stall once committed");
 }
 
@@ -258,11 +261,7 @@ fn entries_stalled_past_the_timeout_go_to_every_follower() {
             value: "v",
         },
     );
-    let first: Vec<NodeId> = sends(&effects)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
-        .map(|(to, _)| to)
-        .collect();
+    let first: Vec<NodeId> = sent_entries_to(&effects);
     assert_eq!(first.len(), 2);
     // Their answers are lost: after the stall timeout the others get the entry too.
     s.advance(s.node.config().replication_stall_timeout.as_millis());
@@ -270,11 +269,7 @@ fn entries_stalled_past_the_timeout_go_to_every_follower() {
         s.node.handle_timer(s.now, Timer::Peer(i));
     }
     let effects = s.take();
-    let mut second: Vec<NodeId> = sends(&effects)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
-        .map(|(to, _)| to)
-        .collect();
+    let mut second: Vec<NodeId> = sent_entries_to(&effects);
     second.sort();
     let mut others: Vec<NodeId> = PEERS
         .iter()
@@ -467,11 +462,7 @@ fn one_lost_answer_brings_in_one_more_follower() {
             value: "v",
         },
     );
-    let first: Vec<NodeId> = sends(&effects)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
-        .map(|(to, _)| to)
-        .collect();
+    let first: Vec<NodeId> = sent_entries_to(&effects);
     assert_eq!(first.len(), 2);
     // One of the two answers, the other's answer is lost: a quorum needs one more.
     s.ack(first[0], 2, s.now);
@@ -480,11 +471,7 @@ fn one_lost_answer_brings_in_one_more_follower() {
         s.node.handle_timer(s.now, Timer::Peer(i));
     }
     let effects = s.take();
-    let extra: Vec<NodeId> = sends(&effects)
-        .into_iter()
-        .filter(|(_, m)| matches!(m, Message::AppendEntries(a) if a.entries.count > 0))
-        .map(|(to, _)| to)
-        .collect();
+    let extra: Vec<NodeId> = sent_entries_to(&effects);
     assert_eq!(extra.len(), 1, "{extra:?}");
     assert!(!first.contains(&extra[0]));
     // Its answer commits the put.

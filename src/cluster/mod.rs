@@ -13,7 +13,7 @@ pub mod workload;
 
 use crate::id::NodeId;
 use crate::raft::{
-    AppendEntries, ClientRequest, Config, Effect, Entry, EntryRef, Message, Node, Operation, Reply,
+    AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, Message, Node, Operation, Reply,
     Role, Timer,
 };
 use crate::time::{Span, Time};
@@ -130,7 +130,6 @@ pub struct Cluster {
     pub client_delay: Span,
     effects: Vec<Effect>,
     fates: Vec<Span>,
-    scratch_entries: Vec<Entry>,
     replies: Vec<ReplyRecord>,
     pub stats: ClusterStats,
     invariants: Invariants,
@@ -178,7 +177,6 @@ impl Cluster {
             client_delay: Span::from_micros(50),
             effects: Vec::new(),
             fates: Vec::new(),
-            scratch_entries: Vec::new(),
             replies: Vec::new(),
             stats: ClusterStats::default(),
             invariants: Invariants::new(n),
@@ -336,28 +334,13 @@ impl Cluster {
         match event {
             Event::Deliver { to, from, message } => {
                 self.stats.messages_delivered += 1;
-                let entries: Vec<EntryRef<'_>>;
-                let incoming = match &message {
+                let entries: Vec<EntryRef<'_>> = match &message {
                     Message::AppendEntries(m) => {
-                        entries = m
-                            .entries
-                            .iter()
-                            .map(crate::raft::AsEntryRef::as_entry_ref)
-                            .collect();
-                        Message::AppendEntries(AppendEntries {
-                            term: m.term,
-                            prev_log_index: m.prev_log_index,
-                            prev_log_term: m.prev_log_term,
-                            leader_commit: m.leader_commit,
-                            sent_at_us: m.sent_at_us,
-                            ack_requested: m.ack_requested,
-                            entries: &entries[..],
-                        })
+                        m.entries.iter().map(AsEntryRef::as_entry_ref).collect()
                     }
-                    Message::RequestVote(m) => Message::RequestVote(*m),
-                    Message::RequestVoteResponse(m) => Message::RequestVoteResponse(*m),
-                    Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(*m),
+                    _ => Vec::new(),
                 };
+                let incoming = message.with_entries(&entries[..]);
                 let from_id = self.ids[from];
                 self.replicas[to]
                     .node
@@ -428,27 +411,15 @@ impl Cluster {
                 Effect::Send { to, message } => {
                     let Some(j) = self.index_of(to) else { continue };
                     self.stats.messages_sent += 1;
-                    let owned = match message {
+                    let entries = match message {
                         Message::AppendEntries(m) => {
                             self.stats.appends_sent += 1;
                             self.stats.entries_sent += u64::from(m.entries.count);
-                            self.scratch_entries.clear();
-                            self.scratch_entries
-                                .extend_from_slice(self.replicas[i].node.log_entries(m.entries));
-                            Message::AppendEntries(AppendEntries {
-                                term: m.term,
-                                prev_log_index: m.prev_log_index,
-                                prev_log_term: m.prev_log_term,
-                                leader_commit: m.leader_commit,
-                                sent_at_us: m.sent_at_us,
-                                ack_requested: m.ack_requested,
-                                entries: self.scratch_entries.clone(),
-                            })
+                            self.replicas[i].node.log_entries(m.entries).to_vec()
                         }
-                        Message::RequestVote(m) => Message::RequestVote(m),
-                        Message::RequestVoteResponse(m) => Message::RequestVoteResponse(m),
-                        Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(m),
+                        _ => Vec::new(),
                     };
+                    let owned = message.with_entries(entries);
                     if self.links.is_blocked(i, j) {
                         continue;
                     }

@@ -166,6 +166,26 @@ pub type IncomingMessage<'a> = Message<&'a [EntryRef<'a>]>;
 pub type OutgoingMessage = Message<EntrySpan>;
 
 impl<E> Message<E> {
+    /// The same message holding `entries` instead (ignored unless it is an append): a
+    /// span into the sender's log becomes a slice of it for encoding, decoded entries
+    /// become owned ones, and so on.
+    pub fn with_entries<F>(&self, entries: F) -> Message<F> {
+        match self {
+            Message::RequestVote(m) => Message::RequestVote(*m),
+            Message::RequestVoteResponse(m) => Message::RequestVoteResponse(*m),
+            Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(*m),
+            Message::AppendEntries(m) => Message::AppendEntries(AppendEntries {
+                term: m.term,
+                prev_log_index: m.prev_log_index,
+                prev_log_term: m.prev_log_term,
+                leader_commit: m.leader_commit,
+                sent_at_us: m.sent_at_us,
+                ack_requested: m.ack_requested,
+                entries,
+            }),
+        }
+    }
+
     pub fn term(&self) -> Term {
         match self {
             Message::RequestVote(m) => m.term,

@@ -31,17 +31,23 @@ use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::id::NodeId;
 use crate::raft::{
-    AppendEntries, ClientRequest, Config, Effect, Entry, LogIndex, Message, Node, Operation, Reply,
-    ReplyKind, Role, Term, Timer,
+    ClientRequest, Config, Effect, Entry, LogIndex, Message, Node, Operation, Reply, ReplyKind,
+    Role, Term, Timer,
 };
 use crate::replica_args::ReplicaArgs;
 use crate::time::Time;
 use crate::timer_wheel::{TimerHandle, TimerWheel};
+
+mod network;
+mod startup;
+
 use mio::net::{UdpSocket, UnixStream};
 use mio::{Events, Interest, Poll, Token};
+use network::{Network, StderrLimiter};
+use startup::{Clock, bind_and_say_hello, signal_pipe};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The UDP socket.
 pub const SOCKET: Token = Token(0);
@@ -87,71 +93,18 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     result
 }
 
-/// Microseconds since the loop started: the only clock in the program.
-#[derive(Clone, Copy, Debug)]
-struct Clock {
-    start: Instant,
-}
-
-impl Clock {
-    fn start() -> Clock {
-        Clock {
-            start: Instant::now(),
-        }
-    }
-
-    fn now(&self) -> Time {
-        Time(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
-    }
-}
-
-/// SIGTERM and SIGINT each write a byte to a Unix socket pair; returns the read end.
-fn signal_pipe() -> io::Result<UnixStream> {
-    let (read, write) = std::os::unix::net::UnixStream::pair()?;
-    read.set_nonblocking(true)?;
-    write.set_nonblocking(true)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, write.try_clone()?)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, write)?;
-    Ok(UnixStream::from_std(read))
-}
-
-/// Binds `127.0.0.1:0` and sends the hello on the still-blocking socket, so it leaves
-/// even if the send buffer were somehow full; then switches to non-blocking for mio.
-fn bind_and_say_hello(id: NodeId, simulator: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
-    let mut hello = Vec::with_capacity(64);
-    encode(
-        &mut hello,
-        &Datagram {
-            src: id,
-            dst: NodeId::BROADCAST,
-            leader: NodeId::UNKNOWN,
-            body: Body::Hello,
-        },
-    );
-    loop {
-        match socket.send_to(&hello, simulator) {
-            Ok(_) => break,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    socket.set_nonblocking(true)?;
-    Ok(UdpSocket::from_std(socket))
-}
-
 /// Counters reported in the debug log at exit.
 #[derive(Clone, Copy, Default, Debug)]
-struct Stats {
-    received: u64,
+pub(super) struct Stats {
+    pub(super) received: u64,
     /// Not decodable: not JSON, wrong fields, bad IDs, too large.
-    dropped_bad: u64,
+    pub(super) dropped_bad: u64,
     /// Decodable but not for us (`dst`), from a non-peer, or a type a replica ignores.
-    ignored: u64,
-    sent: u64,
+    pub(super) ignored: u64,
+    pub(super) sent: u64,
     /// Send failed (buffer full or any other error): the datagram is lost.
-    lost: u64,
-    timers_fired: u64,
+    pub(super) lost: u64,
+    pub(super) timers_fired: u64,
 }
 
 /// What the debug log tracks across inputs.
@@ -170,81 +123,6 @@ impl Observed {
             term: node.term(),
             leader: node.leader(),
             commit_index: node.commit_index(),
-        }
-    }
-}
-
-/// At most one stderr line per interval; counts what it holds back.
-#[derive(Debug)]
-struct StderrLimiter {
-    last: Option<Time>,
-    suppressed: u64,
-}
-
-impl StderrLimiter {
-    fn report(&mut self, now: Time, id: NodeId, what: std::fmt::Arguments<'_>) {
-        let due = self
-            .last
-            .is_none_or(|last| now.since(last).as_millis() >= STDERR_REPORT_INTERVAL_MS);
-        if !due {
-            self.suppressed += 1;
-            return;
-        }
-        if self.suppressed > 0 {
-            eprintln!("{id}: {what} (and {} more since)", self.suppressed);
-        } else {
-            eprintln!("{id}: {what}");
-        }
-        self.last = Some(now);
-        self.suppressed = 0;
-    }
-}
-
-/// The network side of a replica: socket, simulator address, send buffer.
-struct Network {
-    socket: UdpSocket,
-    simulator: SocketAddr,
-    /// Reused for every datagram sent.
-    send_buf: Vec<u8>,
-}
-
-impl Network {
-    /// Sends `send_buf` to the simulator. Any failure loses the datagram and nothing else.
-    fn send(
-        &mut self,
-        now: Time,
-        stats: &mut Stats,
-        log: &mut DebugLog,
-        stderr: &mut StderrLimiter,
-        id: NodeId,
-    ) {
-        debug_assert!(
-            self.send_buf.len() <= DATAGRAM_BYTES_MAX,
-            "the core capped this datagram at {} bytes, not {}",
-            DATAGRAM_BYTES_MAX,
-            self.send_buf.len()
-        );
-        loop {
-            match self.socket.send_to(&self.send_buf, self.simulator) {
-                Ok(_) => {
-                    stats.sent += 1;
-                    return;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    stats.lost += 1;
-                    debug_log!(
-                        log,
-                        now,
-                        "lost a datagram of {} bytes: {error}",
-                        self.send_buf.len()
-                    );
-                    if error.kind() != io::ErrorKind::WouldBlock {
-                        stderr.report(now, id, format_args!("send failed: {error}"));
-                    }
-                    return;
-                }
-            }
         }
     }
 }
@@ -540,20 +418,11 @@ impl Replica {
                 Effect::Send { to, message } => {
                     // Read at send time: the leader field is our knowledge now.
                     let leader = node.leader();
-                    let message: Message<&[Entry]> = match message {
-                        Message::AppendEntries(m) => Message::AppendEntries(AppendEntries {
-                            term: m.term,
-                            prev_log_index: m.prev_log_index,
-                            prev_log_term: m.prev_log_term,
-                            leader_commit: m.leader_commit,
-                            sent_at_us: m.sent_at_us,
-                            ack_requested: m.ack_requested,
-                            entries: node.log_entries(m.entries),
-                        }),
-                        Message::RequestVote(m) => Message::RequestVote(m),
-                        Message::RequestVoteResponse(m) => Message::RequestVoteResponse(m),
-                        Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(m),
+                    let entries: &[Entry] = match message {
+                        Message::AppendEntries(m) => node.log_entries(m.entries),
+                        _ => &[],
                     };
+                    let message = message.with_entries(entries);
                     encode_raft(&mut net.send_buf, id, to, leader, &message);
                     net.send(now, stats, log, stderr, id);
                 }
