@@ -123,15 +123,19 @@ fn parse_checked(bytes: &[u8]) -> Value {
 }
 
 fn receive(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    match socket.recv_from(buf) {
-        Ok(got) => Some(got),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut =>
-        {
-            None
+    loop {
+        match socket.recv_from(buf) {
+            Ok(got) => return Some(got),
+            // A signal landed during the wait (seen on CI): wait again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return None;
+            }
+            Err(e) => panic!("recv: {e}"),
         }
-        Err(e) => panic!("recv: {e}"),
     }
 }
 
