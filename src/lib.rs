@@ -14,3 +14,4 @@ pub mod replica_args;
 pub mod sim;
 pub mod time;
 pub mod timer_wheel;
+pub mod tuning;

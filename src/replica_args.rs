@@ -27,6 +27,8 @@ pub struct ReplicaArgs {
     /// Sorted ascending, without `id`, without duplicates, non-empty.
     pub peers: Vec<NodeId>,
     pub debug_log_dir: Option<PathBuf>,
+    /// Experiment knobs; the binary fills them from the environment.
+    pub tuning: crate::tuning::Tuning,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -126,6 +128,7 @@ where
         id,
         peers,
         debug_log_dir,
+        tuning: crate::tuning::Tuning::default(),
     })
 }
 

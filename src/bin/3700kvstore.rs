@@ -2,14 +2,22 @@
 //! Parses its arguments and hands over to the event loop.
 
 use kvstore::replica_args::{self, USAGE_EXIT_STATUS};
+use kvstore::tuning::Tuning;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
-    let args = match replica_args::parse(std::env::args_os().skip(1)) {
+    let mut args = match replica_args::parse(std::env::args_os().skip(1)) {
         Ok(args) => args,
         Err(error) => {
             eprintln!("{}", error.usage_line());
+            return ExitCode::from(USAGE_EXIT_STATUS);
+        }
+    };
+    args.tuning = match Tuning::from_env() {
+        Ok(tuning) => tuning,
+        Err(error) => {
+            eprintln!("3700kvstore: {error}");
             return ExitCode::from(USAGE_EXIT_STATUS);
         }
     };

@@ -179,6 +179,7 @@ impl Replica {
         let mut config = Config::new(args.id, args.peers.clone(), seed);
         // The core knows nothing of JSON: the codec's bound sizes its append batches.
         config.entry_wire_bytes = entry_wire_bytes;
+        args.tuning.apply(&mut config);
         debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
         let node = Node::new(config, now);
         let mut replica = Replica {
