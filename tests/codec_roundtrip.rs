@@ -58,7 +58,7 @@ impl Owned {
             OwnedBody::AppendEntriesResponse(m) => Body::Raft(Message::AppendEntriesResponse(*m)),
             OwnedBody::AppendEntries(m, entries) => {
                 scratch.extend(entries.iter().map(AsEntryRef::as_entry_ref));
-                Body::Raft(Message::AppendEntries(with_entries(m, scratch.as_slice())))
+                Body::Raft(Message::AppendEntries(m.with_entries(scratch.as_slice())))
             }
         };
         Datagram {
@@ -67,18 +67,6 @@ impl Owned {
             leader: self.leader,
             body,
         }
-    }
-}
-
-fn with_entries<E>(m: &AppendEntries<()>, entries: E) -> AppendEntries<E> {
-    AppendEntries {
-        term: m.term,
-        prev_log_index: m.prev_log_index,
-        prev_log_term: m.prev_log_term,
-        leader_commit: m.leader_commit,
-        sent_at_us: m.sent_at_us,
-        ack_requested: m.ack_requested,
-        entries,
     }
 }
 
@@ -241,8 +229,8 @@ proptest! {
         };
         let refs: Vec<EntryRef<'_>> = entries.iter().map(AsEntryRef::as_entry_ref).collect();
         let (mut from_log, mut from_refs) = (Vec::new(), Vec::new());
-        let log_message = Message::AppendEntries(with_entries(m, entries.as_slice()));
-        let ref_message = Message::AppendEntries(with_entries(m, refs.as_slice()));
+        let log_message = Message::AppendEntries(m.with_entries(entries.as_slice()));
+        let ref_message = Message::AppendEntries(m.with_entries(refs.as_slice()));
         encode_raft(&mut from_log, owned.src, owned.dst, owned.leader, &log_message);
         encode_raft(&mut from_refs, owned.src, owned.dst, owned.leader, &ref_message);
         prop_assert_eq!(from_log, from_refs);
@@ -254,7 +242,7 @@ proptest! {
             return Ok(());
         };
         let mut out = Vec::new();
-        let message = Message::AppendEntries(with_entries(m, entries.as_slice()));
+        let message = Message::AppendEntries(m.with_entries(entries.as_slice()));
         encode_raft(&mut out, owned.src, owned.dst, owned.leader, &message);
         let bound = APPEND_HEADER_BYTES_MAX
             + entries.iter().map(|e| entry_wire_bytes(e.as_entry_ref())).sum::<usize>();

@@ -116,6 +116,36 @@ impl Script {
         assert_eq!(self.node.role(), Role::Leader);
     }
 
+    /// A leader of a fresh term whose followers all acknowledged its no-op.
+    fn leader_with_followers_caught_up() -> Script {
+        let mut s = Script::new();
+        s.win_election();
+        let sent_at = s.now;
+        for peer in PEERS {
+            s.ack(peer, 1, sent_at);
+        }
+        s
+    }
+
+    fn put(&mut self, mid: &str) -> Vec<Effect> {
+        self.request(
+            mid,
+            Operation::Put {
+                key: "k",
+                value: "v",
+            },
+        )
+    }
+
+    /// Lets the stall timeout pass and fires every peer timer.
+    fn fire_peer_timers_after_stall(&mut self) -> Vec<Effect> {
+        self.advance(self.node.config().replication_stall_timeout.as_millis());
+        for i in 0..PEERS.len() {
+            self.node.handle_timer(self.now, Timer::Peer(i));
+        }
+        self.take()
+    }
+
     fn ack(&mut self, from: NodeId, match_index: u64, sent_at: Time) -> Vec<Effect> {
         let term = self.node.term();
         self.deliver(
@@ -210,25 +240,15 @@ fn an_old_term_entry_is_not_committed_by_counting_replicas() {
 
 #[test]
 fn a_put_is_answered_only_once_committed() {
-    let mut s = Script::new();
-    s.win_election();
-    let sent_at = s.now;
-    for peer in PEERS {
-        s.ack(peer, 1, sent_at);
-    }
-    let effects = s.request(
-        "m1",
-        Operation::Put {
-            key: "k",
-            value: "v",
-        },
-    );
+    let mut s = Script::leader_with_followers_caught_up();
+    let effects = s.put("m1");
     assert!(replies(&effects).is_empty(), "not before commit");
     let appends = sent_entries_to(&effects).len();
     assert_eq!(
         appends, 2,
         "a new entry goes at once to a commit's worth of followers"
     );
+    let sent_at = s.now;
     s.ack(PEERS[0], 2, sent_at);
     assert!(replies(&s.effects[s.effects.len() - 1..]).is_empty());
     let effects = s.ack(PEERS[1], 2, sent_at);
@@ -237,38 +257,19 @@ fn a_put_is_answered_only_once_committed() {
         vec![("m1".to_owned(), ReplyKind::Ok { value: None })]
     );
     // Committed: the followers left out get the entry with their next heartbeat, not now.
-    s.advance(s.node.config().replication_stall_timeout.as_millis());
-    for i in 0..PEERS.len() {
-        s.node.handle_timer(s.now, Timer::Peer(i));
-    }
-    let effects = s.take();
+    let effects = s.fire_peer_timers_after_stall();
     let carrying = sent_entries_to(&effects).len();
     assert_eq!(carrying, 0, "no stall once committed");
 }
 
 #[test]
 fn entries_stalled_past_the_timeout_go_to_every_follower() {
-    let mut s = Script::new();
-    s.win_election();
-    let sent_at = s.now;
-    for peer in PEERS {
-        s.ack(peer, 1, sent_at);
-    }
-    let effects = s.request(
-        "m1",
-        Operation::Put {
-            key: "k",
-            value: "v",
-        },
-    );
+    let mut s = Script::leader_with_followers_caught_up();
+    let effects = s.put("m1");
     let first: Vec<NodeId> = sent_entries_to(&effects);
     assert_eq!(first.len(), 2);
     // Their answers are lost: after the stall timeout the others get the entry too.
-    s.advance(s.node.config().replication_stall_timeout.as_millis());
-    for i in 0..PEERS.len() {
-        s.node.handle_timer(s.now, Timer::Peer(i));
-    }
-    let effects = s.take();
+    let effects = s.fire_peer_timers_after_stall();
     let mut second: Vec<NodeId> = sent_entries_to(&effects);
     second.sort();
     let mut others: Vec<NodeId> = PEERS
@@ -449,28 +450,13 @@ fn a_silent_follower_is_retried_with_backoff() {
 
 #[test]
 fn one_lost_answer_brings_in_one_more_follower() {
-    let mut s = Script::new();
-    s.win_election();
-    let sent_at = s.now;
-    for peer in PEERS {
-        s.ack(peer, 1, sent_at);
-    }
-    let effects = s.request(
-        "m1",
-        Operation::Put {
-            key: "k",
-            value: "v",
-        },
-    );
+    let mut s = Script::leader_with_followers_caught_up();
+    let effects = s.put("m1");
     let first: Vec<NodeId> = sent_entries_to(&effects);
     assert_eq!(first.len(), 2);
     // One of the two answers, the other's answer is lost: a quorum needs one more.
     s.ack(first[0], 2, s.now);
-    s.advance(s.node.config().replication_stall_timeout.as_millis());
-    for i in 0..PEERS.len() {
-        s.node.handle_timer(s.now, Timer::Peer(i));
-    }
-    let effects = s.take();
+    let effects = s.fire_peer_timers_after_stall();
     let extra: Vec<NodeId> = sent_entries_to(&effects);
     assert_eq!(extra.len(), 1, "{extra:?}");
     assert!(!first.contains(&extra[0]));

@@ -7,7 +7,6 @@
 //! back from a partition from deposing a healthy leader, and what makes leader leases safe.
 
 use crate::id::NodeId;
-use crate::raft::effect::Timer;
 use crate::raft::leader::LeaderState;
 use crate::raft::message::{Command, Entry, Message, RequestVote, RequestVoteResponse, Term};
 use crate::raft::node::{Node, Role};
@@ -22,7 +21,7 @@ impl Node {
         }
         if now < self.election_deadline {
             if matches!(self.role, Role::PreCandidate | Role::Candidate) {
-                self.resend_vote_requests(now);
+                self.send_vote_requests(now);
             }
             self.arm_election_timer(self.election_deadline);
             return;
@@ -30,9 +29,11 @@ impl Node {
         self.start_pre_vote(now);
     }
 
-    /// Asks again the peers that have not answered this (pre-)candidacy: with lossy links
-    /// an election that waits a whole timeout per lost message can take seconds.
-    fn resend_vote_requests(&mut self, now: Time) {
+    /// Asks the peers that have not answered this (pre-)candidacy, then again every
+    /// `vote_retry_interval`: with lossy links an election that waits a whole timeout per
+    /// lost message can take seconds.
+    fn send_vote_requests(&mut self, now: Time) {
+        // A pre-vote asks about the next term without entering it.
         let (term, pre_vote) = match self.role {
             Role::PreCandidate => (Term(self.current_term.0 + 1), true),
             _ => (self.current_term, false),
@@ -62,40 +63,26 @@ impl Node {
 
     fn start_pre_vote(&mut self, now: Time) {
         self.role = Role::PreCandidate;
-        // The leader is silent: requests that arrive from now on are held, not sent to it.
-        self.leader = NodeId::UNKNOWN;
-        self.votes_granted.clear();
-        self.votes_granted.push(self.config.id);
-        self.reset_election_deadline(now);
-        self.request_votes(now, Term(self.current_term.0 + 1), true);
-        self.maybe_win_vote(now);
+        self.begin_candidacy(now);
     }
 
     fn start_election(&mut self, now: Time) {
         self.role = Role::Candidate;
         self.current_term = Term(self.current_term.0 + 1);
         self.voted_for = Some(self.config.id);
+        self.begin_candidacy(now);
+    }
+
+    /// What both rounds start with: the leader is silent, so requests that arrive from
+    /// now on are held, not sent to it; this replica votes for itself and asks the rest.
+    fn begin_candidacy(&mut self, now: Time) {
         self.leader = NodeId::UNKNOWN;
         self.votes_granted.clear();
         self.votes_granted.push(self.config.id);
-        self.reset_election_deadline(now);
-        self.request_votes(now, self.current_term, false);
-        self.maybe_win_vote(now);
-    }
-
-    fn request_votes(&mut self, now: Time, term: Term, pre_vote: bool) {
         self.votes_answered.clear();
-        self.arm_election_timer(now + self.config.vote_retry_interval);
-        let request = RequestVote {
-            term,
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-            pre_vote,
-        };
-        for i in 0..self.config.peers.len() {
-            let to = self.config.peers[i];
-            self.send(to, Message::RequestVote(request));
-        }
+        self.reset_election_deadline(now);
+        self.send_vote_requests(now);
+        self.maybe_win_vote(now);
     }
 
     pub(super) fn handle_request_vote(&mut self, now: Time, from: NodeId, m: RequestVote) {
@@ -221,37 +208,6 @@ impl Node {
             self.become_follower(now, term, crate::id::NodeId::UNKNOWN);
         } else {
             self.arm_election_timer(heard + window);
-        }
-    }
-
-    /// The timer for peer `i`, armed for its earliest due time.
-    pub(super) fn arm_peer_timer(&mut self, i: usize) {
-        let heartbeat = self.config.heartbeat_interval;
-        let rto = self.config.retransmit_timeout;
-        let rto_max = self.config.retransmit_timeout_max;
-        let stall = self.config.replication_stall_timeout;
-        let inflight_max = self.config.inflight_appends_max;
-        let last_index = self.log.last_index();
-        let Some(leader) = self.leader_state.as_mut() else {
-            return;
-        };
-        let oldest_uncommitted = leader.oldest_uncommitted_at();
-        let p = &mut leader.progress[i];
-        let mut due = p.last_sent_at + heartbeat;
-        if let Some(sent) = p.oldest_inflight_sent_at() {
-            due = due.min(sent + p.retransmit_timeout(rto, rto_max));
-        }
-        // The stall fallback waits on nothing if the follower cannot be sent to now (its
-        // window is full or a probe is out): the retransmission timeout covers that.
-        if let Some(appended) = oldest_uncommitted
-            && p.next_index <= last_index
-            && p.can_send(inflight_max)
-        {
-            due = due.min(p.stall_clock(appended) + stall);
-        }
-        if p.timer_armed_at.is_none_or(|armed| due < armed) {
-            p.timer_armed_at = Some(due);
-            self.set_timer(Timer::Peer(i), due);
         }
     }
 }

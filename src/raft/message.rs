@@ -130,6 +130,21 @@ pub struct AppendEntries<E> {
     pub entries: E,
 }
 
+impl<E> AppendEntries<E> {
+    /// The same append holding `entries` instead.
+    pub fn with_entries<F>(&self, entries: F) -> AppendEntries<F> {
+        AppendEntries {
+            term: self.term,
+            prev_log_index: self.prev_log_index,
+            prev_log_term: self.prev_log_term,
+            leader_commit: self.leader_commit,
+            sent_at_us: self.sent_at_us,
+            ack_requested: self.ack_requested,
+            entries,
+        }
+    }
+}
+
 /// The reply to AppendEntries. On success `match_index` is the last index known to match
 /// the leader's log. On a mismatch the follower gives a hint so the leader can skip a whole
 /// term per round trip instead of one entry: `conflict_index` is the first index the leader
@@ -174,15 +189,7 @@ impl<E> Message<E> {
             Message::RequestVote(m) => Message::RequestVote(*m),
             Message::RequestVoteResponse(m) => Message::RequestVoteResponse(*m),
             Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(*m),
-            Message::AppendEntries(m) => Message::AppendEntries(AppendEntries {
-                term: m.term,
-                prev_log_index: m.prev_log_index,
-                prev_log_term: m.prev_log_term,
-                leader_commit: m.leader_commit,
-                sent_at_us: m.sent_at_us,
-                ack_requested: m.ack_requested,
-                entries,
-            }),
+            Message::AppendEntries(m) => Message::AppendEntries(m.with_entries(entries)),
         }
     }
 

@@ -100,6 +100,10 @@ impl Node {
         );
         assert!(config.election_timeout_min < config.election_timeout_max);
         assert!(config.lease_margin < config.election_timeout_min);
+        assert!(
+            config.peers.len() <= 64,
+            "replication targets are chosen as a bit per peer"
+        );
         let rng = SmallRng::seed_from_u64(config.seed);
         let mut node = Node {
             rng,

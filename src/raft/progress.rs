@@ -15,6 +15,27 @@ pub enum ReplicationState {
     Replicate,
 }
 
+/// When a follower's deadlines fall. Its peer timer is armed for the earliest; when it
+/// fires, the first deadline passed (in this order) decides what goes out.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerDeadlines {
+    /// The oldest unanswered append is resent (from the last match).
+    pub retransmit: Option<Time>,
+    /// Uncommitted entries the follower lacks go to it after all.
+    pub stall: Option<Time>,
+    /// An empty append keeps it from starting an election.
+    pub heartbeat: Time,
+}
+
+impl PeerDeadlines {
+    pub fn earliest(&self) -> Time {
+        [self.retransmit, self.stall]
+            .into_iter()
+            .flatten()
+            .fold(self.heartbeat, Time::min)
+    }
+}
+
 /// An append sent and not yet acknowledged.
 #[derive(Clone, Copy, Debug)]
 pub struct Inflight {

@@ -6,11 +6,12 @@
 //! on appends; a follower that is sent nothing for `heartbeat_interval` gets an empty one.
 
 use crate::id::NodeId;
+use crate::raft::effect::Timer;
 use crate::raft::message::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, EntryRef, EntrySpan, LogIndex, Message, Term,
 };
 use crate::raft::node::{Node, Role};
-use crate::raft::progress::ReplicationState;
+use crate::raft::progress::{PeerDeadlines, ReplicationState};
 use crate::time::Time;
 
 impl Node {
@@ -170,27 +171,29 @@ impl Node {
     /// (heartbeats, read rounds, probes) goes out.
     pub(super) fn flush_leader(&mut self, now: Time) {
         let eager = self.choose_replication_targets(now);
-        for (i, eager) in eager.into_iter().enumerate() {
-            self.replicate_to(now, i, eager);
+        for i in 0..self.config.peers.len() {
+            self.replicate_to(now, i, eager & (1 << i) != 0);
             self.arm_peer_timer(i);
         }
     }
 
-    /// Which followers get new entries now. Followers already sent everything count
-    /// toward the quorum; the rest are ranked responsive first (nothing unanswered for
-    /// longer than the stall timeout), then least recently sent to, so the load rotates
-    /// and each follower hears from us often enough to need no heartbeat.
-    fn choose_replication_targets(&self, now: Time) -> Vec<bool> {
+    /// Which followers get new entries now, as a bit per peer. Followers already sent
+    /// everything count toward the quorum; the rest are ranked responsive first (nothing
+    /// unanswered for longer than the stall timeout), then least recently sent to, so the
+    /// load rotates and each follower hears from us often enough to need no heartbeat.
+    /// Runs after every batch of input, so it allocates nothing: the few picks (at most
+    /// half the peers) are found by repeated minimum scans.
+    fn choose_replication_targets(&self, now: Time) -> u64 {
         let peers = self.config.peers.len();
+        let everyone = u64::MAX.checked_shr(64 - peers as u32).unwrap_or(0);
         let Some(leader) = self.leader_state.as_ref() else {
-            return vec![false; peers];
+            return 0;
         };
         if !self.config.replicate_to_quorum_only {
-            return vec![true; peers];
+            return everyone;
         }
         let last_index = self.log.last_index();
         let stall = self.config.replication_stall_timeout;
-        let mut eager = vec![false; peers];
         let covering = leader
             .progress
             .iter()
@@ -198,22 +201,26 @@ impl Node {
             .count();
         let needed = (self.config.quorum() - 1).saturating_sub(covering);
         if needed == 0 || self.commit_index >= last_index {
-            return eager;
+            return 0;
         }
-        let mut candidates: Vec<usize> = (0..peers)
-            .filter(|&i| leader.progress[i].next_index <= last_index)
-            .collect();
-        candidates.sort_by_key(|&i| {
+        let rank = |i: usize| {
             let p = &leader.progress[i];
             let unresponsive = p
                 .oldest_inflight_sent_at()
                 .is_some_and(|t| now >= t + stall);
             (unresponsive, p.last_sent_at, i)
-        });
-        for &i in candidates.iter().take(needed) {
-            eager[i] = true;
+        };
+        let mut chosen = 0u64;
+        for _ in 0..needed {
+            let best = (0..peers)
+                .filter(|&i| chosen & (1 << i) == 0 && leader.progress[i].next_index <= last_index)
+                .min_by_key(|&i| rank(i));
+            match best {
+                Some(i) => chosen |= 1 << i,
+                None => break,
+            }
         }
-        eager
+        chosen
     }
 
     /// Sends follower `i` what was asked for: its missing entries if `eager` (as far as
@@ -340,60 +347,93 @@ impl Node {
         quorum_stale || follower_silent
     }
 
-    pub(super) fn handle_peer_timer(&mut self, now: Time, i: usize) {
-        let heartbeat = self.config.heartbeat_interval;
-        let rto = self.config.retransmit_timeout;
-        let rto_max = self.config.retransmit_timeout_max;
-        let stall = self.config.replication_stall_timeout;
-        let inflight_max = self.config.inflight_appends_max;
-        let last_index = self.log.last_index();
-        let Some(leader) = self.leader_state.as_mut() else {
+    /// Follower `i`'s deadlines, from one place for both arming its timer and handling
+    /// it (they once disagreed, and a timer re-armed in the past fired forever).
+    fn peer_deadlines(&self, i: usize) -> Option<PeerDeadlines> {
+        let leader = self.leader_state.as_ref()?;
+        let p = leader.progress.get(i)?;
+        let retransmit = p.oldest_inflight_sent_at().map(|sent| {
+            sent + p.retransmit_timeout(
+                self.config.retransmit_timeout,
+                self.config.retransmit_timeout_max,
+            )
+        });
+        // The stall fallback waits on nothing if the follower cannot be sent to now (its
+        // window is full or a probe is out): the retransmission timeout covers that.
+        let stall = leader.oldest_uncommitted_at().and_then(|appended| {
+            (p.next_index <= self.log.last_index() && p.can_send(self.config.inflight_appends_max))
+                .then(|| p.stall_clock(appended) + self.config.replication_stall_timeout)
+        });
+        Some(PeerDeadlines {
+            retransmit,
+            stall,
+            heartbeat: p.last_sent_at + self.config.heartbeat_interval,
+        })
+    }
+
+    /// The timer for peer `i`, armed for its earliest deadline unless it already fires
+    /// sooner.
+    pub(super) fn arm_peer_timer(&mut self, i: usize) {
+        let Some(due) = self.peer_deadlines(i).map(|d| d.earliest()) else {
             return;
         };
-        let oldest_uncommitted = leader.oldest_uncommitted_at();
-        // Followers that hold the oldest uncommitted entry, or were sent it so recently
-        // that its answer may still come: a stall needs only enough others to make up a
-        // quorum with them (one lost message, one more follower), not every follower.
-        let waiting_for = self.commit_index.next();
-        let covering = leader
-            .progress
-            .iter()
-            .filter(|p| {
-                p.match_index >= waiting_for
-                    || (p.next_index > waiting_for
-                        && p.oldest_inflight_sent_at().is_some_and(|t| now < t + stall))
-            })
-            .count();
-        let short_of_quorum = covering < self.config.quorum() - 1;
-        let Some(p) = leader.progress.get_mut(i) else {
+        let Some(p) = self.leader_state.as_mut().map(|l| &mut l.progress[i]) else {
+            return;
+        };
+        if p.timer_armed_at.is_none_or(|armed| due < armed) {
+            p.timer_armed_at = Some(due);
+            self.set_timer(Timer::Peer(i), due);
+        }
+    }
+
+    pub(super) fn handle_peer_timer(&mut self, now: Time, i: usize) {
+        let Some(deadlines) = self.peer_deadlines(i) else {
+            return;
+        };
+        let short_of_quorum = self.stall_short_of_quorum(now);
+        let Some(p) = self.leader_state.as_mut().map(|l| &mut l.progress[i]) else {
             return;
         };
         p.timer_armed_at = None;
         let mut eager = false;
-        let timeout = p.retransmit_timeout(rto, rto_max);
-        if p.oldest_inflight_sent_at()
-            .is_some_and(|sent| now >= sent + timeout)
-        {
+        if deadlines.retransmit.is_some_and(|t| now >= t) {
             p.timeouts_in_a_row = p.timeouts_in_a_row.saturating_add(1);
             // Go back to the last known match and resend from there.
             let next = p.match_index.next();
             p.reset_to_probe(next);
             p.send_requested = true;
-        } else if p.next_index <= last_index
-            && p.can_send(inflight_max)
-            && oldest_uncommitted.is_some_and(|at| now >= p.stall_clock(at) + stall)
-        {
+        } else if deadlines.stall.is_some_and(|t| now >= t) {
             // The followers chosen for these entries have not made them commit in time.
             if short_of_quorum {
                 eager = true;
             } else {
                 p.stall_checked_at = Some(now);
             }
-        } else if now >= p.last_sent_at + heartbeat {
+        } else if now >= deadlines.heartbeat {
             p.send_requested = true;
         }
         self.replicate_to(now, i, eager);
         self.arm_peer_timer(i);
+    }
+
+    /// Whether too few followers hold the oldest uncommitted entry, or were sent it so
+    /// recently that its answer may still come, to make a quorum: a stall brings in only
+    /// that many more followers (one lost message, one more follower), not every one.
+    fn stall_short_of_quorum(&self, now: Time) -> bool {
+        let stall = self.config.replication_stall_timeout;
+        let waiting_for = self.commit_index.next();
+        let covering = self.leader_state.as_ref().map_or(0, |leader| {
+            leader
+                .progress
+                .iter()
+                .filter(|p| {
+                    p.match_index >= waiting_for
+                        || (p.next_index > waiting_for
+                            && p.oldest_inflight_sent_at().is_some_and(|t| now < t + stall))
+                })
+                .count()
+        });
+        covering < self.config.quorum() - 1
     }
 
     /// §5.4.2: only an entry of the current term is committed by counting replicas; the
