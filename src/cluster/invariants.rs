@@ -74,11 +74,6 @@ impl Invariants {
         }
     }
 
-    /// Entries known committed so far.
-    pub fn committed_len(&self) -> u64 {
-        self.committed.len() as u64
-    }
-
     /// Checks every property that an event at replica `stepped` could have broken.
     pub fn check_after_step(&mut self, nodes: &[&Node], stepped: usize) -> Result<(), String> {
         self.refresh_mirror(nodes[stepped], stepped);

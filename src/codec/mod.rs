@@ -52,7 +52,7 @@ pub use encode::{encode, encode_raft};
 pub use error::DecodeError;
 
 use crate::id::NodeId;
-use crate::raft::{AsEntryRef, CommandRef, EntryRef, IncomingMessage, Message};
+use crate::raft::{CommandRef, EntryRef, IncomingMessage, Message};
 
 /// The largest UDP payload over IPv4, and the simulator's limit on what a replica sends.
 pub const DATAGRAM_BYTES_MAX: usize = 65_507;
@@ -89,14 +89,6 @@ pub fn entry_wire_bytes(entry: EntryRef<'_>) -> usize {
         bytes += 2 + encode::quoted_len(key) + encode::quoted_len(value);
     }
     bytes
-}
-
-/// The same bound for a run of entries, e.g. a slice of the leader's log.
-pub fn entries_wire_bytes<E: AsEntryRef>(entries: &[E]) -> usize {
-    entries
-        .iter()
-        .map(|e| entry_wire_bytes(e.as_entry_ref()))
-        .sum()
 }
 
 fn decimal_digits(n: u64) -> usize {

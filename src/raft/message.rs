@@ -192,15 +192,6 @@ impl<E> Message<E> {
             Message::AppendEntries(m) => Message::AppendEntries(m.with_entries(entries)),
         }
     }
-
-    pub fn term(&self) -> Term {
-        match self {
-            Message::RequestVote(m) => m.term,
-            Message::RequestVoteResponse(m) => m.term,
-            Message::AppendEntries(m) => m.term,
-            Message::AppendEntriesResponse(m) => m.term,
-        }
-    }
 }
 
 /// What a client asks for.
