@@ -15,3 +15,4 @@ pub mod sim;
 pub mod time;
 pub mod timer_wheel;
 pub mod tuning;
+pub mod udp_batch;
