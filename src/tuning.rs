@@ -4,15 +4,21 @@
 //!
 //! - `KV_APPEND_ENTRIES_MAX=N`: entries per append (1 turns batching off);
 //! - `KV_INFLIGHT_APPENDS_MAX=N`: appends in flight per follower (1 is stop-and-wait);
-//! - `KV_REPLICATE_TO_QUORUM_ONLY=0|1`: send new entries at once to a quorum only, or to all.
+//! - `KV_REPLICATE_TO_QUORUM_ONLY=0|1`: send new entries at once to a quorum only, or to all;
+//! - `KV_RETRANSMIT_TIMEOUT_MS=N`: first retransmission timeout of an unanswered append;
+//! - `KV_REPLICATION_STALL_TIMEOUT_US=N`: how long uncommitted entries wait for the chosen
+//!   followers before more are brought in.
 
 use crate::raft::Config;
+use crate::time::Span;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
     pub append_entries_max: Option<usize>,
     pub inflight_appends_max: Option<usize>,
     pub replicate_to_quorum_only: Option<bool>,
+    pub retransmit_timeout_ms: Option<usize>,
+    pub replication_stall_timeout_us: Option<usize>,
 }
 
 impl Tuning {
@@ -45,6 +51,8 @@ impl Tuning {
             append_entries_max: count("KV_APPEND_ENTRIES_MAX")?,
             inflight_appends_max: count("KV_INFLIGHT_APPENDS_MAX")?,
             replicate_to_quorum_only: flag("KV_REPLICATE_TO_QUORUM_ONLY")?,
+            retransmit_timeout_ms: count("KV_RETRANSMIT_TIMEOUT_MS")?,
+            replication_stall_timeout_us: count("KV_REPLICATION_STALL_TIMEOUT_US")?,
         })
     }
 
@@ -57,6 +65,12 @@ impl Tuning {
         }
         if let Some(on) = self.replicate_to_quorum_only {
             config.replicate_to_quorum_only = on;
+        }
+        if let Some(ms) = self.retransmit_timeout_ms {
+            config.retransmit_timeout = Span::from_millis(ms as u64);
+        }
+        if let Some(us) = self.replication_stall_timeout_us {
+            config.replication_stall_timeout = Span::from_micros(us as u64);
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::raft::{
 use crate::replica_args::ReplicaArgs;
 use crate::time::Time;
 use crate::timer_wheel::{TimerHandle, TimerWheel};
+use crate::udp_batch::{RecvBatch, SendBatch};
 
 mod network;
 mod startup;
@@ -47,6 +48,7 @@ use network::{Network, StderrLimiter};
 use startup::{Clock, bind_and_say_hello, signal_pipe};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// The UDP socket.
@@ -54,11 +56,15 @@ pub const SOCKET: Token = Token(0);
 /// The self-pipe SIGTERM and SIGINT write to.
 pub const SIGNALS: Token = Token(1);
 
-/// The simulator reads datagrams of up to this many bytes; so do we.
-pub const RECEIVE_BYTES_MAX: usize = 65_535;
-/// Datagrams handled before the loop gives timers a turn. The socket is edge-triggered, so
-/// when this stops a drain early the next poll does not wait.
-pub const RECEIVES_PER_TURN_MAX: usize = 4_096;
+/// Datagrams received per system call. Each slot holds any datagram (64 KiB), but only
+/// the pages the kernel writes into become resident.
+pub const RECEIVE_BATCH_DATAGRAMS_MAX: usize = 64;
+/// Datagrams sent per system call; a turn that produces more sends in several calls.
+pub const SEND_BATCH_DATAGRAMS_MAX: usize = 256;
+/// Datagrams handled before the loop gives timers a turn and sends what the turn produced
+/// (replies wait for the end of their turn, so a long turn is latency). The socket is
+/// edge-triggered, so when this stops a drain early the next poll does not wait.
+pub const RECEIVES_PER_TURN_MAX: usize = 1_024;
 /// Timers fired before the loop looks at the socket again, in case the core keeps arming
 /// timers that are already due.
 pub const TIMERS_PER_TURN_MAX: usize = 1_024;
@@ -102,6 +108,9 @@ pub(super) struct Stats {
     /// Decodable but not for us (`dst`), from a non-peer, or a type a replica ignores.
     pub(super) ignored: u64,
     pub(super) sent: u64,
+    /// `sendmmsg` and `recvmmsg` calls: datagrams per call is what batching buys.
+    pub(super) send_calls: u64,
+    pub(super) receive_calls: u64,
     /// Send failed (buffer full or any other error): the datagram is lost.
     pub(super) lost: u64,
     pub(super) timers_fired: u64,
@@ -139,7 +148,7 @@ struct Replica {
     /// The wheel handle of each armed timer, indexed by `Timer::slot()`.
     timer_handles: Vec<Option<TimerHandle>>,
     decoder: Decoder,
-    recv_buf: Vec<u8>,
+    inbox: RecvBatch,
     /// Swapped with the core's outbox; empty between uses.
     effects: Vec<Effect>,
     log: DebugLog,
@@ -191,13 +200,13 @@ impl Replica {
             net: Network {
                 socket,
                 simulator,
-                send_buf: Vec::with_capacity(DATAGRAM_BYTES_MAX),
+                outbox: SendBatch::new(SEND_BATCH_DATAGRAMS_MAX),
             },
             node,
             wheel: TimerWheel::new(),
             timer_handles: vec![None; Timer::count(args.peers.len())],
             decoder: Decoder::new(),
-            recv_buf: vec![0; RECEIVE_BYTES_MAX],
+            inbox: RecvBatch::new(RECEIVE_BATCH_DATAGRAMS_MAX),
             effects: Vec::with_capacity(64),
             log,
             stats: Stats::default(),
@@ -244,6 +253,13 @@ impl Replica {
                 self.carry_out_effects(now);
             }
             self.fire_timers(now);
+            self.net.flush(
+                now,
+                &mut self.stats,
+                &mut self.log,
+                &mut self.stderr,
+                self.id,
+            );
         }
         Ok(())
     }
@@ -280,24 +296,31 @@ impl Replica {
         }
     }
 
-    /// Receives until `WouldBlock` (or the per-turn cap) and hands each datagram to the
-    /// core.
+    /// Receives until `WouldBlock` (or the per-turn cap), a batch per system call, and hands
+    /// each datagram to the core.
     fn drain_socket(&mut self, now: Time) {
         self.socket_pending = false;
         let mut handled = 0;
         loop {
-            if handled == RECEIVES_PER_TURN_MAX {
+            if handled >= RECEIVES_PER_TURN_MAX {
                 self.socket_pending = true;
                 return;
             }
-            match self.net.socket.recv_from(&mut self.recv_buf) {
-                Ok((bytes, from)) => {
-                    handled += 1;
-                    self.stats.received += 1;
-                    self.handle_datagram(now, bytes, from);
+            match self.inbox.recv(self.net.socket.as_raw_fd()) {
+                Ok(received) => {
+                    handled += received;
+                    self.stats.received += received as u64;
+                    self.stats.receive_calls += 1;
+                    for i in 0..received {
+                        self.handle_datagram(now, i);
+                    }
+                    if received < self.inbox.capacity() {
+                        // A short batch means the socket was drained when the kernel
+                        // looked; an edge-triggered poll tells us of anything newer.
+                        return;
+                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
                     // Not expected on an unconnected UDP socket; note it and poll again
                     // rather than spin on a persistent error.
@@ -310,21 +333,24 @@ impl Replica {
         }
     }
 
-    fn handle_datagram(&mut self, now: Time, bytes: usize, from: SocketAddr) {
+    /// Decodes datagram `i` of the inbox in place and hands it to the core.
+    fn handle_datagram(&mut self, now: Time, i: usize) {
         let before = self.log.is_enabled().then(|| Observed::of(&self.node));
-        let datagram = match self.decoder.decode(&mut self.recv_buf[..bytes]) {
+        let (bytes, from) = self.inbox.datagram_mut(i);
+        let len = bytes.len();
+        let datagram = match self.decoder.decode(bytes) {
             Ok(datagram) => datagram,
             Err(error) => {
                 self.stats.dropped_bad += 1;
                 debug_log!(
                     self.log,
                     now,
-                    "dropped a bad datagram of {bytes} bytes from {from}: {error}"
+                    "dropped a bad datagram of {len} bytes from {from:?}: {error}"
                 );
                 self.stderr.report(
                     now,
                     self.id,
-                    format_args!("dropped a bad datagram of {bytes} bytes: {error}"),
+                    format_args!("dropped a bad datagram of {len} bytes: {error}"),
                 );
                 return;
             }
@@ -424,8 +450,14 @@ impl Replica {
                         _ => &[],
                     };
                     let message = message.with_entries(entries);
-                    encode_raft(&mut net.send_buf, id, to, leader, &message);
-                    net.send(now, stats, log, stderr, id);
+                    let buf = net.next_buffer(now, stats, log, stderr, id);
+                    encode_raft(buf, id, to, leader, &message);
+                    debug_assert!(
+                        buf.len() <= DATAGRAM_BYTES_MAX,
+                        "the core capped this append at {DATAGRAM_BYTES_MAX} bytes, not {}",
+                        buf.len()
+                    );
+                    net.queue();
                 }
                 Effect::Reply(Reply { client, mid, kind }) => {
                     let mid = mid.as_str();
@@ -443,8 +475,8 @@ impl Replica {
                         leader: node.leader(),
                         body,
                     };
-                    encode(&mut net.send_buf, &datagram);
-                    net.send(now, stats, log, stderr, id);
+                    encode(net.next_buffer(now, stats, log, stderr, id), &datagram);
+                    net.queue();
                 }
                 Effect::SetTimer { timer, at } => {
                     let slot = timer.slot();

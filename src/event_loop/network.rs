@@ -1,14 +1,16 @@
-//! Sending: a full socket buffer or any send error loses one datagram, never the loop.
+//! Sending: a turn's datagrams leave together (`sendmmsg`); a full socket buffer or any
+//! send error loses that datagram, never the rest of the batch or the loop.
 
 use super::{STDERR_REPORT_INTERVAL_MS, Stats};
-use crate::codec::DATAGRAM_BYTES_MAX;
 use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::id::NodeId;
 use crate::time::Time;
+use crate::udp_batch::SendBatch;
 use mio::net::UdpSocket;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 /// At most one stderr line per interval; counts what it holds back.
 #[derive(Debug)]
@@ -36,17 +38,37 @@ impl StderrLimiter {
     }
 }
 
-/// The network side of a replica: socket, simulator address, send buffer.
+/// The network side of a replica: socket, simulator address, and the datagrams of this
+/// turn, sent together by [`Network::flush`].
 pub(super) struct Network {
     pub(super) socket: UdpSocket,
     pub(super) simulator: SocketAddr,
-    /// Reused for every datagram sent.
-    pub(super) send_buf: Vec<u8>,
+    pub(super) outbox: SendBatch,
 }
 
 impl Network {
-    /// Sends `send_buf` to the simulator. Any failure loses the datagram and nothing else.
-    pub(super) fn send(
+    /// The buffer for the next datagram; [`Network::queue`] sends it with the turn's batch.
+    /// A full batch is flushed first, so a turn may send in several calls.
+    pub(super) fn next_buffer(
+        &mut self,
+        now: Time,
+        stats: &mut Stats,
+        log: &mut DebugLog,
+        stderr: &mut StderrLimiter,
+        id: NodeId,
+    ) -> &mut Vec<u8> {
+        if self.outbox.is_full() {
+            self.flush(now, stats, log, stderr, id);
+        }
+        self.outbox.next_buffer()
+    }
+
+    pub(super) fn queue(&mut self) {
+        self.outbox.queue(self.simulator);
+    }
+
+    /// Sends every queued datagram. Any failure loses that datagram and nothing else.
+    pub(super) fn flush(
         &mut self,
         now: Time,
         stats: &mut Stats,
@@ -54,32 +76,23 @@ impl Network {
         stderr: &mut StderrLimiter,
         id: NodeId,
     ) {
-        debug_assert!(
-            self.send_buf.len() <= DATAGRAM_BYTES_MAX,
-            "the core capped this datagram at {} bytes, not {}",
-            DATAGRAM_BYTES_MAX,
-            self.send_buf.len()
-        );
-        loop {
-            match self.socket.send_to(&self.send_buf, self.simulator) {
-                Ok(_) => {
-                    stats.sent += 1;
-                    return;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    stats.lost += 1;
-                    debug_log!(
-                        log,
-                        now,
-                        "lost a datagram of {} bytes: {error}",
-                        self.send_buf.len()
-                    );
-                    if error.kind() != io::ErrorKind::WouldBlock {
-                        stderr.report(now, id, format_args!("send failed: {error}"));
-                    }
-                    return;
-                }
+        if self.outbox.is_empty() {
+            return;
+        }
+        let flushed = self.outbox.flush(self.socket.as_raw_fd());
+        stats.sent += flushed.sent as u64;
+        stats.send_calls += flushed.calls as u64;
+        if flushed.lost > 0 {
+            stats.lost += flushed.lost as u64;
+            let error = self
+                .outbox
+                .last_error
+                .take()
+                .unwrap_or_else(|| io::Error::other("unknown"));
+            debug_log!(log, now, "lost {} datagrams: {error}", flushed.lost);
+            // A full buffer is congestion Raft rides out; anything else is worth a line.
+            if error.kind() != io::ErrorKind::WouldBlock {
+                stderr.report(now, id, format_args!("send failed: {error}"));
             }
         }
     }

@@ -21,13 +21,21 @@ pub struct Config {
     /// Added to the very first election timeout: the simulator starts replicas one after
     /// another and marks dead any replica sent something before its hello.
     pub startup_delay: Span,
-    /// A (pre-)candidate asks peers that have not answered again after this long.
+    /// A (pre-)candidate asks peers that have not answered again after this long, then
+    /// after twice as long, and so on up to `vote_retry_interval_max`: a lost request is
+    /// retried quickly, while a peer across a partition is not asked 20 times a second
+    /// (each ask is a message the classic scenarios count, delivered or not).
     pub vote_retry_interval: Span,
+    pub vote_retry_interval_max: Span,
     /// A leader sends an empty append to a follower it has sent nothing for this long.
     pub heartbeat_interval: Span,
     /// Unacknowledged appends older than this are sent again; the timeout doubles with
     /// each timeout in a row to the same follower, up to `retransmit_timeout_max`.
+    /// `retransmit_timeout_uncommitted` applies while the unanswered appends carry
+    /// entries not yet committed, `retransmit_timeout` otherwise: a follower that only
+    /// lags gets its entries with the next append it is sent anyway.
     pub retransmit_timeout: Span,
+    pub retransmit_timeout_uncommitted: Span,
     pub retransmit_timeout_max: Span,
     /// Send new entries at once only to as many followers as a commit needs (rotating,
     /// responsive ones first); the others get them in batches with their next heartbeat.
@@ -36,6 +44,14 @@ pub struct Config {
     /// Entries still uncommitted this long after they were appended go to every follower
     /// that lacks them (a message was lost, or a chosen follower is dead).
     pub replication_stall_timeout: Span,
+    /// The least stall timeout, and the round trips it is sized to (see
+    /// `Node::stall_timeout`); `replication_stall_timeout` is the most, and the timeout
+    /// until a round trip is measured.
+    pub replication_stall_timeout_min: Span,
+    pub stall_timeout_rtts: u64,
+    /// An append unanswered this long is taken as lost when the next message to its
+    /// follower goes out: that message carries the entries again.
+    pub append_presumed_lost_after: Span,
     /// A leader that has had no majority acknowledgement for this long asks for answers to
     /// its heartbeats (otherwise empty appends go unanswered).
     pub ack_refresh_interval: Span,
@@ -90,11 +106,16 @@ impl Config {
             election_timeout_max: Span::from_millis(1400),
             startup_delay: Span::from_millis(300),
             vote_retry_interval: Span::from_millis(50),
+            vote_retry_interval_max: Span::from_millis(400),
             heartbeat_interval: Span::from_millis(300),
-            retransmit_timeout: Span::from_millis(40),
+            retransmit_timeout: Span::from_millis(150),
+            retransmit_timeout_uncommitted: Span::from_millis(40),
             retransmit_timeout_max: Span::from_millis(640),
             replicate_to_quorum_only: true,
             replication_stall_timeout: Span::from_millis(3),
+            append_presumed_lost_after: Span::from_millis(10),
+            replication_stall_timeout_min: Span::from_millis(1),
+            stall_timeout_rtts: 4,
             ack_refresh_interval: Span::from_millis(400),
             lease_margin: Span::from_millis(100),
             inflight_appends_max: 8,

@@ -11,7 +11,7 @@ use crate::raft::leader::LeaderState;
 use crate::raft::message::{Command, Entry, Message, RequestVote, RequestVoteResponse, Term};
 use crate::raft::node::{Node, Role};
 use crate::raft::progress::Progress;
-use crate::time::Time;
+use crate::time::{Span, Time};
 
 impl Node {
     pub(super) fn handle_election_timer(&mut self, now: Time) {
@@ -29,9 +29,10 @@ impl Node {
         self.start_pre_vote(now);
     }
 
-    /// Asks the peers that have not answered this (pre-)candidacy, then again every
-    /// `vote_retry_interval`: with lossy links an election that waits a whole timeout per
-    /// lost message can take seconds.
+    /// Asks the peers that have not answered this (pre-)candidacy, then again after a
+    /// backoff: with lossy links an election that waits a whole timeout per lost message
+    /// can take seconds, and one that re-asks at a fixed short interval storms when the
+    /// silence is a partition.
     fn send_vote_requests(&mut self, now: Time) {
         // A pre-vote asks about the next term without entering it.
         let (term, pre_vote) = match self.role {
@@ -50,7 +51,11 @@ impl Node {
                 self.send(to, Message::RequestVote(request));
             }
         }
-        self.arm_election_timer(now + self.config.vote_retry_interval);
+        self.arm_election_timer(now + self.vote_retry_backoff);
+        self.vote_retry_backoff = Span::from_micros(
+            (self.vote_retry_backoff.as_micros() * 2)
+                .min(self.config.vote_retry_interval_max.as_micros()),
+        );
     }
 
     /// Whether a leader was heard from recently enough that no election may start.
@@ -80,6 +85,7 @@ impl Node {
         self.votes_granted.clear();
         self.votes_granted.push(self.config.id);
         self.votes_answered.clear();
+        self.vote_retry_backoff = self.config.vote_retry_interval;
         self.reset_election_deadline(now);
         self.send_vote_requests(now);
         self.maybe_win_vote(now);

@@ -5,7 +5,7 @@ use crate::id::NodeId;
 use crate::inline_str::InlineStr;
 use crate::raft::message::LogIndex;
 use crate::raft::progress::Progress;
-use crate::time::Time;
+use crate::time::{Span, Time};
 use std::collections::VecDeque;
 
 /// A put appended at `index` and not yet answered.
@@ -41,6 +41,9 @@ pub struct LeaderState {
     /// Uncommitted entries by when they were appended: `(last index of a batch, time)`,
     /// in index order. The front tells how long the oldest uncommitted entry has waited.
     pub append_times: VecDeque<(LogIndex, Time)>,
+    /// Smoothed round-trip time of appends, from the send times followers echo (RFC 6298
+    /// weights): sizes the replication stall timeout to the network at hand.
+    pub smoothed_rtt: Option<Span>,
     /// Scratch for quorum computations, kept to avoid allocating.
     scratch: Vec<u64>,
 }
@@ -54,8 +57,18 @@ impl LeaderState {
             pending_puts: VecDeque::new(),
             pending_reads: VecDeque::new(),
             append_times: VecDeque::new(),
+            smoothed_rtt: None,
             scratch,
         }
+    }
+
+    /// Folds one round-trip sample into `smoothed_rtt` (7/8 old, 1/8 new).
+    pub fn record_rtt(&mut self, sample: Span) {
+        let smoothed = match self.smoothed_rtt {
+            None => sample.as_micros(),
+            Some(old) => (old.as_micros() * 7 + sample.as_micros()) / 8,
+        };
+        self.smoothed_rtt = Some(Span::from_micros(smoothed));
     }
 
     /// The latest time `t` such that a majority (this leader included, as of `now`)

@@ -83,6 +83,9 @@ pub struct Node {
     pub(super) votes_granted: Vec<NodeId>,
     /// Peers that answered this (pre-)candidacy either way; the others are asked again.
     pub(super) votes_answered: Vec<NodeId>,
+    /// How long until the silent peers of this candidacy are asked again: doubles with
+    /// each retry, from `vote_retry_interval` up to `vote_retry_interval_max`.
+    pub(super) vote_retry_backoff: Span,
     pub(super) became_leader_at: Time,
     pub(super) leader_state: Option<LeaderState>,
     pub(super) held: VecDeque<HeldRequest>,
@@ -120,6 +123,7 @@ impl Node {
             leader_contact_at: None,
             votes_granted: Vec::new(),
             votes_answered: Vec::new(),
+            vote_retry_backoff: config.vote_retry_interval,
             became_leader_at: now,
             leader_state: None,
             held: VecDeque::new(),

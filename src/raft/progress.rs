@@ -157,6 +157,13 @@ impl Progress {
         self.stall_checked_at.map_or(appended, |t| t.max(appended))
     }
 
+    /// When the oldest unanswered append is taken as lost: `base` after it was sent,
+    /// doubled per timeout or rewind in a row (as `retransmit_timeout`).
+    pub fn presumed_lost_at(&self, base: Span, max: Span) -> Option<Time> {
+        self.oldest_inflight_sent_at()
+            .map(|sent| sent + self.retransmit_timeout(base, max))
+    }
+
     pub fn oldest_inflight_sent_at(&self) -> Option<Time> {
         self.inflight.front().map(|i| i.sent_at)
     }

@@ -12,7 +12,7 @@ use crate::raft::message::{
 };
 use crate::raft::node::{Node, Role};
 use crate::raft::progress::{PeerDeadlines, ReplicationState};
-use crate::time::Time;
+use crate::time::{Span, Time};
 
 impl Node {
     // ----- follower side ------------------------------------------------------------
@@ -139,6 +139,10 @@ impl Node {
         if sent_at <= now && p.acked_sent_at.is_none_or(|t| t < sent_at) {
             p.acked_sent_at = Some(sent_at);
         }
+        if sent_at <= now {
+            leader.record_rtt(now.since(sent_at));
+        }
+        let p = &mut leader.progress[i];
         p.timeouts_in_a_row = 0;
         if m.success {
             if m.match_index > last_index {
@@ -193,7 +197,7 @@ impl Node {
             return everyone;
         }
         let last_index = self.log.last_index();
-        let stall = self.config.replication_stall_timeout;
+        let stall = self.stall_timeout();
         let covering = leader
             .progress
             .iter()
@@ -203,11 +207,16 @@ impl Node {
         if needed == 0 || self.commit_index >= last_index {
             return 0;
         }
+        let heard_within = self.config.heartbeat_interval;
         let rank = |i: usize| {
             let p = &leader.progress[i];
+            // Silent past the stall timeout and not heard from lately: likely dead or cut
+            // off. One lost message does not make a follower that answered recently
+            // unresponsive; its next append carries what was lost.
             let unresponsive = p
                 .oldest_inflight_sent_at()
-                .is_some_and(|t| now >= t + stall);
+                .is_some_and(|t| now >= t + stall)
+                && p.acked_sent_at.is_none_or(|t| now >= t + heard_within);
             (unresponsive, p.last_sent_at, i)
         };
         let mut chosen = 0u64;
@@ -227,13 +236,20 @@ impl Node {
     /// the pipeline window allows), and at least an empty append if it asked for a send.
     /// Whenever a message goes out anyway it carries the entries the follower lacks.
     pub(super) fn replicate_to(&mut self, now: Time, i: usize, eager: bool) {
+        let wanted = eager
+            || self
+                .leader_state
+                .as_ref()
+                .is_some_and(|l| l.progress[i].send_requested);
+        if wanted {
+            self.rewind_presumed_lost(now, i);
+        }
         loop {
             let last_index = self.log.last_index();
             let Some(leader) = self.leader_state.as_ref() else {
                 return;
             };
             let p = &leader.progress[i];
-            let wanted = eager || p.send_requested;
             if !wanted || p.next_index > last_index || !p.can_send(self.config.inflight_appends_max)
             {
                 break;
@@ -248,6 +264,33 @@ impl Node {
             .is_some_and(|l| l.progress[i].send_requested);
         if requested {
             self.send_heartbeat(now, i);
+        }
+    }
+
+    /// When something goes to follower `i` anyway and its oldest unanswered append is older
+    /// than `append_presumed_lost_after`, that append (or its answer) is taken as lost and
+    /// the message carries the follower's entries again from its last known match. That
+    /// costs bytes, not messages: a retransmission would cost a message, and a pipelined
+    /// append past the gap would be rejected and cost two more. A follower that did get
+    /// the entries keeps the ones that match (`Log::merge`).
+    ///
+    /// A follower in probe whose probe is presumed lost may be sent a new probe. Each
+    /// rewind without an answer in between doubles the wait (as retransmissions do), so a
+    /// follower across a partition is not re-sent its backlog every few milliseconds.
+    fn rewind_presumed_lost(&mut self, now: Time, i: usize) {
+        let (after, max) = (
+            self.config.append_presumed_lost_after,
+            self.config.retransmit_timeout_max,
+        );
+        let Some(p) = self.leader_state.as_mut().map(|l| &mut l.progress[i]) else {
+            return;
+        };
+        if p.presumed_lost_at(after, max).is_some_and(|t| now >= t) {
+            p.inflight.clear();
+            p.timeouts_in_a_row = p.timeouts_in_a_row.saturating_add(1);
+            if p.state == ReplicationState::Replicate {
+                p.next_index = p.match_index.next();
+            }
         }
     }
 
@@ -352,17 +395,40 @@ impl Node {
     fn peer_deadlines(&self, i: usize) -> Option<PeerDeadlines> {
         let leader = self.leader_state.as_ref()?;
         let p = leader.progress.get(i)?;
-        let retransmit = p.oldest_inflight_sent_at().map(|sent| {
-            sent + p.retransmit_timeout(
-                self.config.retransmit_timeout,
-                self.config.retransmit_timeout_max,
-            )
-        });
+        // An answer that commit waits for is chased sooner than one that only catches a
+        // follower up (which its next append does anyway, without a message of its own).
+        // A follower in probe takes no new entries until its probe is answered, so it
+        // cannot help a commit either: its probe is chased as soon.
+        let commit_waits = p
+            .inflight
+            .back()
+            .is_some_and(|f| f.last_index > self.commit_index);
+        let base = if commit_waits || p.state == ReplicationState::Probe {
+            self.config.retransmit_timeout_uncommitted
+        } else {
+            self.config.retransmit_timeout
+        };
+        let retransmit = p
+            .oldest_inflight_sent_at()
+            .map(|sent| sent + p.retransmit_timeout(base, self.config.retransmit_timeout_max));
         // The stall fallback waits on nothing if the follower cannot be sent to now (its
         // window is full or a probe is out): the retransmission timeout covers that.
+        // A follower that has been sent everything but whose appends are presumed lost
+        // is stalled on too, from when they are: its next send rewinds and resends them.
+        let last_index = self.log.last_index();
         let stall = leader.oldest_uncommitted_at().and_then(|appended| {
-            (p.next_index <= self.log.last_index() && p.can_send(self.config.inflight_appends_max))
-                .then(|| p.stall_clock(appended) + self.config.replication_stall_timeout)
+            let due = p.stall_clock(appended) + self.stall_timeout();
+            if p.next_index <= last_index && p.can_send(self.config.inflight_appends_max) {
+                Some(due)
+            } else if p.match_index < last_index {
+                p.presumed_lost_at(
+                    self.config.append_presumed_lost_after,
+                    self.config.retransmit_timeout_max,
+                )
+                .map(|lost| lost.max(due))
+            } else {
+                None
+            }
         });
         Some(PeerDeadlines {
             retransmit,
@@ -420,7 +486,7 @@ impl Node {
     /// recently that its answer may still come, to make a quorum: a stall brings in only
     /// that many more followers (one lost message, one more follower), not every one.
     fn stall_short_of_quorum(&self, now: Time) -> bool {
-        let stall = self.config.replication_stall_timeout;
+        let stall = self.stall_timeout();
         let waiting_for = self.commit_index.next();
         let covering = self.leader_state.as_ref().map_or(0, |leader| {
             leader
@@ -434,6 +500,22 @@ impl Node {
                 .count()
         });
         covering < self.config.quorum() - 1
+    }
+
+    /// How long uncommitted entries wait for the followers chosen for them before more are
+    /// brought in: `stall_timeout_rtts` smoothed round trips, within
+    /// `[replication_stall_timeout_min, replication_stall_timeout]`. On a fast network a
+    /// lost message then costs a millisecond, not the three a slow one needs.
+    fn stall_timeout(&self) -> Span {
+        let max = self.config.replication_stall_timeout;
+        let min = self.config.replication_stall_timeout_min.min(max);
+        match self.leader_state.as_ref().and_then(|l| l.smoothed_rtt) {
+            Some(rtt) => Span::from_micros(
+                (rtt.as_micros() * self.config.stall_timeout_rtts)
+                    .clamp(min.as_micros(), max.as_micros()),
+            ),
+            None => max,
+        }
     }
 
     /// §5.4.2: only an entry of the current term is committed by counting replicas; the

@@ -59,6 +59,8 @@ struct Request {
     first_us: u64,
     group: u64,
     hist: usize,
+    /// The replica it was sent to.
+    dst: Option<usize>,
 }
 
 struct Client {
@@ -272,6 +274,7 @@ impl Clients {
                 first_us,
                 group,
                 hist,
+                dst: None,
             },
         );
         // Destination: the leader if known and alive, else a random living replica (and the
@@ -287,6 +290,9 @@ impl Clients {
                 }
             }
         };
+        if let Some(req) = self.outstanding.get_mut(&mid) {
+            req.dst = dst;
+        }
         let client = &self.clients[c];
         self.out.clear();
         let leader = client
@@ -438,16 +444,40 @@ impl Clients {
         None
     }
 
-    /// Counts what is still outstanding as unanswered (the classic `finalize`).
-    pub fn finalize(&mut self, stats: &mut Stats) {
-        for req in self.outstanding.values() {
+    /// Counts what is still outstanding as unanswered (the classic `finalize`), and
+    /// returns them, oldest first, so a report can say where each one went.
+    pub fn finalize(&mut self, stats: &mut Stats) -> Vec<Unanswered> {
+        let mut unanswered = Vec::with_capacity(self.outstanding.len());
+        for (mid, req) in &self.outstanding {
             if req.get {
                 stats.unanswered_get += 1;
             } else {
                 stats.unanswered_put += 1;
             }
+            unanswered.push(Unanswered {
+                mid: String::from_utf8_lossy(mid).into_owned(),
+                client: self.clients[req.client].id.to_string(),
+                sent_to: req
+                    .dst
+                    .map_or_else(|| "none".to_string(), |d| NodeId(d as u16).to_string()),
+                kind: if req.get { "get" } else { "put" },
+                created_s: req.created_us as f64 / 1e6,
+            });
         }
+        unanswered.sort_by(|a, b| a.created_s.total_cmp(&b.created_s));
+        unanswered
     }
+}
+
+/// A request that never got a reply.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unanswered {
+    pub mid: String,
+    pub client: String,
+    pub sent_to: String,
+    pub kind: &'static str,
+    /// Seconds from the start of the run.
+    pub created_s: f64,
 }
 
 fn random_string(rng: &mut SmallRng, len: usize, chars: &[u8]) -> String {

@@ -133,6 +133,33 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
         "Completed get()/put(): {}/{}; throughput {:.1} ops/s; {:.2} messages per committed put",
         e.get_oks, e.put_oks, e.throughput_ops_per_s, e.msgs_per_committed_put
     );
+    if !e.msgs_by_type.is_empty() {
+        let by_type: Vec<String> = e
+            .msgs_by_type
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "Messages between replicas by type: {}",
+            by_type.join(", ")
+        );
+    }
+    const UNANSWERED_SHOWN_MAX: usize = 10;
+    for u in e.unanswered.iter().take(UNANSWERED_SHOWN_MAX) {
+        let _ = writeln!(
+            out,
+            "Unanswered: {} {} from {} to {} created at {:.6}s",
+            u.kind, u.mid, u.client, u.sent_to, u.created_s
+        );
+    }
+    if e.unanswered.len() > UNANSWERED_SHOWN_MAX {
+        let _ = writeln!(
+            out,
+            "Unanswered: {} more (all in --json)",
+            e.unanswered.len() - UNANSWERED_SHOWN_MAX
+        );
+    }
     let _ = writeln!(
         out,
         "MIDs with two or more replies: {}",

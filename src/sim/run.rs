@@ -404,9 +404,11 @@ impl Sim<'_> {
         let dst = h.dst.canonical_id();
         if let Some(d) = self.replica_index(dst) {
             self.stats.total_msgs += 1;
+            self.count_by_type(&h, 1);
             self.deliver_replica_traffic(src, d, raw);
         } else if dst == Some(NodeId::BROADCAST) {
             self.stats.total_msgs += self.n as u64 - 1;
+            self.count_by_type(&h, self.n as u64 - 1);
             for d in 0..self.n {
                 if Some(d) != src {
                     self.deliver_replica_traffic(src, d, raw);
@@ -430,6 +432,16 @@ impl Sim<'_> {
             }
         } else {
             self.incorrect("Unknown destination", raw);
+        }
+    }
+
+    fn count_by_type(&mut self, h: &wire::Header<'_>, copies: u64) {
+        let kind = h.kind.as_str().unwrap_or("(not a string)");
+        match self.extra.msgs_by_type.get_mut(kind) {
+            Some(count) => *count += copies,
+            None => {
+                self.extra.msgs_by_type.insert(kind.to_string(), copies);
+            }
         }
     }
 
@@ -685,7 +697,7 @@ impl Sim<'_> {
             self.extra.leaderless_s_max = self.extra.leaderless_s_max.max(gap_s);
         }
         self.stats.died = (self.n - self.living_list.len()) as u64 - self.stats.killed;
-        self.clients.finalize(&mut self.stats);
+        self.extra.unanswered = self.clients.finalize(&mut self.stats);
         self.stats.finalize();
         let cfg = self.cfg;
         let e = &mut self.extra;

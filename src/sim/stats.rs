@@ -104,6 +104,11 @@ pub struct Extra {
     pub throughput_ops_per_s: f64,
     /// `total_msgs / put_oks`.
     pub msgs_per_committed_put: f64,
+    /// `total_msgs` by the message's `type` (a broadcast counts once per recipient, as in
+    /// `total_msgs`): where a replica's message budget goes.
+    pub msgs_by_type: std::collections::BTreeMap<String, u64>,
+    /// Every request left without a reply: where it went and when.
+    pub unanswered: Vec<super::clients::Unanswered>,
     /// MIDs that got two replies or more (any types).
     pub mids_with_two_replies: u64,
     /// Classic "incorrect" gets explained by the client's own unacknowledged put.
