@@ -9,10 +9,10 @@ use crate::kv::KvStore;
 use crate::raft::config::Config;
 use crate::raft::effect::{Effect, Reply, ReplyKind, Timer};
 use crate::raft::leader::LeaderState;
-use crate::raft::log::Log;
+use crate::raft::log::{Log, LogSlice};
 use crate::raft::message::{
-    ClientRequest, Command, Entry, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage,
-    Term,
+    ClientRequest, CommandRef, EntryRef, EntrySpan, IncomingMessage, LogIndex, Message,
+    OutgoingMessage, Term,
 };
 use crate::time::{Span, Time};
 use rand::rngs::SmallRng;
@@ -216,7 +216,7 @@ impl Node {
         &self.kv
     }
     /// The entries an `AppendEntries` effect names, for encoding without copying.
-    pub fn log_entries(&self, span: EntrySpan) -> &[Entry] {
+    pub fn log_entries(&self, span: EntrySpan) -> LogSlice<'_> {
         self.log.span(span)
     }
     /// Client requests this replica still owes an answer to.
@@ -314,8 +314,8 @@ impl Node {
         );
         while self.last_applied < self.commit_index {
             let index = self.last_applied.next();
-            if let Some(Entry {
-                command: Command::Put { key, value },
+            if let Some(EntryRef {
+                command: CommandRef::Put { key, value },
                 ..
             }) = self.log.get(index)
             {
