@@ -98,7 +98,7 @@ impl Node {
 
     fn serve_get(&mut self, now: Time, client: NodeId, mid: InlineStr, key: &str) {
         if self.can_read_locally(now) {
-            let value = InlineStr::from(self.kv.get(key));
+            let value = InlineStr::from(self.kv_get(key));
             self.reply(client, mid, ReplyKind::Ok { value: Some(value) });
             return;
         }
@@ -179,7 +179,7 @@ impl Node {
                         .pending_reads
                         .pop_front()
                         .expect("front was just seen");
-                    let value = InlineStr::from(self.kv.get(&read.key));
+                    let value = InlineStr::from(self.kv_get(&read.key));
                     self.reply(read.client, read.mid, ReplyKind::Ok { value: Some(value) });
                 }
                 _ => break,

@@ -7,6 +7,7 @@
 //! 12 bytes, and appending allocates nothing per entry. Entries are read back as
 //! [`EntryRef`]s borrowing the log, one at a time ([`Log::get`]) or as a [`LogSlice`].
 
+use crate::kv::PutLog;
 use crate::raft::message::{CommandRef, EntryRef, EntrySpan, LogIndex, Term};
 
 /// `Slot::key_len` of a no-op. No key reaches this length: a key arrives in one datagram.
@@ -244,6 +245,15 @@ impl Log {
     }
 }
 
+impl PutLog for Log {
+    fn put_at(&self, index: LogIndex) -> Option<(&str, &str)> {
+        match self.get(index)?.command {
+            CommandRef::Put { key, value } => Some((key, value)),
+            CommandRef::Noop => None,
+        }
+    }
+}
+
 /// A run of consecutive entries of a [`Log`], borrowed: what an append carries, read
 /// straight from the log by the encoder (no copy into a temporary vector).
 #[derive(Clone, Copy, Debug)]
@@ -464,6 +474,10 @@ mod tests {
         assert_eq!(log.get(LogIndex(0)), None);
         assert_eq!(log.get(LogIndex(8)), None);
         assert_eq!(log.entries().get(7), None);
+        // An empty put is still a put, not a no-op.
+        assert_eq!(log.put_at(LogIndex(3)), Some(("", "")));
+        assert_eq!(log.put_at(LogIndex(1)), None);
+        assert_eq!(log.put_at(LogIndex(5)), Some(("", "only a value")));
         // The text holds each put's key and value once, and nothing for no-ops.
         let put_bytes: usize = entries
             .iter()

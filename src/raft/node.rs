@@ -11,8 +11,7 @@ use crate::raft::effect::{Effect, Reply, ReplyKind, Timer};
 use crate::raft::leader::LeaderState;
 use crate::raft::log::{Log, LogSlice};
 use crate::raft::message::{
-    ClientRequest, CommandRef, EntryRef, EntrySpan, IncomingMessage, LogIndex, Message,
-    OutgoingMessage, Term,
+    ClientRequest, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage, Term,
 };
 use crate::time::{Span, Time};
 use rand::rngs::SmallRng;
@@ -215,6 +214,11 @@ impl Node {
     pub fn kv(&self) -> &KvStore {
         &self.kv
     }
+    /// The state machine's value for `key` (`""` if never written). The store keeps
+    /// only log indexes, so a read goes through the log.
+    pub fn kv_get(&self, key: &str) -> &str {
+        self.kv.get(&self.log, key)
+    }
     /// The entries an `AppendEntries` effect names, for encoding without copying.
     pub fn log_entries(&self, span: EntrySpan) -> LogSlice<'_> {
         self.log.span(span)
@@ -314,13 +318,7 @@ impl Node {
         );
         while self.last_applied < self.commit_index {
             let index = self.last_applied.next();
-            if let Some(EntryRef {
-                command: CommandRef::Put { key, value },
-                ..
-            }) = self.log.get(index)
-            {
-                self.kv.put(key, value);
-            }
+            self.kv.apply(&self.log, index);
             self.last_applied = index;
         }
         if self.role == Role::Leader {
