@@ -16,7 +16,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use kvstore::codec::{Body, Datagram, Decoder, encode, encode_raft};
 use kvstore::id::NodeId;
 use kvstore::raft::{
-    AppendEntries, AsEntryRef, Command, CommandRef, Entry, LogIndex, Message, Term,
+    AppendEntries, AsEntryRef, Command, CommandRef, Entry, Log, LogIndex, Message, Term,
 };
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
@@ -195,7 +195,7 @@ fn log(count: usize) -> Vec<OutEntry> {
         .collect()
 }
 
-fn append(entries: &[Entry]) -> Message<&[Entry]> {
+fn append<E>(entries: E) -> Message<E> {
     Message::AppendEntries(AppendEntries {
         term: Term(12),
         prev_log_index: LogIndex(104_857),
@@ -376,7 +376,13 @@ fn bench_decode(c: &mut Criterion) {
     decode_group(c, "get_reply", &out, false);
     for count in [1, 16, 128] {
         let entries: Vec<Entry> = log(count).into_iter().map(|e| e.0).collect();
-        encode_raft(&mut out, NodeId(0), NodeId(1), NodeId(0), &append(&entries));
+        encode_raft(
+            &mut out,
+            NodeId(0),
+            NodeId(1),
+            NodeId(0),
+            &append(entries.as_slice()),
+        );
         decode_group(c, &format!("append_{count}"), &out, count == 16);
     }
 }
@@ -407,8 +413,12 @@ fn bench_encode(c: &mut Criterion) {
     encode_client(c, "get_reply", get_reply());
     for count in [1, 16, 128] {
         let serde_entries = log(count);
-        let entries: Vec<Entry> = log(count).into_iter().map(|e| e.0).collect();
-        let message = append(&entries);
+        // Encoded from a log, read in place, as the leader does.
+        let mut leader_log = Log::new();
+        for entry in log(count) {
+            leader_log.append(entry.0.as_entry_ref());
+        }
+        let message = append(leader_log.entries());
         let mut group = c.benchmark_group(format!("encode/append_{count}"));
         let mut out = Vec::with_capacity(64 * 1024);
         group.bench_function("ours", |b| {

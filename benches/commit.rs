@@ -12,8 +12,8 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kvstore::id::NodeId;
 use kvstore::raft::{
-    AsEntryRef, ClientRequest, Config, Effect, EntryRef, Message, Node, Operation, OutgoingMessage,
-    ReplyKind, Role, Timer,
+    ClientRequest, Config, Effect, EntryRef, Message, Node, Operation, OutgoingMessage, ReplyKind,
+    Role, Timer,
 };
 use kvstore::time::{Span, Time};
 use std::collections::VecDeque;
@@ -97,11 +97,7 @@ impl Bench {
                 (&b[0], &mut a[to])
             };
             let entries: Vec<EntryRef<'_>> = match message {
-                Message::AppendEntries(m) => sender
-                    .log_entries(m.entries)
-                    .iter()
-                    .map(AsEntryRef::as_entry_ref)
-                    .collect(),
+                Message::AppendEntries(m) => sender.log_entries(m.entries).into_iter().collect(),
                 _ => Vec::new(),
             };
             let incoming = message.with_entries(&entries[..]);

@@ -10,8 +10,8 @@ use kvstore::codec::{
 };
 use kvstore::id::NodeId;
 use kvstore::raft::{
-    AppendEntries, AppendEntriesResponse, AsEntryRef, Command, Entry, EntryRef, LogIndex, Message,
-    RequestVote, RequestVoteResponse, Term,
+    AppendEntries, AppendEntriesResponse, AsEntryRef, Command, Entry, EntryRef, EntrySpan, Log,
+    LogIndex, Message, RequestVote, RequestVoteResponse, Term,
 };
 use proptest::prelude::*;
 
@@ -228,12 +228,18 @@ proptest! {
             return Ok(());
         };
         let refs: Vec<EntryRef<'_>> = entries.iter().map(AsEntryRef::as_entry_ref).collect();
-        let (mut from_log, mut from_refs) = (Vec::new(), Vec::new());
-        let log_message = Message::AppendEntries(m.with_entries(entries.as_slice()));
+        // The leader's log, read in place (`merge` takes any terms, sorted or not).
+        let mut log = Log::new();
+        log.merge(LogIndex(0), &refs, LogIndex(0));
+        let (mut from_log, mut from_refs, mut from_owned) = (Vec::new(), Vec::new(), Vec::new());
+        let log_message = Message::AppendEntries(m.with_entries(log.entries()));
         let ref_message = Message::AppendEntries(m.with_entries(refs.as_slice()));
+        let owned_message = Message::AppendEntries(m.with_entries(entries.as_slice()));
         encode_raft(&mut from_log, owned.src, owned.dst, owned.leader, &log_message);
         encode_raft(&mut from_refs, owned.src, owned.dst, owned.leader, &ref_message);
-        prop_assert_eq!(from_log, from_refs);
+        encode_raft(&mut from_owned, owned.src, owned.dst, owned.leader, &owned_message);
+        prop_assert_eq!(&from_log, &from_refs);
+        prop_assert_eq!(&from_log, &from_owned);
     }
 
     #[test]
@@ -361,7 +367,11 @@ fn sample_entries(count: usize) -> Vec<Entry> {
 
 #[test]
 fn a_warm_decoder_and_encoder_do_not_allocate() {
-    let log = sample_entries(128);
+    // Appends are encoded from the leader's log, read in place, as the replica does.
+    let mut log = Log::new();
+    for entry in sample_entries(128) {
+        log.append(entry.as_entry_ref());
+    }
     let put = Datagram {
         src: NodeId(0x15),
         dst: NodeId(2),
@@ -388,7 +398,10 @@ fn a_warm_decoder_and_encoder_do_not_allocate() {
                 leader_commit: LogIndex(990),
                 sent_at_us: 123_456_789,
                 ack_requested: true,
-                entries: &log[..n],
+                entries: log.span(EntrySpan {
+                    first: LogIndex(1),
+                    count: n,
+                }),
             });
             encode_raft(out, NodeId(0), NodeId(1), NodeId(0), &message);
             input.clear();

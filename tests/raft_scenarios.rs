@@ -232,7 +232,7 @@ fn an_old_term_entry_is_not_committed_by_counting_replicas() {
     s.ack(PEERS[1], 2, sent_at);
     assert_eq!(s.node.commit_index(), LogIndex(2));
     assert_eq!(
-        s.node.kv().get("a"),
+        s.node.kv_get("a"),
         "1",
         "the old entry commits with the no-op"
     );

@@ -5,7 +5,7 @@
 //! at the tail), so two logs compare in O(1) at any index.
 
 use crate::cluster::{ClientOp, ReplyRecord};
-use crate::raft::{Command, Entry, LogIndex, Node, ReplyKind, Role, Term};
+use crate::raft::{CommandRef, EntryRef, EntrySpan, LogIndex, Node, ReplyKind, Role, Term};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,10 +51,10 @@ fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
         })
 }
 
-fn entry_hash(entry: &Entry) -> u64 {
-    match &entry.command {
-        Command::Noop => mix(entry.term.0, 1),
-        Command::Put { key, value } => hash_bytes(
+fn entry_hash(entry: EntryRef<'_>) -> u64 {
+    match entry.command {
+        CommandRef::Noop => mix(entry.term.0, 1),
+        CommandRef::Put { key, value } => hash_bytes(
             hash_bytes(mix(entry.term.0, 2), key.as_bytes()),
             value.as_bytes(),
         ),
@@ -207,9 +207,9 @@ impl Invariants {
                     if entry.term != node.term() {
                         break;
                     }
-                    if let Command::Put { key: k, value: v } = &entry.command
-                        && **k == **key
-                        && **v == **put_value
+                    if let CommandRef::Put { key: k, value: v } = entry.command
+                        && k == key
+                        && v == put_value
                     {
                         self.acked_puts.push((index, entry.term));
                         return Ok(());
@@ -254,20 +254,27 @@ impl Invariants {
     }
 
     fn refresh_mirror(&mut self, node: &Node, i: usize) {
-        let entries = node.log().entries();
+        let log = node.log();
+        let entries = log.entries();
         let mirror = &mut self.mirrors[i];
         // Logs change only at the tail: find the last position still equal.
         let mut keep = mirror.len().min(entries.len());
         while keep > 0 {
             let m = mirror[keep - 1];
-            let e = &entries[keep - 1];
+            let Some(e) = entries.get(keep - 1) else {
+                break;
+            };
             if m.term == e.term && m.entry_hash == entry_hash(e) {
                 break;
             }
             keep -= 1;
         }
         mirror.truncate(keep);
-        for e in &entries[keep..] {
+        let tail = log.span(EntrySpan {
+            first: LogIndex(keep as u64 + 1),
+            count: u32::MAX,
+        });
+        for e in tail {
             let prev = mirror.last().map_or(0, |m| m.prefix_hash);
             let h = entry_hash(e);
             mirror.push(Mirrored {

@@ -415,7 +415,12 @@ impl Cluster {
                         Message::AppendEntries(m) => {
                             self.stats.appends_sent += 1;
                             self.stats.entries_sent += u64::from(m.entries.count);
-                            self.replicas[i].node.log_entries(m.entries).to_vec()
+                            self.replicas[i]
+                                .node
+                                .log_entries(m.entries)
+                                .into_iter()
+                                .map(Entry::from_ref)
+                                .collect()
                         }
                         _ => Vec::new(),
                     };

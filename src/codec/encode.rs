@@ -47,15 +47,19 @@ pub fn encode(out: &mut Vec<u8>, datagram: &Datagram<'_>) {
     out.push(b'}');
 }
 
-/// Same for a Raft message whose entries are any `AsEntryRef` slice (the leader's log
-/// `&[Entry]` or decoded `&[EntryRef]`).
-pub fn encode_raft<E: AsEntryRef>(
+/// Same for a Raft message whose entries are anything that iterates over entries: a
+/// `LogSlice` of the leader's log (read in place, nothing copied), decoded `&[EntryRef]`,
+/// owned `&[Entry]`.
+pub fn encode_raft<E>(
     out: &mut Vec<u8>,
     src: NodeId,
     dst: NodeId,
     leader: NodeId,
-    message: &Message<&[E]>,
-) {
+    message: &Message<E>,
+) where
+    E: IntoIterator + Copy,
+    E::Item: AsEntryRef,
+{
     header(out, src, dst, leader, raft_type_name(message));
     match message {
         Message::RequestVote(m) => request_vote(out, m),
@@ -80,7 +84,11 @@ fn request_vote_response(out: &mut Vec<u8>, m: &RequestVoteResponse) {
 }
 
 /// Keep in step with `APPEND_HEADER_TEMPLATE` in `mod.rs`.
-fn append_entries<E: AsEntryRef>(out: &mut Vec<u8>, m: &AppendEntries<&[E]>) {
+fn append_entries<E>(out: &mut Vec<u8>, m: &AppendEntries<E>)
+where
+    E: IntoIterator + Copy,
+    E::Item: AsEntryRef,
+{
     number(out, br#","term":"#, m.term.0);
     number(out, br#","pli":"#, m.prev_log_index.0);
     number(out, br#","plt":"#, m.prev_log_term.0);
@@ -90,7 +98,7 @@ fn append_entries<E: AsEntryRef>(out: &mut Vec<u8>, m: &AppendEntries<&[E]>) {
         out.extend_from_slice(br#","ack":false"#);
     }
     out.extend_from_slice(br#","entries":["#);
-    for (i, entry) in m.entries.iter().enumerate() {
+    for (i, entry) in m.entries.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }

@@ -38,7 +38,7 @@
 //!
 //! [`encode()`] and [`encode_raft`] write compact JSON into a caller's `Vec<u8>` (cleared
 //! first), escaping strings so that any UTF-8 decodes back unchanged. Appends are
-//! encoded straight from the leader's log through [`AsEntryRef`]. To fill a datagram
+//! encoded straight from the leader's log (a `LogSlice`, through [`AsEntryRef`]). To fill a datagram
 //! without encoding twice, a leader sums [`APPEND_HEADER_BYTES_MAX`] and
 //! [`entry_wire_bytes`] per entry and stops before [`DATAGRAM_BYTES_MAX`]: both are upper
 //! bounds, so the result always fits.

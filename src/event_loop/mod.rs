@@ -31,7 +31,7 @@ use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::id::NodeId;
 use crate::raft::{
-    ClientRequest, Config, Effect, Entry, LogIndex, Message, Node, Operation, Reply, ReplyKind,
+    ClientRequest, Config, Effect, EntrySpan, LogIndex, Message, Node, Operation, Reply, ReplyKind,
     Role, Term, Timer,
 };
 use crate::replica_args::ReplicaArgs;
@@ -445,9 +445,10 @@ impl Replica {
                 Effect::Send { to, message } => {
                     // Read at send time: the leader field is our knowledge now.
                     let leader = node.leader();
-                    let entries: &[Entry] = match message {
+                    // Read in place from the log: nothing is copied per entry.
+                    let entries = match message {
                         Message::AppendEntries(m) => node.log_entries(m.entries),
-                        _ => &[],
+                        _ => node.log_entries(EntrySpan::EMPTY),
                     };
                     let message = message.with_entries(entries);
                     let buf = net.next_buffer(now, stats, log, stderr, id);

@@ -14,7 +14,7 @@ use crate::id::NodeId;
 use crate::inline_str::InlineStr;
 use crate::raft::effect::{ReplyKind, Timer};
 use crate::raft::leader::{PendingPut, PendingRead};
-use crate::raft::message::{ClientRequest, Command, Entry, Operation};
+use crate::raft::message::{ClientRequest, CommandRef, EntryRef, Operation};
 use crate::raft::node::{HeldRequest, Node, Role};
 use crate::time::Time;
 
@@ -83,12 +83,9 @@ impl Node {
             self.reply(client, mid, ReplyKind::Fail);
             return;
         }
-        let index = self.log.append(Entry {
+        let index = self.log.append(EntryRef {
             term: self.current_term,
-            command: Command::Put {
-                key: key.into(),
-                value: value.into(),
-            },
+            command: CommandRef::Put { key, value },
         });
         if let Some(leader) = self.leader_state.as_mut() {
             leader
@@ -101,7 +98,7 @@ impl Node {
 
     fn serve_get(&mut self, now: Time, client: NodeId, mid: InlineStr, key: &str) {
         if self.can_read_locally(now) {
-            let value = InlineStr::from(self.kv.get(key));
+            let value = InlineStr::from(self.kv_get(key));
             self.reply(client, mid, ReplyKind::Ok { value: Some(value) });
             return;
         }
@@ -182,7 +179,7 @@ impl Node {
                         .pending_reads
                         .pop_front()
                         .expect("front was just seen");
-                    let value = InlineStr::from(self.kv.get(&read.key));
+                    let value = InlineStr::from(self.kv_get(&read.key));
                     self.reply(read.client, read.mid, ReplyKind::Ok { value: Some(value) });
                 }
                 _ => break,

@@ -8,7 +8,7 @@
 
 use crate::id::NodeId;
 use crate::raft::leader::LeaderState;
-use crate::raft::message::{Command, Entry, Message, RequestVote, RequestVoteResponse, Term};
+use crate::raft::message::{CommandRef, EntryRef, Message, RequestVote, RequestVoteResponse, Term};
 use crate::raft::node::{Node, Role};
 use crate::raft::progress::Progress;
 use crate::time::{Span, Time};
@@ -181,9 +181,9 @@ impl Node {
             .collect();
         // §8: a no-op of the new term, so that entries of earlier terms commit with it and
         // reads know what is committed.
-        let noop = self.log.append(Entry {
+        let noop = self.log.append(EntryRef {
             term: self.current_term,
-            command: Command::Noop,
+            command: CommandRef::Noop,
         });
         let mut state = LeaderState::new(progress, noop);
         state.record_append(noop, now);

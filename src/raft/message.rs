@@ -39,7 +39,9 @@ pub struct EntryRef<'a> {
     pub command: CommandRef<'a>,
 }
 
-/// A log entry as the log owns it.
+/// A log entry, owned: for entries kept apart from any log or datagram (messages in flight
+/// in the in-process simulation, tests, benchmarks). The log itself stores entries densely
+/// and hands out [`EntryRef`]s.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Entry {
     pub term: Term,
@@ -69,8 +71,9 @@ impl Entry {
     }
 }
 
-/// Anything that reads as a borrowed entry, so the encoder writes an append straight from
-/// the leader's log (`&[Entry]`) or from decoded entries (`&[EntryRef]`) alike.
+/// Anything that reads as a borrowed entry, so the encoder writes an append from whatever
+/// holds its entries: the leader's log (a `LogSlice`, yielding `EntryRef`s), decoded
+/// entries (`&[EntryRef]`) or owned ones (`&[Entry]`).
 pub trait AsEntryRef {
     fn as_entry_ref(&self) -> EntryRef<'_>;
 }
@@ -94,6 +97,12 @@ impl AsEntryRef for EntryRef<'_> {
     }
 }
 
+impl<T: AsEntryRef + ?Sized> AsEntryRef for &T {
+    fn as_entry_ref(&self) -> EntryRef<'_> {
+        (**self).as_entry_ref()
+    }
+}
+
 /// RequestVote (§5.2), or its pre-vote probe (§9.6) when `pre_vote` is set: a pre-vote asks
 /// "would you vote for me in `term`?" without anyone changing term.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -112,7 +121,8 @@ pub struct RequestVoteResponse {
 }
 
 /// AppendEntries (§5.3). `E` is how the entries are held: a borrowed slice when decoded, an
-/// [`EntrySpan`] into the leader's log when the core asks for one to be sent.
+/// [`EntrySpan`] into the leader's log when the core asks for one to be sent, a `LogSlice`
+/// of that log when it is encoded.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct AppendEntries<E> {
     pub term: Term,
@@ -166,6 +176,14 @@ pub struct EntrySpan {
     pub count: u32,
 }
 
+impl EntrySpan {
+    /// No entries.
+    pub const EMPTY: EntrySpan = EntrySpan {
+        first: LogIndex(0),
+        count: 0,
+    };
+}
+
 /// A replica-to-replica message.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Message<E> {
@@ -182,7 +200,7 @@ pub type OutgoingMessage = Message<EntrySpan>;
 
 impl<E> Message<E> {
     /// The same message holding `entries` instead (ignored unless it is an append): a
-    /// span into the sender's log becomes a slice of it for encoding, decoded entries
+    /// span into the sender's log becomes a `LogSlice` of it for encoding, decoded entries
     /// become owned ones, and so on.
     pub fn with_entries<F>(&self, entries: F) -> Message<F> {
         match self {

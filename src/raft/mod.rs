@@ -36,6 +36,7 @@ mod replication;
 
 pub use config::Config;
 pub use effect::{Effect, Reply, ReplyKind, Timer};
+pub use log::{Log, LogIter, LogSlice};
 pub use message::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, ClientRequest, Command, CommandRef, Entry,
     EntryRef, EntrySpan, IncomingMessage, LogIndex, Message, Operation, OutgoingMessage,

@@ -9,10 +9,9 @@ use crate::kv::KvStore;
 use crate::raft::config::Config;
 use crate::raft::effect::{Effect, Reply, ReplyKind, Timer};
 use crate::raft::leader::LeaderState;
-use crate::raft::log::Log;
+use crate::raft::log::{Log, LogSlice};
 use crate::raft::message::{
-    ClientRequest, Command, Entry, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage,
-    Term,
+    ClientRequest, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage, Term,
 };
 use crate::time::{Span, Time};
 use rand::rngs::SmallRng;
@@ -219,8 +218,13 @@ impl Node {
     pub fn kv(&self) -> &KvStore {
         &self.kv
     }
+    /// The state machine's value for `key` (`""` if never written). The store keeps
+    /// only log indexes, so a read goes through the log.
+    pub fn kv_get(&self, key: &str) -> &str {
+        self.kv.get(&self.log, key)
+    }
     /// The entries an `AppendEntries` effect names, for encoding without copying.
-    pub fn log_entries(&self, span: EntrySpan) -> &[Entry] {
+    pub fn log_entries(&self, span: EntrySpan) -> LogSlice<'_> {
         self.log.span(span)
     }
     /// Client requests this replica still owes an answer to.
@@ -318,13 +322,7 @@ impl Node {
         );
         while self.last_applied < self.commit_index {
             let index = self.last_applied.next();
-            if let Some(Entry {
-                command: Command::Put { key, value },
-                ..
-            }) = self.log.get(index)
-            {
-                self.kv.put(key, value);
-            }
+            self.kv.apply(&self.log, index);
             self.last_applied = index;
         }
         if self.role == Role::Leader {

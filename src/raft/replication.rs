@@ -8,7 +8,7 @@
 use crate::id::NodeId;
 use crate::raft::effect::Timer;
 use crate::raft::message::{
-    AppendEntries, AppendEntriesResponse, AsEntryRef, EntryRef, EntrySpan, LogIndex, Message, Term,
+    AppendEntries, AppendEntriesResponse, EntryRef, EntrySpan, LogIndex, Message, Term,
 };
 use crate::raft::node::{Node, Role};
 use crate::raft::progress::{PeerDeadlines, ReplicationState};
@@ -304,7 +304,7 @@ impl Node {
         let mut bytes = 0;
         let mut count = 0u32;
         for entry in entries {
-            bytes += (self.config.entry_wire_bytes)(entry.as_entry_ref());
+            bytes += (self.config.entry_wire_bytes)(entry);
             // At least one entry always goes, or the follower could never catch up.
             if bytes > budget && count > 0 {
                 break;
