@@ -16,6 +16,8 @@
 //! - `clients`: request generation, retries, reply checks, the history;
 //! - `procs`: replica processes, and never leaving one behind;
 //! - `run`: the event loop that ties them together;
+//! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
+//! - `memory`, `throughput`: replica memory from `/proc`, committed puts per second;
 //! - `stats`, `score`, `checker`: what is counted, the checks and tiers, linearizability;
 //! - `report`: summary lines, the `all` table, JSON.
 //!
@@ -26,12 +28,15 @@
 pub mod checker;
 pub mod clients;
 pub mod config;
+pub mod memory;
 pub mod network;
+pub mod outbox;
 pub mod procs;
 pub mod report;
 pub mod run;
 pub mod score;
 pub mod stats;
+pub mod throughput;
 pub mod warn;
 pub mod wire;
 

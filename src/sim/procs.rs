@@ -160,6 +160,11 @@ impl ReplicaProc {
         })
     }
 
+    /// The process id of the replica itself (its group's leader).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Has it ended on its own? Checks once, without blocking.
     pub fn poll_exit(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none()

@@ -220,17 +220,61 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
             format!(", {} keys inconclusive", l.inconclusive_keys.len())
         }
     );
+    let c = &e.committed;
     let _ = writeln!(
         out,
-        "Sim cost per datagram: {:.2} us of kvsim CPU time ({} datagrams routed); wall time in the routing path {:.2} us: recvfrom {:.2} us, our logic {:.2} us, sendto {:.2} us per call",
+        "Committed puts per second: {:.0} steady (median of the request window's whole seconds); {:.0} from the first request to the last put ok ({:.3} s)",
+        c.steady_puts_per_s, c.span_puts_per_s, c.span_s
+    );
+    let m = &e.memory;
+    let per_replica: Vec<String> = m
+        .replicas
+        .iter()
+        .map(|r| format!("{} {}", r.id, mib(r.peak_rss_bytes)))
+        .collect();
+    let growth = m
+        .rss_growth_bytes_per_committed_put_max
+        .map_or("-".to_string(), |g| format!("{g:.1}"));
+    let _ = writeln!(
+        out,
+        "Replica peak RSS (VmHWM): {} MiB max ({} MiB); RSS growth per committed put {growth} bytes (max over replicas: peak minus RSS at the first request, over committed puts)",
+        mib(m.peak_rss_bytes_max),
+        per_replica.join(", ")
+    );
+    let late = &e.request_lateness_s;
+    let _ = writeln!(
+        out,
+        "Request start lateness (schedule to creation) p50/p99/max: {}/{}/{} ms",
+        ms(late.p50),
+        ms(late.p99),
+        ms(late.max)
+    );
+    let per_call = |datagrams: u64, calls: u64| {
+        if calls > 0 {
+            datagrams as f64 / calls as f64
+        } else {
+            0.0
+        }
+    };
+    let _ = writeln!(
+        out,
+        "Sim cost per datagram: {:.2} us of kvsim CPU time ({} datagrams routed); wall time in the routing path {:.2} us: recvmmsg {:.2} us ({:.2} us per call, {:.1} datagrams per call), our logic {:.2} us, sendmmsg {:.2} us ({:.2} us per call, {:.1} datagrams per call)",
         e.cpu_us_per_datagram,
         e.routed_datagrams,
         e.sim_cost_us_per_datagram,
         e.sim_cost_recv_us_per_datagram,
+        e.recv_us_per_call,
+        per_call(e.routed_datagrams, e.recv_calls),
         e.sim_cost_logic_us_per_datagram,
-        e.send_us_per_send
+        e.sim_cost_send_us_per_datagram,
+        e.send_us_per_call,
+        per_call(e.sends, e.send_calls),
     );
     out
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn ms(s: f64) -> String {

@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+use super::memory::Memory;
+use super::throughput::CommitRate;
+
 /// The classic simulator's statistics, under its names.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -123,32 +126,47 @@ pub struct Extra {
     pub leaderless_s_max: f64,
     pub duplicated_datagrams: u64,
     pub delayed_datagrams: u64,
-    /// Routed datagrams (every datagram a replica sent us) and the time spent routing them.
+    /// Committed puts per second (see `throughput` for the two definitions).
+    pub committed: CommitRate,
+    /// Replica memory from `/proc/<pid>/status`, sampled every 100 ms.
+    pub memory: Memory,
+    /// How late requests started: scheduled time to creation (`poll` sleeps in whole
+    /// milliseconds, so up to about 1 ms when no datagram wakes the loop first).
+    pub request_lateness_s: Percentiles,
+    /// Routed datagrams: every datagram a replica sent us.
     pub routed_datagrams: u64,
-    pub routing_ns_total: u64,
+    /// `recvmmsg` calls (the last of each drain finds the socket empty) and their time.
+    pub recv_calls: u64,
     pub recv_ns_total: u64,
-    /// Routing time outside `sendto` calls.
+    /// Time routing the datagrams received (parsing, checks, decisions, queueing), without
+    /// system calls.
     pub logic_ns_total: u64,
     /// CPU time (user and system) of the event loop's thread over the whole run.
     pub loop_cpu_ns: u64,
-    /// Every `sendto` we made (routed datagrams, copies, and client requests) and its time.
+    /// Datagrams sent to replicas (routed ones, copies, and client requests), the
+    /// `sendmmsg` calls that carried them, and the time in those calls.
     pub sends: u64,
+    pub send_calls: u64,
     pub send_ns_total: u64,
     /// The event loop's CPU time per routed datagram: everything kvsim's loop did (system
     /// calls included, request generation and idle wake-ups too), so an upper bound on what
     /// routing one datagram costs; time the scheduler gave to a replica woken by our
-    /// `sendto` is not in it.
+    /// `sendmmsg` is not in it.
     pub cpu_us_per_datagram: f64,
-    /// Wall time from `recvfrom` to the end of routing, per routed datagram. On a busy
-    /// machine this includes being preempted by the replica our `sendto` just woke.
+    /// Wall time in receiving, routing and sending, per routed datagram. On a busy machine
+    /// this includes being preempted by a replica our `sendmmsg` just woke.
     pub sim_cost_us_per_datagram: f64,
-    /// Of which: the `recvfrom` call.
+    /// Of which: `recvmmsg`, our own logic, and `sendmmsg`, each per routed datagram.
     pub sim_cost_recv_us_per_datagram: f64,
-    /// Of which: our own logic (parsing, checks, decisions), without system calls.
     pub sim_cost_logic_us_per_datagram: f64,
-    /// One `sendto` on loopback (it carries the datagram into the replica's socket and
+    pub sim_cost_send_us_per_datagram: f64,
+    /// One `recvmmsg` call (empty ones included).
+    pub recv_us_per_call: f64,
+    /// One `sendmmsg` call on loopback (it carries the batch into the replica's socket and
     /// wakes it, so this is mostly kernel work).
-    pub send_us_per_send: f64,
+    pub send_us_per_call: f64,
+    /// `sendmmsg` time per datagram sent.
+    pub send_us_per_sent_datagram: f64,
     pub packet_storm: bool,
     pub wall_s: f64,
 }
