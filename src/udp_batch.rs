@@ -70,15 +70,12 @@ impl RecvBatch {
                 iov_base: unsafe { base.add(i * RECEIVE_SLOT_BYTES) }.cast(),
                 iov_len: RECEIVE_SLOT_BYTES,
             };
-            let header = &mut self.headers[i];
-            header.msg_hdr.msg_name = (&raw mut self.addrs[i]).cast();
-            header.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as u32;
-            header.msg_hdr.msg_iov = &raw mut self.iovecs[i];
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = std::ptr::null_mut();
-            header.msg_hdr.msg_controllen = 0;
-            header.msg_hdr.msg_flags = 0;
-            header.msg_len = 0;
+            point_header(
+                &mut self.headers[i],
+                (&raw mut self.addrs[i]).cast(),
+                mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+                &raw mut self.iovecs[i],
+            );
         }
         loop {
             // SAFETY: every header points at a live iovec, slot and address of this
@@ -219,15 +216,12 @@ impl SendBatch {
                 iov_len: self.bufs[i].len(),
             };
             let (name, namelen) = self.addrs[i].as_ptr_len();
-            let header = &mut self.headers[i];
-            header.msg_hdr.msg_name = name.cast_mut().cast();
-            header.msg_hdr.msg_namelen = namelen;
-            header.msg_hdr.msg_iov = &raw mut self.iovecs[i];
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = std::ptr::null_mut();
-            header.msg_hdr.msg_controllen = 0;
-            header.msg_hdr.msg_flags = 0;
-            header.msg_len = 0;
+            point_header(
+                &mut self.headers[i],
+                name.cast_mut().cast(),
+                namelen,
+                &raw mut self.iovecs[i],
+            );
         }
         let mut next = 0;
         while next < n {
@@ -261,6 +255,23 @@ impl SendBatch {
         self.queued = 0;
         flushed
     }
+}
+
+/// Points `header` at one address and one buffer, with no control data.
+fn point_header(
+    header: &mut libc::mmsghdr,
+    name: *mut libc::c_void,
+    namelen: libc::socklen_t,
+    iov: *mut libc::iovec,
+) {
+    header.msg_hdr.msg_name = name;
+    header.msg_hdr.msg_namelen = namelen;
+    header.msg_hdr.msg_iov = iov;
+    header.msg_hdr.msg_iovlen = 1;
+    header.msg_hdr.msg_control = std::ptr::null_mut();
+    header.msg_hdr.msg_controllen = 0;
+    header.msg_hdr.msg_flags = 0;
+    header.msg_len = 0;
 }
 
 /// A socket address in the C layout `sendmmsg` wants, built once when queued.

@@ -1,9 +1,6 @@
 //! Round trips: any datagram we can encode decodes back to itself, the append size bounds
 //! are true upper bounds, and a warm decoder/encoder does not allocate.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use kvstore::codec::{
     APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder, encode,
     encode_raft, entry_wire_bytes,
@@ -324,34 +321,9 @@ fn an_append_filled_to_the_bound_fits_and_decodes() {
 // ---------------------------------------------------------------------------------------
 // No allocation once warm: counted per thread, so parallel tests do not interfere.
 
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator; the counter is a const-initialised
-// thread-local without a destructor, so touching it never allocates.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::allocations;
 
 fn sample_entries(count: usize) -> Vec<Entry> {
     (0..count)

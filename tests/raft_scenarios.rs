@@ -467,3 +467,89 @@ fn one_lost_answer_brings_in_one_more_follower() {
         vec![("m1".to_owned(), ReplyKind::Ok { value: None })]
     );
 }
+
+#[test]
+fn vote_requests_to_silent_peers_back_off() {
+    // A pre-candidate cut off from every peer: each round of vote requests costs a
+    // message per peer, so the rounds must thin out (50, 100, 200, 400 ms), not repeat
+    // every 50 ms until the election timeout (the classic scenarios count every one).
+    let mut s = Script::new();
+    s.advance(10_000);
+    let mut round_times = Vec::new();
+    let mut effects = s.fire_election_timer();
+    for _ in 0..5 {
+        let asked = sends(&effects)
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::RequestVote(_)))
+            .count();
+        assert_eq!(asked, PEERS.len(), "every silent peer is asked each round");
+        round_times.push(s.now);
+        let next = effects
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Effect::SetTimer {
+                    timer: Timer::Election,
+                    at,
+                } => Some(*at),
+                _ => None,
+            })
+            .expect("the retry is timed");
+        s.now = next;
+        effects = s.fire_election_timer();
+    }
+    let gaps_ms: Vec<u64> = round_times
+        .windows(2)
+        .map(|w| w[1].since(w[0]).as_millis())
+        .collect();
+    // The election timeout (at least 800 ms) has not passed by 750 ms, so these are
+    // retries of one candidacy.
+    assert_eq!(gaps_ms, vec![50, 100, 200, 400]);
+}
+
+#[test]
+fn an_append_presumed_lost_rides_on_the_next_message() {
+    // PEERS[0] never answers the append of m1 (lost on the way or its answer lost); m1
+    // commits through others. The next append to PEERS[0] must carry m1 again: sent after
+    // it, it would be rejected (a round trip lost); resent on its own, it would cost a
+    // message of its own.
+    let mut s = Script::leader_with_followers_caught_up();
+    let effects = s.put("m1");
+    assert_eq!(sent_entries_to(&effects), vec![PEERS[0], PEERS[1]]);
+    s.ack(PEERS[1], 2, s.now);
+    let effects = s.fire_peer_timers_after_stall();
+    assert_eq!(sent_entries_to(&effects), vec![PEERS[2]]);
+    let effects = s.ack(PEERS[2], 2, s.now);
+    assert_eq!(replies(&effects).len(), 1, "m1 committed");
+
+    // Past the presumed-lost wait, still short of any retransmission timeout: nothing
+    // goes to PEERS[0] on its own.
+    s.advance(10);
+    s.node.handle_timer(s.now, Timer::Peer(0));
+    assert!(
+        sends(&s.take()).is_empty(),
+        "no retransmission for a lagging follower"
+    );
+
+    // m2 goes to the two followers sent to least recently: PEERS[3], then PEERS[0].
+    let effects = s.put("m2");
+    let to_first: Vec<_> = sends(&effects)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Message::AppendEntries(a) if to == PEERS[0] => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to_first.len(), 1, "{effects:?}");
+    let append = to_first[0];
+    assert_eq!(
+        append.prev_log_index,
+        LogIndex(1),
+        "from its last known match"
+    );
+    assert_eq!(
+        (append.entries.first, append.entries.count),
+        (LogIndex(2), 2),
+        "m1 again, and m2"
+    );
+}
