@@ -395,8 +395,13 @@ impl Sim<'_> {
                     self.extra.routed_datagrams += count as u64;
                     self.extra.logic_ns_total +=
                         route_ns.saturating_sub(self.extra.send_ns_total - send_ns_before);
+                    if count < batch.capacity() {
+                        // The socket was empty when the kernel looked; the edge-triggered
+                        // poll reports anything newer. Asking again would cost a system
+                        // call per drain, on the path of every datagram.
+                        break;
+                    }
                 }
-                // Edge-triggered poll: only an empty socket ends a drain.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors on loopback and the like: not fatal.
