@@ -5,9 +5,11 @@
 //! - `KV_APPEND_ENTRIES_MAX=N`: entries per append (1 turns batching off);
 //! - `KV_INFLIGHT_APPENDS_MAX=N`: appends in flight per follower (1 is stop-and-wait);
 //! - `KV_REPLICATE_TO_QUORUM_ONLY=0|1`: send new entries at once to a quorum only, or to all;
-//! - `KV_RETRANSMIT_TIMEOUT_MS=N`: first retransmission timeout of an unanswered append;
-//! - `KV_REPLICATION_STALL_TIMEOUT_US=N`: how long uncommitted entries wait for the chosen
-//!   followers before more are brought in.
+//! - `KV_RETRANSMIT_TIMEOUT_MS=N`: first retransmission timeout of an unanswered append to
+//!   a follower that only lags (`Config::retransmit_timeout`; the one while a commit or a
+//!   probe waits is not changed);
+//! - `KV_REPLICATION_STALL_TIMEOUT_US=N`: the longest that uncommitted entries wait for the
+//!   chosen followers before more are brought in (`Config::replication_stall_timeout`).
 
 use crate::raft::Config;
 use crate::time::Span;

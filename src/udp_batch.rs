@@ -63,6 +63,10 @@ impl RecvBatch {
     /// an error (`WouldBlock` when nothing is waiting; `Interrupted` is retried here).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.received = 0;
+        // Pointed afresh each call rather than once: `datagram_mut` hands out `&mut`
+        // borrows of the slots between calls, and pointers derived before such a borrow
+        // would no longer be valid to write through. Sixty-four small stores against a
+        // system call.
         let base = self.slots.as_mut_ptr();
         for i in 0..self.lens.len() {
             self.iovecs[i] = libc::iovec {
@@ -192,8 +196,14 @@ impl SendBatch {
         self.queued += 1;
     }
 
-    /// The bytes of queued datagram `i` (for tests and accounting).
-    pub fn queued_bytes(&self, i: usize) -> &[u8] {
+    /// Forgets everything queued, unsent (its buffers are kept for reuse).
+    pub fn clear(&mut self) {
+        self.queued = 0;
+    }
+
+    /// The bytes of queued datagram `i`.
+    #[cfg(test)]
+    fn queued_bytes(&self, i: usize) -> &[u8] {
         assert!(i < self.queued);
         &self.bufs[i]
     }
@@ -390,6 +400,13 @@ mod tests {
         got
     }
 
+    fn recv_payloads(batch: &mut RecvBatch, fd: RawFd, want: usize) -> Vec<Vec<u8>> {
+        recv_all(batch, fd, want)
+            .into_iter()
+            .map(|(bytes, _)| bytes)
+            .collect()
+    }
+
     #[test]
     fn a_batch_arrives_whole_in_order_with_its_source() {
         let (a, b) = pair();
@@ -437,10 +454,7 @@ mod tests {
         send.queue(to);
         assert_eq!(send.flush(a.as_raw_fd()).sent, 1);
         let mut recv = RecvBatch::new(8);
-        let got: Vec<Vec<u8>> = recv_all(&mut recv, b.as_raw_fd(), 3)
-            .into_iter()
-            .map(|(bytes, _)| bytes)
-            .collect();
+        let got = recv_payloads(&mut recv, b.as_raw_fd(), 3);
         assert_eq!(
             got,
             vec![
@@ -467,10 +481,7 @@ mod tests {
         assert_eq!((flushed.sent, flushed.lost), (2, 1), "{flushed:?}");
         assert!(send.last_error.is_some());
         let mut recv = RecvBatch::new(8);
-        let got: Vec<Vec<u8>> = recv_all(&mut recv, b.as_raw_fd(), 2)
-            .into_iter()
-            .map(|(bytes, _)| bytes)
-            .collect();
+        let got = recv_payloads(&mut recv, b.as_raw_fd(), 2);
         assert_eq!(got, vec![b"one".to_vec(), b"three".to_vec()]);
     }
 

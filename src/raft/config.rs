@@ -41,12 +41,12 @@ pub struct Config {
     /// responsive ones first); the others get them in batches with their next heartbeat.
     /// Halves the messages per put in a cluster of five.
     pub replicate_to_quorum_only: bool,
-    /// Entries still uncommitted this long after they were appended go to every follower
-    /// that lacks them (a message was lost, or a chosen follower is dead).
+    /// Entries still uncommitted after the stall timeout go to as many more followers as
+    /// the quorum lacks (a message was lost, or a chosen follower is dead). The timeout is
+    /// `stall_timeout_rtts` smoothed round trips, within
+    /// `[replication_stall_timeout_min, replication_stall_timeout]`; the most until a
+    /// round trip is measured.
     pub replication_stall_timeout: Span,
-    /// The least stall timeout, and the round trips it is sized to (see
-    /// `Node::stall_timeout`); `replication_stall_timeout` is the most, and the timeout
-    /// until a round trip is measured.
     pub replication_stall_timeout_min: Span,
     pub stall_timeout_rtts: u64,
     /// An append unanswered this long is taken as lost when the next message to its
@@ -113,9 +113,9 @@ impl Config {
             retransmit_timeout_max: Span::from_millis(640),
             replicate_to_quorum_only: true,
             replication_stall_timeout: Span::from_millis(3),
-            append_presumed_lost_after: Span::from_millis(10),
             replication_stall_timeout_min: Span::from_millis(1),
             stall_timeout_rtts: 4,
+            append_presumed_lost_after: Span::from_millis(10),
             ack_refresh_interval: Span::from_millis(400),
             lease_margin: Span::from_millis(100),
             inflight_appends_max: 8,

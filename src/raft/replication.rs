@@ -131,18 +131,17 @@ impl Node {
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
-        let p = &mut leader.progress[i];
         // Whether accepted or not, the follower took the append as coming from its leader
-        // (it passed the term check), so it counts toward the lease. A time from the future
-        // is a bogus echo and is not believed.
+        // (it passed the term check), so it counts toward the lease, and its echo is a
+        // round-trip sample. A time from the future is a bogus echo and is not believed.
         let sent_at = Time(m.sent_at_us);
-        if sent_at <= now && p.acked_sent_at.is_none_or(|t| t < sent_at) {
-            p.acked_sent_at = Some(sent_at);
-        }
         if sent_at <= now {
             leader.record_rtt(now.since(sent_at));
         }
         let p = &mut leader.progress[i];
+        if sent_at <= now && p.acked_sent_at.is_none_or(|t| t < sent_at) {
+            p.acked_sent_at = Some(sent_at);
+        }
         p.timeouts_in_a_row = 0;
         if m.success {
             if m.match_index > last_index {
@@ -278,20 +277,26 @@ impl Node {
     /// rewind without an answer in between doubles the wait (as retransmissions do), so a
     /// follower across a partition is not re-sent its backlog every few milliseconds.
     fn rewind_presumed_lost(&mut self, now: Time, i: usize) {
-        let (after, max) = (
-            self.config.append_presumed_lost_after,
-            self.config.retransmit_timeout_max,
-        );
+        let lost_at = self.presumed_lost_at(i);
         let Some(p) = self.leader_state.as_mut().map(|l| &mut l.progress[i]) else {
             return;
         };
-        if p.presumed_lost_at(after, max).is_some_and(|t| now >= t) {
+        if lost_at.is_some_and(|t| now >= t) {
             p.inflight.clear();
             p.timeouts_in_a_row = p.timeouts_in_a_row.saturating_add(1);
             if p.state == ReplicationState::Replicate {
                 p.next_index = p.match_index.next();
             }
         }
+    }
+
+    /// When follower `i`'s oldest unanswered append is presumed lost (`None`: nothing
+    /// unanswered, or no leader state).
+    fn presumed_lost_at(&self, i: usize) -> Option<Time> {
+        self.leader_state.as_ref()?.progress[i].presumed_lost_at(
+            self.config.append_presumed_lost_after,
+            self.config.retransmit_timeout_max,
+        )
     }
 
     /// Entries from `first` that fit one append.
@@ -411,21 +416,17 @@ impl Node {
         let retransmit = p
             .oldest_inflight_sent_at()
             .map(|sent| sent + p.retransmit_timeout(base, self.config.retransmit_timeout_max));
-        // The stall fallback waits on nothing if the follower cannot be sent to now (its
-        // window is full or a probe is out): the retransmission timeout covers that.
-        // A follower that has been sent everything but whose appends are presumed lost
-        // is stalled on too, from when they are: its next send rewinds and resends them.
+        // The stall fallback is due for a follower that lacks uncommitted entries and can be
+        // sent them now; for one that cannot (everything sent, its window full or a probe
+        // out), only once what it was sent is presumed lost: its next send rewinds and
+        // resends it. Otherwise the retransmission timeout covers it.
         let last_index = self.log.last_index();
         let stall = leader.oldest_uncommitted_at().and_then(|appended| {
             let due = p.stall_clock(appended) + self.stall_timeout();
             if p.next_index <= last_index && p.can_send(self.config.inflight_appends_max) {
                 Some(due)
             } else if p.match_index < last_index {
-                p.presumed_lost_at(
-                    self.config.append_presumed_lost_after,
-                    self.config.retransmit_timeout_max,
-                )
-                .map(|lost| lost.max(due))
+                self.presumed_lost_at(i).map(|lost| lost.max(due))
             } else {
                 None
             }

@@ -263,20 +263,6 @@ impl Clients {
             acked: false,
             group,
         });
-        self.outstanding.insert(
-            mid,
-            Request {
-                client: c,
-                get,
-                key,
-                value,
-                created_us: now_us,
-                first_us,
-                group,
-                hist,
-                dst: None,
-            },
-        );
         // Destination: the leader if known and alive, else a random living replica (and the
         // leader is forgotten).
         let dst = if living.is_empty() {
@@ -290,9 +276,20 @@ impl Clients {
                 }
             }
         };
-        if let Some(req) = self.outstanding.get_mut(&mid) {
-            req.dst = dst;
-        }
+        self.outstanding.insert(
+            mid,
+            Request {
+                client: c,
+                get,
+                key,
+                value,
+                created_us: now_us,
+                first_us,
+                group,
+                hist,
+                dst,
+            },
+        );
         let client = &self.clients[c];
         self.out.clear();
         let leader = client

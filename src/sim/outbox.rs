@@ -105,8 +105,7 @@ impl Outbox {
 
     /// Drops everything queued for `dst` unsent (the replica was killed).
     pub fn discard(&mut self, dst: usize) {
-        // A batch has no way to unqueue; a fresh one is as cheap, and kills are rare.
-        self.batches[dst] = SendBatch::new(QUEUED_DATAGRAMS_MAX);
+        self.batches[dst].clear();
     }
 }
 
