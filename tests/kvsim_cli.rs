@@ -119,6 +119,7 @@ wait
         env: Vec::new(),
         seed: None,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
+        history_csv: None,
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);

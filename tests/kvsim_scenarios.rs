@@ -16,6 +16,7 @@ fn options() -> Options {
         env: Vec::new(),
         seed: None,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
+        history_csv: None,
     }
 }
 

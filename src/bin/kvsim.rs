@@ -46,6 +46,10 @@ struct Args {
     /// Seconds to wait between scenarios in `all` (the classic waits 10).
     #[arg(long, default_value_t = 0.0)]
     pause: f64,
+    /// Write every request attempt as CSV to this file (one scenario only): client, op,
+    /// key, value, invoke and response times, ok, request.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
     /// Extra environment for the replicas, KEY=VALUE (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -89,8 +93,13 @@ fn main() -> ExitCode {
         env,
         seed: args.seed,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
+        history_csv: args.history.clone(),
     };
     if args.test == "all" {
+        if opts.history_csv.is_some() {
+            eprintln!("kvsim: --history takes one scenario, not `all`");
+            return ExitCode::from(2);
+        }
         run_all(&args, &opts)
     } else {
         run_one(&args, &opts)

@@ -99,7 +99,17 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(replicas: usize, count: usize, mode: KeyMode, mut rng: SmallRng) -> Clients {
+    /// `requests` is how many the schedule will create: the tables that grow with every
+    /// request are sized for them up front, so that none rehashes or copies a
+    /// hundred-thousand-entry table in the middle of a high-load run (kvsim would stop
+    /// routing for milliseconds and charge it to the replicas' latency).
+    pub fn new(
+        replicas: usize,
+        count: usize,
+        requests: usize,
+        mode: KeyMode,
+        mut rng: SmallRng,
+    ) -> Clients {
         let clients = (0..count)
             .map(|i| Client {
                 id: NodeId((replicas + 16 + i) as u16),
@@ -108,25 +118,30 @@ impl Clients {
                 item_keys: Vec::new(),
             })
             .collect();
-        let mut keys = Vec::new();
+        let mut keys = Vec::with_capacity(match mode {
+            KeyMode::PerClient => requests,
+            KeyMode::Shared(k) => k,
+        });
         if let KeyMode::Shared(k) = mode {
             for _ in 0..k {
                 keys.push(random_string(&mut rng, KEY_LEN, MID_CHARS));
             }
         }
-        let mut value_ids = AHashMap::new();
+        let mut value_ids = AHashMap::with_capacity(requests + 1);
         value_ids.insert(String::new(), 0);
+        let mut values = Vec::with_capacity(requests + 1);
+        values.push(String::new());
         Clients {
             mode,
             replicas,
             clients,
             keys,
-            values: vec![String::new()],
+            values,
             value_ids,
             outstanding: AHashMap::new(),
-            completed: AHashSet::new(),
-            answered: AHashSet::new(),
-            history: Vec::new(),
+            completed: AHashSet::with_capacity(requests),
+            answered: AHashSet::with_capacity(requests),
+            history: Vec::with_capacity(requests),
             next_group: 0,
             rng,
             out: Vec::with_capacity(256),
@@ -134,7 +149,7 @@ impl Clients {
             put_oks: 0,
             mids_with_two_replies: 0,
             incorrect_from_unacked_put: 0,
-            op_latencies_s: Vec::new(),
+            op_latencies_s: Vec::with_capacity(requests),
         }
     }
 
@@ -513,7 +528,7 @@ mod tests {
 
     #[test]
     fn classic_client_flow() {
-        let mut c = Clients::new(5, 8, KeyMode::PerClient, SmallRng::seed_from_u64(3));
+        let mut c = Clients::new(5, 8, 16, KeyMode::PerClient, SmallRng::seed_from_u64(3));
         let mut s = Stats::default();
         let mut w = Warnings::quiet();
         let living = [0, 1, 2, 3, 4];
@@ -608,7 +623,7 @@ mod tests {
 
     #[test]
     fn garbage_replies_are_counted_not_fatal() {
-        let mut c = Clients::new(3, 8, KeyMode::Shared(4), SmallRng::seed_from_u64(1));
+        let mut c = Clients::new(3, 8, 16, KeyMode::Shared(4), SmallRng::seed_from_u64(1));
         let mut s = Stats::default();
         let mut w = Warnings::quiet();
         for raw in [

@@ -19,7 +19,7 @@
 //! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
 //! - `memory`, `throughput`: replica memory from `/proc`, committed puts per second;
 //! - `stats`, `score`, `checker`: what is counted, the checks and tiers, linearizability;
-//! - `report`: summary lines, the `all` table, JSON.
+//! - `report`: summary lines, the `all` table, JSON; `history`: every attempt as CSV.
 //!
 //! Randomness: one seed (from the config, `--seed`, or the clock, always printed) feeds
 //! separate streams for the schedule, the clients, the faults and the network, so the same
@@ -28,6 +28,7 @@
 pub mod checker;
 pub mod clients;
 pub mod config;
+pub mod history;
 pub mod memory;
 pub mod network;
 pub mod outbox;

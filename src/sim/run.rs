@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use super::checker::{self, LinReport};
 use super::clients::{Clients, KeyMode};
 use super::config::{Config, EventKind};
+use super::history;
 use super::memory::{self, Memory};
 use super::network::{Fate, Network};
 use super::outbox::{Outbox, Sent};
@@ -64,6 +65,8 @@ pub struct Options {
     /// Overrides the config's seed.
     pub seed: Option<u64>,
     pub lin_states_max: u64,
+    /// Write every request attempt here as CSV (`history::write_csv`).
+    pub history_csv: Option<PathBuf>,
 }
 
 /// Everything a run produced.
@@ -186,7 +189,13 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         Some(k) => KeyMode::Shared(k),
         None => KeyMode::PerClient,
     };
-    let clients = Clients::new(n, cfg.clients, mode, streams.clients.clone());
+    let clients = Clients::new(
+        n,
+        cfg.clients,
+        cfg.requests as usize,
+        mode,
+        streams.clients.clone(),
+    );
     let network = Network::new(
         n,
         cfg.drops,
@@ -233,7 +242,10 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         leaderless_since_us: Some(0),
         network,
         clients,
-        stats: Stats::default(),
+        stats: Stats {
+            latencies_s: Vec::with_capacity(cfg.requests as usize),
+            ..Stats::default()
+        },
         extra: Extra::default(),
         timers: BinaryHeap::new(),
         seq: 0,
@@ -248,6 +260,11 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     let cpu_before = thread_cpu_ns();
     sim.event_loop()?;
     sim.extra.loop_cpu_ns = thread_cpu_ns().saturating_sub(cpu_before);
+    if let Some(path) = &opts.history_csv {
+        history::write_csv(path, &sim.clients.history).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
     Ok(sim.finish(seed, opts.lin_states_max))
 }
 
