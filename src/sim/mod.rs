@@ -15,7 +15,7 @@
 //! - `network`: partitions, drops, duplication, delay (decisions only);
 //! - `clients`: request generation, retries, reply checks, the history;
 //! - `procs`: replica processes, and never leaving one behind;
-//! - `run`: the event loop that ties them together;
+//! - `run`: the event loop that ties them together; `schedule`: when requests are due;
 //! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
 //! - `memory`, `throughput`: replica memory from `/proc`, committed puts per second;
 //! - `stats`, `score`, `checker`: what is counted, the checks and tiers, linearizability;
@@ -35,6 +35,7 @@ pub mod outbox;
 pub mod procs;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod score;
 pub mod stats;
 pub mod throughput;

@@ -35,6 +35,7 @@ use super::memory::{self, Memory};
 use super::network::{Fate, Network};
 use super::outbox::{Outbox, Sent};
 use super::procs::{Output, ReplicaProc};
+use super::schedule::{RequestSchedule, ScheduledRequest};
 use super::score::{self, Check, Tier};
 use super::stats::{Extra, Percentiles, Stats};
 use super::throughput;
@@ -105,7 +106,6 @@ impl Streams {
 }
 
 enum Action {
-    Request { client: usize, get: bool },
     Fault(EventKind),
     Resume(usize),
     Deliver { dst: usize, bytes: Vec<u8> },
@@ -156,6 +156,11 @@ struct Sim<'a> {
     clients: Clients,
     stats: Stats,
     extra: Extra,
+    /// Client requests, drawn as they come due.
+    requests: RequestSchedule,
+    /// Everything else that is due at a time: faults, resumes, delayed deliveries. At
+    /// the same time a request goes first, as it did when requests were timers too
+    /// (they were scheduled before anything else).
     timers: BinaryHeap<Timed>,
     seq: u64,
     faults_rng: SmallRng,
@@ -173,7 +178,7 @@ struct Sim<'a> {
 pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     super::procs::install_cleanup();
     let n = cfg.replicas;
-    let mut streams = Streams::new(seed);
+    let streams = Streams::new(seed);
     let poll = Poll::new()?;
     let mut sockets = Vec::with_capacity(n);
     for i in 0..n {
@@ -247,6 +252,14 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
             ..Stats::default()
         },
         extra: Extra::default(),
+        requests: RequestSchedule::new(
+            streams.schedule.clone(),
+            cfg.requests,
+            cfg.clients,
+            cfg.start_wait_s,
+            cfg.lifetime_s,
+            cfg.mix,
+        ),
         timers: BinaryHeap::new(),
         seq: 0,
         faults_rng: streams.faults.clone(),
@@ -256,7 +269,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         requests_started: false,
         request_lateness_s: Vec::with_capacity(cfg.requests as usize),
     };
-    sim.populate(&mut streams.schedule);
+    sim.populate();
     let cpu_before = thread_cpu_ns();
     sim.event_loop()?;
     sim.extra.loop_cpu_ns = thread_cpu_ns().saturating_sub(cpu_before);
@@ -309,29 +322,41 @@ impl Sim<'_> {
         });
     }
 
-    /// The classic schedule: `requests` evenly spaced over `lifetime` after `start_wait`,
-    /// each a get with probability `mix`, to a random client; then the config's events.
-    fn populate(&mut self, rng: &mut SmallRng) {
-        let t0 = self.cfg.start_wait_s * 1e6;
-        let delta = if self.cfg.requests > 0 {
-            self.cfg.lifetime_s * 1e6 / self.cfg.requests as f64
-        } else {
-            0.0
-        };
-        let mut t = t0;
-        for _ in 0..self.cfg.requests {
-            let get = rng.random::<f64>() < self.cfg.mix;
-            if get {
+    /// Counts the requests the schedule will make (the classic counts them all up front)
+    /// and schedules the config's events.
+    fn populate(&mut self) {
+        for r in self.requests.clone() {
+            if r.get {
                 self.stats.generated_get += 1;
             } else {
                 self.stats.generated_put += 1;
             }
-            let client = rng.random_range(0..self.clients.len());
-            self.schedule(t as u64, Action::Request { client, get });
-            t += delta;
         }
+        let t0 = self.cfg.start_wait_s * 1e6;
         for e in &self.cfg.events {
             self.schedule((t0 + e.time_s * 1e6) as u64, Action::Fault(e.kind.clone()));
+        }
+    }
+
+    /// Starts every request and carries out every timed action due by `now`, in time
+    /// order.
+    fn fire_due(&mut self, now: u64) {
+        loop {
+            let request = self.requests.next_due_us().filter(|&t| t <= now);
+            let timer = self.timers.peek().map(|t| t.at_us).filter(|&t| t <= now);
+            match (request, timer) {
+                (Some(r), t) if t.is_none_or(|t| r <= t) => {
+                    if let Some(r) = self.requests.next_request() {
+                        self.start_request(r);
+                    }
+                }
+                (_, Some(_)) => {
+                    if let Some(t) = self.timers.pop() {
+                        self.fire(t.action);
+                    }
+                }
+                _ => return,
+            }
         }
     }
 
@@ -353,11 +378,7 @@ impl Sim<'_> {
                 ));
                 break;
             }
-            while self.timers.peek().is_some_and(|t| t.at_us <= now) {
-                if let Some(t) = self.timers.pop() {
-                    self.fire(t.at_us, t.action);
-                }
-            }
+            self.fire_due(now);
             if now >= next_exit_check_us {
                 self.check_exits();
                 self.sample_memory(false);
@@ -370,6 +391,7 @@ impl Sim<'_> {
                 .timers
                 .peek()
                 .map_or(end_us, |t| t.at_us)
+                .min(self.requests.next_due_us().unwrap_or(end_us))
                 .min(end_us)
                 .min(next_exit_check_us);
             let wait = Duration::from_micros(next.saturating_sub(self.now_us()));
@@ -674,27 +696,29 @@ impl Sim<'_> {
         }
     }
 
-    /// Carries out a timed action that was due at `at_us`.
-    fn fire(&mut self, at_us: u64, action: Action) {
+    /// Creates scheduled request `r` and sends it.
+    fn start_request(&mut self, r: ScheduledRequest) {
+        let now = self.now_us();
+        if !self.requests_started {
+            // Memory grows from here: the baseline of "growth per committed put".
+            self.requests_started = true;
+            self.sample_memory(true);
+        }
+        self.request_lateness_s
+            .push(now.saturating_sub(r.at_us) as f64 / 1e6);
+        if let Some(d) =
+            self.clients
+                .create(r.client, r.get, now, &self.living_list, &mut self.stats)
+        {
+            let out = std::mem::take(&mut self.clients.out);
+            self.send(d, &out);
+            self.clients.out = out;
+        }
+    }
+
+    /// Carries out a timed action that is due.
+    fn fire(&mut self, action: Action) {
         match action {
-            Action::Request { client, get } => {
-                let now = self.now_us();
-                if !self.requests_started {
-                    // Memory grows from here: the baseline of "growth per committed put".
-                    self.requests_started = true;
-                    self.sample_memory(true);
-                }
-                self.request_lateness_s
-                    .push(now.saturating_sub(at_us) as f64 / 1e6);
-                if let Some(d) =
-                    self.clients
-                        .create(client, get, now, &self.living_list, &mut self.stats)
-                {
-                    let out = std::mem::take(&mut self.clients.out);
-                    self.send(d, &out);
-                    self.clients.out = out;
-                }
-            }
             Action::Deliver { dst, bytes } => self.send(dst, &bytes),
             Action::Resume(r) => self.procs[r].resume(),
             Action::Fault(kind) => self.fault(kind),
