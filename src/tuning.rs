@@ -5,6 +5,8 @@
 //! - `KV_APPEND_ENTRIES_MAX=N`: entries per append (1 turns batching off);
 //! - `KV_INFLIGHT_APPENDS_MAX=N`: appends in flight per follower (1 is stop-and-wait);
 //! - `KV_REPLICATE_TO_QUORUM_ONLY=0|1`: send new entries at once to a quorum only, or to all;
+//! - `KV_COALESCE_APPENDS=0|1`: hold new entries while a quorum answers a recent round, or
+//!   send every batch of input at once;
 //! - `KV_RETRANSMIT_TIMEOUT_MS=N`: first retransmission timeout of an unanswered append to
 //!   a follower that only lags (`Config::retransmit_timeout`; the one while a commit or a
 //!   probe waits is not changed);
@@ -19,6 +21,7 @@ pub struct Tuning {
     pub append_entries_max: Option<usize>,
     pub inflight_appends_max: Option<usize>,
     pub replicate_to_quorum_only: Option<bool>,
+    pub coalesce_appends: Option<bool>,
     pub retransmit_timeout_ms: Option<usize>,
     pub replication_stall_timeout_us: Option<usize>,
 }
@@ -53,6 +56,7 @@ impl Tuning {
             append_entries_max: count("KV_APPEND_ENTRIES_MAX")?,
             inflight_appends_max: count("KV_INFLIGHT_APPENDS_MAX")?,
             replicate_to_quorum_only: flag("KV_REPLICATE_TO_QUORUM_ONLY")?,
+            coalesce_appends: flag("KV_COALESCE_APPENDS")?,
             retransmit_timeout_ms: count("KV_RETRANSMIT_TIMEOUT_MS")?,
             replication_stall_timeout_us: count("KV_REPLICATION_STALL_TIMEOUT_US")?,
         })
@@ -67,6 +71,9 @@ impl Tuning {
         }
         if let Some(on) = self.replicate_to_quorum_only {
             config.replicate_to_quorum_only = on;
+        }
+        if let Some(on) = self.coalesce_appends {
+            config.coalesce_appends = on;
         }
         if let Some(ms) = self.retransmit_timeout_ms {
             config.retransmit_timeout = Span::from_millis(ms as u64);
@@ -101,6 +108,7 @@ mod tests {
             ("KV_APPEND_ENTRIES_MAX", "1"),
             ("KV_INFLIGHT_APPENDS_MAX", "2"),
             ("KV_REPLICATE_TO_QUORUM_ONLY", "0"),
+            ("KV_COALESCE_APPENDS", "0"),
         ])
         .unwrap();
         let mut config = Config::new(crate::id::NodeId(0), vec![crate::id::NodeId(1)], 1);
@@ -109,9 +117,10 @@ mod tests {
             (
                 config.append_entries_max,
                 config.inflight_appends_max,
-                config.replicate_to_quorum_only
+                config.replicate_to_quorum_only,
+                config.coalesce_appends
             ),
-            (1, 2, false)
+            (1, 2, false, false)
         );
     }
 
@@ -122,6 +131,7 @@ mod tests {
             ("KV_APPEND_ENTRIES_MAX", "many"),
             ("KV_INFLIGHT_APPENDS_MAX", "-1"),
             ("KV_REPLICATE_TO_QUORUM_ONLY", "yes"),
+            ("KV_COALESCE_APPENDS", "2"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.contains(name), "{error}");

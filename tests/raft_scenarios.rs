@@ -21,8 +21,12 @@ struct Script {
 
 impl Script {
     fn new() -> Script {
+        Script::with_config(Config::new(ME, PEERS.to_vec(), 7))
+    }
+
+    fn with_config(config: Config) -> Script {
         let mut script = Script {
-            node: Node::new(Config::new(ME, PEERS.to_vec(), 7), Time::ZERO),
+            node: Node::new(config, Time::ZERO),
             now: Time::ZERO,
             effects: Vec::new(),
         };
@@ -552,4 +556,65 @@ fn an_append_presumed_lost_rides_on_the_next_message() {
         (LogIndex(2), 2),
         "m1 again, and m2"
     );
+}
+
+#[test]
+fn entries_arriving_while_a_round_is_answered_wait_for_its_first_answer() {
+    let mut s = Script::leader_with_followers_caught_up();
+    let first = sent_entries_to(&s.put("m1"));
+    assert_eq!(first.len(), 2);
+    // Two more puts while both appends of m1 are out: no append of their own.
+    s.advance(0);
+    let effects = s.put("m2");
+    assert!(sent_entries_to(&effects).is_empty(), "{effects:?}");
+    let effects = s.put("m3");
+    assert!(sent_entries_to(&effects).is_empty(), "{effects:?}");
+    // The first answer opens the next round: m2 and m3 go out together.
+    let effects = s.ack(first[0], 2, s.now);
+    let round: Vec<_> = sends(&effects)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Message::AppendEntries(a) if a.entries.count > 0 => Some((to, a.entries)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(round.len(), 2, "{round:?}");
+    for (_, entries) in &round {
+        assert_eq!(
+            (entries.first, entries.count),
+            (LogIndex(3), 2),
+            "m2 and m3"
+        );
+    }
+    // The second answer commits m1 alone; the round's answers commit m2 and m3.
+    let effects = s.ack(first[1], 2, s.now);
+    assert_eq!(replies(&effects).len(), 1, "m1");
+    for (to, _) in &round {
+        s.ack(*to, 4, s.now);
+    }
+    assert_eq!(s.node.commit_index(), LogIndex(4));
+}
+
+#[test]
+fn a_round_older_than_the_stall_timeout_holds_nothing_back() {
+    let mut s = Script::leader_with_followers_caught_up();
+    assert_eq!(sent_entries_to(&s.put("m1")).len(), 2);
+    // Both answers are late: past the stall timeout a new put goes out at once.
+    s.advance(s.node.config().replication_stall_timeout.as_millis());
+    let effects = s.put("m2");
+    assert_eq!(sent_entries_to(&effects).len(), 2, "{effects:?}");
+}
+
+#[test]
+fn without_coalescing_every_put_goes_out_at_once() {
+    let mut config = Config::new(ME, PEERS.to_vec(), 7);
+    config.coalesce_appends = false;
+    let mut s = Script::with_config(config);
+    s.win_election();
+    let sent_at = s.now;
+    for peer in PEERS {
+        s.ack(peer, 1, sent_at);
+    }
+    assert_eq!(sent_entries_to(&s.put("m1")).len(), 2);
+    assert_eq!(sent_entries_to(&s.put("m2")).len(), 2);
 }

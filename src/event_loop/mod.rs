@@ -35,7 +35,7 @@ use crate::raft::{
     Role, Term, Timer,
 };
 use crate::replica_args::ReplicaArgs;
-use crate::time::Time;
+use crate::time::{Span, Time};
 use crate::timer_wheel::{TimerHandle, TimerWheel};
 use crate::udp_batch::{RecvBatch, SendBatch};
 
@@ -74,6 +74,8 @@ pub const POLL_TIMEOUT_MS_MAX: u64 = 1_000;
 pub const STDERR_REPORT_INTERVAL_MS: u64 = 1_000;
 /// Readiness events handled per poll.
 const EVENTS_CAPACITY: usize = 64;
+/// A turn at least this long is noted in the debug log, with its datagram count.
+const SLOW_TURN: Span = Span::from_millis(1);
 
 /// Runs a replica until SIGTERM or SIGINT. `seed` feeds the core's random election
 /// timeouts; replicas need different seeds. Errors are start-up failures (socket, signals)
@@ -247,6 +249,7 @@ impl Replica {
                 debug_log!(self.log, now, "signal received: stopping");
                 break;
             }
+            let received_before = self.stats.received;
             if readable {
                 self.drain_socket(now);
                 self.node.flush(now);
@@ -260,6 +263,18 @@ impl Replica {
                 &mut self.stderr,
                 self.id,
             );
+            if self.log.is_enabled() {
+                let took = self.clock.now().since(now);
+                if took >= SLOW_TURN {
+                    debug_log!(
+                        self.log,
+                        now,
+                        "slow turn: {} datagrams in {} us",
+                        self.stats.received - received_before,
+                        took.as_micros()
+                    );
+                }
+            }
         }
         Ok(())
     }

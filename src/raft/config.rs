@@ -61,6 +61,9 @@ pub struct Config {
     /// leader, so no other leader can exist before then; the margin covers clock drift).
     pub lease_margin: Span,
 
+    /// New entries wait while a quorum of followers is answering a recent round
+    /// (`Node::round_in_flight`); off, every batch of input goes out at once.
+    pub coalesce_appends: bool,
     /// Appends in flight to one follower before the leader waits for an answer.
     pub inflight_appends_max: usize,
     /// Entries in one append (1 turns batching off, for measurements).
@@ -118,6 +121,7 @@ impl Config {
             append_presumed_lost_after: Span::from_millis(10),
             ack_refresh_interval: Span::from_millis(400),
             lease_margin: Span::from_millis(100),
+            coalesce_appends: true,
             inflight_appends_max: 8,
             append_entries_max: 512,
             append_bytes_max: 60_000,

@@ -196,7 +196,6 @@ impl Node {
             return everyone;
         }
         let last_index = self.log.last_index();
-        let stall = self.stall_timeout();
         let covering = leader
             .progress
             .iter()
@@ -204,6 +203,10 @@ impl Node {
             .count();
         let needed = (self.config.quorum() - 1).saturating_sub(covering);
         if needed == 0 || self.commit_index >= last_index {
+            return 0;
+        }
+        let stall = self.stall_timeout();
+        if self.config.coalesce_appends && self.round_in_flight(now, stall) {
             return 0;
         }
         let heard_within = self.config.heartbeat_interval;
@@ -229,6 +232,28 @@ impl Node {
             }
         }
         chosen
+    }
+
+    /// Whether a quorum of followers is still answering a recent round of uncommitted
+    /// entries (sent less than a stall timeout ago). New entries then wait for the first
+    /// of those answers and go out together, instead of each batch of input costing an
+    /// append and an answer per chosen follower: under load a round carries what arrived
+    /// in one round trip. An idle leader has no round out, so a lone request still goes
+    /// at once; a round slower than the stall timeout no longer holds anything back.
+    fn round_in_flight(&self, now: Time, stall: Span) -> bool {
+        let Some(leader) = self.leader_state.as_ref() else {
+            return false;
+        };
+        let answering = leader
+            .progress
+            .iter()
+            .filter(|p| {
+                p.inflight
+                    .back()
+                    .is_some_and(|f| f.last_index > self.commit_index && now < f.sent_at + stall)
+            })
+            .count();
+        answering >= self.config.quorum() - 1
     }
 
     /// Sends follower `i` what was asked for: its missing entries if `eager` (as far as
