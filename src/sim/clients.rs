@@ -7,23 +7,23 @@
 //! not know is incorrect; a second reply to a MID that got `ok` is a duplicate. Clients never
 //! time out.
 //!
+//! Every MID names its attempt and every put value its id (`ids`), so replies are matched
+//! by index into `attempts` and `values`, with no hash table on the per-request path.
+//!
 //! Shared-key mode (ours): every client reads and writes a common pool of keys, values are
 //! unique, and correctness is judged by the linearizability check over the history instead.
 
-use ahash::{AHashMap, AHashSet};
+use ahash::AHashMap;
 use rand::Rng;
 use rand::rngs::SmallRng;
 use std::io::Write;
 
+use super::ids::{self, MID_CHARS, Mid};
 use super::stats::Stats;
 use super::warn::Warnings;
 use super::wire::Header;
 use crate::id::NodeId;
 
-pub type Mid = [u8; 16];
-
-const MID_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-const HEX: &[u8] = b"0123456789abcdef";
 const KEY_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +50,36 @@ pub struct HistOp {
     pub group: u64,
 }
 
-struct Request {
-    client: usize,
-    get: bool,
-    key: u32,
-    value: u32,
-    created_us: u64,
+/// What the reply check needs of one attempt beyond its `HistOp`. The request itself (client,
+/// key, op, value, sent at) is read from the `HistOp`, which nothing changes before the
+/// attempt is answered; keeping it only there keeps this small, as one lives per attempt
+/// for the whole run.
+struct Attempt {
+    mid: Mid,
+    /// When the request's first attempt was sent: an op's latency runs from there.
     first_us: u64,
-    group: u64,
-    hist: usize,
     /// The replica it was sent to.
-    dst: Option<usize>,
+    dst: Option<NodeId>,
+    state: AttemptState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttemptState {
+    Outstanding,
+    /// Got a redirect or a fail: another reply is a second reply, and incorrect.
+    Answered,
+    /// Got `ok`: another reply is a duplicate.
+    Completed,
+}
+
+/// What a reply's MID names, for client `c`.
+enum Match {
+    /// An outstanding attempt of `c`, by index.
+    Outstanding(usize),
+    /// An attempt that got `ok`, whichever client it was for.
+    Completed,
+    /// Nothing `c` is waiting for; `second` when it is an attempt already answered.
+    Unexpected { second: bool },
 }
 
 struct Client {
@@ -78,11 +97,12 @@ pub struct Clients {
     replicas: usize,
     clients: Vec<Client>,
     pub keys: Vec<String>,
+    /// Value ids: 0 is "" (a get of a missing key); ours carry their id (`ids::new_value`).
     pub values: Vec<String>,
-    value_ids: AHashMap<String, u32>,
-    outstanding: AHashMap<Mid, Request>,
-    completed: AHashSet<Mid>,
-    answered: AHashSet<Mid>,
+    /// Values a replica returned that we never wrote, so that each keeps one id.
+    foreign_values: AHashMap<String, u32>,
+    /// Invariant: parallel to `history`, and the MID of `attempts[i]` names `i`.
+    attempts: Vec<Attempt>,
     pub history: Vec<HistOp>,
     next_group: u64,
     rng: SmallRng,
@@ -99,10 +119,11 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// `requests` is how many the schedule will create: the tables that grow with every
-    /// request are sized for them up front, so that none rehashes or copies a
-    /// hundred-thousand-entry table in the middle of a high-load run (kvsim would stop
-    /// routing for milliseconds and charge it to the replicas' latency).
+    /// `requests` is how many the schedule will create: the vectors that grow with every
+    /// request are sized for them up front, so that none copies a hundred-thousand-entry
+    /// buffer in the middle of a high-load run (kvsim would stop routing for milliseconds
+    /// and charge it to the replicas' latency). They are filled in order, so their pages
+    /// are touched a few at a time as the run goes, not all at once when load starts.
     pub fn new(
         replicas: usize,
         count: usize,
@@ -127,8 +148,6 @@ impl Clients {
                 keys.push(random_string(&mut rng, KEY_LEN, MID_CHARS));
             }
         }
-        let mut value_ids = AHashMap::with_capacity(requests + 1);
-        value_ids.insert(String::new(), 0);
         let mut values = Vec::with_capacity(requests + 1);
         values.push(String::new());
         Clients {
@@ -137,10 +156,8 @@ impl Clients {
             clients,
             keys,
             values,
-            value_ids,
-            outstanding: AHashMap::new(),
-            completed: AHashSet::with_capacity(requests),
-            answered: AHashSet::with_capacity(requests),
+            foreign_values: AHashMap::new(),
+            attempts: Vec::with_capacity(requests),
             history: Vec::with_capacity(requests),
             next_group: 0,
             rng,
@@ -180,19 +197,52 @@ impl Clients {
         self.clients.iter().map(|c| c.items.len()).sum()
     }
 
-    fn intern(&mut self, value: &str) -> u32 {
-        if let Some(&id) = self.value_ids.get(value) {
+    /// The id of a value a get returned. Ours name theirs, but only a full match proves it.
+    fn value_id(&mut self, value: &str) -> u32 {
+        if value.is_empty() {
+            return 0;
+        }
+        if let Some(id) = ids::value_id(value)
+            && self.values.get(id as usize).is_some_and(|v| v == value)
+        {
+            return id;
+        }
+        if let Some(&id) = self.foreign_values.get(value) {
             return id;
         }
         let id = self.values.len() as u32;
         self.values.push(value.to_string());
-        self.value_ids.insert(value.to_string(), id);
+        self.foreign_values.insert(value.to_string(), id);
         id
     }
 
     fn fresh_value(&mut self) -> u32 {
-        let v = random_string(&mut self.rng, 32, HEX);
-        self.intern(&v)
+        let id = self.values.len() as u32;
+        let v = ids::new_value(&mut self.rng, id);
+        self.values.push(v);
+        id
+    }
+
+    /// The attempt a MID names, if we made it: its index is only a claim until the whole
+    /// MID matches.
+    fn attempt_of(&self, mid: &str) -> Option<usize> {
+        let mid: &Mid = mid.as_bytes().try_into().ok()?;
+        let i = ids::mid_attempt(mid)?;
+        (self.attempts.get(i)?.mid == *mid).then_some(i)
+    }
+
+    fn match_mid(&self, c: usize, mid: Option<&str>) -> Match {
+        let Some(i) = mid.and_then(|m| self.attempt_of(m)) else {
+            return Match::Unexpected { second: false };
+        };
+        match self.attempts[i].state {
+            AttemptState::Completed => Match::Completed,
+            AttemptState::Outstanding if self.history[i].client as usize == c => {
+                Match::Outstanding(i)
+            }
+            AttemptState::Outstanding => Match::Unexpected { second: false },
+            AttemptState::Answered => Match::Unexpected { second: true },
+        }
     }
 
     fn fresh_key(&mut self) -> u32 {
@@ -263,11 +313,7 @@ impl Clients {
         } else {
             stats.total_put += 1;
         }
-        let mut mid: Mid = [0; 16];
-        for b in &mut mid {
-            *b = MID_CHARS[self.rng.random_range(0..MID_CHARS.len())];
-        }
-        let hist = self.history.len();
+        let mid = ids::new_mid(&mut self.rng, self.history.len());
         self.history.push(HistOp {
             client: c as u32,
             key,
@@ -291,20 +337,13 @@ impl Clients {
                 }
             }
         };
-        self.outstanding.insert(
+        self.attempts.push(Attempt {
             mid,
-            Request {
-                client: c,
-                get,
-                key,
-                value,
-                created_us: now_us,
-                first_us,
-                group,
-                hist,
-                dst,
-            },
-        );
+            first_us,
+            dst: dst.map(|d| NodeId(d as u16)),
+            state: AttemptState::Outstanding,
+        });
+        debug_assert_eq!(self.attempts.len(), self.history.len());
         let client = &self.clients[c];
         self.out.clear();
         let leader = client
@@ -356,30 +395,25 @@ impl Clients {
             stats.incorrect += 1;
             return None;
         }
-        // A MID that is not a 16-byte string cannot be one of ours.
-        let mid: Option<Mid> = h.mid.as_str().and_then(|m| m.as_bytes().try_into().ok());
-        if let Some(mid) = mid
-            && self.completed.contains(&mid)
-        {
-            stats.duplicates += 1;
-            self.mids_with_two_replies += 1;
-            return None;
-        }
-        let req = match mid {
-            Some(mid) if self.outstanding.get(&mid).is_some_and(|r| r.client == c) => {
-                self.outstanding.remove(&mid)
-            }
-            _ => None,
-        };
-        let (Some(mid), Some(req)) = (mid, req) else {
-            if mid.is_some_and(|m| self.answered.contains(&m)) {
+        let hist = match self.match_mid(c, h.mid.as_str()) {
+            Match::Outstanding(hist) => hist,
+            Match::Completed => {
+                stats.duplicates += 1;
                 self.mids_with_two_replies += 1;
+                return None;
             }
-            warn.raw("client received an unexpected MID", raw);
-            stats.incorrect += 1;
-            return None;
+            Match::Unexpected { second } => {
+                if second {
+                    self.mids_with_two_replies += 1;
+                }
+                warn.raw("client received an unexpected MID", raw);
+                stats.incorrect += 1;
+                return None;
+            }
         };
-        self.answered.insert(mid);
+        self.attempts[hist].state = AttemptState::Answered;
+        let first_us = self.attempts[hist].first_us;
+        let req = self.history[hist].clone();
         let leader = h
             .leader
             .canonical_id()
@@ -388,8 +422,8 @@ impl Clients {
         self.clients[c].leader = leader;
         stats
             .latencies_s
-            .push(now_us.saturating_sub(req.created_us) as f64 / 1e6);
-        self.history[req.hist].response_us = Some(now_us);
+            .push(now_us.saturating_sub(req.invoke_us) as f64 / 1e6);
+        self.history[hist].response_us = Some(now_us);
 
         if kind != "ok" {
             if kind == "fail" {
@@ -401,21 +435,13 @@ impl Clients {
             }
             stats.redirects += 1;
             return self.send(
-                c,
-                req.get,
-                req.key,
-                req.value,
-                now_us,
-                req.first_us,
-                req.group,
-                living,
-                stats,
+                c, req.get, req.key, req.value, now_us, first_us, req.group, living, stats,
             );
         }
 
-        self.completed.insert(mid);
+        self.attempts[hist].state = AttemptState::Completed;
         self.op_latencies_s
-            .push(now_us.saturating_sub(req.first_us) as f64 / 1e6);
+            .push(now_us.saturating_sub(first_us) as f64 / 1e6);
         if req.get {
             let Some(value) = h.value.as_str() else {
                 warn.raw("get() response missing the value of the key", raw);
@@ -423,8 +449,8 @@ impl Clients {
                 return None;
             };
             self.get_oks += 1;
-            let value = self.intern(value);
-            let op = &mut self.history[req.hist];
+            let value = self.value_id(value);
+            let op = &mut self.history[hist];
             op.acked = true;
             op.value = value;
             if self.mode == KeyMode::PerClient
@@ -447,7 +473,7 @@ impl Clients {
             }
         } else {
             self.put_oks += 1;
-            self.history[req.hist].acked = true;
+            self.history[hist].acked = true;
             let client = &mut self.clients[c];
             if client.items.insert(req.key, req.value).is_none() {
                 client.item_keys.push(req.key);
@@ -459,21 +485,22 @@ impl Clients {
     /// Counts what is still outstanding as unanswered (the classic `finalize`), and
     /// returns them, oldest first, so a report can say where each one went.
     pub fn finalize(&mut self, stats: &mut Stats) -> Vec<Unanswered> {
-        let mut unanswered = Vec::with_capacity(self.outstanding.len());
-        for (mid, req) in &self.outstanding {
+        let mut unanswered = Vec::new();
+        for (a, req) in self.attempts.iter().zip(&self.history) {
+            if a.state != AttemptState::Outstanding {
+                continue;
+            }
             if req.get {
                 stats.unanswered_get += 1;
             } else {
                 stats.unanswered_put += 1;
             }
             unanswered.push(Unanswered {
-                mid: String::from_utf8_lossy(mid).into_owned(),
-                client: self.clients[req.client].id.to_string(),
-                sent_to: req
-                    .dst
-                    .map_or_else(|| "none".to_string(), |d| NodeId(d as u16).to_string()),
+                mid: String::from_utf8_lossy(&a.mid).into_owned(),
+                client: self.clients[req.client as usize].id.to_string(),
+                sent_to: a.dst.map_or_else(|| "none".to_string(), |d| d.to_string()),
                 kind: if req.get { "get" } else { "put" },
-                created_s: req.created_us as f64 / 1e6,
+                created_s: req.invoke_us as f64 / 1e6,
             });
         }
         unanswered.sort_by(|a, b| a.created_s.total_cmp(&b.created_s));
@@ -519,6 +546,14 @@ mod tests {
             r#"{{"src": "0000", "dst": "{}", "leader": "{leader}", "type": "{kind}", "MID": "{mid}"{v}}}"#,
             c.clients[client].id
         )
+    }
+
+    /// Two clients of three replicas; client 0 has sent one put.
+    fn one_put_sent() -> (Clients, Stats) {
+        let mut c = Clients::new(3, 2, 4, KeyMode::PerClient, SmallRng::seed_from_u64(5));
+        let mut s = Stats::default();
+        c.create(0, false, 0, &[0, 1, 2], &mut s);
+        (c, s)
     }
 
     fn last_mid(c: &Clients) -> String {
@@ -646,5 +681,181 @@ mod tests {
             );
         }
         assert_eq!(s.incorrect, 4);
+    }
+
+    /// Delivers a reply of `kind` for `mid` to `client`; the returned retry destination.
+    fn deliver(
+        c: &mut Clients,
+        s: &mut Stats,
+        client: usize,
+        kind: &str,
+        mid: &str,
+        value: Option<&str>,
+    ) -> Option<usize> {
+        let r = reply(c, client, kind, mid, "0000", value);
+        let h = parse(r.as_bytes()).unwrap();
+        c.on_reply(
+            client,
+            &h,
+            r.as_bytes(),
+            1_000,
+            &[0, 1, 2],
+            s,
+            &mut Warnings::quiet(),
+        )
+    }
+
+    /// An `ok` to the last request made.
+    fn answer_last(c: &mut Clients, s: &mut Stats, client: usize, value: Option<&str>) {
+        let mid = last_mid(c);
+        deliver(c, s, client, "ok", &mid, value);
+    }
+
+    /// Client 0 with one acknowledged put; returns the put's value.
+    fn one_acked_put(c: &mut Clients, s: &mut Stats) -> String {
+        c.create(0, false, 0, &[0, 1, 2], s);
+        let m: serde_json::Value = serde_json::from_slice(&c.out).unwrap();
+        answer_last(c, s, 0, None);
+        assert_eq!(c.stored_items(), 1);
+        m["value"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_mid_naming_a_real_attempt_with_another_random_part_is_unexpected() {
+        let (mut c, mut s) = one_put_sent();
+        let mid = last_mid(&c);
+        let forged = format!(
+            "{}{}",
+            if mid.starts_with('A') { "B" } else { "A" },
+            &mid[1..]
+        );
+        assert_eq!(
+            ids::mid_attempt(forged.as_bytes().try_into().unwrap()),
+            Some(0)
+        );
+        assert_eq!(deliver(&mut c, &mut s, 0, "ok", &forged, None), None);
+        assert_eq!((s.incorrect, c.put_oks, c.mids_with_two_replies), (1, 0, 0));
+        // The real attempt is untouched and still accepted.
+        deliver(&mut c, &mut s, 0, "ok", &mid, None);
+        assert_eq!((s.incorrect, c.put_oks), (1, 1));
+    }
+
+    #[test]
+    fn a_mid_with_a_bad_index_is_unexpected_not_fatal() {
+        let (mut c, mut s) = one_put_sent();
+        let random = &last_mid(&c)[..8];
+        let bad = [
+            format!("{random}AAAAAAAB"), // attempt 1: never made
+            format!("{random}99999999"), // the largest index a MID can hold
+            format!("{random}AAAAAAAa"),
+            format!("{random}AAAA-AAA"),
+            format!("{random}ÄÄÄÄ"), // 16 bytes, not ASCII
+            format!("{random}AAAAAAA"),
+            format!("{random}AAAAAAAAA"),
+            String::new(),
+        ];
+        for mid in &bad {
+            assert_eq!(deliver(&mut c, &mut s, 0, "ok", mid, None), None, "{mid}");
+        }
+        assert_eq!((s.incorrect, c.put_oks), (bad.len() as u64, 0));
+        c.finalize(&mut s);
+        assert_eq!(s.unanswered_put, 1);
+    }
+
+    #[test]
+    fn a_second_ok_for_a_completed_mid_is_a_duplicate_whoever_gets_it() {
+        let (mut c, mut s) = one_put_sent();
+        let mid = last_mid(&c);
+        deliver(&mut c, &mut s, 0, "ok", &mid, None);
+        deliver(&mut c, &mut s, 0, "ok", &mid, None);
+        deliver(&mut c, &mut s, 1, "redirect", &mid, None);
+        assert_eq!(
+            (
+                s.duplicates,
+                c.mids_with_two_replies,
+                s.incorrect,
+                c.put_oks
+            ),
+            (2, 2, 0, 1)
+        );
+        assert_eq!(s.total_put, 1, "a duplicate is never retried");
+    }
+
+    #[test]
+    fn a_reply_to_another_clients_outstanding_mid_is_unexpected() {
+        let (mut c, mut s) = one_put_sent();
+        let mid = last_mid(&c);
+        deliver(&mut c, &mut s, 1, "ok", &mid, None);
+        assert_eq!((s.incorrect, c.mids_with_two_replies, c.put_oks), (1, 0, 0));
+        // Still outstanding for its own client.
+        deliver(&mut c, &mut s, 0, "ok", &mid, None);
+        assert_eq!((s.incorrect, c.put_oks), (1, 1));
+    }
+
+    #[test]
+    fn a_value_like_ours_but_not_ours_is_foreign_and_incorrect() {
+        let mut c = Clients::new(3, 2, 4, KeyMode::PerClient, SmallRng::seed_from_u64(5));
+        let mut s = Stats::default();
+        let ours = one_acked_put(&mut c, &mut s);
+        let last = if ours.ends_with('0') { "1" } else { "0" };
+        let like = format!("{}{last}", &ours[..31]);
+        assert_eq!(ids::value_id(&like), ids::value_id(&ours));
+        let values = c.values.len();
+        c.create(0, true, 0, &[0, 1, 2], &mut s);
+        answer_last(&mut c, &mut s, 0, Some(&like));
+        assert_eq!(s.incorrect, 1);
+        let id = c.history.last().unwrap().value as usize;
+        assert_eq!(
+            (id, c.values.len(), &c.values[id]),
+            (values, values + 1, &like)
+        );
+        // The same foreign value keeps its id; our own value is still ours, and correct.
+        c.create(0, true, 0, &[0, 1, 2], &mut s);
+        answer_last(&mut c, &mut s, 0, Some(&like));
+        assert_eq!(c.history.last().unwrap().value as usize, id);
+        c.create(0, true, 0, &[0, 1, 2], &mut s);
+        answer_last(&mut c, &mut s, 0, Some(&ours));
+        assert_eq!((s.incorrect, c.get_oks, c.values.len()), (2, 3, values + 1));
+        assert_eq!(c.values[c.history.last().unwrap().value as usize], ours);
+    }
+
+    #[test]
+    fn shared_keys_map_each_returned_value_to_one_id() {
+        let mut c = Clients::new(3, 2, 8, KeyMode::Shared(1), SmallRng::seed_from_u64(5));
+        let mut s = Stats::default();
+        c.create(0, false, 0, &[0, 1, 2], &mut s);
+        let m: serde_json::Value = serde_json::from_slice(&c.out).unwrap();
+        let put = c.history.last().unwrap().value;
+        assert_eq!(c.values[put as usize], m["value"].as_str().unwrap());
+        for (value, id) in [("", 0), (m["value"].as_str().unwrap(), put), ("odd", 2)] {
+            c.create(1, true, 0, &[0, 1, 2], &mut s);
+            answer_last(&mut c, &mut s, 1, Some(value));
+            assert_eq!(c.history.last().unwrap().value, id, "{value:?}");
+        }
+        assert_eq!(
+            (s.incorrect, c.get_oks),
+            (0, 3),
+            "shared keys leave it to the checker"
+        );
+    }
+
+    #[test]
+    fn finalize_lists_what_is_outstanding_oldest_first() {
+        let mut c = Clients::new(3, 2, 8, KeyMode::PerClient, SmallRng::seed_from_u64(5));
+        let mut s = Stats::default();
+        c.create(1, false, 20, &[2], &mut s);
+        let first = last_mid(&c);
+        c.create(0, false, 30, &[], &mut s);
+        let answered = last_mid(&c);
+        c.create(0, false, 10, &[1], &mut s);
+        let oldest = last_mid(&c);
+        deliver(&mut c, &mut s, 0, "ok", &answered, None);
+        let u = c.finalize(&mut s);
+        let got: Vec<_> = u
+            .iter()
+            .map(|u| (u.mid.as_str(), u.sent_to.as_str()))
+            .collect();
+        assert_eq!(got, [(oldest.as_str(), "0001"), (first.as_str(), "0002")]);
+        assert_eq!((s.unanswered_put, u[1].client.as_str()), (2, "0014"));
     }
 }

@@ -14,6 +14,7 @@
 //! - `wire`: reading the few fields we need from a datagram;
 //! - `network`: partitions, drops, duplication, delay (decisions only);
 //! - `clients`: request generation, retries, reply checks, the history;
+//! - `ids`: MIDs and put values that carry their own index, so replies need no hash table;
 //! - `procs`: replica processes, and never leaving one behind;
 //! - `run`: the event loop that ties them together; `schedule`: when requests are due;
 //! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
@@ -29,6 +30,7 @@ pub mod checker;
 pub mod clients;
 pub mod config;
 pub mod history;
+pub mod ids;
 pub mod memory;
 pub mod network;
 pub mod outbox;
