@@ -33,6 +33,10 @@ pub const APPLIED_INDEX_MAX: u64 = u32::MAX as u64;
 
 /// How many tables the keys are spread over (a power of two).
 pub const SHARDS: usize = 256;
+/// Keys each shard holds before its first growth (16 buckets: about 40 KiB for all of them),
+/// allocated when the store is made, so that its first few thousand keys do not cost
+/// four small allocations per shard on the apply path.
+const SHARD_CAPACITY_AT_START: usize = 14;
 /// Where in the hash the shard is taken from: above the bits a table of fewer than 2^32
 /// buckets uses for the bucket, below the top 7 bits hashbrown keeps as each slot's tag
 /// (taking the shard from those would give every key of a shard the same tag).
@@ -51,7 +55,9 @@ pub struct KvStore {
 impl Default for KvStore {
     fn default() -> KvStore {
         KvStore {
-            latest_put: (0..SHARDS).map(|_| HashTable::new()).collect(),
+            latest_put: (0..SHARDS)
+                .map(|_| HashTable::with_capacity(SHARD_CAPACITY_AT_START))
+                .collect(),
             hasher: RandomState::default(),
         }
     }
