@@ -4,16 +4,17 @@
 //! The map holds no keys or values of its own. Every value it could return is the value of
 //! an applied put, which is a committed log entry, and committed entries are never cut from
 //! the log (`Log::merge` refuses) nor compacted (replicas live for one run). So for each
-//! key the map keeps only the log index of the latest applied put of that key, and reads
-//! key and value from the log: a key costs a 4-byte slot in a hash table instead of a
-//! second copy of its key and value in two more allocations.
+//! key the map keeps only the log index of the latest applied put of that key (and 32
+//! bits of the key's hash), and reads key and value from the log: a key costs an 8-byte
+//! slot in a hash table instead of a second copy of its key and value in two more
+//! allocations.
 //!
 //! The table is split into [`SHARDS`] tables by a few bits of the key's hash, so that
-//! growing one rehashes a small share of the keys. One table would rehash them all in one
-//! apply, reading every key back from the log: 17 ms at 115,000 keys and 44 ms at 230,000
-//! on our 2-core VM (`examples/kv_growth.rs`), in every replica at about the same moment,
-//! which was the whole p99 of a 20,000 puts/s run. The shards fill at slightly different
-//! rates, so their growth is spread over many applies.
+//! growing one rehashes a small share of the keys. One table, rehashing by keys read back
+//! from the log, took 17 ms at 115,000 keys and 44 to 90 ms at 230,000 on our 2-core VM
+//! (`examples/kv_growth.rs`), in every replica at about the same moment: that was the
+//! whole p99 of a 20,000 puts/s run. The shards fill at slightly different rates, so their
+//! growth is spread over many applies, and the stored hash bits spare a rehash the log.
 
 use crate::raft::message::LogIndex;
 use ahash::RandomState;
