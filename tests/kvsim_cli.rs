@@ -12,6 +12,15 @@ fn kvsim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kvsim"))
 }
 
+/// kvsim with this build's replica, whatever the order of the other arguments.
+fn kvsim_with_replica() -> Command {
+    let mut command = kvsim();
+    command
+        .arg("--replica")
+        .arg(env!("CARGO_BIN_EXE_3700kvstore"));
+    command
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kvsim-test-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -29,23 +38,48 @@ fn a_bad_config_gets_one_line_naming_the_field() {
             "duplicates": [1, 2, 3], "median_latency": [1, 2, 3]}}}"#,
     )
     .unwrap();
-    let out = kvsim()
-        .arg(&path)
-        .arg("--replica")
-        .arg(env!("CARGO_BIN_EXE_3700kvstore"))
+    let out = kvsim_with_replica().arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("`mix`"), "{err}");
+    let out = kvsim_with_replica()
+        .arg(dir.join("missing.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_history_file_that_cannot_be_written_stops_kvsim_before_the_run() {
+    let dir = temp_dir("history");
+    let out = kvsim_with_replica()
+        .arg("configs/classic/simple-1.json")
+        .arg("--history")
+        .arg(dir.join("no/such/dir/h.csv"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("`mix`"), "{err}");
+    assert!(err.contains("cannot write"), "{err}");
+    // Refused before the scenario starts (its first line is "kvsim: scenario ...").
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let path = dir.join("h.csv");
     let out = kvsim()
-        .arg(dir.join("missing.json"))
-        .arg("--replica")
-        .arg(env!("CARGO_BIN_EXE_3700kvstore"))
+        .arg("all")
+        .arg("--history")
+        .arg(&path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one scenario"));
+    assert!(!path.exists(), "nothing is written for a refused run");
 }
 
 #[test]

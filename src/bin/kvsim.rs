@@ -100,10 +100,16 @@ fn main() -> ExitCode {
             eprintln!("kvsim: --history takes one scenario, not `all`");
             return ExitCode::from(2);
         }
-        run_all(&args, &opts)
-    } else {
-        run_one(&args, &opts)
+        return run_all(&args, &opts);
     }
+    if let Some(path) = &opts.history_csv {
+        // Found out now, not after the run it would record.
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!("kvsim: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    run_one(&args, &opts)
 }
 
 fn default_replica() -> PathBuf {
