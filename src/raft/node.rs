@@ -320,10 +320,10 @@ impl Node {
             self.commit_index <= self.log.last_index(),
             "commit index past the log"
         );
-        while self.last_applied < self.commit_index {
-            let index = self.last_applied.next();
-            self.kv.apply(&self.log, index);
-            self.last_applied = index;
+        if self.last_applied < self.commit_index {
+            self.kv
+                .apply_range(&self.log, self.last_applied.next(), self.commit_index);
+            self.last_applied = self.commit_index;
         }
         if self.role == Role::Leader {
             self.answer_committed_puts();

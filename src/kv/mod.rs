@@ -15,11 +15,14 @@
 //! (`examples/kv_growth.rs`), in every replica at about the same moment: that was the
 //! whole p99 of a 20,000 puts/s run. The shards fill at slightly different rates, so their
 //! growth is spread over many applies, and the stored hash bits spare a rehash the log.
+//! Each shard is an open-addressing table of our own (`table`), whose slot addresses are
+//! known before a lookup, so a committed batch is applied with prefetching.
+
+mod table;
 
 use crate::raft::message::LogIndex;
 use ahash::RandomState;
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
+use table::{LatestPut, Table};
 
 /// Where the store reads the puts it indexes: the log, in a replica.
 pub trait PutLog {
@@ -34,14 +37,14 @@ pub const APPLIED_INDEX_MAX: u64 = u32::MAX as u64;
 
 /// How many tables the keys are spread over (a power of two).
 pub const SHARDS: usize = 256;
-/// Keys each shard holds before its first growth (16 buckets: about 40 KiB for all of them),
-/// allocated when the store is made, so that its first few thousand keys do not cost
-/// four small allocations per shard on the apply path.
-const SHARD_CAPACITY_AT_START: usize = 14;
-/// Where in the hash the shard is taken from: above the bits a table of fewer than 2^32
-/// buckets uses for the bucket, below the top 7 bits hashbrown keeps as each slot's tag
-/// (taking the shard from those would give every key of a shard the same tag).
+/// Slots of each shard before its first growth (32 KiB for all of them), allocated when
+/// the store is made, so that its first few thousand keys do not cost several small
+/// allocations per shard on the apply path.
+const SHARD_SLOTS_AT_START: usize = 16;
+/// Where in the hash the shard is taken from: above the 32 bits kept as the tag.
 const SHARD_SHIFT: u32 = 32;
+/// How many entries ahead of the one being applied a batch prefetches table slots.
+const PREFETCH_AHEAD: usize = 4;
 
 /// Every method that takes a `log` must be given the same log, holding every index
 /// applied so far (applied entries are committed, so the log never loses them).
@@ -49,7 +52,7 @@ const SHARD_SHIFT: u32 = 32;
 pub struct KvStore {
     /// Per key written: the log index of its latest applied put, found by the hash of the
     /// key bytes (read from the log), in the shard those bytes hash to.
-    latest_put: Box<[HashTable<LatestPut>]>,
+    latest_put: Box<[Table]>,
     hasher: RandomState,
 }
 
@@ -57,7 +60,7 @@ impl Default for KvStore {
     fn default() -> KvStore {
         KvStore {
             latest_put: (0..SHARDS)
-                .map(|_| HashTable::with_capacity(SHARD_CAPACITY_AT_START))
+                .map(|_| Table::with_slots(SHARD_SLOTS_AT_START))
                 .collect(),
             hasher: RandomState::default(),
         }
@@ -73,89 +76,95 @@ impl KvStore {
     /// answer for it).
     pub fn get<'log>(&self, log: &'log impl PutLog, key: &str) -> &'log str {
         let hash = self.hasher.hash_one(key);
-        let tag = tag(hash);
         self.latest_put[shard(hash)]
-            .find(table_hash(tag), |p| {
-                p.tag == tag && put(log, p.index).0 == key
-            })
+            .find(tag(hash), |index| put(log, index).0 == key)
             .map_or("", |p| put(log, p.index).1)
     }
 
     /// Applies the entry at `index` of `log`: a put becomes its key's value; a no-op
     /// changes nothing.
     pub fn apply(&mut self, log: &impl PutLog, index: LogIndex) {
-        let Some((key, _)) = log.put_at(index) else {
+        if let Some(hash) = self.hash_at(log, index) {
+            self.apply_hashed(log, index, hash);
+        }
+    }
+
+    /// Applies the entries `first..=last` of `log`, in order. The same as applying each,
+    /// but the table slot of each entry a few ahead is prefetched while the current one
+    /// is applied, so that the cache misses of a batch overlap instead of queuing.
+    pub fn apply_range(&mut self, log: &impl PutLog, first: LogIndex, last: LogIndex) {
+        if first > last {
             return;
-        };
-        assert!(
-            index.0 <= APPLIED_INDEX_MAX,
-            "log index past the store's reach"
-        );
-        let hash = self.hasher.hash_one(key);
-        let latest = LatestPut {
-            index: index.0 as u32,
-            tag: tag(hash),
-        };
-        match self.latest_put[shard(hash)].entry(
-            table_hash(latest.tag),
-            |p| p.tag == latest.tag && put(log, p.index).0 == key,
-            |p| table_hash(p.tag),
-        ) {
-            Entry::Occupied(mut found) => *found.get_mut() = latest,
-            Entry::Vacant(vacant) => {
-                vacant.insert(latest);
+        }
+        let count = (last.0 - first.0 + 1) as usize;
+        let at = |k: usize| LogIndex(first.0 + k as u64);
+        let mut ahead = [None; PREFETCH_AHEAD];
+        for (k, slot) in ahead.iter_mut().enumerate().take(count) {
+            *slot = self.hash_at(log, at(k));
+            self.prefetch(*slot);
+        }
+        for k in 0..count {
+            let hash = ahead[k % PREFETCH_AHEAD];
+            if k + PREFETCH_AHEAD < count {
+                let next = self.hash_at(log, at(k + PREFETCH_AHEAD));
+                ahead[k % PREFETCH_AHEAD] = next;
+                self.prefetch(next);
+            }
+            if let Some(hash) = hash {
+                self.apply_hashed(log, at(k), hash);
             }
         }
     }
 
+    /// The hash of the key of the put at `index`; `None` for a no-op.
+    fn hash_at(&self, log: &impl PutLog, index: LogIndex) -> Option<u64> {
+        log.put_at(index).map(|(key, _)| self.hasher.hash_one(key))
+    }
+
+    fn prefetch(&self, hash: Option<u64>) {
+        if let Some(hash) = hash {
+            self.latest_put[shard(hash)].prefetch(tag(hash));
+        }
+    }
+
+    /// Applies the put at `index`, whose key hashes to `hash`.
+    fn apply_hashed(&mut self, log: &impl PutLog, index: LogIndex, hash: u64) {
+        assert!(
+            index.0 <= APPLIED_INDEX_MAX,
+            "log index past the store's reach"
+        );
+        let key = put(log, index.0 as u32).0;
+        let latest = LatestPut {
+            index: index.0 as u32,
+            tag: tag(hash),
+        };
+        self.latest_put[shard(hash)].upsert(latest, |other| put(log, other).0 == key);
+    }
+
     /// Keys written.
     pub fn len(&self) -> usize {
-        self.latest_put.iter().map(HashTable::len).sum()
+        self.latest_put.iter().map(Table::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.latest_put.iter().all(HashTable::is_empty)
+        self.latest_put.iter().all(|t| t.len() == 0)
     }
 
     /// Heap bytes held (the tables' allocations), for measuring what a key costs.
     pub fn heap_bytes(&self) -> usize {
         size_of_val(&*self.latest_put)
-            + self
-                .latest_put
-                .iter()
-                .map(HashTable::allocation_size)
-                .sum::<usize>()
+            + self.latest_put.iter().map(Table::heap_bytes).sum::<usize>()
     }
 
     /// The most keys any one shard holds (how evenly the hash spreads them).
     pub fn shard_len_max(&self) -> usize {
-        self.latest_put
-            .iter()
-            .map(HashTable::len)
-            .max()
-            .unwrap_or(0)
+        self.latest_put.iter().map(Table::len).max().unwrap_or(0)
     }
-}
-
-/// A key's latest applied put, with part of the key's hash: growing a table rehashes from
-/// the tag alone, and a lookup reads a key back from the log only when the tags match
-/// (reading keys back for every rehash was a third of a follower's time at 50,000 puts/s,
-/// each read a cache miss or two in a log of tens of megabytes).
-#[derive(Clone, Copy, Debug)]
-struct LatestPut {
-    index: u32,
-    tag: u32,
 }
 
 /// The part of the hash kept with each put: the low 32 bits, which the shard does not use.
 fn tag(hash: u64) -> u32 {
     hash as u32
-}
-
-/// The hash a shard's table sees: the tag in both halves, so the bucket (low bits) and
-/// hashbrown's 7-bit slot tag (top bits) both come from it.
-fn table_hash(tag: u32) -> u64 {
-    (u64::from(tag) << 32) | u64::from(tag)
 }
 
 fn shard(hash: u64) -> usize {
@@ -271,5 +280,32 @@ mod tests {
         // Binomial spread: the fullest of 256 shards holds about 130 at an average of 100.
         let fullest = kv.shard_len_max();
         assert!(fullest < 2 * per_shard, "a shard holds {fullest} keys");
+    }
+
+    #[test]
+    fn a_batch_applies_like_one_entry_at_a_time() {
+        let mut log = Puts::default();
+        for i in 0..200 {
+            if i % 17 == 0 {
+                log.noop();
+            } else {
+                log.put(&format!("k{}", i % 40), &format!("v{i}"));
+            }
+        }
+        let mut one_by_one = KvStore::new();
+        for i in 1..=200 {
+            one_by_one.apply(&log, LogIndex(i));
+        }
+        let mut batched = KvStore::new();
+        // Batches longer and shorter than the prefetch distance, and an empty one.
+        for (first, last) in [(1, 2), (3, 3), (4, 3), (4, 90), (91, 93), (94, 200)] {
+            batched.apply_range(&log, LogIndex(first), LogIndex(last));
+        }
+        assert_eq!(batched.len(), one_by_one.len());
+        for k in 0..41 {
+            let key = format!("k{k}");
+            assert_eq!(batched.get(&log, &key), one_by_one.get(&log, &key), "{key}");
+        }
+        assert_eq!(batched.get(&log, "k1"), "v161");
     }
 }
