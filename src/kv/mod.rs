@@ -84,8 +84,8 @@ impl KvStore {
     /// Applies the entry at `index` of `log`: a put becomes its key's value; a no-op
     /// changes nothing.
     pub fn apply(&mut self, log: &impl PutLog, index: LogIndex) {
-        if let Some(hash) = self.hash_at(log, index) {
-            self.apply_hashed(log, index, hash);
+        if let Some(key) = self.hashed_key(log, index) {
+            self.apply_hashed(log, index, key);
         }
     }
 
@@ -100,40 +100,44 @@ impl KvStore {
         let at = |k: usize| LogIndex(first.0 + k as u64);
         let mut ahead = [None; PREFETCH_AHEAD];
         for (k, slot) in ahead.iter_mut().enumerate().take(count) {
-            *slot = self.hash_at(log, at(k));
+            *slot = self.hashed_key(log, at(k));
             self.prefetch(*slot);
         }
         for k in 0..count {
-            let hash = ahead[k % PREFETCH_AHEAD];
+            let key = ahead[k % PREFETCH_AHEAD];
             if k + PREFETCH_AHEAD < count {
-                let next = self.hash_at(log, at(k + PREFETCH_AHEAD));
+                let next = self.hashed_key(log, at(k + PREFETCH_AHEAD));
                 ahead[k % PREFETCH_AHEAD] = next;
                 self.prefetch(next);
             }
-            if let Some(hash) = hash {
-                self.apply_hashed(log, at(k), hash);
+            if let Some(key) = key {
+                self.apply_hashed(log, at(k), key);
             }
         }
     }
 
-    /// The hash of the key of the put at `index`; `None` for a no-op.
-    fn hash_at(&self, log: &impl PutLog, index: LogIndex) -> Option<u64> {
-        log.put_at(index).map(|(key, _)| self.hasher.hash_one(key))
+    /// The key of the put at `index` and its hash; `None` for a no-op.
+    fn hashed_key<'log>(
+        &self,
+        log: &'log impl PutLog,
+        index: LogIndex,
+    ) -> Option<(&'log str, u64)> {
+        log.put_at(index)
+            .map(|(key, _)| (key, self.hasher.hash_one(key)))
     }
 
-    fn prefetch(&self, hash: Option<u64>) {
-        if let Some(hash) = hash {
+    fn prefetch(&self, key: Option<(&str, u64)>) {
+        if let Some((_, hash)) = key {
             self.latest_put[shard(hash)].prefetch(tag(hash));
         }
     }
 
-    /// Applies the put at `index`, whose key hashes to `hash`.
-    fn apply_hashed(&mut self, log: &impl PutLog, index: LogIndex, hash: u64) {
+    /// Applies the put at `index`, whose key (read once, with its hash) is `key`.
+    fn apply_hashed(&mut self, log: &impl PutLog, index: LogIndex, (key, hash): (&str, u64)) {
         assert!(
             index.0 <= APPLIED_INDEX_MAX,
             "log index past the store's reach"
         );
-        let key = put(log, index.0 as u32).0;
         let latest = LatestPut {
             index: index.0 as u32,
             tag: tag(hash),

@@ -109,23 +109,15 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
     let r = &e.reply_latency_s;
     let _ = writeln!(
         out,
-        "Reply latency p50/p90/p99/p99.9/max: {}/{}/{}/{}/{} ms ({} replies)",
-        ms(r.p50),
-        ms(r.p90),
-        ms(r.p99),
-        ms(r.p999),
-        ms(r.max),
+        "Reply latency p50/p90/p99/p99.9/max: {} ms ({} replies)",
+        ms_each(&[r.p50, r.p90, r.p99, r.p999, r.max]),
         r.count
     );
     let p = &e.op_latency_s;
     let _ = writeln!(
         out,
-        "Operation latency (first attempt to ok) p50/p90/p99/p99.9/max: {}/{}/{}/{}/{} ms ({} ops)",
-        ms(p.p50),
-        ms(p.p90),
-        ms(p.p99),
-        ms(p.p999),
-        ms(p.max),
+        "Operation latency (first attempt to ok) p50/p90/p99/p99.9/max: {} ms ({} ops)",
+        ms_each(&[p.p50, p.p90, p.p99, p.p999, p.max]),
         p.count
     );
     let _ = writeln!(
@@ -244,10 +236,8 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
     let late = &e.request_lateness_s;
     let _ = writeln!(
         out,
-        "Request start lateness (schedule to creation) p50/p99/max: {}/{}/{} ms",
-        ms(late.p50),
-        ms(late.p99),
-        ms(late.max)
+        "Request start lateness (schedule to creation) p50/p99/max: {} ms",
+        ms_each(&[late.p50, late.p99, late.max])
     );
     let per_call = |datagrams: u64, calls: u64| {
         if calls > 0 {
@@ -275,6 +265,11 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Seconds as milliseconds, slash-separated (`0.413/0.715/36.576`).
+fn ms_each(seconds: &[f64]) -> String {
+    seconds.iter().map(|&s| ms(s)).collect::<Vec<_>>().join("/")
 }
 
 fn ms(s: f64) -> String {
