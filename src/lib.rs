@@ -9,6 +9,7 @@ pub mod id;
 pub mod inline_str;
 pub mod kv;
 pub mod linearizability;
+pub mod prefetch;
 pub mod raft;
 pub mod replica_args;
 pub mod sim;

@@ -28,6 +28,19 @@ use table::{LatestPut, Table};
 pub trait PutLog {
     /// The key and value of the put at `index`; `None` for a no-op or past the end.
     fn put_at(&self, index: LogIndex) -> Option<(&str, &str)>;
+
+    /// The key of the put at `index` (what a lookup compares); `None` as for `put_at`.
+    fn key_at(&self, index: LogIndex) -> Option<&str> {
+        self.put_at(index).map(|(key, _)| key)
+    }
+
+    /// A hint that the entry at `index` will soon be read: start loading where the log
+    /// keeps its place. Changes nothing; any index is allowed.
+    fn prefetch_entry(&self, _index: LogIndex) {}
+
+    /// A hint that the key of the entry at `index` will soon be read: start loading its
+    /// bytes. May read the entry's place (hinted earlier by `prefetch_entry`).
+    fn prefetch_key(&self, _index: LogIndex) {}
 }
 
 /// The largest log index the store can refer to (slots are `u32` to halve the table).
@@ -43,8 +56,19 @@ pub const SHARDS: usize = 256;
 const SHARD_SLOTS_AT_START: usize = 16;
 /// Where in the hash the shard is taken from: above the 32 bits kept as the tag.
 const SHARD_SHIFT: u32 = 32;
-/// How many entries ahead of the one being applied a batch prefetches table slots.
+/// Entries between the stages of a batch apply's prefetching (`KvStore::apply_range`).
 const PREFETCH_AHEAD: usize = 4;
+/// Entries whose stages are in flight at once, rounded up to a power of two.
+const AHEAD_RING: usize = (3 * PREFETCH_AHEAD + 1).next_power_of_two();
+
+/// An entry of a batch on its way to being applied: its key and hash, and once its table
+/// slot has been read, the index of the put that slot names.
+#[derive(Clone, Copy)]
+struct Ahead<'log> {
+    key: &'log str,
+    hash: u64,
+    latest: Option<u32>,
+}
 
 /// Every method that takes a `log` must be given the same log, holding every index
 /// applied so far (applied entries are committed, so the log never loses them).
@@ -77,7 +101,7 @@ impl KvStore {
     pub fn get<'log>(&self, log: &'log impl PutLog, key: &str) -> &'log str {
         let hash = self.hasher.hash_one(key);
         self.latest_put[shard(hash)]
-            .find(tag(hash), |index| put(log, index).0 == key)
+            .find(tag(hash), |index| key_at(log, index) == key)
             .map_or("", |p| put(log, p.index).1)
     }
 
@@ -90,28 +114,50 @@ impl KvStore {
     }
 
     /// Applies the entries `first..=last` of `log`, in order. The same as applying each,
-    /// but the table slot of each entry a few ahead is prefetched while the current one
-    /// is applied, so that the cache misses of a batch overlap instead of queuing.
+    /// but each entry's reads are prefetched in a chain of stages a few entries apart,
+    /// so that the cache misses of a batch overlap instead of queuing: first the table
+    /// slot of its key; then, from that slot, the place in the log of the put it names
+    /// (the key's latest put so far); then that put's key bytes, which the apply compares
+    /// with its own key. In a follower under load half the puts overwrite a key, and that
+    /// comparison read back from an old part of the log was its largest cost.
     pub fn apply_range(&mut self, log: &impl PutLog, first: LogIndex, last: LogIndex) {
         if first > last {
             return;
         }
         let count = (last.0 - first.0 + 1) as usize;
         let at = |k: usize| LogIndex(first.0 + k as u64);
-        let mut ahead = [None; PREFETCH_AHEAD];
-        for (k, slot) in ahead.iter_mut().enumerate().take(count) {
-            *slot = self.hashed_key(log, at(k));
-            self.prefetch(*slot);
-        }
-        for k in 0..count {
-            let key = ahead[k % PREFETCH_AHEAD];
-            if k + PREFETCH_AHEAD < count {
-                let next = self.hashed_key(log, at(k + PREFETCH_AHEAD));
-                ahead[k % PREFETCH_AHEAD] = next;
-                self.prefetch(next);
+        let stage =
+            |t: usize, stage: usize| t.checked_sub(stage * PREFETCH_AHEAD).filter(|&k| k < count);
+        let mut ring: [Option<Ahead>; AHEAD_RING] = [None; AHEAD_RING];
+        for t in 0..count + 3 * PREFETCH_AHEAD {
+            if let Some(k) = stage(t, 0) {
+                let ahead = self.hashed_key(log, at(k)).map(|(key, hash)| Ahead {
+                    key,
+                    hash,
+                    latest: None,
+                });
+                if let Some(a) = ahead {
+                    self.latest_put[shard(a.hash)].prefetch(tag(a.hash));
+                }
+                ring[k % AHEAD_RING] = ahead;
             }
-            if let Some(key) = key {
-                self.apply_hashed(log, at(k), key);
+            if let Some(k) = stage(t, 1)
+                && let Some(a) = ring[k % AHEAD_RING].as_mut()
+            {
+                a.latest = self.latest_put[shard(a.hash)].first_with_tag(tag(a.hash));
+                if let Some(index) = a.latest {
+                    log.prefetch_entry(LogIndex(u64::from(index)));
+                }
+            }
+            if let Some(k) = stage(t, 2)
+                && let Some(index) = ring[k % AHEAD_RING].and_then(|a| a.latest)
+            {
+                log.prefetch_key(LogIndex(u64::from(index)));
+            }
+            if let Some(k) = stage(t, 3)
+                && let Some(a) = ring[k % AHEAD_RING]
+            {
+                self.apply_hashed(log, at(k), (a.key, a.hash));
             }
         }
     }
@@ -126,12 +172,6 @@ impl KvStore {
             .map(|(key, _)| (key, self.hasher.hash_one(key)))
     }
 
-    fn prefetch(&self, key: Option<(&str, u64)>) {
-        if let Some((_, hash)) = key {
-            self.latest_put[shard(hash)].prefetch(tag(hash));
-        }
-    }
-
     /// Applies the put at `index`, whose key (read once, with its hash) is `key`.
     fn apply_hashed(&mut self, log: &impl PutLog, index: LogIndex, (key, hash): (&str, u64)) {
         assert!(
@@ -142,7 +182,7 @@ impl KvStore {
             index: index.0 as u32,
             tag: tag(hash),
         };
-        self.latest_put[shard(hash)].upsert(latest, |other| put(log, other).0 == key);
+        self.latest_put[shard(hash)].upsert(latest, |other| key_at(log, other) == key);
     }
 
     /// Keys written.
@@ -173,6 +213,12 @@ fn tag(hash: u64) -> u32 {
 
 fn shard(hash: u64) -> usize {
     (hash >> SHARD_SHIFT) as usize & (SHARDS - 1)
+}
+
+/// The key of the put a slot of the table names.
+fn key_at(log: &impl PutLog, index: u32) -> &str {
+    log.key_at(LogIndex(u64::from(index)))
+        .expect("the store refers only to applied puts, which stay in the log")
 }
 
 /// The put a slot of the table names. Only applied puts are ever stored, so it exists.
@@ -311,5 +357,49 @@ mod tests {
             assert_eq!(batched.get(&log, &key), one_by_one.get(&log, &key), "{key}");
         }
         assert_eq!(batched.get(&log, "k1"), "v161");
+    }
+
+    /// The same with the replica's own log, whose prefetch hints are real: batches of
+    /// every length around the prefetch stages, keys repeated within a batch, overwrites
+    /// of keys applied long before, and shards growing in the middle of a batch.
+    #[test]
+    fn a_batch_from_the_log_applies_like_one_entry_at_a_time() {
+        use crate::raft::log::Log;
+        use crate::raft::message::{CommandRef, EntryRef, Term};
+        let mut log = Log::new();
+        for i in 0..6_000u64 {
+            let key = format!("k{}", (i * 7919) % 2_500);
+            let value = format!("v{i}");
+            let command = if i % 97 == 0 {
+                CommandRef::Noop
+            } else {
+                CommandRef::Put {
+                    key: &key,
+                    value: &value,
+                }
+            };
+            log.append(EntryRef {
+                term: Term(1),
+                command,
+            });
+        }
+        let mut one_by_one = KvStore::new();
+        for i in 1..=6_000 {
+            one_by_one.apply(&log, LogIndex(i));
+        }
+        let mut batched = KvStore::new();
+        let (mut first, mut len) = (1, 0);
+        while first <= 6_000 {
+            let last = (first + len).min(6_000);
+            batched.apply_range(&log, LogIndex(first), LogIndex(last));
+            first = last + 1;
+            len = (len + 1) % 40;
+        }
+        assert_eq!(batched.len(), one_by_one.len());
+        assert_eq!(batched.len(), 2_500);
+        for k in 0..2_501 {
+            let key = format!("k{k}");
+            assert_eq!(batched.get(&log, &key), one_by_one.get(&log, &key), "{key}");
+        }
     }
 }

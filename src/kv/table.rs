@@ -8,6 +8,8 @@
 //! slot's address is known before the lookup, so a batch of applies prefetches the slots
 //! of the entries ahead of it ([`Table::prefetch`]).
 
+use crate::prefetch::prefetch_read;
+
 /// A key's latest applied put: its log index and 32 bits of its key's hash. The tag's low
 /// bits place it in the table, so growing needs no keys; all of it filters candidates, so
 /// a lookup reads a key back from the log only on a tag match.
@@ -50,16 +52,13 @@ impl Table {
 
     /// Asks the CPU to start loading the slot where a probe for `tag` begins.
     pub fn prefetch(&self, tag: u32) {
-        let slot: *const LatestPut = &self.slots[self.home(tag)];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch only hints the cache; it never faults, and the pointer is to
-        // a slot of this table anyway.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(slot.cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
+        prefetch_read(&self.slots[self.home(tag)]);
+    }
+
+    /// The log index of the first put with `tag` on its probe: the key's latest put, but
+    /// for the rare other key with the same tag. For prefetching what a lookup will read.
+    pub fn first_with_tag(&self, tag: u32) -> Option<u32> {
+        self.find(tag, |_| true).map(|put| put.index)
     }
 
     /// The put with `tag` whose key `is_key` accepts (given its log index).

@@ -8,6 +8,7 @@
 //! [`EntryRef`]s borrowing the log, one at a time ([`Log::get`]) or as a [`LogSlice`].
 
 use crate::kv::PutLog;
+use crate::prefetch::prefetch_read;
 use crate::raft::message::{CommandRef, EntryRef, EntrySpan, LogIndex, Term};
 
 /// `Slot::key_len` of a no-op. No key reaches this length: a key arrives in one datagram.
@@ -252,6 +253,26 @@ impl PutLog for Log {
             CommandRef::Noop => None,
         }
     }
+
+    fn key_at(&self, index: LogIndex) -> Option<&str> {
+        let Slot { start, key_len } = *self.slots.get(Self::offset(index)?)?;
+        let start = start as usize;
+        (key_len != NOOP_KEY_LEN).then(|| &self.text[start..start + key_len as usize])
+    }
+
+    fn prefetch_entry(&self, index: LogIndex) {
+        if let Some(slot) = Self::offset(index).and_then(|o| self.slots.get(o)) {
+            prefetch_read(slot);
+        }
+    }
+
+    fn prefetch_key(&self, index: LogIndex) {
+        if let Some(&Slot { start, .. }) = Self::offset(index).and_then(|o| self.slots.get(o))
+            && let Some(byte) = self.text.as_bytes().get(start as usize)
+        {
+            prefetch_read(byte);
+        }
+    }
 }
 
 /// A run of consecutive entries of a [`Log`], borrowed: what an append carries, read
@@ -362,6 +383,33 @@ mod tests {
 
     fn all(log: &Log) -> Vec<EntryRef<'_>> {
         log.entries().into_iter().collect()
+    }
+
+    #[test]
+    fn the_state_machine_reads_keys_as_puts_hold_them() {
+        let mut log = Log::new();
+        for entry in [
+            put(1, "a", "1"),
+            noop(2),
+            put(2, "", "x"),
+            put(3, "key", ""),
+        ] {
+            log.append(entry);
+        }
+        for i in 0..=6 {
+            let index = LogIndex(i);
+            assert_eq!(
+                log.key_at(index),
+                log.put_at(index).map(|(key, _)| key),
+                "index {i}"
+            );
+            // Hints only: any index, in the log or not, is fine.
+            log.prefetch_entry(index);
+            log.prefetch_key(index);
+        }
+        assert_eq!(log.key_at(LogIndex(4)), Some("key"));
+        assert_eq!(log.key_at(LogIndex(2)), None);
+        assert_eq!(log.key_at(LogIndex(5)), None);
     }
 
     #[test]
