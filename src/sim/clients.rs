@@ -86,9 +86,9 @@ struct Client {
     id: NodeId,
     /// The leader as last told (a replica index), `None` when unknown.
     leader: Option<usize>,
-    /// key -> last acknowledged value (classic `items`), plus the keys in insertion order
-    /// for uniform choice.
-    items: AHashMap<u32, u32>,
+    /// The keys this client has an acknowledged put of, in the order of the first, for
+    /// uniform choice (the classic `items`' keys; their values are in
+    /// `Clients::acked_values`). Per-client keys only.
     item_keys: Vec<u32>,
 }
 
@@ -97,6 +97,11 @@ pub struct Clients {
     replicas: usize,
     clients: Vec<Client>,
     pub keys: Vec<String>,
+    /// Per key, the value of its owner's last acknowledged put (0: none yet), for the
+    /// classic check of a get. Per-client keys only: each has one owner, so a vector
+    /// indexed by key does what a map per client did, without a hash insert per put (1.6%
+    /// of the machine's time at 50,000 puts/s).
+    acked_values: Vec<u32>,
     /// Value ids: 0 is "" (a get of a missing key); ours carry their id (`ids::new_value`).
     pub values: Vec<String>,
     /// Values a replica returned that we never wrote, so that each keeps one id.
@@ -135,7 +140,6 @@ impl Clients {
             .map(|i| Client {
                 id: NodeId((replicas + 16 + i) as u16),
                 leader: None,
-                items: AHashMap::new(),
                 item_keys: Vec::new(),
             })
             .collect();
@@ -154,6 +158,7 @@ impl Clients {
             mode,
             replicas,
             clients,
+            acked_values: Vec::with_capacity(keys.capacity()),
             keys,
             values,
             foreign_values: AHashMap::new(),
@@ -194,7 +199,7 @@ impl Clients {
 
     /// Were any puts acknowledged? (The classic `no_state` check.)
     pub fn stored_items(&self) -> usize {
-        self.clients.iter().map(|c| c.items.len()).sum()
+        self.clients.iter().map(|c| c.item_keys.len()).sum()
     }
 
     /// The id of a value a get returned. Ours name theirs, but only a full match proves it.
@@ -248,6 +253,7 @@ impl Clients {
     fn fresh_key(&mut self) -> u32 {
         let k = random_string(&mut self.rng, KEY_LEN, MID_CHARS);
         self.keys.push(k);
+        self.acked_values.push(0);
         (self.keys.len() - 1) as u32
     }
 
@@ -453,9 +459,7 @@ impl Clients {
             let op = &mut self.history[hist];
             op.acked = true;
             op.value = value;
-            if self.mode == KeyMode::PerClient
-                && self.clients[c].items.get(&req.key) != Some(&value)
-            {
+            if self.mode == KeyMode::PerClient && self.acked_values[req.key as usize] != value {
                 warn.raw("client received an incorrect value for a key", raw);
                 stats.incorrect += 1;
                 // The classic check cannot know that a put this client never got an `ok`
@@ -474,9 +478,12 @@ impl Clients {
         } else {
             self.put_oks += 1;
             self.history[hist].acked = true;
-            let client = &mut self.clients[c];
-            if client.items.insert(req.key, req.value).is_none() {
-                client.item_keys.push(req.key);
+            if self.mode == KeyMode::PerClient {
+                let acked = &mut self.acked_values[req.key as usize];
+                if *acked == 0 {
+                    self.clients[c].item_keys.push(req.key);
+                }
+                *acked = req.value;
             }
         }
         None
