@@ -11,7 +11,9 @@
 //!   a follower that only lags (`Config::retransmit_timeout`; the one while a commit or a
 //!   probe waits is not changed);
 //! - `KV_REPLICATION_STALL_TIMEOUT_US=N`: the longest that uncommitted entries wait for the
-//!   chosen followers before more are brought in (`Config::replication_stall_timeout`).
+//!   chosen followers before more are brought in (`Config::replication_stall_timeout`);
+//! - `KV_APPLY_BATCH=N`: committed entries waiting before they are applied unless a read
+//!   comes first (`Config::apply_batch`; 1 applies each as it commits).
 
 use crate::raft::Config;
 use crate::time::Span;
@@ -24,6 +26,7 @@ pub struct Tuning {
     pub coalesce_appends: Option<bool>,
     pub retransmit_timeout_ms: Option<usize>,
     pub replication_stall_timeout_us: Option<usize>,
+    pub apply_batch: Option<usize>,
 }
 
 impl Tuning {
@@ -59,6 +62,7 @@ impl Tuning {
             coalesce_appends: flag("KV_COALESCE_APPENDS")?,
             retransmit_timeout_ms: count("KV_RETRANSMIT_TIMEOUT_MS")?,
             replication_stall_timeout_us: count("KV_REPLICATION_STALL_TIMEOUT_US")?,
+            apply_batch: count("KV_APPLY_BATCH")?,
         })
     }
 
@@ -80,6 +84,9 @@ impl Tuning {
         }
         if let Some(us) = self.replication_stall_timeout_us {
             config.replication_stall_timeout = Span::from_micros(us as u64);
+        }
+        if let Some(n) = self.apply_batch {
+            config.apply_batch = n;
         }
     }
 }
@@ -109,6 +116,7 @@ mod tests {
             ("KV_INFLIGHT_APPENDS_MAX", "2"),
             ("KV_REPLICATE_TO_QUORUM_ONLY", "0"),
             ("KV_COALESCE_APPENDS", "0"),
+            ("KV_APPLY_BATCH", "1"),
         ])
         .unwrap();
         let mut config = Config::new(crate::id::NodeId(0), vec![crate::id::NodeId(1)], 1);
@@ -118,9 +126,10 @@ mod tests {
                 config.append_entries_max,
                 config.inflight_appends_max,
                 config.replicate_to_quorum_only,
-                config.coalesce_appends
+                config.coalesce_appends,
+                config.apply_batch
             ),
-            (1, 2, false, false)
+            (1, 2, false, false, 1)
         );
     }
 
@@ -132,6 +141,7 @@ mod tests {
             ("KV_INFLIGHT_APPENDS_MAX", "-1"),
             ("KV_REPLICATE_TO_QUORUM_ONLY", "yes"),
             ("KV_COALESCE_APPENDS", "2"),
+            ("KV_APPLY_BATCH", "0"),
         ] {
             let error = from(&[(name, value)]).unwrap_err();
             assert!(error.contains(name), "{error}");

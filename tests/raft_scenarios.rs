@@ -196,6 +196,16 @@ fn sends(effects: &[Effect]) -> Vec<(NodeId, OutgoingMessage)> {
         .collect()
 }
 
+/// What `replies` returns for a lone `ok` to get `mid` carrying `value`.
+fn read_ok(mid: &str, value: &str) -> Vec<(String, ReplyKind)> {
+    vec![(
+        mid.to_owned(),
+        ReplyKind::Ok {
+            value: Some(value.into()),
+        },
+    )]
+}
+
 /// The followers sent an append that carries entries.
 fn sent_entries_to(effects: &[Effect]) -> Vec<NodeId> {
     sends(effects)
@@ -235,11 +245,34 @@ fn an_old_term_entry_is_not_committed_by_counting_replicas() {
     s.ack(PEERS[0], 2, sent_at);
     s.ack(PEERS[1], 2, sent_at);
     assert_eq!(s.node.commit_index(), LogIndex(2));
+    let effects = s.request("g1", Operation::Get { key: "a" });
     assert_eq!(
-        s.node.kv_get("a"),
-        "1",
+        replies(&effects),
+        read_ok("g1", "1"),
         "the old entry commits with the no-op"
     );
+}
+
+#[test]
+fn a_read_sees_every_committed_put_though_applying_waits_for_a_batch() {
+    // Committed puts wait to be applied until `apply_batch` of them do; a get in between
+    // (here from the lease) must still see them all.
+    let mut config = Config::new(ME, PEERS.to_vec(), 1);
+    config.apply_batch = 64;
+    let mut s = Script::with_config(config);
+    s.win_election();
+    for (i, value) in ["1", "2", "3"].into_iter().enumerate() {
+        s.request(&format!("p{i}"), Operation::Put { key: "k", value });
+    }
+    let sent_at = s.now;
+    let last = s.node.log().last_index();
+    s.ack(PEERS[0], last.0, sent_at);
+    s.ack(PEERS[1], last.0, sent_at);
+    assert_eq!(s.node.commit_index(), last);
+    assert!(s.node.last_applied() < last, "applying waits for a batch");
+    let effects = s.request("g1", Operation::Get { key: "k" });
+    assert_eq!(replies(&effects), read_ok("g1", "3"));
+    assert_eq!(s.node.last_applied(), last);
 }
 
 #[test]
@@ -352,12 +385,7 @@ fn a_get_waits_for_a_read_round_once_the_lease_has_expired() {
     let effects = s.request("g1", Operation::Get { key: "k" });
     assert_eq!(
         replies(&effects),
-        vec![(
-            "g1".to_owned(),
-            ReplyKind::Ok {
-                value: Some("".into())
-            }
-        )],
+        read_ok("g1", ""),
         "inside the lease the leader answers alone"
     );
     // No answers for longer than the lease: a get must not be served from local state.
@@ -379,15 +407,7 @@ fn a_get_waits_for_a_read_round_once_the_lease_has_expired() {
         "one follower is not a majority"
     );
     let effects = s.ack(PEERS[3], 1, round_at);
-    assert_eq!(
-        replies(&effects),
-        vec![(
-            "g2".to_owned(),
-            ReplyKind::Ok {
-                value: Some("".into())
-            }
-        )]
-    );
+    assert_eq!(replies(&effects), read_ok("g2", ""));
 }
 
 #[test]

@@ -15,6 +15,8 @@
 use kvstore::cluster::Cluster;
 use kvstore::cluster::network::NetworkConfig;
 use kvstore::cluster::workload::{Workload, WorkloadConfig};
+use kvstore::id::NodeId;
+use kvstore::raft::Config;
 use kvstore::time::{Span, Time};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -209,7 +211,10 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
             plan.replicas, plan.network, plan.faults
         );
     }
-    let mut cluster = Cluster::new(plan.replicas, seed, |_| {});
+    // Applying at once, in small batches that end anywhere around elections, and in the
+    // default large ones (where most entries are applied only when a get reads).
+    let apply_batch = [1, 3, Config::new(NodeId(0), Vec::new(), 0).apply_batch][seed as usize % 3];
+    let mut cluster = Cluster::new(plan.replicas, seed, |c| c.apply_batch = apply_batch);
     cluster.network = plan.network.clone();
     let mut workload = Workload::new(plan.workload.clone(), seed.wrapping_mul(31), 0x100);
     let mut faults = plan.faults.iter().peekable();

@@ -112,12 +112,14 @@ impl Invariants {
                 commit.0
             ));
         }
-        if node.last_applied() != commit {
+        let applied = node.last_applied();
+        if applied > commit || commit.0 - applied.0 >= node.config().apply_batch as u64 {
             return Err(format!(
-                "{}: applied {} but committed {}",
+                "{}: applied {} but committed {} (applies in batches of {})",
                 node.id(),
-                node.last_applied().0,
-                commit.0
+                applied.0,
+                commit.0,
+                node.config().apply_batch
             ));
         }
         for index in seen.0 + 1..=commit.0 {

@@ -98,7 +98,7 @@ impl Node {
 
     fn serve_get(&mut self, now: Time, client: NodeId, mid: InlineStr, key: &str) {
         if self.can_read_locally(now) {
-            let value = InlineStr::from(self.kv_get(key));
+            let value = self.read_committed(key);
             self.reply(client, mid, ReplyKind::Ok { value: Some(value) });
             return;
         }
@@ -162,7 +162,7 @@ impl Node {
 
     pub(super) fn answer_confirmed_reads(&mut self, now: Time) {
         let quorum = self.config.quorum();
-        let last_applied = self.last_applied;
+        let commit_index = self.commit_index;
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
@@ -174,12 +174,12 @@ impl Node {
         };
         while let Some(leader) = self.leader_state.as_mut() {
             match leader.pending_reads.front() {
-                Some(read) if read.arrived_at <= confirmed && read.read_index <= last_applied => {
+                Some(read) if read.arrived_at <= confirmed && read.read_index <= commit_index => {
                     let read = leader
                         .pending_reads
                         .pop_front()
                         .expect("front was just seen");
-                    let value = InlineStr::from(self.kv_get(&read.key));
+                    let value = self.read_committed(&read.key);
                     self.reply(read.client, read.mid, ReplyKind::Ok { value: Some(value) });
                 }
                 _ => break,

@@ -61,8 +61,9 @@ pub struct Node {
     pub(super) voted_for: Option<NodeId>,
     pub(super) log: Log,
 
-    // Volatile state. Invariant: last_applied == commit_index between inputs (entries
-    // are applied as soon as they commit).
+    // Volatile state. Invariant: last_applied <= commit_index, and fewer than
+    // `config.apply_batch` committed entries wait to be applied between inputs (the state
+    // machine is brought up to commit_index before it is read).
     pub(super) commit_index: LogIndex,
     pub(super) last_applied: LogIndex,
     pub(super) kv: KvStore,
@@ -218,8 +219,9 @@ impl Node {
     pub fn kv(&self) -> &KvStore {
         &self.kv
     }
-    /// The state machine's value for `key` (`""` if never written). The store keeps
-    /// only log indexes, so a read goes through the log.
+    /// The state machine's value for `key` (`""` if never written) as of `last_applied`,
+    /// which may trail `commit_index` (`Config::apply_batch`). The store keeps only log
+    /// indexes, so a read goes through the log.
     pub fn kv_get(&self, key: &str) -> &str {
         self.kv.get(&self.log, key)
     }
@@ -313,22 +315,38 @@ impl Node {
         }
     }
 
-    /// Applies newly committed entries to the state machine, then answers what they
-    /// settle.
+    /// After the commit index moved: applies the committed entries once a batch of them
+    /// waits (`Config::apply_batch`), then answers what the commit settles.
     pub(super) fn apply_committed(&mut self, now: Time) {
         assert!(
             self.commit_index <= self.log.last_index(),
             "commit index past the log"
         );
-        if self.last_applied < self.commit_index {
-            self.kv
-                .apply_range(&self.log, self.last_applied.next(), self.commit_index);
-            self.last_applied = self.commit_index;
+        if self.commit_index.0 - self.last_applied.0 >= self.config.apply_batch as u64 {
+            self.apply_all_committed();
         }
         if self.role == Role::Leader {
             self.answer_committed_puts();
             self.answer_confirmed_reads(now);
         }
+    }
+}
+
+impl Node {
+    /// Applies every committed entry not applied yet.
+    pub(super) fn apply_all_committed(&mut self) {
+        if self.last_applied < self.commit_index {
+            self.kv
+                .apply_range(&self.log, self.last_applied.next(), self.commit_index);
+            self.last_applied = self.commit_index;
+        }
+    }
+
+    /// The value of `key` as of the commit index: the only way the core reads the state
+    /// machine to answer a client, so no answer can see it behind.
+    pub(super) fn read_committed(&mut self, key: &str) -> InlineStr {
+        self.apply_all_committed();
+        InlineStr::from(self.kv.get(&self.log, key))
     }
 }
 
