@@ -239,6 +239,19 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
         "Request start lateness (schedule to creation) p50/p99/max: {} ms",
         ms_each(&[late.p50, late.p99, late.max])
     );
+    let at_s = |(took_us, began_us): (u64, u64)| {
+        format!(
+            "{:.3} ms (at {:.3} s)",
+            took_us as f64 / 1e3,
+            began_us as f64 / 1e6
+        )
+    };
+    let _ = writeln!(
+        out,
+        "kvsim's own loop: longest turn {}, longest oversleep in poll {}",
+        at_s(e.loop_turn_max_us),
+        at_s(e.poll_oversleep_max_us)
+    );
     let per_call = |datagrams: u64, calls: u64| {
         if calls > 0 {
             datagrams as f64 / calls as f64

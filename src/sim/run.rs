@@ -308,6 +308,13 @@ fn set_rcvbuf(sock: &std::net::UdpSocket) {
     }
 }
 
+/// Keeps in `max` the longest `took` seen, with when it began.
+fn record_max(max: &mut (u64, u64), took: u64, began_us: u64) {
+    if took > max.0 {
+        *max = (took, began_us);
+    }
+}
+
 impl Sim<'_> {
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
@@ -365,6 +372,7 @@ impl Sim<'_> {
         let mut events = Events::with_capacity(64);
         let mut batch = RecvBatch::new(RECV_BATCH_DATAGRAMS);
         let mut next_exit_check_us = 0;
+        let mut turn_began_us = self.now_us();
         loop {
             let now = self.now_us();
             if now >= end_us || self.living_list.is_empty() {
@@ -394,8 +402,24 @@ impl Sim<'_> {
                 .min(self.requests.next_due_us().unwrap_or(end_us))
                 .min(end_us)
                 .min(next_exit_check_us);
-            let wait = Duration::from_micros(next.saturating_sub(self.now_us()));
-            match self.poll.poll(&mut events, Some(wait)) {
+            let poll_began_us = self.now_us();
+            let wait_us = next.saturating_sub(poll_began_us);
+            let polled = self
+                .poll
+                .poll(&mut events, Some(Duration::from_micros(wait_us)));
+            let poll_ended_us = self.now_us();
+            record_max(
+                &mut self.extra.loop_turn_max_us,
+                poll_began_us - turn_began_us,
+                turn_began_us,
+            );
+            record_max(
+                &mut self.extra.poll_oversleep_max_us,
+                (poll_ended_us - poll_began_us).saturating_sub(wait_us),
+                poll_began_us,
+            );
+            turn_began_us = poll_ended_us;
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

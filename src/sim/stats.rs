@@ -169,6 +169,13 @@ pub struct Extra {
     pub send_us_per_sent_datagram: f64,
     pub packet_storm: bool,
     pub wall_s: f64,
+    /// The longest turn of kvsim's loop outside `poll` (receiving, routing, creating
+    /// requests, sending), and the longest `poll` slept past the wait it was given, each
+    /// as (µs, µs into the run when it began). A stalled simulator shows as lateness and
+    /// latency everywhere; these say whether it was busy or asleep (`poll` rounds its wait
+    /// up to whole milliseconds, so up to 1 ms of oversleep is its own).
+    pub loop_turn_max_us: (u64, u64),
+    pub poll_oversleep_max_us: (u64, u64),
 }
 
 #[cfg(test)]
