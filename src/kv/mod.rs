@@ -168,8 +168,8 @@ impl KvStore {
         log: &'log impl PutLog,
         index: LogIndex,
     ) -> Option<(&'log str, u64)> {
-        log.put_at(index)
-            .map(|(key, _)| (key, self.hasher.hash_one(key)))
+        log.key_at(index)
+            .map(|key| (key, self.hasher.hash_one(key)))
     }
 
     /// Applies the put at `index`, whose key (read once, with its hash) is `key`.

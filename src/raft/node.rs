@@ -219,12 +219,6 @@ impl Node {
     pub fn kv(&self) -> &KvStore {
         &self.kv
     }
-    /// The state machine's value for `key` (`""` if never written) as of `last_applied`,
-    /// which may trail `commit_index` (`Config::apply_batch`). The store keeps only log
-    /// indexes, so a read goes through the log.
-    pub fn kv_get(&self, key: &str) -> &str {
-        self.kv.get(&self.log, key)
-    }
     /// The entries an `AppendEntries` effect names, for encoding without copying.
     pub fn log_entries(&self, span: EntrySpan) -> LogSlice<'_> {
         self.log.span(span)
@@ -330,11 +324,9 @@ impl Node {
             self.answer_confirmed_reads(now);
         }
     }
-}
 
-impl Node {
     /// Applies every committed entry not applied yet.
-    pub(super) fn apply_all_committed(&mut self) {
+    fn apply_all_committed(&mut self) {
         if self.last_applied < self.commit_index {
             self.kv
                 .apply_range(&self.log, self.last_applied.next(), self.commit_index);
