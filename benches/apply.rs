@@ -10,11 +10,11 @@
 //!     cargo bench --bench apply
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kvstore::kv::KvStore;
-use kvstore::raft::log::Log;
-use kvstore::raft::message::{CommandRef, EntryRef, LogIndex, Term};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use replica::kv::KvStore;
+use replica::raft::log::Log;
+use replica::raft::message::{CommandRef, EntryRef, LogIndex, Term};
 
 const KEYS: u64 = 250_000;
 /// Overwrites in the log after the first put of every key.

@@ -13,9 +13,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kvstore::codec::{Body, Datagram, Decoder, encode, encode_raft};
-use kvstore::id::NodeId;
-use kvstore::raft::{
+use datagram::NodeId;
+use replica::codec::{Body, Datagram, Decoder, encode, encode_raft};
+use replica::raft::{
     AppendEntries, AsEntryRef, Command, CommandRef, Entry, Log, LogIndex, Message, Term,
 };
 use serde::de::{self, SeqAccess, Visitor};

@@ -10,12 +10,12 @@
 //!     cargo bench --bench commit
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kvstore::id::NodeId;
-use kvstore::raft::{
+use datagram::NodeId;
+use replica::raft::{
     ClientRequest, Config, Effect, EntryRef, Message, Node, Operation, OutgoingMessage, ReplyKind,
     Role, Timer,
 };
-use kvstore::time::{Span, Time};
+use replica::time::{Span, Time};
 use std::collections::VecDeque;
 use std::hint::black_box;
 

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kvstore::sim::procs::Output;
-use kvstore::sim::run::{Options, run};
-use kvstore::sim::{Config, checker, find_configs};
+use kvsim::procs::Output;
+use kvsim::run::{Options, run};
+use kvsim::{Config, checker, find_configs};
 
 fn kvsim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kvsim"))

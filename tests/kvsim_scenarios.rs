@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use kvstore::sim::procs::Output;
-use kvstore::sim::run::{Options, Outcome, run};
-use kvstore::sim::{Config, checker};
+use kvsim::procs::Output;
+use kvsim::run::{Options, Outcome, run};
+use kvsim::{Config, checker};
 
 fn options() -> Options {
     Options {

@@ -1,13 +1,13 @@
 //! The replica: `3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]`.
 //! Parses its arguments and hands over to the event loop.
 
-use kvstore::replica_args::{self, USAGE_EXIT_STATUS};
-use kvstore::tuning::Tuning;
+use replica::args::{self, USAGE_EXIT_STATUS};
+use replica::tuning::Tuning;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
-    let mut args = match replica_args::parse(std::env::args_os().skip(1)) {
+    let mut args = match args::parse(std::env::args_os().skip(1)) {
         Ok(args) => args,
         Err(error) => {
             eprintln!("{}", error.usage_line());
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let seed = mix(u64::from(args.id.0) ^ (u64::from(std::process::id()) << 16) ^ clock_ns);
-    match kvstore::event_loop::run(&args, seed) {
+    match replica::event_loop::run(&args, seed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{}: {error}", args.id);

@@ -1,5 +1,5 @@
 //! `kvsim`: run one scenario (`kvsim configs/classic/simple-1.json`) or every scenario in a
-//! directory (`kvsim all`). See `kvstore::sim` for what it does.
+//! directory (`kvsim all`). See `kvsim` for what it does.
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use kvstore::sim::procs::Output;
-use kvstore::sim::report::{self, Row};
-use kvstore::sim::{self, Config, Options, checker};
+use kvsim::procs::Output;
+use kvsim::report::{self, Row};
+use kvsim::{Config, Options, checker};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -139,9 +139,9 @@ fn run_one(args: &Args, opts: &Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let seed = sim::pick_seed(&cfg, opts);
+    let seed = kvsim::pick_seed(&cfg, opts);
     println!("kvsim: scenario {} with seed {seed}", cfg.name);
-    let outcome = match sim::run::run(&cfg, opts, seed) {
+    let outcome = match kvsim::run::run(&cfg, opts, seed) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("kvsim: {e}");
@@ -166,7 +166,7 @@ fn run_one(args: &Args, opts: &Options) -> ExitCode {
 }
 
 fn run_all(args: &Args, opts: &Options) -> ExitCode {
-    let paths = match sim::find_configs(&args.config_dir) {
+    let paths = match kvsim::find_configs(&args.config_dir) {
         Ok(p) if !p.is_empty() => p,
         Ok(_) => {
             eprintln!(
@@ -216,14 +216,14 @@ fn run_all(args: &Args, opts: &Options) -> ExitCode {
     );
     let mut rows = Vec::new();
     for (k, cfg) in configs.iter().enumerate() {
-        let seed = sim::pick_seed(cfg, opts);
+        let seed = kvsim::pick_seed(cfg, opts);
         bar.set_message(format!(
             "{} ({:.0} s, seed {seed})",
             cfg.name,
             cfg.total_s()
         ));
         let outcome = bar
-            .suspend(|| sim::run::run(cfg, opts, seed))
+            .suspend(|| kvsim::run::run(cfg, opts, seed))
             .map_err(|e| e.to_string());
         let line = match &outcome {
             Ok(o) if o.passed => {

@@ -1,0 +1,289 @@
+//! The safety properties of Raft (Figure 3 of the paper), checked after every event.
+//!
+//! Cheap enough to run after every step: each replica's log is mirrored as
+//! `(term, prefix hash)` per index, updated only where the log changed (logs only change
+//! at the tail), so two logs compare in O(1) at any index.
+
+use crate::{ClientOp, ReplyRecord};
+use replica::raft::{CommandRef, EntryRef, EntrySpan, LogIndex, Node, ReplyKind, Role, Term};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Mirrored {
+    term: Term,
+    entry_hash: u64,
+    prefix_hash: u64,
+}
+
+pub struct Invariants {
+    /// Per replica: its log as last seen.
+    mirrors: Vec<Vec<Mirrored>>,
+    /// Per replica: the commit index last seen (commit indexes never go down).
+    commit_seen: Vec<LogIndex>,
+    /// The log prefix known committed, as agreed by every replica that committed it.
+    committed: Vec<Mirrored>,
+    /// For each committed entry, the term of the replica that first committed it: an
+    /// entry first commits at its leader, so this is the committing term. Non-decreasing
+    /// along the log (committing an entry commits all before it).
+    committed_in_term: Vec<Term>,
+    leaders_by_term: BTreeMap<Term, usize>,
+    /// Per replica: the term it leads, if it does.
+    leading: Vec<Option<Term>>,
+    /// Puts acknowledged to clients, by log position.
+    acked_puts: Vec<(LogIndex, Term)>,
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    // SplitMix64 finaliser over the pair: a cheap, well-spread hash.
+    let mut z = a ^ b.rotate_left(29) ^ 0x9E37_79B9_7F4A_7C15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(8)
+        .fold(mix(seed, bytes.len() as u64), |h, chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            mix(h, u64::from_le_bytes(word))
+        })
+}
+
+fn entry_hash(entry: EntryRef<'_>) -> u64 {
+    match entry.command {
+        CommandRef::Noop => mix(entry.term.0, 1),
+        CommandRef::Put { key, value } => hash_bytes(
+            hash_bytes(mix(entry.term.0, 2), key.as_bytes()),
+            value.as_bytes(),
+        ),
+    }
+}
+
+impl Invariants {
+    pub fn new(n: usize) -> Invariants {
+        Invariants {
+            mirrors: vec![Vec::new(); n],
+            commit_seen: vec![LogIndex(0); n],
+            committed: Vec::new(),
+            committed_in_term: Vec::new(),
+            leaders_by_term: BTreeMap::new(),
+            leading: vec![None; n],
+            acked_puts: Vec::new(),
+        }
+    }
+
+    /// Checks every property that an event at replica `stepped` could have broken.
+    pub fn check_after_step(&mut self, nodes: &[&Node], stepped: usize) -> Result<(), String> {
+        self.refresh_mirror(nodes[stepped], stepped);
+        let node = nodes[stepped];
+
+        // Election safety: at most one leader per term.
+        if node.role() == Role::Leader {
+            let first = *self.leaders_by_term.entry(node.term()).or_insert(stepped);
+            if first != stepped {
+                return Err(format!(
+                    "election safety: {} and {} both lead term {}",
+                    nodes[first].id(),
+                    node.id(),
+                    node.term().0
+                ));
+            }
+        }
+
+        // Log matching: if two logs hold an entry with the same index and term, the logs
+        // are identical up to it. Only the stepped replica's log changed.
+        for (other, _) in nodes.iter().enumerate() {
+            if other != stepped {
+                self.check_log_matching(nodes, stepped, other)?;
+            }
+        }
+
+        // State machine safety: what a replica has committed (hence applied) agrees with
+        // what every other replica committed at the same index.
+        let commit = node.commit_index();
+        let seen = self.commit_seen[stepped];
+        if commit < seen {
+            return Err(format!(
+                "{}: commit index went down from {} to {}",
+                node.id(),
+                seen.0,
+                commit.0
+            ));
+        }
+        let applied = node.last_applied();
+        if applied > commit || commit.0 - applied.0 >= node.config().apply_batch as u64 {
+            return Err(format!(
+                "{}: applied {} but committed {} (applies in batches of {})",
+                node.id(),
+                applied.0,
+                commit.0,
+                node.config().apply_batch
+            ));
+        }
+        for index in seen.0 + 1..=commit.0 {
+            let mine = self.mirrors[stepped][(index - 1) as usize];
+            match self.committed.get((index - 1) as usize) {
+                Some(agreed) if agreed.prefix_hash != mine.prefix_hash => {
+                    return Err(format!(
+                        "state machine safety: {} committed a different entry at {} (term {} vs {})",
+                        node.id(),
+                        index,
+                        mine.term.0,
+                        agreed.term.0
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.committed.push(mine);
+                    self.committed_in_term.push(node.term());
+                }
+            }
+        }
+        self.commit_seen[stepped] = commit;
+
+        // Leader completeness: a new leader holds every entry committed in an earlier term.
+        // (Not every entry committed so far: a candidate frozen with the votes of an old
+        // term can still win that term after later terms committed more.)
+        let leading = (node.role() == Role::Leader).then(|| node.term());
+        if leading.is_some()
+            && self.leading[stepped] != leading
+            && !self.holds_entries_committed_before(stepped, node.term())
+        {
+            return Err(format!(
+                "leader completeness: new leader {} of term {} lacks committed entries (log {}, committed {})",
+                node.id(),
+                node.term().0,
+                self.mirrors[stepped].len(),
+                self.committed.len()
+            ));
+        }
+        self.leading[stepped] = leading;
+
+        // Acknowledged puts survive: each is in the committed prefix, which every leader
+        // holds (checked above).
+        for &(index, term) in &self.acked_puts {
+            match self.committed.get((index.0 - 1) as usize) {
+                Some(m) if m.term == term => {}
+                _ => {
+                    return Err(format!(
+                        "acknowledged put at {}@{} is not in the committed log",
+                        index.0, term.0
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a client reply to `op`. An `ok` to a put must be backed by a committed
+    /// entry of the answering leader's term carrying that key and value.
+    pub fn record_reply(
+        &mut self,
+        node: &Node,
+        record: &ReplyRecord,
+        op: &ClientOp,
+    ) -> Result<(), String> {
+        let ReplyKind::Ok { value } = &record.reply.kind else {
+            return Ok(());
+        };
+        match op {
+            ClientOp::Get { .. } => {
+                if value.is_none() {
+                    return Err(format!("{}: ok to a get without a value", node.id()));
+                }
+                Ok(())
+            }
+            ClientOp::Put {
+                key,
+                value: put_value,
+            } => {
+                if value.is_some() {
+                    return Err(format!("{}: ok to a put with a value", node.id()));
+                }
+                let log = node.log();
+                let mut index = node.commit_index();
+                while index.0 > 0 {
+                    let Some(entry) = log.get(index) else { break };
+                    if entry.term != node.term() {
+                        break;
+                    }
+                    if let CommandRef::Put { key: k, value: v } = entry.command
+                        && k == key
+                        && v == put_value
+                    {
+                        self.acked_puts.push((index, entry.term));
+                        return Ok(());
+                    }
+                    index = index.prev();
+                }
+                Err(format!(
+                    "{}: put {key}={put_value} acknowledged (MID {}) with no committed entry for it in term {}",
+                    node.id(),
+                    record.reply.mid,
+                    node.term().0
+                ))
+            }
+        }
+    }
+
+    fn holds_entries_committed_before(&self, i: usize, term: Term) -> bool {
+        let len = self.committed_in_term.partition_point(|&t| t < term);
+        if len == 0 {
+            return true;
+        }
+        let mirror = &self.mirrors[i];
+        mirror.len() >= len && mirror[len - 1].prefix_hash == self.committed[len - 1].prefix_hash
+    }
+
+    fn check_log_matching(&self, nodes: &[&Node], a: usize, b: usize) -> Result<(), String> {
+        let (ma, mb) = (&self.mirrors[a], &self.mirrors[b]);
+        let mut k = ma.len().min(mb.len());
+        // The highest index where the terms agree; above it the property says nothing.
+        while k > 0 && ma[k - 1].term != mb[k - 1].term {
+            k -= 1;
+        }
+        if k > 0 && ma[k - 1].prefix_hash != mb[k - 1].prefix_hash {
+            return Err(format!(
+                "log matching: {} and {} agree on the term at index {} but not on the entries up to it",
+                nodes[a].id(),
+                nodes[b].id(),
+                k
+            ));
+        }
+        Ok(())
+    }
+
+    fn refresh_mirror(&mut self, node: &Node, i: usize) {
+        let log = node.log();
+        let entries = log.entries();
+        let mirror = &mut self.mirrors[i];
+        // Logs change only at the tail: find the last position still equal.
+        let mut keep = mirror.len().min(entries.len());
+        while keep > 0 {
+            let m = mirror[keep - 1];
+            let Some(e) = entries.get(keep - 1) else {
+                break;
+            };
+            if m.term == e.term && m.entry_hash == entry_hash(e) {
+                break;
+            }
+            keep -= 1;
+        }
+        mirror.truncate(keep);
+        let tail = log.span(EntrySpan {
+            first: LogIndex(keep as u64 + 1),
+            count: u32::MAX,
+        });
+        for e in tail {
+            let prev = mirror.last().map_or(0, |m| m.prefix_hash);
+            let h = entry_hash(e);
+            mirror.push(Mirrored {
+                term: e.term,
+                entry_hash: h,
+                prefix_hash: mix(prev, h),
+            });
+        }
+    }
+}

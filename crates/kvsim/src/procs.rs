@@ -1,0 +1,245 @@
+//! Replica processes: launch, kill, pause, and never leave one behind.
+//!
+//! Each replica runs in its own process group (as the classic simulator does), so a kill
+//! reaches whatever it started too. Every live group is listed in a process-wide registry
+//! that a signal thread (SIGINT, SIGTERM, SIGHUP) and a panic hook use to kill them all
+//! before kvsim goes away; a normal end kills them through `Drop`.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, Once};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use datagram::NodeId;
+
+static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+static INSTALL: Once = Once::new();
+
+/// How long a SIGTERMed replica gets before SIGKILL.
+const TERM_GRACE_MS: u64 = 1000;
+
+fn register(pgid: i32) {
+    GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pgid);
+}
+
+fn unregister(pgid: i32) {
+    GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pgid);
+}
+
+fn signal_group(pgid: i32, sig: i32) {
+    // SAFETY: plain syscall; a negative pid addresses the process group `pgid`.
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}
+
+/// Kills every registered group (SIGCONT first, so a paused one can die).
+pub fn kill_all_registered() {
+    let groups: Vec<i32> = match GROUPS.try_lock() {
+        Ok(g) => g.iter().copied().collect(),
+        // Poisoned or held: take it anyway, this is the last thing we do.
+        Err(std::sync::TryLockError::Poisoned(g)) => g.into_inner().iter().copied().collect(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            thread::sleep(Duration::from_millis(10));
+            GROUPS
+                .lock()
+                .map(|g| g.iter().copied().collect())
+                .unwrap_or_default()
+        }
+    };
+    for pgid in groups {
+        signal_group(pgid, libc::SIGTERM);
+        signal_group(pgid, libc::SIGCONT);
+        signal_group(pgid, libc::SIGKILL);
+    }
+}
+
+/// Installs the signal thread and the panic hook, once per process.
+pub fn install_cleanup() {
+    INSTALL.call_once(|| {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            kill_all_registered();
+            hook(info);
+        }));
+        let signals =
+            signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+        if let Ok(mut signals) = signals {
+            thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    kill_all_registered();
+                    eprintln!("kvsim: interrupted (signal {sig}); replicas killed");
+                    std::process::exit(128 + sig);
+                }
+            });
+        }
+    });
+}
+
+/// Where a replica's stdout and stderr go.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Print each line with the time and the replica's ID.
+    Print,
+    /// Discard.
+    Silence,
+    /// Write to one file per replica in this directory, named `<prefix>-<id>.log`.
+    Files { dir: PathBuf, prefix: String },
+}
+
+pub struct ReplicaProc {
+    pub id: NodeId,
+    child: Child,
+    pgid: i32,
+    pub paused: bool,
+    /// Set once the process is known to have ended.
+    pub exit: Option<ExitStatus>,
+}
+
+impl ReplicaProc {
+    /// Launches `program <port> <id> <peer ids...>` in its own process group.
+    pub fn spawn(
+        program: &Path,
+        port: u16,
+        id: NodeId,
+        peers: &[NodeId],
+        output: &Output,
+        start: Instant,
+        env: &[(String, String)],
+    ) -> std::io::Result<ReplicaProc> {
+        let mut cmd = Command::new(program);
+        cmd.arg(port.to_string()).arg(id.to_string());
+        for p in peers {
+            cmd.arg(p.to_string());
+        }
+        cmd.stdin(Stdio::null()).process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        match output {
+            Output::Print => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+            Output::Silence => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+            Output::Files { dir, prefix } => {
+                std::fs::create_dir_all(dir)?;
+                let file = File::create(dir.join(format!("{prefix}-{id}.log")))?;
+                cmd.stdout(file.try_clone()?).stderr(file);
+            }
+        }
+        let mut child = cmd.spawn()?;
+        let pgid = child.id() as i32;
+        register(pgid);
+        if let Output::Print = output {
+            if let Some(out) = child.stdout.take() {
+                echo(out, id, start);
+            }
+            if let Some(err) = child.stderr.take() {
+                echo(err, id, start);
+            }
+        }
+        Ok(ReplicaProc {
+            id,
+            child,
+            pgid,
+            paused: false,
+            exit: None,
+        })
+    }
+
+    /// The process id of the replica itself (its group's leader).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Has it ended on its own? Checks once, without blocking.
+    pub fn poll_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.exit = Some(status);
+            unregister(self.pgid);
+        }
+        self.exit
+    }
+
+    pub fn pause(&mut self) {
+        if self.exit.is_none() && !self.paused {
+            signal_group(self.pgid, libc::SIGSTOP);
+            self.paused = true;
+        }
+    }
+
+    pub fn resume(&mut self) {
+        if self.paused {
+            signal_group(self.pgid, libc::SIGCONT);
+            self.paused = false;
+        }
+    }
+
+    /// SIGTERM to the group (SIGCONT too, in case it is paused), then SIGKILL after a grace
+    /// period; waits for the process.
+    pub fn kill(&mut self) {
+        if self.exit.is_none() {
+            signal_group(self.pgid, libc::SIGTERM);
+            signal_group(self.pgid, libc::SIGCONT);
+            self.paused = false;
+            let deadline = Instant::now() + Duration::from_millis(TERM_GRACE_MS);
+            loop {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    self.exit = Some(status);
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    signal_group(self.pgid, libc::SIGKILL);
+                    self.exit = self.child.wait().ok();
+                    break;
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+        // Whatever the replica started is in its group too.
+        signal_group(self.pgid, libc::SIGKILL);
+        unregister(self.pgid);
+    }
+}
+
+impl Drop for ReplicaProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Copies a replica's output to our stdout, line by line, with time and ID, from a thread
+/// of its own so the routing loop never waits on a pipe.
+fn echo(stream: impl Read + Send + 'static, id: NodeId, start: Instant) {
+    thread::spawn(move || {
+        let reader = BufReader::new(stream);
+        for line in reader.split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line);
+            let line = format!(
+                "[{:.4}  Replica {}]: {}\n",
+                start.elapsed().as_secs_f64(),
+                id,
+                text.trim_end()
+            );
+            if std::io::stdout().lock().write_all(line.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+}

@@ -1,0 +1,99 @@
+//! Sending: a turn's datagrams leave together (`sendmmsg`); a full socket buffer or any
+//! send error loses that datagram, never the rest of the batch or the loop.
+
+use super::{STDERR_REPORT_INTERVAL_MS, Stats};
+use crate::debug_log;
+use crate::debug_log::DebugLog;
+use crate::time::Time;
+use datagram::NodeId;
+use datagram::udp_batch::SendBatch;
+use mio::net::UdpSocket;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+/// At most one stderr line per interval; counts what it holds back.
+#[derive(Debug)]
+pub(super) struct StderrLimiter {
+    pub(super) last: Option<Time>,
+    pub(super) suppressed: u64,
+}
+
+impl StderrLimiter {
+    pub(super) fn report(&mut self, now: Time, id: NodeId, what: std::fmt::Arguments<'_>) {
+        let due = self
+            .last
+            .is_none_or(|last| now.since(last).as_millis() >= STDERR_REPORT_INTERVAL_MS);
+        if !due {
+            self.suppressed += 1;
+            return;
+        }
+        if self.suppressed > 0 {
+            eprintln!("{id}: {what} (and {} more since)", self.suppressed);
+        } else {
+            eprintln!("{id}: {what}");
+        }
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+/// The network side of a replica: socket, simulator address, and the datagrams of this
+/// turn, sent together by [`Network::flush`].
+pub(super) struct Network {
+    pub(super) socket: UdpSocket,
+    pub(super) simulator: SocketAddr,
+    pub(super) outbox: SendBatch,
+}
+
+impl Network {
+    /// The buffer for the next datagram; [`Network::queue`] sends it with the turn's batch.
+    /// A full batch is flushed first, so a turn may send in several calls.
+    pub(super) fn next_buffer(
+        &mut self,
+        now: Time,
+        stats: &mut Stats,
+        log: &mut DebugLog,
+        stderr: &mut StderrLimiter,
+        id: NodeId,
+    ) -> &mut Vec<u8> {
+        if self.outbox.is_full() {
+            self.flush(now, stats, log, stderr, id);
+        }
+        self.outbox.next_buffer()
+    }
+
+    pub(super) fn queue(&mut self) {
+        self.outbox.queue(self.simulator);
+    }
+
+    /// Sends every queued datagram. Any failure loses that datagram and nothing else.
+    pub(super) fn flush(
+        &mut self,
+        now: Time,
+        stats: &mut Stats,
+        log: &mut DebugLog,
+        stderr: &mut StderrLimiter,
+        id: NodeId,
+    ) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let flushed = self.outbox.flush(self.socket.as_raw_fd());
+        stats.sent += flushed.sent as u64;
+        stats.send_calls += flushed.calls as u64;
+        if flushed.lost > 0 {
+            stats.lost += flushed.lost as u64;
+            let error = self
+                .outbox
+                .last_error
+                .take()
+                .unwrap_or_else(|| io::Error::other("unknown"));
+            debug_log!(log, now, "lost {} datagrams: {error}", flushed.lost);
+            // A full buffer is congestion Raft rides out; anything else is worth a line.
+            if error.kind() != io::ErrorKind::WouldBlock {
+                stderr.report(now, id, format_args!("send failed: {error}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Start-up: the clock, the signal pipe, the socket and the hello.
+
+use crate::codec::{Body, Datagram, encode};
+use crate::time::Time;
+use datagram::NodeId;
+use mio::net::{UdpSocket, UnixStream};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+/// Microseconds since the loop started: the only clock in the program.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub(super) fn start() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    pub(super) fn now(&self) -> Time {
+        Time(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+/// SIGTERM and SIGINT each write a byte to a Unix socket pair; returns the read end.
+pub(super) fn signal_pipe() -> io::Result<UnixStream> {
+    let (read, write) = std::os::unix::net::UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, write.try_clone()?)?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, write)?;
+    Ok(UnixStream::from_std(read))
+}
+
+/// Binds `127.0.0.1:0` and sends the hello on the still-blocking socket, so it leaves
+/// even if the send buffer were somehow full; then switches to non-blocking for mio.
+pub(super) fn bind_and_say_hello(id: NodeId, simulator: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    let mut hello = Vec::with_capacity(64);
+    encode(
+        &mut hello,
+        &Datagram {
+            src: id,
+            dst: NodeId::BROADCAST,
+            leader: NodeId::UNKNOWN,
+            body: Body::Hello,
+        },
+    );
+    loop {
+        match socket.send_to(&hello, simulator) {
+            Ok(_) => break,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    socket.set_nonblocking(true)?;
+    ask_for_receive_buffer(&socket, RECEIVE_BUFFER_BYTES);
+    Ok(UdpSocket::from_std(socket))
+}
+
+/// The receive buffer asked for. The default (about 208 KiB) holds some 200 datagrams:
+/// a replica descheduled for 20 ms at 10,000 requests/s overflows it, and the kernel then
+/// drops requests silently (seen as unanswered requests under high load). The kernel
+/// grants at most `net.core.rmem_max` (4 MiB on these machines).
+pub const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+
+/// Best effort: if the kernel refuses, the default buffer stays and only overload suffers.
+fn ask_for_receive_buffer(socket: &std::net::UdpSocket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int; the fd is
+    // the socket's own and stays open for the call.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}

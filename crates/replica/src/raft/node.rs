@@ -1,0 +1,359 @@
+//! One replica's Raft state and the dispatch of every input to the rule that handles it.
+//!
+//! The rules themselves live beside this file: `election` (§5.2, pre-vote §9.6),
+//! `replication` (§5.3, §5.4), `client` (§8: reads, puts, held requests).
+
+use crate::inline_str::InlineStr;
+use crate::kv::KvStore;
+use crate::raft::config::Config;
+use crate::raft::effect::{Effect, Reply, ReplyKind, Timer};
+use crate::raft::leader::LeaderState;
+use crate::raft::log::{Log, LogSlice};
+use crate::raft::message::{
+    ClientRequest, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage, Term,
+};
+use crate::time::{Span, Time};
+use datagram::NodeId;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::VecDeque;
+use std::fmt;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    Follower,
+    /// Asking whether an election could be won, without changing term (§9.6).
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        })
+    }
+}
+
+/// A client request kept while no leader is known, to be answered once one is.
+#[derive(Debug)]
+pub(super) struct HeldRequest {
+    pub client: NodeId,
+    pub mid: InlineStr,
+    pub key: Box<str>,
+    /// `None` for a get.
+    pub value: Option<Box<str>>,
+    pub expires_at: Time,
+}
+
+/// A Raft replica with no I/O. Feed it inputs (`handle_*`, then `flush`), carry out what
+/// `take_effects` returns. The same inputs always give the same effects.
+pub struct Node {
+    pub(super) config: Config,
+    pub(super) rng: SmallRng,
+
+    // §5.1 "persistent" state (kept in memory: replicas never restart).
+    pub(super) current_term: Term,
+    pub(super) voted_for: Option<NodeId>,
+    pub(super) log: Log,
+
+    // Volatile state. Invariant: last_applied <= commit_index, and fewer than
+    // `config.apply_batch` committed entries wait to be applied between inputs (the state
+    // machine is brought up to commit_index before it is read).
+    pub(super) commit_index: LogIndex,
+    pub(super) last_applied: LogIndex,
+    pub(super) kv: KvStore,
+    pub(super) role: Role,
+    /// Best knowledge of the current term's leader; `NodeId::UNKNOWN` if none.
+    pub(super) leader: NodeId,
+
+    /// Follower and candidate: when to start an election. Leader: unused.
+    pub(super) election_deadline: Time,
+    /// The deadline the election timer is armed for. Timers are armed lazily: a deadline
+    /// pushed later leaves the timer where it is, and the handler re-arms it on firing.
+    pub(super) election_timer_armed_at: Option<Time>,
+    /// When an append from the current leader last arrived. No vote is granted until
+    /// `election_timeout_min` after it, which is what makes the leader's lease safe.
+    pub(super) leader_contact_at: Option<Time>,
+    /// Voters that granted this (pre-)candidacy, this replica included.
+    pub(super) votes_granted: Vec<NodeId>,
+    /// Peers that answered this (pre-)candidacy either way; the others are asked again.
+    pub(super) votes_answered: Vec<NodeId>,
+    /// How long until the silent peers of this candidacy are asked again: doubles with
+    /// each retry, from `vote_retry_interval` up to `vote_retry_interval_max`.
+    pub(super) vote_retry_backoff: Span,
+    pub(super) became_leader_at: Time,
+    pub(super) leader_state: Option<LeaderState>,
+    pub(super) held: VecDeque<HeldRequest>,
+    /// Clients this follower redirected lately, and when: one that comes back before the
+    /// leader has spoken again is held, not redirected again (see `client`).
+    pub(super) recent_redirects: Vec<(NodeId, Time)>,
+    pub(super) outbox: Vec<Effect>,
+}
+
+impl Node {
+    pub fn new(config: Config, now: Time) -> Node {
+        assert!(
+            !config.peers.contains(&config.id),
+            "a replica is not its own peer"
+        );
+        assert!(config.election_timeout_min < config.election_timeout_max);
+        assert!(config.lease_margin < config.election_timeout_min);
+        assert!(
+            config.peers.len() <= 64,
+            "replication targets are chosen as a bit per peer"
+        );
+        let rng = SmallRng::seed_from_u64(config.seed);
+        let mut node = Node {
+            rng,
+            current_term: Term(0),
+            voted_for: None,
+            log: Log::new(),
+            commit_index: LogIndex(0),
+            last_applied: LogIndex(0),
+            kv: KvStore::new(),
+            role: Role::Follower,
+            leader: NodeId::UNKNOWN,
+            election_deadline: now,
+            election_timer_armed_at: None,
+            leader_contact_at: None,
+            votes_granted: Vec::new(),
+            votes_answered: Vec::new(),
+            vote_retry_backoff: config.vote_retry_interval,
+            became_leader_at: now,
+            leader_state: None,
+            held: VecDeque::new(),
+            recent_redirects: Vec::new(),
+            outbox: Vec::new(),
+            config,
+        };
+        let first = now + node.config.startup_delay + node.random_election_timeout();
+        node.election_deadline = first;
+        node.arm_election_timer(first);
+        node
+    }
+
+    // ----- inputs -------------------------------------------------------------------
+
+    /// A message from peer `from`.
+    pub fn handle_message(&mut self, now: Time, from: NodeId, message: IncomingMessage<'_>) {
+        if from == self.config.id || !self.config.peers.contains(&from) {
+            return;
+        }
+        match message {
+            Message::RequestVote(m) => self.handle_request_vote(now, from, m),
+            Message::RequestVoteResponse(m) => self.handle_request_vote_response(now, from, m),
+            Message::AppendEntries(m) => self.handle_append_entries(now, from, m),
+            Message::AppendEntriesResponse(m) => self.handle_append_entries_response(now, from, m),
+        }
+    }
+
+    /// A client's get or put. Exactly one reply follows, now or later.
+    pub fn handle_client_request(&mut self, now: Time, request: ClientRequest<'_>) {
+        self.route_client_request(now, request);
+    }
+
+    /// A timer armed through `Effect::SetTimer` fired.
+    pub fn handle_timer(&mut self, now: Time, timer: Timer) {
+        match timer {
+            Timer::Election => {
+                self.election_timer_armed_at = None;
+                self.handle_election_timer(now);
+            }
+            Timer::HeldRequests => self.expire_held_requests(now),
+            Timer::Peer(i) => self.handle_peer_timer(now, i),
+        }
+    }
+
+    /// Called after each batch of inputs: a leader sends what the batch appended, as few
+    /// appends as the limits allow.
+    pub fn flush(&mut self, now: Time) {
+        if self.role == Role::Leader {
+            self.flush_leader(now);
+        }
+    }
+
+    /// Moves the effects produced so far into `into`, which must be empty. Swapping keeps
+    /// both vectors' capacity, so steady state allocates nothing.
+    pub fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(&mut self.outbox, into);
+    }
+
+    // ----- observation --------------------------------------------------------------
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+    pub fn peers(&self) -> &[NodeId] {
+        &self.config.peers
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn leader(&self) -> NodeId {
+        self.leader
+    }
+    pub fn term(&self) -> Term {
+        self.current_term
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit_index
+    }
+    pub fn last_applied(&self) -> LogIndex {
+        self.last_applied
+    }
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+    /// The entries an `AppendEntries` effect names, for encoding without copying.
+    pub fn log_entries(&self, span: EntrySpan) -> LogSlice<'_> {
+        self.log.span(span)
+    }
+    /// Client requests this replica still owes an answer to.
+    pub fn requests_owed(&self) -> usize {
+        let leading = self
+            .leader_state
+            .as_ref()
+            .map_or(0, |l| l.pending_puts.len() + l.pending_reads.len());
+        leading + self.held.len()
+    }
+
+    // ----- shared helpers for the rule modules --------------------------------------
+
+    pub(super) fn send(&mut self, to: NodeId, message: OutgoingMessage) {
+        self.outbox.push(Effect::Send { to, message });
+    }
+
+    pub(super) fn reply(&mut self, client: NodeId, mid: InlineStr, kind: ReplyKind) {
+        self.outbox.push(Effect::Reply(Reply { client, mid, kind }));
+    }
+
+    pub(super) fn set_timer(&mut self, timer: Timer, at: Time) {
+        self.outbox.push(Effect::SetTimer { timer, at });
+    }
+
+    pub(super) fn random_election_timeout(&mut self) -> Span {
+        let min = self.config.election_timeout_min.as_micros();
+        let max = self.config.election_timeout_max.as_micros();
+        Span(self.rng.random_range(min..max))
+    }
+
+    /// Pushes the election deadline to a fresh random timeout from `now`.
+    pub(super) fn reset_election_deadline(&mut self, now: Time) {
+        self.election_deadline = now + self.random_election_timeout();
+        self.arm_election_timer(self.election_deadline);
+    }
+
+    /// Arms the election timer for `at` unless it already fires no later than that.
+    pub(super) fn arm_election_timer(&mut self, at: Time) {
+        if self.election_timer_armed_at.is_none_or(|armed| at < armed) {
+            self.election_timer_armed_at = Some(at);
+            self.set_timer(Timer::Election, at);
+        }
+    }
+
+    /// Becomes a follower in `term` (§5.1: "if RPC request or response contains term T >
+    /// currentTerm: set currentTerm = T, convert to follower"). A leader first answers
+    /// every request it owes (redirects: the reply's `leader` field names the new leader
+    /// when it is known).
+    pub(super) fn become_follower(&mut self, now: Time, term: Term, leader: NodeId) {
+        debug_assert!(term >= self.current_term);
+        if term > self.current_term {
+            self.current_term = term;
+            self.voted_for = None;
+        }
+        self.leader = leader;
+        if self.role == Role::Leader {
+            self.step_down();
+        }
+        self.role = Role::Follower;
+        self.votes_granted.clear();
+        self.reset_election_deadline(now);
+        if leader != NodeId::UNKNOWN {
+            self.release_held_requests(now);
+        }
+    }
+
+    /// Leaves leadership: answers what is owed, stops the per-follower timers.
+    fn step_down(&mut self) {
+        let Some(state) = self.leader_state.take() else {
+            return;
+        };
+        if self.leader == self.config.id {
+            self.leader = NodeId::UNKNOWN;
+        }
+        for put in state.pending_puts {
+            self.reply(put.client, put.mid, ReplyKind::Redirect);
+        }
+        for read in state.pending_reads {
+            self.reply(read.client, read.mid, ReplyKind::Redirect);
+        }
+        for i in 0..self.config.peers.len() {
+            self.outbox.push(Effect::CancelTimer {
+                timer: Timer::Peer(i),
+            });
+        }
+    }
+
+    /// After the commit index moved: applies the committed entries once a batch of them
+    /// waits (`Config::apply_batch`), then answers what the commit settles.
+    pub(super) fn apply_committed(&mut self, now: Time) {
+        assert!(
+            self.commit_index <= self.log.last_index(),
+            "commit index past the log"
+        );
+        if self.commit_index.0 - self.last_applied.0 >= self.config.apply_batch as u64 {
+            self.apply_all_committed();
+        }
+        if self.role == Role::Leader {
+            self.answer_committed_puts();
+            self.answer_confirmed_reads(now);
+        }
+    }
+
+    /// Applies every committed entry not applied yet.
+    fn apply_all_committed(&mut self) {
+        if self.last_applied < self.commit_index {
+            self.kv
+                .apply_range(&self.log, self.last_applied.next(), self.commit_index);
+            self.last_applied = self.commit_index;
+        }
+    }
+
+    /// The value of `key` as of the commit index: the only way the core reads the state
+    /// machine to answer a client, so no answer can see it behind.
+    pub(super) fn read_committed(&mut self, key: &str) -> InlineStr {
+        self.apply_all_committed();
+        InlineStr::from(self.kv.get(&self.log, key))
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{} {} leader={} last={}@{} commit={}",
+            self.config.id,
+            self.current_term.0,
+            self.role,
+            self.leader,
+            self.log.last_index().0,
+            self.log.last_term().0,
+            self.commit_index.0
+        )
+    }
+}
