@@ -27,7 +27,7 @@ const BATCH: u64 = 256;
 fn setup() -> (Log, KvStore) {
     let mut rng = StdRng::seed_from_u64(7);
     let mut log = Log::new();
-    let mut kv = KvStore::new();
+    let mut kv = KvStore::new(7);
     let key = |k: u64| format!("{:032}", k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     for i in 0..KEYS + OVERWRITES {
         let k = if i < KEYS {

@@ -23,7 +23,7 @@ use replica::raft::{
 };
 use replica::time::{Span, Time};
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// A run that needs more events than this is storming (a timer re-armed in the past, a
 /// message loop); it fails instead of hanging.
@@ -137,10 +137,11 @@ pub struct Cluster {
     /// Check the invariants after every event (on by default; a benchmark turns it off).
     pub check_invariants: bool,
     /// Requests delivered and not yet answered: (client, MID) -> (replica, operation).
-    outstanding: ahash::AHashMap<(NodeId, String), (usize, ClientOp)>,
+    /// A `BTreeMap`, like every map here, so that nothing in a run depends on a hash seed.
+    outstanding: BTreeMap<(NodeId, String), (usize, ClientOp)>,
     violation: Option<String>,
-    /// Print every event (from `TRACE_SIM` in the environment).
-    trace: bool,
+    /// Print every event to stderr (off by default; a test turns it on to replay a seed).
+    pub trace: bool,
 }
 
 impl Cluster {
@@ -182,9 +183,9 @@ impl Cluster {
             stats: ClusterStats::default(),
             invariants: Invariants::new(n),
             check_invariants: true,
-            outstanding: ahash::AHashMap::new(),
+            outstanding: BTreeMap::new(),
             violation: None,
-            trace: std::env::var_os("TRACE_SIM").is_some(),
+            trace: false,
         };
         for i in 0..n {
             cluster.carry_out_effects(i);

@@ -67,10 +67,6 @@ impl Links {
     pub fn is_blocked(&self, from: usize, to: usize) -> bool {
         self.blocked[from][to]
     }
-
-    pub fn any_blocked(&self) -> bool {
-        self.blocked.iter().any(|row| row.iter().any(|&b| b))
-    }
 }
 
 /// What happens to one message: the delays (from now) of each copy delivered.

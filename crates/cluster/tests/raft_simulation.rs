@@ -10,7 +10,7 @@
 //! - at the end: every key's history is linearizable.
 //!
 //! `RAFT_SIM_SEEDS=N` runs N seeds (default 1000); `RAFT_SIM_SEED=S` replays one seed and
-//! prints its plan.
+//! prints its plan, and with `TRACE_SIM=1` every event of it.
 
 use cluster::Cluster;
 use cluster::network::NetworkConfig;
@@ -212,6 +212,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
     // default large ones (where most entries are applied only when a get reads).
     let apply_batch = [1, 3, Config::new(NodeId(0), Vec::new(), 0).apply_batch][seed as usize % 3];
     let mut cluster = Cluster::new(plan.replicas, seed, |c| c.apply_batch = apply_batch);
+    cluster.trace = verbose && std::env::var_os("TRACE_SIM").is_some();
     cluster.network = plan.network.clone();
     let mut workload = Workload::new(plan.workload.clone(), seed.wrapping_mul(31), 0x100);
     let mut faults = plan.faults.iter().peekable();

@@ -14,7 +14,7 @@ const SLOW: Duration = Duration::from_micros(500);
 
 fn main() {
     let mut log = Log::new();
-    let mut kv = KvStore::new();
+    let mut kv = KvStore::new(7);
     let mut slowest = (0, Duration::ZERO);
     let (mut slow, mut slow_total) = (0, Duration::ZERO);
     let started = Instant::now();

@@ -5,9 +5,10 @@
 //! before any formatting happens. When on, lines go through a buffer that is flushed when
 //! the loop is idle (at most every [`FLUSH_INTERVAL_MS`]), when it fills, and at exit.
 //!
-//! It is turned on by the environment variable [`DEBUG_LOG_DIR_ENV`] (the classic simulator
-//! launches replicas with exactly `<port> <id> <peers...>`, so the environment is the only
-//! way in there) or by `--debug-log <dir>` on the command line.
+//! It is turned on by `--debug-log <dir>` on the command line, or by the environment
+//! variable [`DEBUG_LOG_DIR_ENV`], which the binary reads (the classic simulator launches
+//! replicas with exactly `<port> <id> <peers...>`, so the environment is the only way in
+//! there).
 
 use crate::time::Time;
 use datagram::NodeId;
@@ -67,16 +68,6 @@ impl DebugLog {
             out: Some(BufWriter::with_capacity(BUFFER_BYTES, file)),
             path: Some(path),
             last_flush: Time::ZERO,
-        })
-    }
-
-    /// The directory from the command line if given, else from [`DEBUG_LOG_DIR_ENV`] if set
-    /// and non-empty.
-    pub fn dir_from(flag: Option<&Path>) -> Option<PathBuf> {
-        flag.map(Path::to_path_buf).or_else(|| {
-            std::env::var_os(DEBUG_LOG_DIR_ENV)
-                .filter(|dir| !dir.is_empty())
-                .map(PathBuf::from)
         })
     }
 

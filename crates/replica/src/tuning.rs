@@ -1,92 +1,124 @@
-//! Experiment knobs for the replica, read from the environment (the classic simulator
-//! passes exactly `<port> <id> <peers>`, so flags cannot reach a replica it launches;
-//! `kvsim --env KEY=VALUE` can). Unset means the tuned default.
+//! Experiment knobs: environment variables that override one [`Config`] field each, so that
+//! a measurement can turn a mechanism off (batching, pipelining, coalescing...) in a
+//! replica it cannot pass flags to (the classic simulator launches replicas with exactly
+//! `<port> <id> <peers>`; `kvsim --env KEY=VALUE` reaches them). Unset means the tuned
+//! default.
 //!
-//! - `KV_APPEND_ENTRIES_MAX=N`: entries per append (1 turns batching off);
-//! - `KV_INFLIGHT_APPENDS_MAX=N`: appends in flight per follower (1 is stop-and-wait);
-//! - `KV_REPLICATE_TO_QUORUM_ONLY=0|1`: send new entries at once to a quorum only, or to all;
-//! - `KV_COALESCE_APPENDS=0|1`: hold new entries while a quorum answers a recent round, or
-//!   send every batch of input at once;
-//! - `KV_RETRANSMIT_TIMEOUT_MS=N`: first retransmission timeout of an unanswered append to
-//!   a follower that only lags (`Config::retransmit_timeout`; the one while a commit or a
-//!   probe waits is not changed);
-//! - `KV_REPLICATION_STALL_TIMEOUT_US=N`: the longest that uncommitted entries wait for the
-//!   chosen followers before more are brought in (`Config::replication_stall_timeout`);
-//! - `KV_APPLY_BATCH=N`: committed entries waiting before they are applied unless a read
-//!   comes first (`Config::apply_batch`; 1 applies each as it commits).
+//! Every knob is declared once, in [`KNOBS`]: its name, what it does, and the field it
+//! sets. Reading the environment is the binary's job; this module is handed a lookup.
 
 use crate::raft::Config;
 use crate::time::Span;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a knob's value is, and so how its text is read.
+#[derive(Clone, Copy, Debug)]
+enum Setter {
+    /// A whole number of at least 1.
+    Count(fn(&mut Config, u64)),
+    /// `0` or `1`.
+    Flag(fn(&mut Config, bool)),
+}
+
+/// One experiment knob.
+#[derive(Debug)]
+pub struct Knob {
+    /// The environment variable.
+    pub name: &'static str,
+    /// What it changes, for documentation and error messages.
+    pub what: &'static str,
+    setter: Setter,
+}
+
+/// Every knob there is.
+pub const KNOBS: [Knob; 7] = [
+    Knob {
+        name: "KV_APPEND_ENTRIES_MAX",
+        what: "entries per append (`Config::append_entries_max`; 1 turns batching off)",
+        setter: Setter::Count(|c, n| {
+            c.append_entries_max = usize::try_from(n).unwrap_or(usize::MAX)
+        }),
+    },
+    Knob {
+        name: "KV_INFLIGHT_APPENDS_MAX",
+        what: "appends in flight per follower (`Config::inflight_appends_max`; 1 is stop-and-wait)",
+        setter: Setter::Count(|c, n| {
+            c.inflight_appends_max = usize::try_from(n).unwrap_or(usize::MAX)
+        }),
+    },
+    Knob {
+        name: "KV_REPLICATE_TO_QUORUM_ONLY",
+        what: "send new entries at once to a quorum only (1) or to every follower (0)",
+        setter: Setter::Flag(|c, on| c.replicate_to_quorum_only = on),
+    },
+    Knob {
+        name: "KV_COALESCE_APPENDS",
+        what: "hold new entries while a quorum answers a recent round (1), or send every batch of input at once (0)",
+        setter: Setter::Flag(|c, on| c.coalesce_appends = on),
+    },
+    Knob {
+        name: "KV_RETRANSMIT_TIMEOUT_MS",
+        what: "first retransmission of an append to a follower that only lags (`Config::retransmit_timeout`)",
+        setter: Setter::Count(|c, ms| c.retransmit_timeout = Span::from_millis(ms)),
+    },
+    Knob {
+        name: "KV_REPLICATION_STALL_TIMEOUT_US",
+        what: "the longest uncommitted entries wait for the chosen followers (`Config::replication_stall_timeout`)",
+        setter: Setter::Count(|c, us| c.replication_stall_timeout = Span::from_micros(us)),
+    },
+    Knob {
+        name: "KV_APPLY_BATCH",
+        what: "committed entries waiting before they are applied unless a read comes first (`Config::apply_batch`; 1 applies each as it commits)",
+        setter: Setter::Count(|c, n| c.apply_batch = usize::try_from(n).unwrap_or(usize::MAX)),
+    },
+];
+
+/// The knobs that were set, each with its value (a flag as 0 or 1), in [`KNOBS`] order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tuning {
-    pub append_entries_max: Option<usize>,
-    pub inflight_appends_max: Option<usize>,
-    pub replicate_to_quorum_only: Option<bool>,
-    pub coalesce_appends: Option<bool>,
-    pub retransmit_timeout_ms: Option<usize>,
-    pub replication_stall_timeout_us: Option<usize>,
-    pub apply_batch: Option<usize>,
+    set: Vec<(usize, u64)>,
 }
 
 impl Tuning {
-    /// Reads the knobs; a set but malformed one is an error naming it.
-    pub fn from_env() -> Result<Tuning, String> {
-        Tuning::from_lookup(|name| std::env::var(name).ok())
+    /// Reads every knob through `lookup` (the environment, in the binary); a set but
+    /// malformed one is an error naming it.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Tuning, String> {
+        let mut set = Vec::new();
+        for (i, knob) in KNOBS.iter().enumerate() {
+            let Some(text) = lookup(knob.name) else {
+                continue;
+            };
+            let value = match knob.setter {
+                Setter::Count(_) => match text.parse::<u64>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        return Err(format!(
+                            "{} must be a whole number of at least 1, not {text:?}",
+                            knob.name
+                        ));
+                    }
+                },
+                Setter::Flag(_) => match text.as_str() {
+                    "1" => 1,
+                    "0" => 0,
+                    _ => return Err(format!("{} must be 0 or 1, not {text:?}", knob.name)),
+                },
+            };
+            set.push((i, value));
+        }
+        Ok(Tuning { set })
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Tuning, String> {
-        let count = |name: &str| -> Result<Option<usize>, String> {
-            match lookup(name) {
-                None => Ok(None),
-                Some(text) => match text.parse::<usize>() {
-                    Ok(n) if n >= 1 => Ok(Some(n)),
-                    _ => Err(format!(
-                        "{name} must be a whole number of at least 1, not {text:?}"
-                    )),
-                },
-            }
-        };
-        let flag = |name: &str| -> Result<Option<bool>, String> {
-            match lookup(name).as_deref() {
-                None => Ok(None),
-                Some("1") => Ok(Some(true)),
-                Some("0") => Ok(Some(false)),
-                Some(other) => Err(format!("{name} must be 0 or 1, not {other:?}")),
-            }
-        };
-        Ok(Tuning {
-            append_entries_max: count("KV_APPEND_ENTRIES_MAX")?,
-            inflight_appends_max: count("KV_INFLIGHT_APPENDS_MAX")?,
-            replicate_to_quorum_only: flag("KV_REPLICATE_TO_QUORUM_ONLY")?,
-            coalesce_appends: flag("KV_COALESCE_APPENDS")?,
-            retransmit_timeout_ms: count("KV_RETRANSMIT_TIMEOUT_MS")?,
-            replication_stall_timeout_us: count("KV_REPLICATION_STALL_TIMEOUT_US")?,
-            apply_batch: count("KV_APPLY_BATCH")?,
-        })
+    /// The names and values of the knobs that were set, for the start-up log line.
+    pub fn set_knobs(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.set.iter().map(|&(i, value)| (KNOBS[i].name, value))
     }
 
     pub fn apply(&self, config: &mut Config) {
-        if let Some(n) = self.append_entries_max {
-            config.append_entries_max = n;
-        }
-        if let Some(n) = self.inflight_appends_max {
-            config.inflight_appends_max = n;
-        }
-        if let Some(on) = self.replicate_to_quorum_only {
-            config.replicate_to_quorum_only = on;
-        }
-        if let Some(on) = self.coalesce_appends {
-            config.coalesce_appends = on;
-        }
-        if let Some(ms) = self.retransmit_timeout_ms {
-            config.retransmit_timeout = Span::from_millis(ms as u64);
-        }
-        if let Some(us) = self.replication_stall_timeout_us {
-            config.replication_stall_timeout = Span::from_micros(us as u64);
-        }
-        if let Some(n) = self.apply_batch {
-            config.apply_batch = n;
+        for &(i, value) in &self.set {
+            match KNOBS[i].setter {
+                Setter::Count(set) => set(config, value),
+                Setter::Flag(set) => set(config, value == 1),
+            }
         }
     }
 }
@@ -94,18 +126,19 @@ impl Tuning {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datagram::NodeId;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Tuning, String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         Tuning::from_lookup(|name| {
             pairs
                 .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
         })
+    }
+
+    fn config() -> Config {
+        Config::new(NodeId(0), vec![NodeId(1)], 1)
     }
 
     #[test]
@@ -116,10 +149,12 @@ mod tests {
             ("KV_INFLIGHT_APPENDS_MAX", "2"),
             ("KV_REPLICATE_TO_QUORUM_ONLY", "0"),
             ("KV_COALESCE_APPENDS", "0"),
+            ("KV_RETRANSMIT_TIMEOUT_MS", "150"),
+            ("KV_REPLICATION_STALL_TIMEOUT_US", "700"),
             ("KV_APPLY_BATCH", "1"),
         ])
         .unwrap();
-        let mut config = Config::new(datagram::NodeId(0), vec![datagram::NodeId(1)], 1);
+        let mut config = config();
         tuning.apply(&mut config);
         assert_eq!(
             (
@@ -127,10 +162,34 @@ mod tests {
                 config.inflight_appends_max,
                 config.replicate_to_quorum_only,
                 config.coalesce_appends,
+                config.retransmit_timeout,
+                config.replication_stall_timeout,
                 config.apply_batch
             ),
-            (1, 2, false, false, 1)
+            (1, 2, false, false, Span::from_millis(150), Span(700), 1)
         );
+        assert_eq!(tuning.set_knobs().count(), KNOBS.len());
+    }
+
+    #[test]
+    fn each_knob_changes_the_config() {
+        // A knob whose setter wrote the wrong field, or none, would leave the config as
+        // the default: set each alone to a value no default has and compare.
+        let default = format!("{:?}", config());
+        for knob in &KNOBS {
+            let value = match knob.setter {
+                Setter::Count(_) => "3",
+                Setter::Flag(_) => "0",
+            };
+            let mut changed = config();
+            from(&[(knob.name, value)]).unwrap().apply(&mut changed);
+            assert_ne!(
+                format!("{changed:?}"),
+                default,
+                "{} changed nothing",
+                knob.name
+            );
+        }
     }
 
     #[test]

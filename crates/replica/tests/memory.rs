@@ -31,7 +31,7 @@ fn stored_puts_cost_no_allocation_each_and_report_their_bytes() {
     let keys: Vec<String> = (0..KEYS).map(key).collect();
     let values: Vec<String> = (0..PUTS).map(value).collect();
     let mut log = Log::new();
-    let mut kv = KvStore::new();
+    let mut kv = KvStore::new(7);
     let before = allocations();
     for term in 1..=3u64 {
         let index = log.append(EntryRef {

@@ -87,8 +87,7 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     let signals = signal_pipe()?;
     let simulator = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.port));
     let socket = bind_and_say_hello(args.id, simulator)?;
-    let log_dir = DebugLog::dir_from(args.debug_log_dir.as_deref());
-    let log = match &log_dir {
+    let log = match &args.debug_log_dir {
         Some(dir) => DebugLog::open(dir, args.id).unwrap_or_else(|error| {
             eprintln!("{}: debug log in {dir:?} disabled: {error}", args.id);
             DebugLog::disabled()
@@ -191,6 +190,9 @@ impl Replica {
         // The core knows nothing of JSON: the codec's bound sizes its append batches.
         config.entry_wire_bytes = entry_wire_bytes;
         args.tuning.apply(&mut config);
+        for (knob, value) in args.tuning.set_knobs() {
+            debug_log!(log, now, "knob {knob}={value}");
+        }
         debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
         let node = Node::new(config, now);
         let mut replica = Replica {

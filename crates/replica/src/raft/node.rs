@@ -115,7 +115,7 @@ impl Node {
             log: Log::new(),
             commit_index: LogIndex(0),
             last_applied: LogIndex(0),
-            kv: KvStore::new(),
+            kv: KvStore::new(config.seed),
             role: Role::Follower,
             leader: NodeId::UNKNOWN,
             election_deadline: now,
