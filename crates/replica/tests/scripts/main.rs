@@ -53,10 +53,22 @@ macro_rules! scripts {
 }
 
 scripts! {
+    append_presumed_lost,
     batching,
     check_quorum,
+    coalescing,
+    coalescing_off,
+    commit_current_term,
     election_pre_vote,
+    election_stickiness,
+    election_vote_backoff,
     fast_backtracking,
+    held_requests,
     hostile_peers,
+    lease_and_read_round,
+    put_answered_once_committed,
+    read_sees_batched_apply,
+    replication_stall,
     silent_follower_backoff,
+    step_down_redirects,
 }
