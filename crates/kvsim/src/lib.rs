@@ -16,7 +16,11 @@
 //! - `clients`: request generation, retries, reply checks, the history;
 //! - `ids`: MIDs and put values that carry their own index, so replies need no hash table;
 //! - `procs`: replica processes, and never leaving one behind;
-//! - `run`: the event loop that ties them together; `schedule`: when requests are due;
+//! - `run`: one scenario, start to end, in a folder of one concept each: `event_loop` (the
+//!   turns that tie the rest together), `timers` (faults, resumes and delayed deliveries in
+//!   time order), `routing` (datagrams to replicas and clients), `faults` (kills, pauses,
+//!   partitions and the network's verdicts as they apply), `outcome` (what a run produced
+//!   and the checks at its end); `schedule`: when requests are due;
 //! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
 //! - `memory`, `throughput`: replica memory from `/proc`, committed puts per second;
 //! - `stats`, `score`, `checker`: what is counted, the checks and tiers, linearizability;
@@ -47,17 +51,7 @@ pub mod wire;
 use std::path::{Path, PathBuf};
 
 pub use config::{Config, ConfigError};
-pub use run::{Options, Outcome};
-
-/// The seed to use: `--seed`, else the config's, else one from the clock.
-pub fn pick_seed(cfg: &Config, opts: &Options) -> u64 {
-    opts.seed.or(cfg.seed).unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        t.as_nanos() as u64 ^ u64::from(std::process::id())
-    })
-}
+pub use run::{Options, Outcome, pick_seed};
 
 /// The classic order of the classic suite; other files follow by path.
 const CLASSIC_ORDER: [&str; 17] = [
