@@ -44,62 +44,10 @@ pub mod run;
 pub mod schedule;
 pub mod score;
 pub mod stats;
+pub mod suite;
 pub mod throughput;
 pub mod warn;
 pub mod wire;
 
-use std::path::{Path, PathBuf};
-
 pub use config::{Config, ConfigError};
 pub use run::{Options, Outcome, pick_seed};
-
-/// The classic order of the classic suite; other files follow by path.
-const CLASSIC_ORDER: [&str; 17] = [
-    "simple-1",
-    "simple-2",
-    "unreliable-1",
-    "unreliable-2",
-    "unreliable-3",
-    "crash-1",
-    "crash-2",
-    "crash-3",
-    "crash-4",
-    "partition-1",
-    "partition-2",
-    "partition-3",
-    "partition-4",
-    "advanced-1",
-    "advanced-2",
-    "advanced-3",
-    "advanced-4",
-];
-
-/// Every `*.json` under `dir` (subfolders included), the classic suite first in its order.
-pub fn find_configs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                found.push(path);
-            }
-        }
-    }
-    let rank = |p: &PathBuf| {
-        let stem = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let classic = CLASSIC_ORDER
-            .iter()
-            .position(|&c| c == stem)
-            .unwrap_or(CLASSIC_ORDER.len());
-        let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
-        (dir, classic, p.clone())
-    };
-    found.sort_by_key(rank);
-    Ok(found)
-}
