@@ -125,7 +125,8 @@ fn default_replica() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("./3700kvstore"))
 }
 
-/// The progress bar of `all`: drawing only; what it says comes from `kvsim::suite`.
+/// The progress bar of `all`: drawing only; what it says comes from `kvsim::suite`. Hidden
+/// until the suite starts (nothing is drawn when it stops before any scenario runs).
 /// indicatif draws nothing when stderr is no terminal; then lines go to stdout plainly.
 struct Bar(ProgressBar);
 

@@ -15,6 +15,7 @@ use crate::network::Fate;
 use datagram::NodeId;
 
 impl Sim<'_> {
+    /// Carries out one of the scenario's events as it falls due.
     pub(super) fn fault(&mut self, kind: EventKind) {
         match kind {
             EventKind::KillLeader => {
