@@ -6,7 +6,8 @@ use std::process::Command;
 
 use kvsim::procs::Output;
 use kvsim::run::{Options, run};
-use kvsim::{Config, checker, find_configs};
+use kvsim::suite::find_configs;
+use kvsim::{Config, checker};
 
 fn kvsim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kvsim"))

@@ -2,10 +2,23 @@
 //!
 //! A classic config (only classic fields) means exactly the classic behaviour. Validation
 //! follows the classic loader's ranges; every error names the offending field.
+//!
+//! This file reads the top level of a file and holds the field helpers and their error; the
+//! `events` list and the `tests` object each have their own module, as each has its own
+//! fields, rules and types.
+
+mod events;
+mod thresholds;
 
 use serde_json::{Map, Value};
 use std::fmt;
 use std::path::Path;
+
+use events::parse_events;
+use thresholds::parse_tests;
+
+pub use events::{Event, EventKind, OneWay};
+pub use thresholds::{Benchmarks, Tests, Tiers};
 
 /// Classic defaults.
 pub const MIX_DEFAULT: f64 = 0.8;
@@ -40,66 +53,6 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
         field: field.into(),
         message: message.into(),
     }
-}
-
-/// Three thresholds `[bonus, full, partial]`; a value scores a tier when `value < threshold`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tiers {
-    pub values: [f64; 3],
-    /// The thresholds as written in the file, for the summary lines.
-    pub text: [String; 3],
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Benchmarks {
-    pub total_msgs: Tiers,
-    pub failures: Tiers,
-    pub duplicates: Tiers,
-    pub median_latency: Tiers,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tests {
-    pub max_get_fail_frac: f64,
-    pub max_put_fail_frac: f64,
-    pub max_get_gen_fail_frac: f64,
-    pub appends_batched_frac: f64,
-    pub benchmarks: Benchmarks,
-}
-
-/// Which way a one-way partition cuts the leader off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OneWay {
-    /// The leader's messages are lost; it still hears the others.
-    FromLeader,
-    /// The leader hears nobody; its messages still arrive.
-    ToLeader,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum EventKind {
-    KillLeader,
-    KillNonLeader,
-    PartEasy,
-    PartHard,
-    PartEnd,
-    /// SIGSTOP the leader, SIGCONT it `duration_s` later.
-    PauseLeader {
-        duration_s: f64,
-    },
-    /// SIGSTOP a random living non-leader, SIGCONT it `duration_s` later.
-    PauseNonLeader {
-        duration_s: f64,
-    },
-    /// Cut the leader off in one direction only (until `part_end`).
-    PartOneWay(OneWay),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// Seconds after the end of `start_wait`.
-    pub time_s: f64,
-    pub kind: EventKind,
 }
 
 /// A parsed, validated scenario.
@@ -330,211 +283,6 @@ fn ranged(
             format!("{v} is out of range: must be between {low} and {high}"),
         )),
     }
-}
-
-fn parse_events(value: Option<&Value>, lifetime_s: f64) -> Result<Vec<Event>, ConfigError> {
-    let Some(value) = value else {
-        return Ok(Vec::new());
-    };
-    let Value::Array(items) = value else {
-        return Err(err("events", "must be a list of {type, time} objects"));
-    };
-    let mut events = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let field = |f: &str| format!("events[{i}].{f}");
-        let Value::Object(obj) = item else {
-            return Err(err(format!("events[{i}]"), "must be an object"));
-        };
-        let kind = match obj.get("type") {
-            Some(Value::String(s)) => s.as_str(),
-            _ => return Err(err(field("type"), "missing or not a string")),
-        };
-        let time_s = match number(obj, "time").map_err(|e| err(field("time"), e.message))? {
-            Some(t) => t,
-            None => return Err(err(field("time"), "missing")),
-        };
-        if time_s < 0.0 || time_s > lifetime_s {
-            return Err(err(
-                field("time"),
-                format!("event time must be between 0 and {lifetime_s}"),
-            ));
-        }
-        let duration = |obj: &Map<String, Value>| -> Result<f64, ConfigError> {
-            match number(obj, "duration").map_err(|e| err(field("duration"), e.message))? {
-                Some(d) if d > 0.0 && d <= lifetime_s => Ok(d),
-                Some(_) => Err(err(
-                    field("duration"),
-                    format!("must be above 0 and at most {lifetime_s}"),
-                )),
-                None => Err(err(
-                    field("duration"),
-                    "missing (seconds the replica stays paused)",
-                )),
-            }
-        };
-        let allowed: &[&str] = match kind {
-            "pause_leader" | "pause_non_leader" => &["type", "time", "duration"],
-            "part_oneway" => &["type", "time", "direction"],
-            "part_flap" => &["type", "time", "period", "until"],
-            _ => &["type", "time"],
-        };
-        if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(err(field(extra), "unknown field for this event type"));
-        }
-        let kind = match kind {
-            "kill_leader" => EventKind::KillLeader,
-            "kill_non_leader" => EventKind::KillNonLeader,
-            "part_easy" => EventKind::PartEasy,
-            "part_hard" => EventKind::PartHard,
-            "part_end" => EventKind::PartEnd,
-            "pause_leader" => EventKind::PauseLeader {
-                duration_s: duration(obj)?,
-            },
-            "pause_non_leader" => EventKind::PauseNonLeader {
-                duration_s: duration(obj)?,
-            },
-            "part_oneway" => match obj.get("direction").and_then(Value::as_str) {
-                Some("from_leader") => EventKind::PartOneWay(OneWay::FromLeader),
-                Some("to_leader") => EventKind::PartOneWay(OneWay::ToLeader),
-                _ => {
-                    return Err(err(
-                        field("direction"),
-                        "must be \"from_leader\" or \"to_leader\"",
-                    ));
-                }
-            },
-            "part_flap" => {
-                // A hard partition with a new random majority every `period` seconds, healed
-                // in between, until `until`; expanded here into plain events.
-                let period =
-                    match number(obj, "period").map_err(|e| err(field("period"), e.message))? {
-                        Some(p) if p >= 0.05 => p,
-                        _ => return Err(err(field("period"), "missing or below 0.05 seconds")),
-                    };
-                let until =
-                    match number(obj, "until").map_err(|e| err(field("until"), e.message))? {
-                        Some(u) if u > time_s && u <= lifetime_s => u,
-                        _ => {
-                            return Err(err(
-                                field("until"),
-                                format!("missing, or not between `time` and {lifetime_s}"),
-                            ));
-                        }
-                    };
-                let mut t = time_s;
-                let mut cut = true;
-                while t < until {
-                    let kind = if cut {
-                        EventKind::PartHard
-                    } else {
-                        EventKind::PartEnd
-                    };
-                    events.push(Event { time_s: t, kind });
-                    cut = !cut;
-                    t += period;
-                }
-                events.push(Event {
-                    time_s: until,
-                    kind: EventKind::PartEnd,
-                });
-                continue;
-            }
-            other => return Err(err(field("type"), format!("unknown event type: {other}"))),
-        };
-        events.push(Event { time_s, kind });
-    }
-    Ok(events)
-}
-
-fn parse_tiers(field: &str, value: &Value) -> Result<Tiers, ConfigError> {
-    let Value::Array(items) = value else {
-        return Err(err(
-            field,
-            "must be a list of three thresholds [bonus, full, partial]",
-        ));
-    };
-    if items.len() != 3 {
-        return Err(err(
-            field,
-            format!(
-                "incorrect number of performance tiers: {} (want 3)",
-                items.len()
-            ),
-        ));
-    }
-    let mut values = [0.0; 3];
-    let mut text: [String; 3] = Default::default();
-    for (k, item) in items.iter().enumerate() {
-        let Value::Number(n) = item else {
-            return Err(err(field, format!("tier {k} is not a number: {item}")));
-        };
-        values[k] = n
-            .as_f64()
-            .ok_or_else(|| err(field, "not a usable number"))?;
-        text[k] = n.to_string();
-    }
-    Ok(Tiers { values, text })
-}
-
-fn parse_tests(value: Option<&Value>) -> Result<Tests, ConfigError> {
-    let Some(Value::Object(tests)) = value else {
-        return Err(err(
-            "tests",
-            "no data specified about testing or performance benchmarking",
-        ));
-    };
-    const KNOWN: &[&str] = &[
-        "benchmarks",
-        "maximum_get_fail_fraction",
-        "maximum_put_fail_fraction",
-        "maximum_get_generation_fail_fraction",
-        "maximum_appends_batched_fraction",
-    ];
-    if let Some(k) = tests.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(err(format!("tests.{k}"), "unknown field"));
-    }
-    let frac = |f: &str, d: f64| {
-        ranged(tests, f, 0.0, 1.0, d).map_err(|e| err(format!("tests.{f}"), e.message))
-    };
-    let max_get_fail_frac = frac("maximum_get_fail_fraction", MAX_GET_FAIL_FRAC_DEFAULT)?;
-    let max_put_fail_frac = frac("maximum_put_fail_fraction", MAX_PUT_FAIL_FRAC_DEFAULT)?;
-    let max_get_gen_fail_frac = frac(
-        "maximum_get_generation_fail_fraction",
-        MAX_GET_GEN_FAIL_FRAC_DEFAULT,
-    )?;
-    let appends_batched_frac = frac(
-        "maximum_appends_batched_fraction",
-        APPENDS_BATCHED_FRAC_DEFAULT,
-    )?;
-    let Some(Value::Object(b)) = tests.get("benchmarks") else {
-        return Err(err(
-            "tests.benchmarks",
-            "no performance benchmarks specified",
-        ));
-    };
-    const METRICS: [&str; 4] = ["total_msgs", "failures", "duplicates", "median_latency"];
-    if let Some(k) = b.keys().find(|k| !METRICS.contains(&k.as_str())) {
-        return Err(err(format!("tests.benchmarks.{k}"), "unknown test type"));
-    }
-    let tiers = |m: &str| -> Result<Tiers, ConfigError> {
-        let field = format!("tests.benchmarks.{m}");
-        match b.get(m) {
-            Some(v) => parse_tiers(&field, v),
-            None => Err(err(field, "missing")),
-        }
-    };
-    Ok(Tests {
-        max_get_fail_frac,
-        max_put_fail_frac,
-        max_get_gen_fail_frac,
-        appends_batched_frac,
-        benchmarks: Benchmarks {
-            total_msgs: tiers("total_msgs")?,
-            failures: tiers("failures")?,
-            duplicates: tiers("duplicates")?,
-            median_latency: tiers("median_latency")?,
-        },
-    })
 }
 
 #[cfg(test)]

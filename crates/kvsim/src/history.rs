@@ -1,15 +1,33 @@
-//! The run's history as CSV, one line per attempt (one MID): for latency over time,
-//! per-client views and anything else the summary does not show.
+//! The run's history: one record per attempt (one MID), kept by the clients as requests go
+//! out and replies come in, and read after the run by the linearizability check
+//! (`checker`), the commit rate (`throughput`), and the CSV file written here, one line per
+//! attempt: for latency over time, per-client views and anything else the summary does not
+//! show.
 //!
-//! Columns: `client` (index), `op` (`get` or `put`), `key` and `value` (ids, the same for
+//! CSV columns: `client` (index), `op` (`get` or `put`), `key` and `value` (ids, the same for
 //! the same string within a run), `invoke_us` and `response_us` (µs since kvsim started;
 //! the response is empty when none came), `ok` (1 for `ok`, 0 for anything else or no
 //! answer), and `request` (attempts that retry one request share it).
 
-use super::clients::HistOp;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+
+/// One attempt (one MID) in the history.
+#[derive(Debug, Clone)]
+pub struct HistOp {
+    pub client: u32,
+    pub key: u32,
+    pub get: bool,
+    /// For a put, the value written; for an answered get, the value returned.
+    pub value: u32,
+    pub invoke_us: u64,
+    pub response_us: Option<u64>,
+    /// Got `ok`.
+    pub acked: bool,
+    /// The logical request this attempt belongs to (retries share it).
+    pub group: u64,
+}
 
 pub const HEADER: &str = "client,op,key,value,invoke_us,response_us,ok,request";
 

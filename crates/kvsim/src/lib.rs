@@ -1,26 +1,39 @@
 //! `kvsim`: a network simulator for replicas of the classic key-value store assignment.
 //!
-//! It speaks the classic simulator's protocol (`/work/shared/PROTOCOL.md`, the "version 2"
-//! `run` script): it launches `<replica> <port> <id> <peer ids...>` once per replica, each in
-//! its own process group and with a simulator UDP port of its own, learns each replica's
-//! address from its hello, routes JSON datagrams by `dst`, plays the clients, applies drops,
-//! partitions and kills, and counts and scores exactly what the classic one does, printing
-//! the same summary lines. Beyond it: pausing replicas, duplicated and reordered datagrams,
-//! one-way and flapping partitions, many clients, shared keys, a linearizability check of
-//! the whole history, latency percentiles, a JSON report and a measure of its own cost.
+//! It speaks the classic simulator's protocol (that of its "version 2" `run` script, written
+//! down in `docs/PROTOCOL.md` in this repository): it launches `<replica> <port> <id> <peer
+//! ids...>` once per replica, each in its own process group and with a simulator UDP port of
+//! its own, learns each replica's address from its hello, routes JSON datagrams by `dst`,
+//! plays the clients, applies drops, partitions and kills, and counts and scores exactly what
+//! the classic one does, printing the same summary lines. Beyond it: pausing replicas,
+//! duplicated and reordered datagrams, one-way and flapping partitions, many clients, shared
+//! keys, a linearizability check of the whole history, latency percentiles, a JSON report and
+//! a measure of its own cost.
 //!
-//! Layout, one concept per file:
-//! - `config`: scenario files and their validation;
-//! - `wire`: reading the few fields we need from a datagram;
+//! Layout, one concept per file (a folder holds the parts of the module of its name):
+//! - `suite`: what `kvsim <file>` and `kvsim all` do, from finding the scenario files to the
+//!   exit status (the binary only parses arguments and draws the progress bar);
+//! - `config`: a scenario file's top level and its validation; `config/events`: the faults
+//!   it schedules; `config/thresholds`: the checks' thresholds and the performance tiers;
+//! - `run`: one scenario, start to end: the simulator's state and its setup; in `run/`:
+//!   - `event_loop`: the turns that tie the rest together (the only reader of the clock);
+//!   - `timers`: faults, resumes and delayed deliveries, in time order;
+//!   - `routing`: each datagram checked and taken to replicas or a client; the leader;
+//!   - `faults`: kills, pauses, partitions, and the network's verdicts as they apply;
+//!   - `outcome`: what a run produced, and the figures and checks made at its end;
+//! - `schedule`: when requests are due;
 //! - `network`: partitions, drops, duplication, delay (decisions only);
-//! - `clients`: request generation, retries, reply checks, the history;
-//! - `ids`: MIDs and put values that carry their own index, so replies need no hash table;
-//! - `procs`: replica processes, and never leaving one behind;
-//! - `run`: the event loop that ties them together; `schedule`: when requests are due;
 //! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
+//! - `wire`: reading the few fields we need from a datagram;
+//! - `procs`: replica processes, and never leaving one behind;
+//! - `clients`: the simulated clients' state and rules; `clients/requests`: each request and
+//!   attempt made; `clients/replies`: each reply checked, and the attempts that got none;
+//! - `ids`: MIDs and put values that carry their own index, so replies need no hash table;
+//! - `history`: every attempt as recorded, and as CSV;
 //! - `memory`, `throughput`: replica memory from `/proc`, committed puts per second;
 //! - `stats`, `score`, `checker`: what is counted, the checks and tiers, linearizability;
-//! - `report`: summary lines, the `all` table, JSON; `history`: every attempt as CSV.
+//! - `report`: the summary lines, the `all` table, the JSON report;
+//! - `warn`: the classic simulator's warnings, capped.
 //!
 //! Randomness: one seed (from the config, `--seed`, or the clock, always printed) feeds
 //! separate streams for the schedule, the clients, the faults and the network, so the same
@@ -40,72 +53,10 @@ pub mod run;
 pub mod schedule;
 pub mod score;
 pub mod stats;
+pub mod suite;
 pub mod throughput;
 pub mod warn;
 pub mod wire;
 
-use std::path::{Path, PathBuf};
-
 pub use config::{Config, ConfigError};
-pub use run::{Options, Outcome};
-
-/// The seed to use: `--seed`, else the config's, else one from the clock.
-pub fn pick_seed(cfg: &Config, opts: &Options) -> u64 {
-    opts.seed.or(cfg.seed).unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        t.as_nanos() as u64 ^ u64::from(std::process::id())
-    })
-}
-
-/// The classic order of the classic suite; other files follow by path.
-const CLASSIC_ORDER: [&str; 17] = [
-    "simple-1",
-    "simple-2",
-    "unreliable-1",
-    "unreliable-2",
-    "unreliable-3",
-    "crash-1",
-    "crash-2",
-    "crash-3",
-    "crash-4",
-    "partition-1",
-    "partition-2",
-    "partition-3",
-    "partition-4",
-    "advanced-1",
-    "advanced-2",
-    "advanced-3",
-    "advanced-4",
-];
-
-/// Every `*.json` under `dir` (subfolders included), the classic suite first in its order.
-pub fn find_configs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                found.push(path);
-            }
-        }
-    }
-    let rank = |p: &PathBuf| {
-        let stem = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let classic = CLASSIC_ORDER
-            .iter()
-            .position(|&c| c == stem)
-            .unwrap_or(CLASSIC_ORDER.len());
-        let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
-        (dir, classic, p.clone())
-    };
-    found.sort_by_key(rank);
-    Ok(found)
-}
+pub use run::{Options, Outcome, pick_seed};

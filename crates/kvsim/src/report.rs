@@ -2,6 +2,7 @@
 //! table after `kvsim all`, and the JSON report.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use super::config::Config;
 use super::run::Outcome;
@@ -387,4 +388,10 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "runs": runs })
+}
+
+/// Writes the JSON report of `rows` to `path`.
+pub fn write_json(path: &Path, rows: &[Row]) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(&json(rows)).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -1,0 +1,170 @@
+//! Faults: what happens to replicas and to the traffic between them.
+//!
+//! The scenario's events as they fire (kills, pauses, partitions, one-way cuts), the
+//! network's verdict on each replica-to-replica datagram as it is routed (partitions, drops,
+//! duplicates, delays: decided by `network`, applied here), and replicas that die on their
+//! own. The choices made here (which replica, which majority) draw on the faults' own
+//! random stream.
+
+use rand::Rng;
+
+use super::Sim;
+use super::timers::Action;
+use crate::config::EventKind;
+use crate::network::Fate;
+use datagram::NodeId;
+
+impl Sim<'_> {
+    /// Carries out one of the scenario's events as it falls due.
+    pub(super) fn fault(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::KillLeader => {
+                if let Some(l) = self.leader {
+                    self.kill(l);
+                    self.set_leader(None);
+                    self.clients.forget_all();
+                }
+            }
+            EventKind::KillNonLeader => {
+                if self.living_list.len() > 1 {
+                    if let Some(r) = self.random_non_leader() {
+                        self.kill(r);
+                    }
+                } else {
+                    self.warn.say(&format!(
+                        "too few living replicas to kill another ({})",
+                        self.living_list.len()
+                    ));
+                }
+            }
+            EventKind::PartEasy | EventKind::PartHard => {
+                let mut size = self.n / 2 + 1;
+                let mut rest: Vec<usize> = (0..self.n).collect();
+                let mut majority = Vec::new();
+                match (kind, self.leader) {
+                    (EventKind::PartEasy, Some(l)) => {
+                        majority.push(l);
+                        rest.retain(|&r| r != l);
+                        size -= 1;
+                    }
+                    _ => {
+                        self.set_leader(None);
+                        self.clients.forget_all();
+                    }
+                }
+                for _ in 0..size {
+                    let k = self.faults_rng.random_range(0..rest.len());
+                    majority.push(rest.remove(k));
+                }
+                self.network.partition(&majority);
+            }
+            EventKind::PartEnd => self.network.heal(),
+            EventKind::PauseLeader { duration_s } => match self.leader {
+                Some(l) if self.living[l] => self.pause(l, duration_s),
+                _ => self
+                    .warn
+                    .say("pause_leader: no known living leader; nothing paused"),
+            },
+            EventKind::PauseNonLeader { duration_s } => match self.random_non_leader() {
+                Some(r) => self.pause(r, duration_s),
+                None => self
+                    .warn
+                    .say("pause_non_leader: no living non-leader; nothing paused"),
+            },
+            EventKind::PartOneWay(direction) => match self.leader {
+                Some(l) => self.network.one_way(l, direction),
+                None => self.warn.say("part_oneway: no known leader; no partition"),
+            },
+        }
+    }
+
+    fn kill(&mut self, r: usize) {
+        if self.living[r] {
+            self.stats.killed += 1;
+            self.killed[r] = true;
+            self.mark_not_living(r);
+            // As the classic simulator does, close the replica's socket before signalling
+            // it: nothing it sends while dying, nor anything still queued from it, is
+            // routed. (A leader killed mid-commit must not finish replicating.)
+            let _ = self.poll.registry().deregister(&mut self.sockets[r]);
+            self.socket_closed[r] = true;
+            // Nothing queued for it is sent either; what it sent before the kill was
+            // routed before the kill and leaves now, as it had with one send each.
+            self.outbox.discard(r);
+            self.flush_all();
+            self.procs[r].kill();
+        }
+    }
+
+    fn random_non_leader(&mut self) -> Option<usize> {
+        let candidates: Vec<usize> = self
+            .living_list
+            .iter()
+            .copied()
+            .filter(|&r| Some(r) != self.leader)
+            .collect();
+        (!candidates.is_empty())
+            .then(|| candidates[self.faults_rng.random_range(0..candidates.len())])
+    }
+
+    fn pause(&mut self, r: usize, duration_s: f64) {
+        self.procs[r].pause();
+        let at = self.now_us() + (duration_s * 1e6) as u64;
+        self.timers.schedule(at, Action::Resume(r));
+    }
+
+    /// Replica-to-replica traffic: subject to partitions, drops, duplication and delay.
+    pub(super) fn deliver_replica_traffic(&mut self, src: Option<usize>, dst: usize, raw: &[u8]) {
+        match self.network.fate(src, dst) {
+            Fate::Drop => self.stats.total_drops += 1,
+            Fate::Deliver { delay_us, twice } => {
+                if delay_us == 0 {
+                    self.send(dst, raw);
+                } else {
+                    self.extra.delayed_datagrams += 1;
+                    let at = self.now_us() + delay_us;
+                    self.timers.schedule(
+                        at,
+                        Action::Deliver {
+                            dst,
+                            bytes: raw.to_vec(),
+                        },
+                    );
+                }
+                if twice {
+                    self.extra.duplicated_datagrams += 1;
+                    let at = self.now_us() + self.network.duplicate_delay_us();
+                    self.timers.schedule(
+                        at,
+                        Action::Deliver {
+                            dst,
+                            bytes: raw.to_vec(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn check_exits(&mut self) {
+        for r in 0..self.n {
+            if self.killed[r] || self.procs[r].exit.is_some() {
+                continue;
+            }
+            if let Some(status) = self.procs[r].poll_exit() {
+                let id = NodeId(r as u16);
+                self.warn
+                    .say(&format!("Replica {id} exited on its own ({status})"));
+                self.extra.exited_on_own.push(format!("{id}: {status}"));
+                if self.living[r] {
+                    self.mark_not_living(r);
+                }
+            }
+        }
+    }
+
+    pub(super) fn mark_not_living(&mut self, r: usize) {
+        self.living[r] = false;
+        self.living_list.retain(|&x| x != r);
+    }
+}

@@ -1,0 +1,321 @@
+//! Suites: what `kvsim <file>` and `kvsim all` do between their arguments and their exit
+//! status.
+//!
+//! A suite is one scenario file, or every `*.json` under a folder (the classic suite first,
+//! in the classic order). Every file is loaded before any replica starts, so a bad one
+//! stops the suite at once; then each scenario runs with its seed, and the suite prints the
+//! classic lines, the table, and writes the JSON of every row. What the caller shows while
+//! a long suite runs (the binary's progress bar) comes in through [`Progress`], so this
+//! module decides what is said and the caller only how it is drawn.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::config::Config;
+use super::report::{self, Row};
+use super::run::{self, Options, pick_seed};
+
+/// The classic suite in the classic order, with the descriptions the classic `all` prints.
+const CLASSIC: [(&str, &str); 17] = [
+    ("simple-1", "No drops, no failures, 80% read"),
+    ("simple-2", "No drops, no failures, 20% read"),
+    ("unreliable-1", "5% drops, no failures, 20% read"),
+    ("unreliable-2", "10% drops, no failures, 20% read"),
+    ("unreliable-3", "15% drops, no failures, 20% read"),
+    ("crash-1", "No drops, 1 replica failure, 20% read"),
+    ("crash-2", "No drops, 2 replica failures, 20% read"),
+    ("crash-3", "No drops, 1 leader failure, 20% read"),
+    ("crash-4", "No drops, 2 leader failures, 20% read"),
+    ("partition-1", "No drops, 1 easy partition, 20% read"),
+    ("partition-2", "No drops, 2 easy partitions, 20% read"),
+    ("partition-3", "No drops, 1 hard partition, 20% read"),
+    ("partition-4", "No drops, 2 hard partitions, 20% read"),
+    (
+        "advanced-1",
+        "10% drops, 2 hard partitions and 1 leader failures, 20% read",
+    ),
+    ("advanced-2", "15% drops, 2 leader failures, 20% read"),
+    ("advanced-3", "30% drops, 1 leader failure, 20% read"),
+    (
+        "advanced-4",
+        "10% drops, 3 hard partions and 1 leader kill, 20% read",
+    ),
+];
+
+/// Why a suite stopped without a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuiteError {
+    /// Bad input, found before any replica started: a scenario file, the scenario folder,
+    /// an option.
+    Input(String),
+    /// A scenario could not be run, or the report not written.
+    Run(String),
+}
+
+impl SuiteError {
+    /// kvsim's exit status for it: 2 for bad input, 3 for a run that failed to run (1 is
+    /// a run that ran and failed a check).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SuiteError::Input(_) => 2,
+            SuiteError::Run(_) => 3,
+        }
+    }
+}
+
+impl fmt::Display for SuiteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SuiteError::Input(m) | SuiteError::Run(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SuiteError {}
+
+/// What the caller shows while `all` runs. Only `println` must be given; the rest is for
+/// a display that stays on screen between lines (a progress bar).
+pub trait Progress {
+    /// A line for the user: the suite's opening line, then one per scenario.
+    fn println(&mut self, line: &str);
+    /// The suite has this many scenarios to run.
+    fn start(&mut self, _scenarios: usize) {}
+    /// The scenario about to run, described for a status line.
+    fn running(&mut self, _status: &str) {}
+    /// Runs one scenario. The scenario writes to the terminal itself (warnings, replica
+    /// output): a display must stay out of its way until it returns.
+    fn suspend<R>(&mut self, run: impl FnOnce() -> R) -> R {
+        run()
+    }
+    /// One more scenario is done.
+    fn finished_one(&mut self) {}
+    /// Every scenario ran; the table comes next.
+    fn finish(&mut self) {}
+}
+
+/// Every `*.json` under `dir` (subfolders included), the classic suite first in its order.
+pub fn find_configs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                found.push(path);
+            }
+        }
+    }
+    let rank = |p: &PathBuf| {
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let classic = CLASSIC
+            .iter()
+            .position(|&(c, _)| c == stem)
+            .unwrap_or(CLASSIC.len());
+        let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+        (dir, classic, p.clone())
+    };
+    found.sort_by_key(rank);
+    Ok(found)
+}
+
+/// The classic `all` descriptions, or the file's own.
+pub fn describe(cfg: &Config) -> String {
+    if let Some(d) = &cfg.description {
+        return d.clone();
+    }
+    match CLASSIC.iter().find(|&&(name, _)| name == cfg.name) {
+        Some(&(_, classic)) => classic.to_string(),
+        None => cfg.name.clone(),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, SuiteError> {
+    Config::load(path).map_err(|e| SuiteError::Input(format!("{}: {e}", path.display())))
+}
+
+fn write_json(json: Option<&Path>, rows: &[Row]) -> Result<(), SuiteError> {
+    match json {
+        Some(path) => report::write_json(path, rows).map_err(SuiteError::Run),
+        None => Ok(()),
+    }
+}
+
+/// `kvsim <file>`: runs one scenario, prints its summary, writes the JSON report if asked.
+/// `Ok(passed)` once it ran.
+pub fn one(path: &Path, opts: &Options, json: Option<&Path>) -> Result<bool, SuiteError> {
+    if let Some(history) = &opts.history_csv {
+        // Found out now, not after the run it would record.
+        if let Err(e) = std::fs::File::create(history) {
+            return Err(SuiteError::Input(format!(
+                "cannot write {}: {e}",
+                history.display()
+            )));
+        }
+    }
+    let cfg = load(path)?;
+    let seed = pick_seed(&cfg, opts);
+    println!("kvsim: scenario {} with seed {seed}", cfg.name);
+    let outcome = run::run(&cfg, opts, seed).map_err(|e| SuiteError::Run(e.to_string()))?;
+    print!("{}", report::summary(&outcome, &cfg));
+    let passed = outcome.passed;
+    let rows = [Row {
+        scenario: cfg.name.clone(),
+        outcome: Ok(outcome),
+    }];
+    write_json(json, &rows)?;
+    Ok(passed)
+}
+
+/// `kvsim all`: runs every scenario under `dir`, `pause_s` seconds apart, then prints the
+/// table and writes the JSON report if asked. `Ok(passed)` once they ran: true when every
+/// one ran and passed.
+pub fn all(
+    dir: &Path,
+    pause_s: f64,
+    opts: &Options,
+    json: Option<&Path>,
+    progress: &mut impl Progress,
+) -> Result<bool, SuiteError> {
+    if opts.history_csv.is_some() {
+        return Err(SuiteError::Input(
+            "--history takes one scenario, not `all`".into(),
+        ));
+    }
+    let paths = match find_configs(dir) {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => {
+            return Err(SuiteError::Input(format!(
+                "no *.json scenarios under {}",
+                dir.display()
+            )));
+        }
+        Err(e) => {
+            return Err(SuiteError::Input(format!(
+                "cannot read {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    // Load them all first: a bad file stops us before any replica starts.
+    let configs = paths
+        .iter()
+        .map(|p| load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total_s: f64 = configs.iter().map(Config::total_s).sum();
+    progress.start(configs.len());
+    progress.println(&format!(
+        "kvsim: {} scenarios, about {:.0} s of simulated time",
+        configs.len(),
+        total_s
+    ));
+    let mut rows = Vec::new();
+    for (k, cfg) in configs.iter().enumerate() {
+        let seed = pick_seed(cfg, opts);
+        progress.running(&format!(
+            "{} ({:.0} s, seed {seed})",
+            cfg.name,
+            cfg.total_s()
+        ));
+        let outcome = progress
+            .suspend(|| run::run(cfg, opts, seed))
+            .map_err(|e| e.to_string());
+        progress.println(&format!("{}: {}", cfg.name, classic_line(cfg, &outcome)));
+        rows.push(Row {
+            scenario: cfg.name.clone(),
+            outcome,
+        });
+        progress.finished_one();
+        if pause_s > 0.0 && k + 1 < configs.len() {
+            std::thread::sleep(Duration::from_secs_f64(pause_s));
+        }
+    }
+    progress.finish();
+    print!("{}", report::table(&rows));
+    write_json(json, &rows)?;
+    Ok(rows
+        .iter()
+        .all(|r| r.outcome.as_ref().is_ok_and(|o| o.passed)))
+}
+
+/// The classic `all` line for one scenario: its description and PASS with the tiers,
+/// FAIL with the failed checks, or ERROR.
+fn classic_line(cfg: &Config, outcome: &Result<run::Outcome, String>) -> String {
+    match outcome {
+        Ok(o) if o.passed => {
+            let tiers: Vec<String> = o.tiers.iter().map(|t| t.tier.to_string()).collect();
+            format!(
+                "\t{:<60}\t[PASS]\tPerformance Tiers: {}",
+                describe(cfg),
+                tiers.join(" ")
+            )
+        }
+        Ok(o) => {
+            let failed: Vec<&str> = o
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.message.as_str())
+                .collect();
+            format!(
+                "\t{:<60}\t[FAIL]\n\t\t{}",
+                describe(cfg),
+                failed.join("\n\t\t")
+            )
+        }
+        Err(e) => format!("\t{:<60}\t[ERROR] {e}", describe(cfg)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str, description: Option<&str>) -> Config {
+        let mut c = Config::parse(
+            name,
+            r#"{"lifetime": 5, "replicas": 3, "requests": 1, "tests": {"benchmarks": {
+                "total_msgs": [1, 2, 3], "failures": [1, 2, 3], "duplicates": [1, 2, 3],
+                "median_latency": [1, 2, 3]}}}"#,
+        )
+        .unwrap();
+        c.description = description.map(str::to_string);
+        c
+    }
+
+    #[test]
+    fn descriptions_are_the_files_then_the_classics_then_the_name() {
+        assert_eq!(
+            describe(&config("crash-3", None)),
+            "No drops, 1 leader failure, 20% read"
+        );
+        assert_eq!(describe(&config("crash-3", Some("mine"))), "mine");
+        assert_eq!(describe(&config("chaos", None)), "chaos");
+    }
+
+    #[test]
+    fn the_classic_suite_comes_first_in_its_order() {
+        let dir = std::env::temp_dir().join(format!("kvsim-suite-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["zeta", "simple-2", "advanced-4", "crash-1", "simple-1"] {
+            std::fs::write(dir.join(format!("{name}.json")), "{}").unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), "").unwrap();
+        let found: Vec<String> = find_configs(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            found,
+            ["simple-1", "simple-2", "crash-1", "advanced-4", "zeta"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
