@@ -54,10 +54,13 @@ fn a_bad_config_gets_one_line_naming_the_field() {
 #[test]
 fn a_history_file_that_cannot_be_written_stops_kvsim_before_the_run() {
     let dir = temp_dir("history");
+    // A missing folder is made (as for --log-dir), but a file in the way cannot be.
+    let in_the_way = dir.join("a-file");
+    std::fs::write(&in_the_way, "").unwrap();
     let out = kvsim_with_replica()
         .arg("configs/classic/simple-1.json")
         .arg("--history")
-        .arg(dir.join("no/such/dir/h.csv"))
+        .arg(in_the_way.join("h.csv"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -112,6 +115,13 @@ fn every_shipped_scenario_loads() {
 fn a_garbage_replica_is_counted_incorrect_and_cleaned_up() {
     let dir = temp_dir("garbage");
     let script = dir.join("garbage-replica.sh");
+    // A sleep no other run of this test shares (it looks for leftovers machine-wide, and
+    // another checkout may be running it at the same time).
+    let sleep = format!(
+        "sleep 9{}.{:03}",
+        std::process::id(),
+        std::process::id() % 1000
+    );
     std::fs::write(
         &script,
         r#"#!/bin/bash
@@ -126,9 +136,10 @@ send "{\"src\": \"$id\", \"dst\": \"zz\", \"leader\": \"FFFF\", \"type\": \"x\"}
 send "{\"src\": \"$id\", \"dst\": \"0001\", \"leader\": 7, \"type\": \"x\"}"
 send "{\"src\": \"$id\", \"dst\": \"0042\", \"leader\": \"FFFF\", \"type\": \"x\"}"
 send "{\"src\": \"$id\", \"dst\": \"0013\", \"leader\": \"FFFF\", \"type\": \"ok\", \"MID\": \"NOPE\"}"
-sleep 987.654 &
+SLEEP &
 wait
-"#,
+"#
+        .replace("SLEEP", &sleep),
     )
     .unwrap();
     let status = Command::new("chmod")
@@ -170,7 +181,7 @@ wait
         .filter_map(|e| e.ok())
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) || c.contains("sleep 987.654"))
+        .filter(|c| c.contains(&needle) || c.contains(&sleep))
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
 }

@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_3700kvstore");
-const USAGE: &str = "usage: 3700kvstore <port> <my id> <peer id> [<peer id> ...]";
+const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]";
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -44,8 +44,8 @@ struct Args {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Seconds to wait between scenarios in `all` (the classic waits 10).
-    #[arg(long, default_value_t = 0.0)]
+    /// Seconds to wait between scenarios in `all` (the classic waits 10), at most a day.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_pause)]
     pause: f64,
     /// Write every request attempt as CSV to this file (one scenario only): client, op,
     /// key, value, invoke and response times, ok, request.
@@ -164,5 +164,15 @@ impl Progress for Bar {
 
     fn finish(&mut self) {
         self.0.finish_and_clear();
+    }
+}
+
+/// A pause is a finite number of seconds, 0 to a day: `inf` or `nan` would pass a plain
+/// `f64` parser and then fail where the pause is slept.
+fn parse_pause(text: &str) -> Result<f64, String> {
+    const PAUSE_S_MAX: f64 = 86_400.0;
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..=PAUSE_S_MAX).contains(&s) => Ok(s),
+        _ => Err(format!("seconds from 0 to {PAUSE_S_MAX}, not {text:?}")),
     }
 }

@@ -1,6 +1,5 @@
 //! A whole cluster of Raft cores in one process, in virtual time: the deterministic
-//! simulation the core is proven by (`tests/raft_simulation.rs`) and measured with
-//! (`benches/commit.rs`).
+//! simulation the core is proven by (`tests/raft_simulation.rs`).
 //!
 //! One seeded generator decides every delay, drop, duplicate and client choice, and the
 //! cores draw their election timeouts from seeds derived from it, so a seed replays

@@ -149,16 +149,19 @@ fn write_json(json: Option<&Path>, rows: &[Row]) -> Result<(), SuiteError> {
 /// `kvsim <file>`: runs one scenario, prints its summary, writes the JSON report if asked.
 /// `Ok(passed)` once it ran.
 pub fn one(path: &Path, opts: &Options, json: Option<&Path>) -> Result<bool, SuiteError> {
+    let cfg = load(path)?;
     if let Some(history) = &opts.history_csv {
-        // Found out now, not after the run it would record.
-        if let Err(e) = std::fs::File::create(history) {
+        // Found out now, not after the run it would record. Its folder is made as
+        // `--log-dir`'s is.
+        let folder = history.parent().filter(|p| !p.as_os_str().is_empty());
+        let created = folder.map_or(Ok(()), std::fs::create_dir_all);
+        if let Err(e) = created.and_then(|()| std::fs::File::create(history)) {
             return Err(SuiteError::Input(format!(
                 "cannot write {}: {e}",
                 history.display()
             )));
         }
     }
-    let cfg = load(path)?;
     let seed = pick_seed(&cfg, opts);
     println!("kvsim: scenario {} with seed {seed}", cfg.name);
     let outcome = run::run(&cfg, opts, seed).map_err(|e| SuiteError::Run(e.to_string()))?;

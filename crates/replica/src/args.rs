@@ -13,7 +13,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The one line printed on a bad command line (followed by the reason).
-pub const USAGE: &str = "usage: 3700kvstore <port> <my id> <peer id> [<peer id> ...]";
+pub const USAGE: &str =
+    "usage: 3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]";
 /// The exit status for a bad command line.
 pub const USAGE_EXIT_STATUS: u8 = 2;
 /// The flag naming a debug log directory; it must come before the positional arguments.

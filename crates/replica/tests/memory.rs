@@ -4,7 +4,7 @@
 //!
 //!     cargo test --release --test memory -- --nocapture
 //!
-//! The measurement that counts is the replica's RSS under load (see the README); this
+//! The measurement that counts is the replica's RSS under load (`docs/PERFORMANCE.md`); this
 //! one isolates the two structures.
 
 use replica::kv::KvStore;

@@ -1,4 +1,4 @@
-//! Why a datagram was rejected. Bad input is a value, never a panic (STYLE.md guideline 5):
+//! Why a datagram was rejected. Bad input is a value, never a panic (a panic is for bugs):
 //! the event loop counts and drops it.
 
 use std::fmt;

@@ -1,10 +1,10 @@
-//! The wire codec: one JSON object per UDP datagram <-> [`Datagram`]. No sockets, no Raft
-//! rules (STYLE.md guideline 4).
+//! The wire codec: one JSON object per UDP datagram <-> [`Datagram`]. No sockets and no
+//! Raft rules: the codec knows nothing of what a message means, the core nothing of JSON.
 //!
 //! # Wire format
 //!
 //! Every datagram carries `src`, `dst`, `leader` (four hex characters each, `FFFF` for
-//! broadcast / unknown) and `type`. Client traffic is fixed by `PROTOCOL.md`:
+//! broadcast / unknown) and `type`. Client traffic is fixed by the protocol (`docs/PROTOCOL.md`):
 //!
 //! ```text
 //! {"src":"0001","dst":"FFFF","leader":"FFFF","type":"hello"}

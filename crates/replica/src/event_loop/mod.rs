@@ -10,7 +10,7 @@
 //!   the other end (`signal_hook::low_level::pipe`), so a signal wakes the poll and the
 //!   loop ends cleanly (debug log flushed, exit status 0).
 //!
-//! Start-up sends the hello before anything else (PROTOCOL.md: anything delivered to a
+//! Start-up sends the hello before anything else (`docs/PROTOCOL.md`: anything delivered to a
 //! replica before its hello arrives gets it declared dead), then creates the Raft core.
 //!
 //! Each turn: poll with a timeout from the timer wheel's next deadline; read the clock
