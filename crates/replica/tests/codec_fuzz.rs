@@ -3,6 +3,10 @@
 //! to the same datagram. Then the invalid datagrams the protocol names, one by one.
 //!
 //! Reproduce a failure with the seed printed in its message (they are fixed constants).
+//!
+//! One file on purpose, past the size of the others: the generators of valid datagrams
+//! and the properties that mutate them are one thing, each property drawing on the same
+//! generators.
 
 use datagram::NodeId;
 use rand::rngs::SmallRng;

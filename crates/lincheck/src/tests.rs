@@ -1,0 +1,209 @@
+use super::*;
+
+fn put(client: u32, v: &str, invoke: u64, response: u64) -> Op {
+    Op {
+        client,
+        kind: OpKind::Put {
+            value: v.into(),
+            acked: true,
+        },
+        invoke,
+        response: Some(response),
+        retry_group: None,
+    }
+}
+fn lost_put(client: u32, v: &str, invoke: u64, group: Option<u64>) -> Op {
+    Op {
+        client,
+        kind: OpKind::Put {
+            value: v.into(),
+            acked: false,
+        },
+        invoke,
+        response: None,
+        retry_group: group,
+    }
+}
+fn get(client: u32, v: &str, invoke: u64, response: u64) -> Op {
+    Op {
+        client,
+        kind: OpKind::Get { value: v.into() },
+        invoke,
+        response: Some(response),
+        retry_group: None,
+    }
+}
+
+#[test]
+fn empty_and_sequential_histories_are_linearizable() {
+    assert!(check_key(&[]).is_ok());
+    let h = [
+        get(0, "", 0, 1),
+        put(0, "a", 2, 3),
+        get(1, "a", 4, 5),
+        put(1, "b", 6, 7),
+        get(0, "b", 8, 9),
+    ];
+    assert!(check_key(&h).is_ok());
+}
+
+#[test]
+fn concurrent_put_may_be_seen_either_way() {
+    // The put overlaps both gets: old then new is fine.
+    let h = [
+        put(0, "a", 0, 1),
+        put(1, "b", 2, 10),
+        get(2, "a", 3, 4),
+        get(3, "b", 5, 6),
+    ];
+    assert!(check_key(&h).is_ok());
+}
+
+#[test]
+fn stale_read_is_a_violation() {
+    let h = [put(0, "a", 0, 1), put(1, "b", 2, 3), get(2, "a", 4, 5)];
+    let v = check_key(&h).unwrap_err();
+    assert_eq!(v.ops.len(), 3, "{v:?}");
+}
+
+#[test]
+fn read_of_never_written_value_is_a_violation() {
+    let h = [put(0, "a", 0, 1), get(1, "zzz", 2, 3)];
+    let v = check_key(&h).unwrap_err();
+    assert!(
+        v.ops
+            .iter()
+            .any(|o| matches!(&o.kind, OpKind::Get { value } if value == "zzz"))
+    );
+}
+
+#[test]
+fn reads_going_back_in_time_are_a_violation() {
+    // Both puts concurrent with the reads, but two later reads disagree in order.
+    let h = [
+        put(0, "a", 0, 100),
+        put(1, "b", 0, 100),
+        get(2, "a", 10, 20),
+        get(2, "b", 30, 40),
+        get(3, "a", 50, 60),
+    ];
+    assert!(check_key(&h).is_err());
+}
+
+#[test]
+fn shrinking_drops_irrelevant_operations() {
+    let mut h = vec![];
+    for i in 0..50u64 {
+        h.push(put(9, &format!("x{i}"), i * 10, i * 10 + 1));
+        h.push(get(8, &format!("x{i}"), i * 10 + 2, i * 10 + 3));
+    }
+    // A stale read at the end.
+    h.push(get(7, "x3", 1000, 1001));
+    let v = check_key(&h).unwrap_err();
+    assert!(v.ops.len() <= 4, "{:#?}", v.ops);
+    assert!(v.explanation.contains("x3"), "{}", v.explanation);
+}
+
+#[test]
+fn unknown_put_may_take_effect_late() {
+    // A redirected put, seen long after its attempt.
+    let h = [
+        lost_put(0, "a", 0, None),
+        get(1, "", 5, 6),
+        get(1, "a", 50, 51),
+        get(2, "a", 60, 61),
+    ];
+    assert!(check_key(&h).is_ok());
+}
+
+#[test]
+fn unknown_put_may_never_take_effect() {
+    let h = [
+        put(0, "a", 0, 1),
+        lost_put(1, "b", 2, None),
+        get(2, "a", 100, 101),
+    ];
+    assert!(check_key(&h).is_ok());
+}
+
+#[test]
+fn unread_unknown_puts_are_dropped_before_the_search() {
+    let mut h = vec![put(0, "a", 0, 1)];
+    for i in 0..500 {
+        h.push(lost_put(1, &format!("v{i}"), 2 + i, None));
+    }
+    h.push(get(2, "a", 1000, 1001));
+    let p = prepare(&h);
+    assert_eq!(p.dropped_unread, 500);
+    assert_eq!(p.ops.len(), 2);
+    assert!(matches!(
+        check_key_bounded(&h, 10_000),
+        Verdict::Linearizable
+    ));
+}
+
+#[test]
+fn acked_retry_closes_the_earlier_attempt() {
+    // Attempt 1 of "b" is redirected; the retry is acked at 20; then "c" is written and
+    // read. A read of "b" after that would need attempt 1 to take effect after its retry
+    // was acknowledged, which the retry rule forbids.
+    let h = [
+        put(0, "a", 0, 1),
+        lost_put(1, "b", 2, Some(7)),
+        Op {
+            client: 1,
+            kind: OpKind::Put {
+                value: "b".into(),
+                acked: true,
+            },
+            invoke: 10,
+            response: Some(20),
+            retry_group: Some(7),
+        },
+        put(2, "c", 30, 31),
+        get(3, "b", 40, 41),
+    ];
+    let p = prepare(&h);
+    assert_eq!(p.closed_by_retry, 1);
+    assert!(check_key(&h).is_err());
+    // Without the group, attempt 1 could land after "c": linearizable.
+    let mut open = h.clone();
+    open[1].retry_group = None;
+    assert!(check_key(&open).is_ok());
+}
+
+#[test]
+fn get_without_reply_is_ignored() {
+    let h = [
+        put(0, "a", 0, 1),
+        Op {
+            client: 1,
+            kind: OpKind::Get {
+                value: "zzz".into(),
+            },
+            invoke: 2,
+            response: None,
+            retry_group: None,
+        },
+    ];
+    assert!(check_key(&h).is_ok());
+}
+
+#[test]
+fn long_concurrent_history_is_fast() {
+    // 3000 operations, four clients overlapping pairwise: must finish quickly.
+    let mut h = vec![];
+    let mut t = 0u64;
+    for i in 0..750 {
+        let v = format!("v{i}");
+        h.push(put(0, &v, t, t + 15));
+        h.push(get(1, &v, t + 14, t + 20));
+        h.push(lost_put(2, &format!("lost{i}"), t + 1, None));
+        h.push(get(3, &v, t + 16, t + 30));
+        t += 31;
+    }
+    assert!(matches!(
+        check_key_bounded(&h, 1_000_000),
+        Verdict::Linearizable
+    ));
+}
