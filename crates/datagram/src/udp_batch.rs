@@ -10,9 +10,13 @@
 //! sockets themselves stay `mio` sockets (non-blocking, registered with a poll), and
 //! callers pass their raw file descriptors in.
 //!
-//! Semantics kept from the one-call-per-datagram code: a datagram that cannot be sent (a
-//! full socket buffer, any error) is lost and counted, and never stops the rest of the
-//! batch; a receive that would block ends a drain.
+//! A datagram that cannot be sent is counted and never stops the rest of the batch; a
+//! receive that would block ends a drain. What a failed send costs depends on the
+//! datagram: most are lost, as they could be on any network, but one queued with
+//! [`SendBatch::queue_retried`] that meets a full socket buffer (`EAGAIN`, `ENOBUFS`)
+//! stays queued for the next flush, for the caller to send once the socket is writable.
+//! A replica queues its client replies that way: a client never retries on silence, so a
+//! lost reply is a request left unanswered.
 
 use std::io;
 use std::mem;
@@ -128,6 +132,9 @@ pub struct Flushed {
     /// Datagrams the kernel refused (buffer full or another error): lost, as one would be
     /// on the network.
     pub lost: usize,
+    /// Datagrams queued with [`SendBatch::queue_retried`] that met a full socket buffer:
+    /// still queued, first in line for the next flush.
+    pub retained: usize,
     /// System calls made.
     pub calls: usize,
 }
@@ -139,7 +146,13 @@ pub struct Flushed {
 pub struct SendBatch {
     bufs: Vec<Vec<u8>>,
     addrs: Vec<SockAddr>,
+    /// Per queued datagram: kept on a full socket buffer rather than lost.
+    retried: Vec<bool>,
     queued: usize,
+    /// Of the queued datagrams, the first `retained` are left over from the last flush.
+    /// They do not count against `datagrams_max`, so a congested socket never stops the
+    /// caller from queueing; the caller bounds how many it lets pile up.
+    retained: usize,
     datagrams_max: usize,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
@@ -153,7 +166,9 @@ impl SendBatch {
         SendBatch {
             bufs: Vec::new(),
             addrs: Vec::new(),
+            retried: Vec::new(),
             queued: 0,
+            retained: 0,
             datagrams_max: datagrams_max.clamp(1, BATCH_DATAGRAMS_MAX),
             iovecs: Vec::new(),
             headers: Vec::new(),
@@ -169,8 +184,15 @@ impl SendBatch {
         self.queued == 0
     }
 
+    /// Whether the caller must flush before queueing more. Datagrams retained by the last
+    /// flush take no room.
     pub fn is_full(&self) -> bool {
-        self.queued == self.datagrams_max
+        self.queued - self.retained >= self.datagrams_max
+    }
+
+    /// Datagrams left over from the last flush, waiting for a writable socket.
+    pub fn retained(&self) -> usize {
+        self.retained
     }
 
     /// The buffer for the next datagram, cleared. It is queued only by [`Self::queue`],
@@ -182,23 +204,38 @@ impl SendBatch {
         if self.queued == self.bufs.len() {
             self.bufs.push(Vec::new());
             self.addrs.push(SockAddr::UNSPECIFIED);
+            self.retried.push(false);
         }
         let buf = &mut self.bufs[self.queued];
         buf.clear();
         buf
     }
 
-    /// Queues the buffer last returned by [`Self::next_buffer`] for `to`.
+    /// Queues the buffer last returned by [`Self::next_buffer`] for `to`. If the kernel
+    /// refuses it, it is lost.
     pub fn queue(&mut self, to: SocketAddr) {
+        self.queue_with(to, false);
+    }
+
+    /// Queues the buffer last returned by [`Self::next_buffer`] for `to`. If it meets a
+    /// full socket buffer it stays queued for the next flush; any other error loses it.
+    pub fn queue_retried(&mut self, to: SocketAddr) {
+        self.queue_with(to, true);
+    }
+
+    fn queue_with(&mut self, to: SocketAddr, retried: bool) {
         assert!(!self.is_full(), "flush a full batch before queueing more");
         assert!(self.queued < self.bufs.len(), "next_buffer comes first");
         self.addrs[self.queued] = SockAddr::from(to);
+        self.retried[self.queued] = retried;
         self.queued += 1;
     }
 
-    /// Forgets everything queued, unsent (its buffers are kept for reuse).
+    /// Forgets everything queued, unsent, retained datagrams included (its buffers are
+    /// kept for reuse).
     pub fn clear(&mut self) {
         self.queued = 0;
+        self.retained = 0;
     }
 
     /// The bytes of queued datagram `i`.
@@ -208,9 +245,36 @@ impl SendBatch {
         &self.bufs[i]
     }
 
-    /// Sends everything queued, in order. A datagram the kernel refuses is lost and the
-    /// rest still go. The batch is empty afterwards.
+    /// Sends everything queued, in order, retained datagrams first. A datagram the
+    /// kernel refuses is lost, or retained if it was queued with
+    /// [`Self::queue_retried`] and the socket buffer was full; the rest still go.
+    /// Afterwards only the retained datagrams are queued.
     pub fn flush(&mut self, fd: RawFd) -> Flushed {
+        self.flush_with(|headers| {
+            // SAFETY: `headers` point at live iovecs, buffers and addresses owned by the
+            // batch, unchanged during the call.
+            let sent = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    headers.as_mut_ptr(),
+                    headers.len() as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if sent >= 0 {
+                Ok(sent as usize)
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    }
+
+    /// `flush`, with the system call passed in: `send` sends a prefix of the headers
+    /// it is given and says how many, or fails on the first.
+    fn flush_with(
+        &mut self,
+        mut send: impl FnMut(&mut [libc::mmsghdr]) -> io::Result<usize>,
+    ) -> Flushed {
         let mut flushed = Flushed::default();
         self.last_error = None;
         let n = self.queued;
@@ -233,37 +297,56 @@ impl SendBatch {
                 &raw mut self.iovecs[i],
             );
         }
+        let mut kept = 0;
         let mut next = 0;
         while next < n {
             flushed.calls += 1;
-            // SAFETY: headers[next..n] point at live iovecs, buffers and addresses owned
-            // by `self`, unchanged during the call.
-            let result = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    self.headers.as_mut_ptr().add(next),
-                    (n - next) as u32,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if result > 0 {
-                flushed.sent += result as usize;
-                next += result as usize;
-                continue;
+            let end = n.min(next + BATCH_DATAGRAMS_MAX);
+            match send(&mut self.headers[next..end]) {
+                Ok(0) => {
+                    // Not expected of sendmmsg with datagrams to send; treat it as a
+                    // refusal of the first rather than spin.
+                    self.refuse(
+                        next,
+                        &mut kept,
+                        &mut flushed,
+                        io::ErrorKind::WriteZero.into(),
+                    );
+                    next += 1;
+                }
+                Ok(sent) => {
+                    flushed.sent += sent;
+                    next += sent;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.refuse(next, &mut kept, &mut flushed, error);
+                    next += 1;
+                }
             }
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            // The datagram at `next` could not go: lose it, keep the rest.
+        }
+        self.queued = kept;
+        self.retained = kept;
+        flushed.retained = kept;
+        flushed
+    }
+
+    /// The kernel refused datagram `i`: keep it (moved to position `kept`, preserving
+    /// order) if it asked to be retried and the socket was only full, else lose it.
+    fn refuse(&mut self, i: usize, kept: &mut usize, flushed: &mut Flushed, error: io::Error) {
+        let congested = error.kind() == io::ErrorKind::WouldBlock
+            || error.raw_os_error() == Some(libc::ENOBUFS);
+        if self.retried[i] && congested {
+            self.bufs.swap(*kept, i);
+            self.addrs.swap(*kept, i);
+            self.retried.swap(*kept, i);
+            *kept += 1;
+        } else {
             flushed.lost += 1;
-            next += 1;
             if self.last_error.is_none() {
                 self.last_error = Some(error);
             }
         }
-        self.queued = 0;
-        flushed
     }
 }
 
@@ -483,6 +566,96 @@ mod tests {
         let mut recv = RecvBatch::new(8);
         let got = recv_payloads(&mut recv, b.as_raw_fd(), 2);
         assert_eq!(got, vec![b"one".to_vec(), b"three".to_vec()]);
+    }
+
+    /// A stand-in for `sendmmsg` that fails the datagrams whose payload starts with
+    /// `full` as a full buffer would, `bad` with another error, and sends the rest,
+    /// recording their payloads.
+    fn fake_kernel(
+        sent: &mut Vec<Vec<u8>>,
+    ) -> impl FnMut(&mut [libc::mmsghdr]) -> io::Result<usize> + '_ {
+        move |headers| {
+            let mut n = 0;
+            for header in headers.iter() {
+                // SAFETY: the batch pointed each header at one live iovec and buffer.
+                let payload = unsafe {
+                    let iov = &*header.msg_hdr.msg_iov;
+                    std::slice::from_raw_parts(iov.iov_base.cast::<u8>(), iov.iov_len).to_vec()
+                };
+                let refusal = if payload.starts_with(b"full") {
+                    Some(io::Error::from_raw_os_error(libc::EAGAIN))
+                } else if payload.starts_with(b"nobufs") {
+                    Some(io::Error::from_raw_os_error(libc::ENOBUFS))
+                } else if payload.starts_with(b"bad") {
+                    Some(io::Error::from_raw_os_error(libc::EMSGSIZE))
+                } else {
+                    None
+                };
+                match refusal {
+                    // sendmmsg reports an error only when the first datagram fails.
+                    Some(error) if n == 0 => return Err(error),
+                    Some(_) => break,
+                    None => {
+                        sent.push(payload);
+                        n += 1;
+                    }
+                }
+            }
+            Ok(n)
+        }
+    }
+
+    fn queue(batch: &mut SendBatch, payload: &[u8], retried: bool) {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        batch.next_buffer().extend_from_slice(payload);
+        if retried {
+            batch.queue_retried(to);
+        } else {
+            batch.queue(to);
+        }
+    }
+
+    #[test]
+    fn a_retried_datagram_survives_a_full_buffer_and_goes_first_next_time() {
+        let mut batch = SendBatch::new(3);
+        queue(&mut batch, b"raft 1", false);
+        queue(&mut batch, b"full: reply a", true);
+        queue(&mut batch, b"full: raft 2", false);
+        let mut sent = Vec::new();
+        let flushed = batch.flush_with(fake_kernel(&mut sent));
+        assert_eq!((flushed.sent, flushed.lost, flushed.retained), (1, 1, 1));
+        assert_eq!(sent, vec![b"raft 1".to_vec()]);
+        assert_eq!(batch.retained(), 1);
+        // The retained reply takes no room: three more fit before the batch is full.
+        for payload in [&b"nobufs: reply b"[..], b"bad: reply c", b"reply d"] {
+            assert!(!batch.is_full());
+            queue(&mut batch, payload, true);
+        }
+        assert!(batch.is_full());
+        let mut sent = Vec::new();
+        let flushed = batch.flush_with(fake_kernel(&mut sent));
+        // Still full for "reply a" and "reply b": both kept, in order; "reply c" met an
+        // error a retry would not cure, so it is lost.
+        assert_eq!((flushed.sent, flushed.lost, flushed.retained), (1, 1, 2));
+        assert_eq!(sent, vec![b"reply d".to_vec()]);
+        assert_eq!(
+            batch.last_error.as_ref().and_then(io::Error::raw_os_error),
+            Some(libc::EMSGSIZE)
+        );
+        // The socket drains: what was kept goes, in the order it was queued.
+        for i in 0..batch.queued {
+            let kept = batch.bufs[i].split_off(0);
+            batch.bufs[i] = kept
+                .strip_prefix(b"full: ".as_slice())
+                .or_else(|| kept.strip_prefix(b"nobufs: ".as_slice()))
+                .unwrap()
+                .to_vec();
+        }
+        let mut sent = Vec::new();
+        let flushed = batch.flush_with(fake_kernel(&mut sent));
+        assert_eq!((flushed.sent, flushed.lost, flushed.retained), (2, 0, 0));
+        assert_eq!(sent, vec![b"reply a".to_vec(), b"reply b".to_vec()]);
+        assert!(batch.is_empty());
     }
 
     #[test]

@@ -20,8 +20,9 @@
 //! also due). Buffers are reused, so a turn allocates nothing in steady state.
 //!
 //! Bad datagrams are input, not bugs: they are counted, noted in the debug log (and on
-//! stderr, at most once a second) and dropped. A full send buffer is a lost datagram,
-//! which Raft already tolerates; it never ends the loop.
+//! stderr, at most once a second) and dropped. A full send buffer never ends the loop: a
+//! message to a peer is lost, which Raft tolerates, and a client reply waits for the
+//! socket to be writable (see `network`).
 
 use crate::args::ReplicaArgs;
 use crate::codec::{
@@ -114,6 +115,8 @@ pub(super) struct Stats {
     pub(super) receive_calls: u64,
     /// Send failed (buffer full or any other error): the datagram is lost.
     pub(super) lost: u64,
+    /// The most client replies kept at once for a writable socket.
+    pub(super) replies_retained_max: u64,
     pub(super) timers_fired: u64,
 }
 
@@ -157,6 +160,8 @@ struct Replica {
     stderr: StderrLimiter,
     /// The last drain stopped at its cap before `WouldBlock`: more may be waiting.
     socket_pending: bool,
+    /// The socket is registered for writability too: replies wait for room.
+    socket_writable_interest: bool,
     stop: bool,
 }
 
@@ -219,6 +224,7 @@ impl Replica {
                 suppressed: 0,
             },
             socket_pending: false,
+            socket_writable_interest: false,
             stop: false,
         };
         // The core may already have effects: the first election timer.
@@ -241,6 +247,8 @@ impl Replica {
             let mut readable = self.socket_pending;
             for event in self.events.iter() {
                 match event.token() {
+                    // Writable alone: the flush at the end of the turn is all it needs.
+                    SOCKET if event.is_writable() && !event.is_readable() => {}
                     SOCKET => readable = true,
                     SIGNALS => self.stop = true,
                     _ => {}
@@ -265,6 +273,7 @@ impl Replica {
                 &mut self.stderr,
                 self.id,
             );
+            self.watch_writable()?;
             if self.log.is_enabled() {
                 let took = self.clock.now().since(now);
                 if took >= SLOW_TURN {
@@ -278,6 +287,27 @@ impl Replica {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Asks the poll to wake the loop when the socket is writable while replies wait for
+    /// room, and stops asking once they are sent (an edge-triggered writable event on an
+    /// idle socket would only wake the loop for nothing). A writable event needs no
+    /// handling of its own: every turn ends by flushing.
+    fn watch_writable(&mut self) -> io::Result<()> {
+        let wanted = self.net.waits_for_writable();
+        if wanted == self.socket_writable_interest {
+            return Ok(());
+        }
+        let interest = if wanted {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        self.poll
+            .registry()
+            .reregister(&mut self.net.socket, SOCKET, interest)?;
+        self.socket_writable_interest = wanted;
         Ok(())
     }
 
@@ -494,7 +524,7 @@ impl Replica {
                         body,
                     };
                     encode(net.next_buffer(now, stats, log, stderr, id), &datagram);
-                    net.queue();
+                    net.queue_reply();
                 }
                 Effect::SetTimer { timer, at } => {
                     let slot = timer.slot();

@@ -1,5 +1,8 @@
-//! Sending: a turn's datagrams leave together (`sendmmsg`); a full socket buffer or any
-//! send error loses that datagram, never the rest of the batch or the loop.
+//! Sending: a turn's datagrams leave together (`sendmmsg`). A send error never stops the
+//! rest of the batch or the loop. A message to a peer that cannot be sent is lost, which
+//! Raft tolerates. A client reply that meets a full socket buffer is kept and sent once
+//! the socket is writable: clients never retry on silence, so a lost reply would leave
+//! its request unanswered for good.
 
 use super::{STDERR_REPORT_INTERVAL_MS, Stats};
 use crate::debug_log;
@@ -38,6 +41,11 @@ impl StderrLimiter {
     }
 }
 
+/// Client replies kept for a writable socket, at most. Past it, replies are sent as
+/// peer messages are (lost on a full buffer): a socket that stays full that long is not
+/// congested but stuck, and memory must stay bounded.
+pub(super) const RETAINED_REPLIES_MAX: usize = 4_096;
+
 /// The network side of a replica: socket, simulator address, and the datagrams of this
 /// turn, sent together by [`Network::flush`].
 pub(super) struct Network {
@@ -63,11 +71,27 @@ impl Network {
         self.outbox.next_buffer()
     }
 
+    /// Queues a message to a peer: lost if the kernel refuses it.
     pub(super) fn queue(&mut self) {
         self.outbox.queue(self.simulator);
     }
 
-    /// Sends every queued datagram. Any failure loses that datagram and nothing else.
+    /// Queues a client reply: kept for the next flush if the socket buffer is full.
+    pub(super) fn queue_reply(&mut self) {
+        if self.outbox.retained() < RETAINED_REPLIES_MAX {
+            self.outbox.queue_retried(self.simulator);
+        } else {
+            self.outbox.queue(self.simulator);
+        }
+    }
+
+    /// Whether replies wait for the socket to become writable.
+    pub(super) fn waits_for_writable(&self) -> bool {
+        self.outbox.retained() > 0
+    }
+
+    /// Sends every queued datagram. A failure loses that datagram and nothing else, or
+    /// keeps it if it is a reply and the socket was full.
     pub(super) fn flush(
         &mut self,
         now: Time,
@@ -82,6 +106,15 @@ impl Network {
         let flushed = self.outbox.flush(self.socket.as_raw_fd());
         stats.sent += flushed.sent as u64;
         stats.send_calls += flushed.calls as u64;
+        if flushed.retained > 0 {
+            stats.replies_retained_max = stats.replies_retained_max.max(flushed.retained as u64);
+            debug_log!(
+                log,
+                now,
+                "socket full: {} replies kept for a writable socket",
+                flushed.retained
+            );
+        }
         if flushed.lost > 0 {
             stats.lost += flushed.lost as u64;
             let error = self
