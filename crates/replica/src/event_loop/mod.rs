@@ -10,14 +10,17 @@
 //!   the other end (`signal_hook::low_level::pipe`), so a signal wakes the poll and the
 //!   loop ends cleanly (debug log flushed, exit status 0).
 //!
-//! Start-up sends the hello before anything else (`docs/PROTOCOL.md`: anything delivered to a
-//! replica before its hello arrives gets it declared dead), then creates the Raft core.
+//! Start-up sends the hello before anything else (the simulator declares dead a replica
+//! it must deliver to before its hello; see `docs/PROTOCOL.md`), then creates the Raft
+//! core.
 //!
-//! Each turn: poll with a timeout from the timer wheel's next deadline; read the clock
-//! once; drain the socket until `WouldBlock` (decode each datagram in place, hand it to
-//! the core); `flush` the core and carry out its effects; then fire every timer that is
-//! due, carrying out effects after each (a timer's handler may cancel another that is
-//! also due). Buffers are reused, so a turn allocates nothing in steady state.
+//! Each turn: poll with a timeout from the timer wheel's next deadline; drain the socket
+//! until `WouldBlock`, decoding each datagram in place and handing it to the core
+//! (`inbound`); `flush` the core and carry out its effects (`effects`); fire every timer
+//! that is due, carrying out effects after each (a timer's handler may cancel another that
+//! is also due); send the turn's datagrams together (`network`). The clock is read afresh
+//! for every datagram and every timer, never once per turn: `clock` says why a lease
+//! depends on it. Buffers are reused, so a turn allocates nothing in steady state.
 //!
 //! Bad datagrams are input, not bugs: they are counted, noted in the debug log (and on
 //! stderr, at most once a second) and dropped. A full send buffer never ends the loop: a
@@ -25,31 +28,30 @@
 //! socket to be writable (see `network`).
 
 use crate::args::ReplicaArgs;
-use crate::codec::{
-    APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, Decoder, encode, encode_raft,
-    entry_wire_bytes,
-};
+use crate::codec::{APPEND_HEADER_BYTES_MAX, DATAGRAM_BYTES_MAX, Decoder, entry_wire_bytes};
 use crate::debug_log;
 use crate::debug_log::DebugLog;
-use crate::raft::{
-    ClientRequest, Config, Effect, EntrySpan, LogIndex, Message, Node, Operation, Reply, ReplyKind,
-    Role, Term, Timer,
-};
+use crate::raft::{Config, Effect, LogIndex, Node, Role, Term, Timer};
 use crate::time::{Span, Time};
 use crate::timer_wheel::{TimerHandle, TimerWheel};
 use datagram::NodeId;
 use datagram::udp_batch::{RecvBatch, SendBatch};
 
+pub mod clock;
+mod effects;
+mod inbound;
 mod network;
 mod startup;
+#[cfg(test)]
+mod tests;
 
+use clock::{Clock, MonotonicClock};
 use mio::net::{UdpSocket, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use network::{Network, StderrLimiter};
-use startup::{Clock, bind_and_say_hello, signal_pipe};
+use startup::{bind_and_say_hello, signal_pipe};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// The UDP socket.
@@ -82,20 +84,40 @@ const SLOW_TURN: Span = Span::from_millis(1);
 /// timeouts; replicas need different seeds. Errors are start-up failures (socket, signals)
 /// or a poll failure; nothing a peer or client sends can end the loop.
 pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
-    let clock = Clock::start();
+    let clock = MonotonicClock::start();
     // Signals first, so a SIGTERM right after the hello ends us cleanly rather than by
     // the default action.
     let signals = signal_pipe()?;
     let simulator = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.port));
     let socket = bind_and_say_hello(args.id, simulator)?;
-    let log = match &args.debug_log_dir {
+    let mut log = match &args.debug_log_dir {
         Some(dir) => DebugLog::open(dir, args.id).unwrap_or_else(|error| {
             eprintln!("{}: debug log in {dir:?} disabled: {error}", args.id);
             DebugLog::disabled()
         }),
         None => DebugLog::disabled(),
     };
-    let mut replica = Replica::new(args, seed, clock, socket, signals, simulator, log)?;
+    let now = clock.now();
+    debug_log!(
+        log,
+        now,
+        "start: id {} peers {:?} simulator {simulator} local {} seed {seed:#x}",
+        args.id,
+        args.peers,
+        socket
+            .local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string())
+    );
+    let mut config = Config::new(args.id, args.peers.clone(), seed);
+    // The core knows nothing of JSON: the codec's bound sizes its append batches.
+    config.entry_wire_bytes = entry_wire_bytes;
+    args.tuning.apply(&mut config);
+    for (knob, value) in args.tuning.set_knobs() {
+        debug_log!(log, now, "knob {knob}={value}");
+    }
+    debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
+    let node = Node::new(config, now);
+    let mut replica = Replica::new(node, clock, socket, signals, simulator, log)?;
     let result = replica.run();
     replica.finish();
     result
@@ -140,9 +162,9 @@ impl Observed {
     }
 }
 
-struct Replica {
+struct Replica<C: Clock> {
     id: NodeId,
-    clock: Clock,
+    clock: C,
     poll: Poll,
     events: Events,
     signals: UnixStream,
@@ -165,43 +187,24 @@ struct Replica {
     stop: bool,
 }
 
-impl Replica {
+impl<C: Clock> Replica<C> {
+    /// Drives `node` over `socket`, sending everything to `simulator`.
     fn new(
-        args: &ReplicaArgs,
-        seed: u64,
-        clock: Clock,
+        node: Node,
+        clock: C,
         mut socket: UdpSocket,
         mut signals: UnixStream,
         simulator: SocketAddr,
-        mut log: DebugLog,
-    ) -> io::Result<Replica> {
+        log: DebugLog,
+    ) -> io::Result<Replica<C>> {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let now = clock.now();
-        debug_log!(
-            log,
-            now,
-            "start: id {} peers {:?} simulator {simulator} local {} seed {seed:#x}",
-            args.id,
-            args.peers,
-            socket
-                .local_addr()
-                .map_or_else(|e| e.to_string(), |a| a.to_string())
-        );
-        let mut config = Config::new(args.id, args.peers.clone(), seed);
-        // The core knows nothing of JSON: the codec's bound sizes its append batches.
-        config.entry_wire_bytes = entry_wire_bytes;
-        args.tuning.apply(&mut config);
-        for (knob, value) in args.tuning.set_knobs() {
-            debug_log!(log, now, "knob {knob}={value}");
-        }
-        debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
-        let node = Node::new(config, now);
         let mut replica = Replica {
-            id: args.id,
+            id: node.id(),
             clock,
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),
@@ -211,9 +214,9 @@ impl Replica {
                 simulator,
                 outbox: SendBatch::new(SEND_BATCH_DATAGRAMS_MAX),
             },
+            timer_handles: vec![None; Timer::count(node.peers().len())],
             node,
             wheel: TimerWheel::new(),
-            timer_handles: vec![None; Timer::count(args.peers.len())],
             decoder: Decoder::new(),
             inbox: RecvBatch::new(RECEIVE_BATCH_DATAGRAMS_MAX),
             effects: Vec::with_capacity(64),
@@ -233,58 +236,68 @@ impl Replica {
     }
 
     fn run(&mut self) -> io::Result<()> {
-        let mut now = self.clock.now();
         while !self.stop {
-            self.log.flush_if_due(now);
-            let timeout = self.poll_timeout(now);
-            match self.poll.poll(&mut self.events, Some(timeout)) {
-                Ok(()) => {}
-                // A signal interrupted the wait; its byte is in the pipe for the next poll.
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+            self.turn(None)?;
+        }
+        Ok(())
+    }
+
+    /// One turn: wait for input or the next deadline (at most `wait_max`), then handle
+    /// all of it and send what it produced.
+    fn turn(&mut self, wait_max: Option<Duration>) -> io::Result<()> {
+        let started = self.clock.now();
+        self.log.flush_if_due(started);
+        let mut timeout = self.poll_timeout(started);
+        if let Some(max) = wait_max {
+            timeout = timeout.min(max);
+        }
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            // A signal interrupted the wait; its byte is in the pipe for the next poll.
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+        let woke = self.clock.now();
+        let mut readable = self.socket_pending;
+        for event in self.events.iter() {
+            match event.token() {
+                // Writable alone: the flush at the end of the turn is all it needs.
+                SOCKET if event.is_writable() && !event.is_readable() => {}
+                SOCKET => readable = true,
+                SIGNALS => self.stop = true,
+                _ => {}
             }
-            now = self.clock.now();
-            let mut readable = self.socket_pending;
-            for event in self.events.iter() {
-                match event.token() {
-                    // Writable alone: the flush at the end of the turn is all it needs.
-                    SOCKET if event.is_writable() && !event.is_readable() => {}
-                    SOCKET => readable = true,
-                    SIGNALS => self.stop = true,
-                    _ => {}
-                }
-            }
-            if self.stop {
-                self.drain_signals();
-                debug_log!(self.log, now, "signal received: stopping");
-                break;
-            }
-            let received_before = self.stats.received;
-            if readable {
-                self.drain_socket(now);
-                self.node.flush(now);
-                self.carry_out_effects(now);
-            }
-            self.fire_timers(now);
-            self.net.flush(
-                now,
-                &mut self.stats,
-                &mut self.log,
-                &mut self.stderr,
-                self.id,
-            );
-            self.watch_writable()?;
-            if self.log.is_enabled() {
-                let took = self.clock.now().since(now);
-                if took >= SLOW_TURN {
-                    debug_log!(
-                        self.log,
-                        now,
-                        "slow turn: {} datagrams in {} us",
-                        self.stats.received - received_before,
-                        took.as_micros()
-                    );
-                }
+        }
+        if self.stop {
+            self.drain_signals();
+            debug_log!(self.log, woke, "signal received: stopping");
+            return Ok(());
+        }
+        let received_before = self.stats.received;
+        if readable {
+            let now = self.drain_socket();
+            self.node.flush(now);
+            self.carry_out_effects(now);
+        }
+        let now = self.fire_timers();
+        self.net.flush(
+            now,
+            &mut self.stats,
+            &mut self.log,
+            &mut self.stderr,
+            self.id,
+        );
+        self.watch_writable()?;
+        if self.log.is_enabled() {
+            let took = self.clock.now().since(woke);
+            if took >= SLOW_TURN {
+                debug_log!(
+                    self.log,
+                    woke,
+                    "slow turn: {} datagrams in {} us",
+                    self.stats.received - received_before,
+                    took.as_micros()
+                );
             }
         }
         Ok(())
@@ -340,238 +353,6 @@ impl Replica {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             }
-        }
-    }
-
-    /// Receives until `WouldBlock` (or the per-turn cap), a batch per system call, and hands
-    /// each datagram to the core.
-    fn drain_socket(&mut self, now: Time) {
-        self.socket_pending = false;
-        let mut handled = 0;
-        loop {
-            if handled >= RECEIVES_PER_TURN_MAX {
-                self.socket_pending = true;
-                return;
-            }
-            match self.inbox.recv(self.net.socket.as_raw_fd()) {
-                Ok(received) => {
-                    handled += received;
-                    self.stats.received += received as u64;
-                    self.stats.receive_calls += 1;
-                    for i in 0..received {
-                        self.handle_datagram(now, i);
-                    }
-                    if received < self.inbox.capacity() {
-                        // A short batch means the socket was drained when the kernel
-                        // looked; an edge-triggered poll tells us of anything newer.
-                        return;
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) => {
-                    // Not expected on an unconnected UDP socket; note it and poll again
-                    // rather than spin on a persistent error.
-                    debug_log!(self.log, now, "receive failed: {error}");
-                    self.stderr
-                        .report(now, self.id, format_args!("receive failed: {error}"));
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Decodes datagram `i` of the inbox in place and hands it to the core.
-    fn handle_datagram(&mut self, now: Time, i: usize) {
-        let before = self.log.is_enabled().then(|| Observed::of(&self.node));
-        let (bytes, from) = self.inbox.datagram_mut(i);
-        let len = bytes.len();
-        let datagram = match self.decoder.decode(bytes) {
-            Ok(datagram) => datagram,
-            Err(error) => {
-                self.stats.dropped_bad += 1;
-                debug_log!(
-                    self.log,
-                    now,
-                    "dropped a bad datagram of {len} bytes from {from:?}: {error}"
-                );
-                self.stderr.report(
-                    now,
-                    self.id,
-                    format_args!("dropped a bad datagram of {len} bytes: {error}"),
-                );
-                return;
-            }
-        };
-        if datagram.dst != self.id && !datagram.dst.is_broadcast() {
-            self.stats.ignored += 1;
-            debug_log!(self.log, now, "ignored a datagram for {}", datagram.dst);
-            return;
-        }
-        match datagram.body {
-            Body::Get { mid, key } => self.node.handle_client_request(
-                now,
-                ClientRequest {
-                    client: datagram.src,
-                    mid,
-                    operation: Operation::Get { key },
-                },
-            ),
-            Body::Put { mid, key, value } => self.node.handle_client_request(
-                now,
-                ClientRequest {
-                    client: datagram.src,
-                    mid,
-                    operation: Operation::Put { key, value },
-                },
-            ),
-            // The core indexes its peers; a message from anyone else is noise.
-            Body::Raft(message) if self.node.peers().binary_search(&datagram.src).is_ok() => {
-                self.node.handle_message(now, datagram.src, message)
-            }
-            body => {
-                self.stats.ignored += 1;
-                debug_log!(
-                    self.log,
-                    now,
-                    "ignored a {} from {}",
-                    body.type_name(),
-                    datagram.src
-                );
-                return;
-            }
-        }
-        if let Some(before) = before {
-            self.note_changes(now, before);
-        }
-    }
-
-    /// Fires every due timer, carrying out effects after each, then flushes the core.
-    fn fire_timers(&mut self, now: Time) {
-        let mut fired = 0;
-        while fired < TIMERS_PER_TURN_MAX {
-            let Some(timer) = self.wheel.pop_expired(now) else {
-                break;
-            };
-            fired += 1;
-            self.stats.timers_fired += 1;
-            if let Some(handle) = self.timer_handles.get_mut(timer.slot()) {
-                *handle = None;
-            }
-            let before = self.log.is_enabled().then(|| Observed::of(&self.node));
-            self.node.handle_timer(now, timer);
-            if let Some(before) = before {
-                self.note_changes(now, before);
-            }
-            self.carry_out_effects(now);
-        }
-        if fired > 0 {
-            self.node.flush(now);
-            self.carry_out_effects(now);
-        }
-    }
-
-    /// Takes the core's outbox and carries out each effect in order.
-    fn carry_out_effects(&mut self, now: Time) {
-        debug_assert!(self.effects.is_empty());
-        self.node.take_effects(&mut self.effects);
-        let Replica {
-            id,
-            node,
-            net,
-            wheel,
-            timer_handles,
-            effects,
-            log,
-            stats,
-            stderr,
-            ..
-        } = self;
-        let id = *id;
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, message } => {
-                    // Read at send time: the leader field is our knowledge now.
-                    let leader = node.leader();
-                    // Read in place from the log: nothing is copied per entry.
-                    let entries = match message {
-                        Message::AppendEntries(m) => node.log_entries(m.entries),
-                        _ => node.log_entries(EntrySpan::EMPTY),
-                    };
-                    let message = message.with_entries(entries);
-                    let buf = net.next_buffer(now, stats, log, stderr, id);
-                    encode_raft(buf, id, to, leader, &message);
-                    debug_assert!(
-                        buf.len() <= DATAGRAM_BYTES_MAX,
-                        "the core capped this append at {DATAGRAM_BYTES_MAX} bytes, not {}",
-                        buf.len()
-                    );
-                    net.queue();
-                }
-                Effect::Reply(Reply { client, mid, kind }) => {
-                    let mid = mid.as_str();
-                    let body = match &kind {
-                        ReplyKind::Ok { value } => Body::Ok {
-                            mid,
-                            value: value.as_ref().map(|v| v.as_str()),
-                        },
-                        ReplyKind::Redirect => Body::Redirect { mid },
-                        ReplyKind::Fail => Body::Fail { mid },
-                    };
-                    let datagram = Datagram {
-                        src: id,
-                        dst: client,
-                        leader: node.leader(),
-                        body,
-                    };
-                    encode(net.next_buffer(now, stats, log, stderr, id), &datagram);
-                    net.queue_reply();
-                }
-                Effect::SetTimer { timer, at } => {
-                    let slot = timer.slot();
-                    if slot >= timer_handles.len() {
-                        timer_handles.resize(slot + 1, None);
-                    }
-                    if let Some(old) = timer_handles[slot].take() {
-                        wheel.cancel(old);
-                    }
-                    timer_handles[slot] = Some(wheel.insert(at, timer));
-                }
-                Effect::CancelTimer { timer } => {
-                    if let Some(old) = timer_handles.get_mut(timer.slot()).and_then(Option::take) {
-                        wheel.cancel(old);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Notes role, term, leader and commit-index changes in the debug log.
-    fn note_changes(&mut self, now: Time, before: Observed) {
-        let after = Observed::of(&self.node);
-        if after == before {
-            return;
-        }
-        if (after.role, after.term, after.leader) != (before.role, before.term, before.leader) {
-            debug_log!(
-                self.log,
-                now,
-                "{} term {} leader {} (was {} term {} leader {})",
-                after.role,
-                after.term.0,
-                after.leader,
-                before.role,
-                before.term.0,
-                before.leader
-            );
-        }
-        if after.commit_index != before.commit_index {
-            debug_log!(
-                self.log,
-                now,
-                "commit index {} -> {}",
-                before.commit_index.0,
-                after.commit_index.0
-            );
         }
     }
 

@@ -1,30 +1,10 @@
-//! Start-up: the clock, the signal pipe, the socket and the hello.
+//! Start-up: the signal pipe, the socket and the hello.
 
 use crate::codec::{Body, Datagram, encode};
-use crate::time::Time;
 use datagram::NodeId;
 use mio::net::{UdpSocket, UnixStream};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Instant;
-
-/// Microseconds since the loop started: the only clock in the program.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Clock {
-    start: Instant,
-}
-
-impl Clock {
-    pub(super) fn start() -> Clock {
-        Clock {
-            start: Instant::now(),
-        }
-    }
-
-    pub(super) fn now(&self) -> Time {
-        Time(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
-    }
-}
 
 /// SIGTERM and SIGINT each write a byte to a Unix socket pair; returns the read end.
 pub(super) fn signal_pipe() -> io::Result<UnixStream> {
