@@ -101,7 +101,9 @@ impl Bench {
                 _ => Vec::new(),
             };
             let incoming = message.with_entries(&entries[..]);
-            receiver.handle_message(self.now, from_id, incoming);
+            receiver
+                .handle_message(self.now, from_id, incoming)
+                .expect("a valid message");
             self.collect(to);
         }
     }

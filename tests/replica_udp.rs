@@ -1,5 +1,6 @@
 //! The replica binary on real loopback sockets: command-line errors, the hello, a tiny
-//! simulator routing three replicas plus a client, garbage input, and SIGTERM.
+//! simulator routing three replicas plus a client, garbage and hostile peer input, and
+//! SIGTERM.
 //!
 //! Everything is bounded in time; replicas still running when a test ends are killed (by
 //! their own pid) when their guard drops.
@@ -256,9 +257,22 @@ fn garbage(dst: &str) -> Vec<Vec<u8>> {
         r#"{"src":"0013","dst":"DST","leader":"FFFF","type":"ok","MID":"m"}"#,
         r#"{"src":"0013","dst":"0AAA","leader":"FFFF","type":"get","MID":"m","key":"k"}"#,
     ];
+    // From a peer, but no correct peer sends these: terms and indexes at 2^64 - 1,
+    // entries whose terms go down, and a message claiming the receiver's own id.
+    let hostile = [
+        r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"rv","term":18446744073709551615,"lli":0,"llt":0,"pre":false}"#,
+        r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"rv","term":18446744073709551615,"lli":0,"llt":0,"pre":true}"#,
+        r#"{"src":"PEER","dst":"DST","leader":"PEER","type":"ae","term":18446744073709551615,"pli":0,"plt":0,"commit":0,"ts":0,"entries":[]}"#,
+        r#"{"src":"PEER","dst":"DST","leader":"PEER","type":"ae","term":1,"pli":18446744073709551615,"plt":1,"commit":18446744073709551615,"ts":0,"entries":[[1]]}"#,
+        r#"{"src":"PEER","dst":"DST","leader":"PEER","type":"ae","term":2,"pli":0,"plt":0,"commit":0,"ts":0,"entries":[[2],[1]]}"#,
+        r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"aer","term":18446744073709551615,"ok":false,"match":0,"ci":18446744073709551615,"ts":0}"#,
+        r#"{"src":"DST","dst":"DST","leader":"FFFF","type":"rv","term":1,"lli":0,"llt":0,"pre":true}"#,
+    ];
+    let peer = if dst == "0002" { "0000" } else { "0002" };
     let mut all: Vec<Vec<u8>> = text
         .iter()
-        .map(|t| t.replace("DST", dst).into_bytes())
+        .chain(&hostile)
+        .map(|t| t.replace("DST", dst).replace("PEER", peer).into_bytes())
         .collect();
     all.push(vec![0xFF, 0xFE, b'{', 0x80]);
     all.push(
@@ -435,6 +449,12 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
     for id in ids {
         let log = std::fs::read_to_string(dir.join(format!("{id}.log"))).expect("debug log");
         assert!(log.contains("dropped a bad datagram"), "{id}: {log}");
+        assert!(log.contains("is past the limit"), "{id}: {log}");
+        assert!(log.contains("entry terms out of order"), "{id}: {log}");
+        assert!(
+            log.contains("claims to come from this replica"),
+            "{id}: {log}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

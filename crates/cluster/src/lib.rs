@@ -343,9 +343,17 @@ impl Cluster {
                 };
                 let incoming = message.with_entries(&entries[..]);
                 let from_id = self.ids[from];
-                self.replicas[to]
+                if let Err(dropped) = self.replicas[to]
                     .node
-                    .handle_message(now, from_id, incoming);
+                    .handle_message(now, from_id, incoming)
+                {
+                    // Every replica here is correct: a refusal is a bug in the sender or
+                    // in the check.
+                    self.violation.get_or_insert(format!(
+                        "{} dropped a message from {from_id}: {dropped}",
+                        self.ids[to]
+                    ));
+                }
             }
             Event::Timer {
                 node,

@@ -120,7 +120,8 @@ impl Cluster {
                 })
                 .collect();
             let incoming = message.with_entries(&refs[..]);
-            self.in_core(|nodes| nodes[to].handle_message(now, from_id, incoming));
+            self.in_core(|nodes| nodes[to].handle_message(now, from_id, incoming))
+                .expect("a valid message");
             self.collect(to);
         }
     }

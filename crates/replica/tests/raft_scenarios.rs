@@ -39,7 +39,9 @@ impl Script {
     }
 
     fn deliver(&mut self, from: NodeId, message: Message<&[EntryRef<'_>]>) -> Vec<Effect> {
-        self.node.handle_message(self.now, from, message);
+        self.node
+            .handle_message(self.now, from, message)
+            .expect("a valid message");
         self.take()
     }
 

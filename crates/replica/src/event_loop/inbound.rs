@@ -98,9 +98,18 @@ impl<C: Clock> Replica<C> {
                     operation: Operation::Put { key, value },
                 },
             ),
-            // The core indexes its peers; a message from anyone else is noise.
-            Body::Raft(message) if self.node.peers().binary_search(&datagram.src).is_ok() => {
-                self.node.handle_message(now, datagram.src, message)
+            Body::Raft(message) => {
+                let kind = Body::Raft(message).type_name();
+                if let Err(dropped) = self.node.handle_message(now, datagram.src, message) {
+                    self.stats.dropped_peer += 1;
+                    debug_log!(
+                        self.log,
+                        now,
+                        "dropped a {kind} from {}: {dropped}",
+                        datagram.src
+                    );
+                    return;
+                }
             }
             body => {
                 self.stats.ignored += 1;

@@ -129,8 +129,11 @@ pub(super) struct Stats {
     pub(super) received: u64,
     /// Not decodable: not JSON, wrong fields, bad IDs, too large.
     pub(super) dropped_bad: u64,
-    /// Decodable but not for us (`dst`), from a non-peer, or a type a replica ignores.
+    /// Decodable but not for us (`dst`), or a type a replica ignores.
     pub(super) ignored: u64,
+    /// Peer messages the core refused (`raft::Dropped`): from a non-peer, or breaking
+    /// what correct replicas guarantee.
+    pub(super) dropped_peer: u64,
     pub(super) sent: u64,
     /// `sendmmsg` and `recvmmsg` calls: datagrams per call is what batching buys.
     pub(super) send_calls: u64,

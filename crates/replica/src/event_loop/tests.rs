@@ -45,12 +45,14 @@ fn leader_with_lease(at: Time) -> Node {
         vote_granted: true,
         pre_vote: true,
     };
-    node.handle_message(at, PEER, Message::RequestVoteResponse(pre_vote));
+    node.handle_message(at, PEER, Message::RequestVoteResponse(pre_vote))
+        .expect("a valid message");
     let vote = RequestVoteResponse {
         pre_vote: false,
         ..pre_vote
     };
-    node.handle_message(at, PEER, Message::RequestVoteResponse(vote));
+    node.handle_message(at, PEER, Message::RequestVoteResponse(vote))
+        .expect("a valid message");
     node.flush(at);
     assert_eq!(node.role(), Role::Leader);
     let ack = AppendEntriesResponse {
@@ -61,7 +63,8 @@ fn leader_with_lease(at: Time) -> Node {
         conflict_term: None,
         sent_at_us: at.as_micros(),
     };
-    node.handle_message(at, PEER, Message::AppendEntriesResponse(ack));
+    node.handle_message(at, PEER, Message::AppendEntriesResponse(ack))
+        .expect("a valid message");
     node.flush(at);
     assert_eq!(node.commit_index(), LogIndex(1), "the no-op is committed");
     let mut effects: Vec<Effect> = Vec::new();

@@ -14,6 +14,7 @@
 //! - `replication`: appends, batching, pipelining, fast backtracking, commit (§5.3, §5.4);
 //! - `client`: puts, reads by lease or read round, held requests (§8);
 //! - `leader`, `progress`: the bookkeeping only a leader keeps;
+//! - `validate`: what a peer's message must satisfy before any rule sees it;
 //! - `log`, `message`, `effect`, `config`: data.
 //!
 //! Message economy, because the classic scenarios score every replica-to-replica message:
@@ -33,6 +34,7 @@ pub mod message;
 pub mod node;
 pub mod progress;
 mod replication;
+pub mod validate;
 
 pub use config::Config;
 pub use effect::{Effect, Reply, ReplyKind, Timer};
@@ -43,3 +45,4 @@ pub use message::{
     RequestVote, RequestVoteResponse, Term,
 };
 pub use node::{Node, Role};
+pub use validate::Dropped;

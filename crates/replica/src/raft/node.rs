@@ -12,6 +12,7 @@ use crate::raft::log::{Log, LogSlice};
 use crate::raft::message::{
     ClientRequest, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage, Term,
 };
+use crate::raft::validate::{Dropped, check_message};
 use crate::time::{Span, Time};
 use datagram::NodeId;
 use rand::rngs::SmallRng;
@@ -139,17 +140,22 @@ impl Node {
 
     // ----- inputs -------------------------------------------------------------------
 
-    /// A message from peer `from`.
-    pub fn handle_message(&mut self, now: Time, from: NodeId, message: IncomingMessage<'_>) {
-        if from == self.config.id || !self.config.peers.contains(&from) {
-            return;
-        }
+    /// A message from peer `from`. One that no correct peer could send is dropped whole,
+    /// and the error says why (`validate`), for the driver to log.
+    pub fn handle_message(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        message: IncomingMessage<'_>,
+    ) -> Result<(), Dropped> {
+        check_message(self.config.id, &self.config.peers, from, &message)?;
         match message {
             Message::RequestVote(m) => self.handle_request_vote(now, from, m),
             Message::RequestVoteResponse(m) => self.handle_request_vote_response(now, from, m),
             Message::AppendEntries(m) => self.handle_append_entries(now, from, m),
             Message::AppendEntriesResponse(m) => self.handle_append_entries_response(now, from, m),
         }
+        Ok(())
     }
 
     /// A client's get or put. Exactly one reply follows, now or later.
