@@ -221,7 +221,17 @@ impl Cluster {
             _ => Vec::new(),
         };
         let incoming = m.message.with_entries(&refs[..]);
-        self.input(to, |node, now| node.handle_message(now, m.from, incoming));
+        let mut refused = None;
+        self.input(to, |node, now| {
+            refused = node.handle_message(now, m.from, incoming).err();
+        });
+        if let Some(why) = refused {
+            self.out.push(format!(
+                "{}: dropped the message from {}: {why}",
+                text::id(m.to),
+                text::id(m.from)
+            ));
+        }
     }
 
     fn advance(&mut self, until: Time, network: Network) -> Result<(), String> {
