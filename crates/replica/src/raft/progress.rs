@@ -57,6 +57,9 @@ pub struct Progress {
     /// The latest send time, by our clock, of an append this follower acknowledged in this
     /// term: the basis of the lease and of check-quorum.
     pub acked_sent_at: Option<Time>,
+    /// The latest send time of an append this follower accepted in this term: a
+    /// rejection of an older append describes a log the follower has since changed.
+    pub matched_sent_at: Option<Time>,
     /// The deadline the peer timer is armed for, so it is only re-armed when a new
     /// deadline comes earlier.
     pub timer_armed_at: Option<Time>,
@@ -80,6 +83,7 @@ impl Progress {
             inflight: VecDeque::new(),
             last_sent_at: now,
             acked_sent_at: None,
+            matched_sent_at: None,
             timer_armed_at: None,
             timeouts_in_a_row: 0,
             stall_checked_at: None,

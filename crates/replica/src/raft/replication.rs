@@ -128,41 +128,53 @@ impl Node {
             return;
         };
         let last_index = self.log.last_index();
+        // Only an answer to an append of this leadership passed the follower's term check
+        // for this term: an append is echoed with the time it was sent, and everything
+        // sent since `became_leader_at` was sent in this term. An answer to an older
+        // append (this replica led an earlier term), an echo from the future, or a match
+        // past the end of our log comes from no append we sent now, so it counts for
+        // nothing: not for the lease, check-quorum, round trips or replication.
+        let sent_at = Time(m.sent_at_us);
+        if sent_at < self.became_leader_at || sent_at > now {
+            return;
+        }
+        if m.success && m.match_index > last_index {
+            return;
+        }
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
-        // Whether accepted or not, the follower took the append as coming from its leader
-        // (it passed the term check), so it counts toward the lease, and its echo is a
-        // round-trip sample. A time from the future is a bogus echo and is not believed.
-        let sent_at = Time(m.sent_at_us);
-        if sent_at <= now {
-            leader.record_rtt(now.since(sent_at));
-        }
+        leader.record_rtt(now.since(sent_at));
         let p = &mut leader.progress[i];
-        if sent_at <= now && p.acked_sent_at.is_none_or(|t| t < sent_at) {
+        if p.acked_sent_at.is_none_or(|t| t < sent_at) {
             p.acked_sent_at = Some(sent_at);
         }
         p.timeouts_in_a_row = 0;
         if m.success {
-            if m.match_index > last_index {
-                return;
+            if p.matched_sent_at.is_none_or(|t| t < sent_at) {
+                p.matched_sent_at = Some(sent_at);
             }
             if p.record_match(m.match_index) {
                 self.maybe_commit(now);
             }
         } else {
-            // A rejection of an append sent before the last reset says nothing new.
-            let stale = m.conflict_index <= p.match_index
+            // A rejection says something new unless it answers an append older than one
+            // the follower has since accepted (its log has moved on), or older than the
+            // probe now out (the probe will answer for it).
+            let stale = p.matched_sent_at.is_some_and(|t| sent_at < t)
                 || (p.state == ReplicationState::Probe && p.last_sent_at > sent_at);
             if !stale {
-                let next = match m.conflict_term {
+                let hinted = match m.conflict_term {
                     Some(term) => match self.log.last_index_of_term(term) {
                         Some(index) => index.next(),
                         None => m.conflict_index,
                     },
                     None => m.conflict_index,
                 };
-                p.reset_to_probe(next.min(last_index.next()));
+                // A hint at or below the match is still news: the follower holds a
+                // divergent suffix past the match (an empty append that matched left it
+                // there). `reset_to_probe` resumes just past the match then.
+                p.reset_to_probe(hinted.min(last_index.next()));
                 p.send_requested = true;
             }
         }
