@@ -90,11 +90,13 @@ fn corpus() -> Vec<Vec<u8>> {
             last_log_index: LogIndex(17),
             last_log_term: Term(2),
             pre_vote: true,
+            round_started_us: 1_234_567,
         })),
         raft(&Message::RequestVoteResponse(RequestVoteResponse {
             term: Term(3),
             vote_granted: false,
             pre_vote: true,
+            round_started_us: 1_234_567,
         })),
         raft(&append(0)),
         raft(&append(1)),
@@ -436,12 +438,23 @@ fn types() -> Vec<(&'static str, Fields, Fields)> {
         ("redirect", vec![("MID", "\"m\"")], vec![]),
         (
             "rv",
-            vec![("term", "1"), ("lli", "2"), ("llt", "1"), ("pre", "false")],
+            vec![
+                ("term", "1"),
+                ("lli", "2"),
+                ("llt", "1"),
+                ("pre", "false"),
+                ("ts", "5"),
+            ],
             vec![],
         ),
         (
             "rvr",
-            vec![("term", "1"), ("granted", "true"), ("pre", "false")],
+            vec![
+                ("term", "1"),
+                ("granted", "true"),
+                ("pre", "false"),
+                ("ts", "5"),
+            ],
             vec![],
         ),
         (

@@ -121,19 +121,23 @@ fn body() -> impl Strategy<Value = OwnedBody> {
         (text(), prop::option::of(text())).prop_map(|(m, v)| OwnedBody::Ok(m, v)),
         text().prop_map(OwnedBody::Fail),
         text().prop_map(OwnedBody::Redirect),
-        (number(), number(), number(), any::<bool>()).prop_map(|(t, lli, llt, pre)| {
-            OwnedBody::RequestVote(RequestVote {
-                term: Term(t),
-                last_log_index: LogIndex(lli),
-                last_log_term: Term(llt),
-                pre_vote: pre,
-            })
-        }),
-        (number(), any::<bool>(), any::<bool>()).prop_map(|(t, granted, pre)| {
+        (number(), number(), number(), any::<bool>(), number()).prop_map(
+            |(t, lli, llt, pre, round)| {
+                OwnedBody::RequestVote(RequestVote {
+                    term: Term(t),
+                    last_log_index: LogIndex(lli),
+                    last_log_term: Term(llt),
+                    pre_vote: pre,
+                    round_started_us: round,
+                })
+            }
+        ),
+        (number(), any::<bool>(), any::<bool>(), number()).prop_map(|(t, granted, pre, round)| {
             OwnedBody::RequestVoteResponse(RequestVoteResponse {
                 term: Term(t),
                 vote_granted: granted,
                 pre_vote: pre,
+                round_started_us: round,
             })
         }),
         (

@@ -63,6 +63,7 @@ impl Script {
                         term,
                         vote_granted: true,
                         pre_vote,
+                        round_started_us: self.node.round_started_at().as_micros(),
                     }),
                 );
             }

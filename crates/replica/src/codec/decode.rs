@@ -295,11 +295,13 @@ fn read_datagram<'a>(
             last_log_index: fields.index(Field::LastLogIndex)?,
             last_log_term: fields.term(Field::LastLogTerm)?,
             pre_vote: fields.bool(Field::PreVote)?,
+            round_started_us: fields.u64(Field::SentAt)?,
         })),
         wire::RVR => Body::Raft(Message::RequestVoteResponse(RequestVoteResponse {
             term: fields.term(Field::Term)?,
             vote_granted: fields.bool(Field::Granted)?,
             pre_vote: fields.bool(Field::PreVote)?,
+            round_started_us: fields.u64(Field::SentAt)?,
         })),
         wire::AE => {
             let term = fields.term(Field::Term)?;

@@ -75,12 +75,14 @@ fn request_vote(out: &mut Vec<u8>, m: &RequestVote) {
     number(out, br#","lli":"#, m.last_log_index.0);
     number(out, br#","llt":"#, m.last_log_term.0);
     boolean(out, br#","pre":"#, m.pre_vote);
+    number(out, br#","ts":"#, m.round_started_us);
 }
 
 fn request_vote_response(out: &mut Vec<u8>, m: &RequestVoteResponse) {
     number(out, br#","term":"#, m.term.0);
     boolean(out, br#","granted":"#, m.vote_granted);
     boolean(out, br#","pre":"#, m.pre_vote);
+    number(out, br#","ts":"#, m.round_started_us);
 }
 
 /// Keep in step with `APPEND_HEADER_TEMPLATE` in `mod.rs`.

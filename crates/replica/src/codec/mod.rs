@@ -17,14 +17,15 @@
 //! Replica-to-replica messages are ours to choose; short names keep appends small:
 //!
 //! ```text
-//! {..,"type":"rv","term":N,"lli":N,"llt":N,"pre":B}        lli/llt: last log index/term
-//! {..,"type":"rvr","term":N,"granted":B,"pre":B}
+//! {..,"type":"rv","term":N,"lli":N,"llt":N,"pre":B,"ts":N}  lli/llt: last log index/term
+//! {..,"type":"rvr","term":N,"granted":B,"pre":B,"ts":N}
 //! {..,"type":"ae","term":N,"pli":N,"plt":N,"commit":N,"ts":N,"entries":[[T,"k","v"],[T]]}
 //! {..,"type":"aer","term":N,"ok":B,"match":N,"ci":N,"ts":N}  plus "ct":N when known
 //! ```
 //!
 //! An entry is `[term,"key","value"]` for a put and `[term]` for a no-op; `ts` is the
-//! leader's `sent_at_us`, echoed back.
+//! sender's time echoed back: an append's `sent_at_us`, a vote request's
+//! `round_started_us`.
 //!
 //! # Decoding
 //!

@@ -44,6 +44,7 @@ fn leader_with_lease(at: Time) -> Node {
         term: Term(1),
         vote_granted: true,
         pre_vote: true,
+        round_started_us: at.as_micros(),
     };
     node.handle_message(at, PEER, Message::RequestVoteResponse(pre_vote))
         .expect("a valid message");

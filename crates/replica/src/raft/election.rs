@@ -44,6 +44,7 @@ impl Node {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
             pre_vote,
+            round_started_us: self.round_started_at.as_micros(),
         };
         for i in 0..self.config.peers.len() {
             let to = self.config.peers[i];
@@ -85,6 +86,7 @@ impl Node {
         self.votes_granted.clear();
         self.votes_granted.push(self.config.id);
         self.votes_answered.clear();
+        self.round_started_at = now;
         self.vote_retry_backoff = self.config.vote_retry_interval;
         self.reset_election_deadline(now);
         self.send_vote_requests(now);
@@ -103,6 +105,7 @@ impl Node {
                     term,
                     vote_granted: grant,
                     pre_vote: true,
+                    round_started_us: m.round_started_us,
                 }),
             );
             return;
@@ -128,6 +131,7 @@ impl Node {
                 term,
                 vote_granted: grant,
                 pre_vote: false,
+                round_started_us: m.round_started_us,
             }),
         );
     }
@@ -142,14 +146,24 @@ impl Node {
             self.become_follower(now, m.term, NodeId::UNKNOWN);
             return;
         }
+        // An answer counts only for the round that asked it: a late answer to an earlier
+        // round (a pre-vote answered after the real election began, or a real vote after
+        // the next pre-vote began) would otherwise mark the peer as answered, and if this
+        // round's request to it was lost it would never be asked again.
+        let this_round = m.round_started_us == self.round_started_at.as_micros()
+            && match self.role {
+                Role::PreCandidate => m.pre_vote,
+                Role::Candidate => !m.pre_vote && m.term == self.current_term,
+                _ => false,
+            };
+        if !this_round {
+            return;
+        }
         if !self.votes_answered.contains(&from) {
             self.votes_answered.push(from);
         }
-        let counts = match self.role {
-            Role::PreCandidate => m.pre_vote && m.term.0 == self.current_term.0 + 1,
-            Role::Candidate => !m.pre_vote && m.term == self.current_term,
-            _ => false,
-        };
+        // A pre-vote is granted for the next term, a vote for this one.
+        let counts = !m.pre_vote || m.term.0 == self.current_term.0 + 1;
         if counts && m.vote_granted && !self.votes_granted.contains(&from) {
             self.votes_granted.push(from);
             self.maybe_win_vote(now);

@@ -111,6 +111,9 @@ pub struct RequestVote {
     pub last_log_index: LogIndex,
     pub last_log_term: Term,
     pub pre_vote: bool,
+    /// When the candidate began this round of asking, by its clock: echoed in the answer,
+    /// so that an answer counts only for the round it answers. Opaque to the voter.
+    pub round_started_us: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -118,6 +121,8 @@ pub struct RequestVoteResponse {
     pub term: Term,
     pub vote_granted: bool,
     pub pre_vote: bool,
+    /// The `round_started_us` of the request answered.
+    pub round_started_us: u64,
 }
 
 /// AppendEntries (§5.3). `E` is how the entries are held: a borrowed slice when decoded, an

@@ -84,6 +84,9 @@ pub struct Node {
     pub(super) votes_granted: Vec<NodeId>,
     /// Peers that answered this (pre-)candidacy either way; the others are asked again.
     pub(super) votes_answered: Vec<NodeId>,
+    /// When this (pre-)candidacy began: its requests carry it and only answers that echo
+    /// it count (a late answer to an earlier round, pre-vote or real, is no answer now).
+    pub(super) round_started_at: Time,
     /// How long until the silent peers of this candidacy are asked again: doubles with
     /// each retry, from `vote_retry_interval` up to `vote_retry_interval_max`.
     pub(super) vote_retry_backoff: Span,
@@ -124,6 +127,7 @@ impl Node {
             leader_contact_at: None,
             votes_granted: Vec::new(),
             votes_answered: Vec::new(),
+            round_started_at: now,
             vote_retry_backoff: config.vote_retry_interval,
             became_leader_at: now,
             leader_state: None,
@@ -212,6 +216,10 @@ impl Node {
     }
     pub fn voted_for(&self) -> Option<NodeId> {
         self.voted_for
+    }
+    /// When the latest (pre-)candidacy began: the round its vote requests carry.
+    pub fn round_started_at(&self) -> Time {
+        self.round_started_at
     }
     pub fn commit_index(&self) -> LogIndex {
         self.commit_index

@@ -153,6 +153,7 @@ mod tests {
             term: Term(1),
             vote_granted: true,
             pre_vote: false,
+            round_started_us: 0,
         });
         assert_eq!(check_message(ME, &PEERS, ME, &m), Err(Dropped::FromSelf));
         assert_eq!(
@@ -170,6 +171,7 @@ mod tests {
                 last_log_index: LogIndex(last),
                 last_log_term: Term(1),
                 pre_vote: false,
+                round_started_us: 0,
             });
             check_message(ME, &PEERS, PEERS[0], &m)
         };

@@ -27,7 +27,8 @@
 //!   `m2`, ... in script order; the client to `c`.
 //! - `inject from=2 to=1 vote term=5 last=3@2 [pre]` (and `vote-response`, `append`,
 //!   `append-response`; see `text::parse_message`): a hand-made message, delivered at
-//!   once, from any ID at all.
+//!   once, from any ID at all. A vote-response answers the receiver's current round
+//!   unless `round=MS` says otherwise.
 //! - `status [1]`, `log [1]`, `timers [1]`, `inflight`: print state.
 //!
 //! Output: each message a replica sends, when it sends it (`1->2 AppendEntries ...`,

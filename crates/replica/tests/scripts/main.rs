@@ -61,6 +61,7 @@ scripts! {
     commit_current_term,
     conflict_below_match,
     election_pre_vote,
+    election_late_answers,
     election_stickiness,
     election_vote_backoff,
     fast_backtracking,

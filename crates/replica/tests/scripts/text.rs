@@ -151,16 +151,18 @@ fn entries(first: LogIndex, list: &[Entry]) -> String {
 pub fn message(from: NodeId, to: NodeId, m: &Message<Vec<Entry>>) -> String {
     let body = match m {
         Message::RequestVote(v) => format!(
-            "RequestVote{} term={} last={}",
+            "RequestVote{} term={} last={} round={}",
             if v.pre_vote { " pre" } else { "" },
             v.term.0,
-            at(v.last_log_index, v.last_log_term)
+            at(v.last_log_index, v.last_log_term),
+            ms(v.round_started_us)
         ),
         Message::RequestVoteResponse(r) => format!(
-            "RequestVoteResponse{} term={} {}",
+            "RequestVoteResponse{} term={} {} round={}",
             if r.pre_vote { " pre" } else { "" },
             r.term.0,
-            if r.vote_granted { "granted" } else { "refused" }
+            if r.vote_granted { "granted" } else { "refused" },
+            ms(r.round_started_us)
         ),
         Message::AppendEntries(a) => {
             let mut s = format!(
@@ -233,19 +235,25 @@ fn parse_entries(text: &str) -> Result<Vec<Entry>, String> {
         .collect()
 }
 
-/// A hand-made message: `vote term=5 last=3@2 [pre]`, `vote-response term=5
-/// granted|refused [pre]`, `append term=5 prev=3@2 commit=3 [ack] [sent=MS]
+/// A hand-made message: `vote term=5 last=3@2 [pre] [round=MS]`, `vote-response term=5
+/// granted|refused [pre] [round=MS]`, `append term=5 prev=3@2 commit=3 [ack] [sent=MS]
 /// [entries=5:noop,5:a=1]`, `append-response term=5 ok|reject match=4 [conflict=I]
-/// [conflict-term=T] [sent=MS]`. `sent` defaults to `now`.
+/// [conflict-term=T] [sent=MS]`. `sent` defaults to `now`, `round` to `round` (the
+/// receiver's round, so that a vote-response answers it unless told otherwise).
 pub fn parse_message(
     kind: &str,
     args: &mut Args,
     now: Time,
+    round: Time,
 ) -> Result<Message<Vec<Entry>>, String> {
     let term = Term(args.require("term")?);
     let sent_at_us = match args.take_raw("sent") {
         Some(t) => parse_ms(&t)?,
         None => now.as_micros(),
+    };
+    let round_started_us = match args.take_raw("round") {
+        Some(t) => parse_ms(&t)?,
+        None => round.as_micros(),
     };
     let message = match kind {
         "vote" => {
@@ -255,6 +263,7 @@ pub fn parse_message(
                 last_log_index,
                 last_log_term,
                 pre_vote: args.flag("pre"),
+                round_started_us,
             })
         }
         "vote-response" => {
@@ -266,6 +275,7 @@ pub fn parse_message(
                 term,
                 vote_granted,
                 pre_vote: args.flag("pre"),
+                round_started_us,
             })
         }
         "append" => {

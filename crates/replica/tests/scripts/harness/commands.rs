@@ -215,7 +215,10 @@ impl Cluster {
             return Err(format!("to={}: no such replica up", to.0));
         }
         let kind: String = args.positional("a message kind")?;
-        let message = text::parse_message(&kind, args, self.now)?;
+        let round = self.replicas[self.index_of(to).expect("checked above")]
+            .node
+            .round_started_at();
+        let message = text::parse_message(&kind, args, self.now, round)?;
         self.deliver(InFlight { from, to, message });
         Ok(())
     }
