@@ -502,8 +502,14 @@ impl Node {
         let mut eager = false;
         if deadlines.retransmit.is_some_and(|t| now >= t) {
             p.timeouts_in_a_row = p.timeouts_in_a_row.saturating_add(1);
-            // Go back to the last known match and resend from there.
-            let next = p.match_index.next();
+            // A follower we replicate to goes back to its last known match. A probe that
+            // went unanswered is sent again as it was: its answer is still what would
+            // move the guess, and going back to the match (index 0 for a follower never
+            // heard from) would resend the whole log and skip fast backtracking.
+            let next = match p.state {
+                ReplicationState::Replicate => p.match_index.next(),
+                ReplicationState::Probe => p.next_index,
+            };
             p.reset_to_probe(next);
             p.send_requested = true;
         } else if deadlines.stall.is_some_and(|t| now >= t) {
