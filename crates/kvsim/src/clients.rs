@@ -80,8 +80,7 @@ pub struct Clients {
     pub keys: Vec<String>,
     /// Per key, the value of its owner's last acknowledged put (0: none yet), for the
     /// classic check of a get. Per-client keys only: each has one owner, so a vector
-    /// indexed by key does what a map per client did, without a hash insert per put (1.6%
-    /// of the machine's time at 50,000 puts/s).
+    /// indexed by key does what a map per client did, without a hash insert per put.
     acked_values: Vec<u32>,
     /// Value ids: 0 is "" (a get of a missing key); ours carry their id (`ids::new_value`).
     pub values: Vec<String>,

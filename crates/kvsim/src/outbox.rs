@@ -1,10 +1,9 @@
 //! Datagrams to replicas, queued during a turn of the event loop and sent in batches.
 //!
-//! One `sendto` per routed datagram was most of kvsim's cost under load (8 µs a call at
-//! 50,000 puts/s on two cores, against a few µs of routing logic). Now each replica's
-//! simulator socket has a [`SendBatch`]: routing queues a copy of the datagram, and the
-//! loop sends every batch with `sendmmsg` at the end of its turn, or earlier when a batch
-//! fills up.
+//! One `sendto` per routed datagram was most of kvsim's cost under load, far above its
+//! routing logic. So each replica's simulator socket has a [`SendBatch`]: routing queues
+//! a copy of the datagram, and the loop sends every batch with `sendmmsg` at the end of
+//! its turn, or earlier when a batch fills up.
 //!
 //! What stays as it was with one `sendto` per datagram:
 //! - datagrams to one replica leave in the order they were routed (one queue per

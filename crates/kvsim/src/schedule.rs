@@ -2,8 +2,8 @@
 //! `start_wait`, each a get with probability `mix`, from a random client.
 //!
 //! Drawn as the run reaches each request rather than all up front into the timer heap:
-//! at 500,000 requests that heap was 16 MB, and every pop walked it with cache misses
-//! (4% of kvsim's time at 50,000 requests/s). The draws are the same, in the same order,
+//! at 500,000 requests that heap held tens of megabytes, and every pop walked it with
+//! cache misses. The draws are the same, in the same order,
 //! from the schedule's own random stream, so a seed gives the same schedule either way.
 
 use rand::Rng;
