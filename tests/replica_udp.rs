@@ -260,13 +260,13 @@ fn garbage(dst: &str) -> Vec<Vec<u8>> {
     // From a peer, but no correct peer sends these: terms and indexes at 2^64 - 1,
     // entries whose terms go down, and a message claiming the receiver's own id.
     let hostile = [
-        r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"rv","term":18446744073709551615,"lli":0,"llt":0,"pre":false}"#,
-        r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"rv","term":18446744073709551615,"lli":0,"llt":0,"pre":true}"#,
+        r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"rv","term":18446744073709551615,"lli":0,"llt":0,"pre":false,"ts":0}"#,
+        r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"rv","term":18446744073709551615,"lli":0,"llt":0,"pre":true,"ts":0}"#,
         r#"{"src":"PEER","dst":"DST","leader":"PEER","type":"ae","term":18446744073709551615,"pli":0,"plt":0,"commit":0,"ts":0,"entries":[]}"#,
         r#"{"src":"PEER","dst":"DST","leader":"PEER","type":"ae","term":1,"pli":18446744073709551615,"plt":1,"commit":18446744073709551615,"ts":0,"entries":[[1]]}"#,
         r#"{"src":"PEER","dst":"DST","leader":"PEER","type":"ae","term":2,"pli":0,"plt":0,"commit":0,"ts":0,"entries":[[2],[1]]}"#,
         r#"{"src":"PEER","dst":"DST","leader":"FFFF","type":"aer","term":18446744073709551615,"ok":false,"match":0,"ci":18446744073709551615,"ts":0}"#,
-        r#"{"src":"DST","dst":"DST","leader":"FFFF","type":"rv","term":1,"lli":0,"llt":0,"pre":true}"#,
+        r#"{"src":"DST","dst":"DST","leader":"FFFF","type":"rv","term":1,"lli":0,"llt":0,"pre":true,"ts":0}"#,
     ];
     let peer = if dst == "0002" { "0000" } else { "0002" };
     let mut all: Vec<Vec<u8>> = text
