@@ -166,6 +166,8 @@ wait
         seed: None,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
         history_csv: None,
+        stand_in: None,
+        page: false,
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);
