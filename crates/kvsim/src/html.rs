@@ -12,6 +12,8 @@
 
 pub mod model;
 mod sample;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 use std::fmt::Write as _;

@@ -163,7 +163,7 @@ impl RunData {
             }
         };
         let start_us = (cfg.start_wait_s * 1e6) as u64;
-        let (attempts, sampling) = sample::attempts(clients);
+        let (attempts, sampling) = sample::attempts(clients, sample::SCATTER_ATTEMPTS_MAX);
         RunData {
             replicas: (0..n)
                 .map(|r| datagram::NodeId(r as u16).to_string())
@@ -263,7 +263,7 @@ pub(super) fn short(text: &str) -> String {
 
 /// The key's operations around the offending ones: all of them when there are few, else
 /// the offending ones and those whose windows are nearest theirs.
-fn violation_view(v: &crate::checker::LinViolation, clients: &Clients) -> ViolationView {
+pub(super) fn violation_view(v: &crate::checker::LinViolation, clients: &Clients) -> ViolationView {
     let op_of = |i: usize| {
         let h = &clients.history[i];
         ViolationOp {

@@ -33,12 +33,14 @@ struct Request {
     latency_us: u64,
 }
 
-pub fn attempts(clients: &Clients) -> (Attempts, Sampling) {
+/// The attempts the scatter draws, at most about `budget` (a request drawn brings all its
+/// attempts, so a few more may come).
+pub fn attempts(clients: &Clients, budget: usize) -> (Attempts, Sampling) {
     let total = clients.history.len();
-    let keep = if total <= SCATTER_ATTEMPTS_MAX {
+    let keep = if total <= budget {
         None
     } else {
-        Some(choose(clients, SCATTER_ATTEMPTS_MAX))
+        Some(choose(clients, budget))
     };
     let mut out = Attempts::default();
     for a in clients.attempt_records() {
