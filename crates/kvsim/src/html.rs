@@ -278,12 +278,7 @@ pub fn index_page(rows: &[Row], pages: &[Option<String>], running: bool) -> Stri
                         out.push_str("<td class=\"tier\">-</td>");
                     }
                 }
-                let failed: Vec<&str> = o
-                    .checks
-                    .iter()
-                    .filter(|c| !c.passed)
-                    .map(|c| c.name)
-                    .collect();
+                let failed = o.failed_checks();
                 let _ = writeln!(
                     out,
                     "<td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",

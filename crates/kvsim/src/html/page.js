@@ -713,6 +713,7 @@
     drawDetails(detailsBox);
   }
   function main() {
+    const began = performance.now();
     const app = document.getElementById('app');
     app.innerHTML = '';
     width = Math.max(1000, document.documentElement.clientWidth - 40);
@@ -728,6 +729,8 @@
     drawViolations(app);
     drawNotes(app);
     document.body.setAttribute('data-rendered', 'yes');
+    // How long drawing took, for whoever measures the page's cost.
+    document.body.setAttribute('data-draw-ms', Math.round(performance.now() - began));
   }
   main();
   let resizing = null;

@@ -27,6 +27,17 @@ pub struct Outcome {
     pub page: Option<Box<RunData>>,
 }
 
+impl Outcome {
+    /// The names of the checks it failed, in the classic order.
+    pub fn failed_checks(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+}
+
 impl Sim<'_> {
     /// Stops the replicas and makes the outcome of what the run counted.
     pub(super) fn finish(mut self, seed: u64, opts: &Options) -> Outcome {
