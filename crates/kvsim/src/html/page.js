@@ -41,6 +41,8 @@
   }
   function title(parent, s) { svg('title', {}, parent).textContent = s; }
   const sec = (us) => (us / 1e6).toFixed(3) + ' s';
+  // Operations in a violation are often shorter than a millisecond: their times to the µs.
+  const secFine = (us) => (us / 1e6).toFixed(6) + ' s';
   const ms = (us) => us < 0 ? 'none' : (us / 1e3).toFixed(3) + ' ms';
   const fmtInt = (n) => n.toLocaleString('en-US');
   const replicaColor = (r) => PALETTE[r % PALETTE.length];
@@ -647,7 +649,7 @@
       const label = (o.put ? 'put ' : 'get \u2192 ') + (o.value === '' ? '"" (never written)' : o.value.slice(0, 8)) +
         (o.put && o.response_us === null ? ' (no ok)' : '');
       title(bar, 'client ' + R.clients[o.client] + (o.put ? ' put ' : ' get \u2192 ') + JSON.stringify(o.value) + ', ' +
-        sec(o.invoke_us) + ' to ' + (o.response_us === null ? '? (no ok)' : sec(o.response_us)));
+        secFine(o.invoke_us) + ' to ' + (o.response_us === null ? '? (no ok)' : secFine(o.response_us)));
       if (o.minimal || x1 - x0 > 70) {
         const len = label.length * (o.minimal ? 7 : 6.4);
         const attrs = { class: 'op-label' + (o.minimal ? ' minimal' : '') };
@@ -663,7 +665,7 @@
     const ol = html('ol', { class: 'minimal-ops mono' }, box);
     for (const o of v.ops.filter((o) => o.minimal)) {
       html('li', {}, ol, 'client ' + R.clients[o.client] + (o.put ? ' put ' : ' get \u2192 ') + JSON.stringify(o.value) + '  ' +
-        sec(o.invoke_us) + ' to ' + (o.response_us === null ? '? (no ok)' : sec(o.response_us)));
+        secFine(o.invoke_us) + ' to ' + (o.response_us === null ? '? (no ok)' : secFine(o.response_us)));
     }
   }
 
