@@ -1,7 +1,9 @@
 //! The HTML report: `kvsim <file> --html FILE` writes one page per run, `kvsim all
 //! --html-dir DIR` one per scenario and an index. A page is one self-contained file: its
 //! style, its script (`page.css`, `page.js` beside this file, included at build time) and
-//! the run's data as JSON; it draws itself with SVG when opened and fetches nothing.
+//! the run's data as JSON; it draws itself with SVG when opened and fetches nothing. The
+//! script is four files: `page.js` (data, helpers, summary), `timeline.js` (the charts on
+//! one time axis, zoom), `violations.js`, `main.js`.
 //!
 //! - `model`: what a page draws, made at the end of a run (`RunData`);
 //! - `sample`: which attempts the scatter draws when there are too many for a browser.
@@ -27,7 +29,16 @@ pub use model::RunData;
 pub use sample::SCATTER_ATTEMPTS_MAX;
 
 const PAGE_CSS: &str = include_str!("html/page.css");
-const PAGE_JS: &str = include_str!("html/page.js");
+/// The page's script: one strict function scope around its four files, so that they share
+/// their names without making any global.
+const PAGE_JS: &str = concat!(
+    "'use strict';\n(function () {\n",
+    include_str!("html/page.js"),
+    include_str!("html/timeline.js"),
+    include_str!("html/violations.js"),
+    include_str!("html/main.js"),
+    "})();\n"
+);
 const INDEX_CSS: &str = include_str!("html/index.css");
 
 /// What the page shows above its charts.

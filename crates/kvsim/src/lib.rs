@@ -36,7 +36,7 @@
 //! - `report`: the summary lines, the `all` table, the JSON report;
 //! - `timeline`: what the HTML report draws on a time axis, recorded during the run;
 //!   `html`: the report's pages (`html/model`, `html/sample`, and the page's script and
-//!   style in `html/page.js` and `html/page.css`);
+//!   style in `html/*.js` and `html/page.css`);
 //! - `stand_in`: replicas kvsim runs itself, in threads, as measuring sticks
 //!   (`stand_in/stale_reads`);
 //! - `warn`: the classic simulator's warnings, capped.
