@@ -87,6 +87,50 @@ fn a_history_file_that_cannot_be_written_stops_kvsim_before_the_run() {
 }
 
 #[test]
+fn html_reports_that_cannot_be_written_stop_kvsim_before_the_run() {
+    let dir = temp_dir("html");
+    let in_the_way = dir.join("a-file");
+    std::fs::write(&in_the_way, "").unwrap();
+    for args in [
+        vec!["configs/classic/simple-1.json", "--html"],
+        vec!["all", "--html-dir"],
+    ] {
+        let out = kvsim_with_replica()
+            .args(&args)
+            .arg(in_the_way.join("x"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("cannot"), "{err}");
+        assert!(out.stdout.is_empty(), "{args:?} started");
+    }
+    // Each flag belongs to its kind of run.
+    for (args, says) in [
+        (
+            vec!["configs/classic/simple-1.json", "--html-dir"],
+            "--html-dir is for `all`",
+        ),
+        (vec!["all", "--html"], "--html takes one scenario"),
+    ] {
+        let out = kvsim_with_replica()
+            .args(&args)
+            .arg(dir.join("x"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(says));
+    }
+    let out = kvsim()
+        .args(["configs/classic/simple-1.json", "--stand-in", "stale"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stale-reads"));
+}
+
+#[test]
 fn every_shipped_scenario_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     let classic = find_configs(&root.join("classic")).unwrap();
@@ -166,6 +210,8 @@ wait
         seed: None,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
         history_csv: None,
+        stand_in: None,
+        page: false,
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);

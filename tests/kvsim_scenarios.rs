@@ -17,6 +17,8 @@ fn options() -> Options {
         seed: None,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
         history_csv: None,
+        stand_in: None,
+        page: false,
     }
 }
 

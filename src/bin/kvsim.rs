@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use kvsim::procs::Output;
-use kvsim::suite::{self, Progress};
+use kvsim::stand_in::StandIn;
+use kvsim::suite::{self, Progress, Reports};
 use kvsim::{Options, checker};
 
 #[derive(Parser, Debug)]
@@ -54,6 +55,16 @@ struct Args {
     /// Extra environment for the replicas, KEY=VALUE (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// Write the run as one self-contained HTML page to this file (one scenario only).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// With `all`: write a page per scenario and an index.html to this directory.
+    #[arg(long, value_name = "DIR")]
+    html_dir: Option<PathBuf>,
+    /// Run kvsim's own stand-in replicas instead of a replica program: `stale-reads`
+    /// serves stale gets on purpose (a measuring stick, not a store).
+    #[arg(long, value_name = "NAME", value_parser = StandIn::parse)]
+    stand_in: Option<StandIn>,
 }
 
 fn main() -> ExitCode {
@@ -62,7 +73,7 @@ fn main() -> ExitCode {
         Some(r) => r.clone(),
         None => default_replica(),
     };
-    if !replica.exists() {
+    if args.stand_in.is_none() && !replica.exists() {
         eprintln!(
             "kvsim: replica program not found: {} (build it, or pass --replica)",
             replica.display()
@@ -95,18 +106,24 @@ fn main() -> ExitCode {
         seed: args.seed,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
         history_csv: args.history.clone(),
+        stand_in: args.stand_in,
+        page: false,
     };
-    let json = args.json.as_deref();
+    let reports = Reports {
+        json: args.json.as_deref(),
+        html: args.html.as_deref(),
+        html_dir: args.html_dir.as_deref(),
+    };
     let verdict = if args.test == "all" {
         suite::all(
             &args.config_dir,
             args.pause,
             &opts,
-            json,
+            reports,
             &mut Bar(ProgressBar::hidden()),
         )
     } else {
-        suite::one(Path::new(&args.test), &opts, json)
+        suite::one(Path::new(&args.test), &opts, reports)
     };
     match verdict {
         Ok(true) => ExitCode::SUCCESS,

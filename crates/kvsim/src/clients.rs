@@ -57,10 +57,32 @@ struct Attempt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AttemptState {
     Outstanding,
-    /// Got a redirect or a fail: another reply is a second reply, and incorrect.
-    Answered,
+    /// Got a redirect (or a fail): another reply is a second reply, and incorrect.
+    Redirected,
+    Failed,
     /// Got `ok`: another reply is a duplicate.
     Completed,
+}
+
+/// How an attempt ended, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    Redirect,
+    Fail,
+    /// No reply by the end of the run.
+    Unanswered,
+}
+
+/// One attempt as a report shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRecord<'a> {
+    pub op: &'a HistOp,
+    pub mid: &'a [u8],
+    /// The replica it was sent to (`None`: none was alive).
+    pub dst: Option<NodeId>,
+    pub reply: Reply,
 }
 
 struct Client {
@@ -175,6 +197,31 @@ impl Clients {
         for c in &mut self.clients {
             c.leader = None;
         }
+    }
+
+    /// Every attempt, in the order made (parallel to `history`).
+    pub fn attempt_records(&self) -> impl Iterator<Item = AttemptRecord<'_>> {
+        self.attempts.iter().zip(&self.history).map(|(a, op)| {
+            let reply = match a.state {
+                AttemptState::Outstanding => Reply::Unanswered,
+                AttemptState::Redirected => Reply::Redirect,
+                AttemptState::Failed => Reply::Fail,
+                AttemptState::Completed => Reply::Ok,
+            };
+            AttemptRecord {
+                op,
+                mid: &a.mid,
+                dst: a.dst,
+                reply,
+            }
+        })
+    }
+
+    /// The ID of client `c` (an index as in `HistOp::client`).
+    pub fn client_id(&self, c: u32) -> NodeId {
+        self.clients
+            .get(c as usize)
+            .map_or(NodeId::UNKNOWN, |client| client.id)
     }
 
     /// Were any puts acknowledged? (The classic `no_state` check.)

@@ -25,7 +25,8 @@
 //! - `network`: partitions, drops, duplication, delay (decisions only);
 //! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
 //! - `wire`: reading the few fields we need from a datagram;
-//! - `procs`: replica processes, and never leaving one behind;
+//! - `procs`: replica processes, and never leaving one behind; `Replica`, a process or a
+//!   stand-in;
 //! - `clients`: the simulated clients' state and rules; `clients/requests`: each request and
 //!   attempt made; `clients/replies`: each reply checked, and the attempts that got none;
 //! - `ids`: MIDs and put values that carry their own index, so replies need no hash table;
@@ -33,6 +34,11 @@
 //! - `memory`, `throughput`: replica memory from `/proc`, committed puts per second;
 //! - `stats`, `score`, `checker`: what is counted, the checks and tiers, linearizability;
 //! - `report`: the summary lines, the `all` table, the JSON report;
+//! - `timeline`: what the HTML report draws on a time axis, recorded during the run;
+//!   `html`: the report's pages (`html/model`, `html/sample`, and the page's script and
+//!   style in `html/*.js` and `html/page.css`);
+//! - `stand_in`: replicas kvsim runs itself, in threads, as measuring sticks
+//!   (`stand_in/stale_reads`);
 //! - `warn`: the classic simulator's warnings, capped.
 //!
 //! Randomness: one seed (from the config, `--seed`, or the clock, always printed) feeds
@@ -43,6 +49,7 @@ pub mod checker;
 pub mod clients;
 pub mod config;
 pub mod history;
+pub mod html;
 pub mod ids;
 pub mod memory;
 pub mod network;
@@ -52,9 +59,11 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod score;
+pub mod stand_in;
 pub mod stats;
 pub mod suite;
 pub mod throughput;
+pub mod timeline;
 pub mod warn;
 pub mod wire;
 

@@ -243,3 +243,58 @@ fn echo(stream: impl Read + Send + 'static, id: NodeId, start: Instant) {
         }
     });
 }
+
+/// A replica as a run drives it: a process of the replica program, or a stand-in that kvsim
+/// runs in a thread of its own (`stand_in`).
+pub enum Replica {
+    Process(ReplicaProc),
+    StandIn(crate::stand_in::Running),
+}
+
+impl Replica {
+    /// Has it ended (killed, or exited on its own)?
+    pub fn ended(&self) -> bool {
+        match self {
+            Replica::Process(p) => p.exit.is_some(),
+            Replica::StandIn(s) => s.ended(),
+        }
+    }
+
+    /// The process to read memory figures from; a stand-in has none of its own.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Replica::Process(p) => Some(p.pid()),
+            Replica::StandIn(_) => None,
+        }
+    }
+
+    /// Has it ended on its own? Checks once, without blocking; says how. A stand-in only
+    /// ends when killed.
+    pub fn poll_exit(&mut self) -> Option<String> {
+        match self {
+            Replica::Process(p) => p.poll_exit().map(|status| status.to_string()),
+            Replica::StandIn(_) => None,
+        }
+    }
+
+    pub fn pause(&mut self) {
+        match self {
+            Replica::Process(p) => p.pause(),
+            Replica::StandIn(s) => s.pause(),
+        }
+    }
+
+    pub fn resume(&mut self) {
+        match self {
+            Replica::Process(p) => p.resume(),
+            Replica::StandIn(s) => s.resume(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        match self {
+            Replica::Process(p) => p.kill(),
+            Replica::StandIn(s) => s.kill(),
+        }
+    }
+}

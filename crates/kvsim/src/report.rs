@@ -334,12 +334,7 @@ pub fn table(rows: &[Row]) -> String {
                         }
                     })
                     .collect();
-                let failed: Vec<&str> = o
-                    .checks
-                    .iter()
-                    .filter(|c| !c.passed)
-                    .map(|c| c.name)
-                    .collect();
+                let failed = o.failed_checks();
                 let _ = writeln!(
                     out,
                     "{:<width$}  {:<6}  {:>4} {:>4} {:>4} {:>4}  {:>8} {:>6} {:>5} {:>10.3} {:>8.3}  {}",

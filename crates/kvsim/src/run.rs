@@ -34,9 +34,11 @@ use super::history;
 use super::memory::Memory;
 use super::network::Network;
 use super::outbox::Outbox;
-use super::procs::{Output, ReplicaProc};
+use super::procs::{Output, Replica, ReplicaProc};
 use super::schedule::RequestSchedule;
+use super::stand_in::{self, StandIn};
 use super::stats::{Extra, Stats};
+use super::timeline::Timeline;
 use super::warn::Warnings;
 use datagram::NodeId;
 use timers::Timers;
@@ -60,6 +62,10 @@ pub struct Options {
     pub lin_states_max: u64,
     /// Write every request attempt here as CSV (`history::write_csv`).
     pub history_csv: Option<PathBuf>,
+    /// Run this stand-in in place of `replica`.
+    pub stand_in: Option<StandIn>,
+    /// Keep what the HTML report needs (`Outcome::page`).
+    pub page: bool,
 }
 
 /// The seed to use: `--seed`, else the config's, else one from the clock.
@@ -102,7 +108,7 @@ struct Sim<'a> {
     /// Sockets of killed replicas: no longer read.
     socket_closed: Vec<bool>,
     remote: Vec<Option<SocketAddr>>,
-    procs: Vec<ReplicaProc>,
+    procs: Vec<Replica>,
     killed: Vec<bool>,
     living: Vec<bool>,
     living_list: Vec<usize>,
@@ -128,6 +134,11 @@ struct Sim<'a> {
     requests_started: bool,
     /// Scheduled start to creation, per request, in seconds.
     request_lateness_s: Vec<f64>,
+    /// What the HTML report draws on a time axis.
+    timeline: Timeline,
+    /// When the batch of datagrams being routed was received (read once per batch: the
+    /// timeline counts in 100 ms buckets and needs no clock read per datagram).
+    batch_us: u64,
 }
 
 /// Runs one scenario.
@@ -178,14 +189,25 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
             },
             o => o.clone(),
         };
-        let proc = ReplicaProc::spawn(&opts.replica, port, id, &peers, &output, start, &opts.env)
-            .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot run {}: {e}", opts.replica.display()),
-            )
-        })?;
-        procs.push(proc);
+        let replica = match opts.stand_in {
+            Some(kind) => stand_in::Running::spawn(kind, port, id, &peers)
+                .map(Replica::StandIn)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot start stand-in {}: {e}", kind.name()),
+                    )
+                })?,
+            None => ReplicaProc::spawn(&opts.replica, port, id, &peers, &output, start, &opts.env)
+                .map(Replica::Process)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot run {}: {e}", opts.replica.display()),
+                    )
+                })?,
+        };
+        procs.push(replica);
     }
     let mut sim = Sim {
         cfg,
@@ -223,6 +245,8 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         memory: Memory::new(ids.iter().map(NodeId::to_string)),
         requests_started: false,
         request_lateness_s: Vec::with_capacity(cfg.requests as usize),
+        timeline: Timeline::new(n, (cfg.total_s() * 1e6) as u64),
+        batch_us: 0,
     };
     sim.populate();
     let cpu_before = thread_cpu_ns();
@@ -233,7 +257,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
             io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
         })?;
     }
-    Ok(sim.finish(seed, opts.lin_states_max))
+    Ok(sim.finish(seed, opts))
 }
 
 /// CPU time (user and system) this thread has used so far.

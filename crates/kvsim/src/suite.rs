@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::config::Config;
+use super::html::{self, HtmlDir};
 use super::report::{self, Row};
 use super::run::{self, Options, pick_seed};
 
@@ -94,6 +95,23 @@ pub trait Progress {
     fn finish(&mut self) {}
 }
 
+/// Where a suite writes its reports, beyond what it prints.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reports<'a> {
+    /// Every statistic, check and tier.
+    pub json: Option<&'a Path>,
+    /// One scenario: its page.
+    pub html: Option<&'a Path>,
+    /// `all`: a page per scenario and an index.
+    pub html_dir: Option<&'a Path>,
+}
+
+/// Says what a stand-in is, before and after its results, so that nobody takes them for a
+/// store's.
+fn stand_in_notice(opts: &Options) -> Option<String> {
+    opts.stand_in.map(|s| format!("kvsim: {}", s.notice()))
+}
+
 /// Every `*.json` under `dir` (subfolders included), the classic suite first in its order.
 pub fn find_configs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
@@ -146,9 +164,14 @@ fn write_json(json: Option<&Path>, rows: &[Row]) -> Result<(), SuiteError> {
     }
 }
 
-/// `kvsim <file>`: runs one scenario, prints its summary, writes the JSON report if asked.
-/// `Ok(passed)` once it ran.
-pub fn one(path: &Path, opts: &Options, json: Option<&Path>) -> Result<bool, SuiteError> {
+/// `kvsim <file>`: runs one scenario, prints its summary, writes the JSON report and the
+/// page if asked. `Ok(passed)` once it ran.
+pub fn one(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, SuiteError> {
+    if reports.html_dir.is_some() {
+        return Err(SuiteError::Input(
+            "--html-dir is for `all`; one scenario takes --html FILE".into(),
+        ));
+    }
     let cfg = load(path)?;
     if let Some(history) = &opts.history_csv {
         // Found out now, not after the run it would record. Its folder is made as
@@ -162,16 +185,35 @@ pub fn one(path: &Path, opts: &Options, json: Option<&Path>) -> Result<bool, Sui
             )));
         }
     }
+    if let Some(page) = reports.html {
+        html::check_file(page).map_err(SuiteError::Input)?;
+    }
+    let opts = &Options {
+        page: reports.html.is_some(),
+        ..opts.clone()
+    };
     let seed = pick_seed(&cfg, opts);
     println!("kvsim: scenario {} with seed {seed}", cfg.name);
-    let outcome = run::run(&cfg, opts, seed).map_err(|e| SuiteError::Run(e.to_string()))?;
+    let notice = stand_in_notice(opts);
+    if let Some(notice) = &notice {
+        println!("{notice}");
+    }
+    let mut outcome = run::run(&cfg, opts, seed).map_err(|e| SuiteError::Run(e.to_string()))?;
     print!("{}", report::summary(&outcome, &cfg));
+    if let Some(notice) = &notice {
+        println!("{notice}");
+    }
+    if let (Some(path), Some(page)) = (reports.html, html::run_page(&outcome, &cfg)) {
+        html::write_file(path, &page).map_err(SuiteError::Run)?;
+        println!("kvsim: page written to {}", path.display());
+    }
+    outcome.page = None;
     let passed = outcome.passed;
     let rows = [Row {
         scenario: cfg.name.clone(),
         outcome: Ok(outcome),
     }];
-    write_json(json, &rows)?;
+    write_json(reports.json, &rows)?;
     Ok(passed)
 }
 
@@ -182,12 +224,17 @@ pub fn all(
     dir: &Path,
     pause_s: f64,
     opts: &Options,
-    json: Option<&Path>,
+    reports: Reports<'_>,
     progress: &mut impl Progress,
 ) -> Result<bool, SuiteError> {
     if opts.history_csv.is_some() {
         return Err(SuiteError::Input(
             "--history takes one scenario, not `all`".into(),
+        ));
+    }
+    if reports.html.is_some() {
+        return Err(SuiteError::Input(
+            "--html takes one scenario; `all` takes --html-dir DIR".into(),
         ));
     }
     let paths = match find_configs(dir) {
@@ -210,8 +257,19 @@ pub fn all(
         .iter()
         .map(|p| load(p))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut pages = match reports.html_dir {
+        Some(dir) => Some(HtmlDir::new(dir).map_err(SuiteError::Input)?),
+        None => None,
+    };
+    let opts = &Options {
+        page: pages.is_some(),
+        ..opts.clone()
+    };
     let total_s: f64 = configs.iter().map(Config::total_s).sum();
     progress.start(configs.len());
+    if let Some(notice) = stand_in_notice(opts) {
+        progress.println(&notice);
+    }
     progress.println(&format!(
         "kvsim: {} scenarios, about {:.0} s of simulated time",
         configs.len(),
@@ -225,14 +283,26 @@ pub fn all(
             cfg.name,
             cfg.total_s()
         ));
-        let outcome = progress
+        let mut outcome = progress
             .suspend(|| run::run(cfg, opts, seed))
             .map_err(|e| e.to_string());
         progress.println(&format!("{}: {}", cfg.name, classic_line(cfg, &outcome)));
+        if let Some(pages) = &mut pages {
+            pages
+                .add(outcome.as_ref().ok(), cfg)
+                .map_err(SuiteError::Run)?;
+        }
+        if let Ok(o) = &mut outcome {
+            // The page is written; a suite of high-load runs would otherwise hold them all.
+            o.page = None;
+        }
         rows.push(Row {
             scenario: cfg.name.clone(),
             outcome,
         });
+        if let Some(pages) = &pages {
+            pages.index(&rows, true).map_err(SuiteError::Run)?;
+        }
         progress.finished_one();
         if pause_s > 0.0 && k + 1 < configs.len() {
             std::thread::sleep(Duration::from_secs_f64(pause_s));
@@ -240,7 +310,17 @@ pub fn all(
     }
     progress.finish();
     print!("{}", report::table(&rows));
-    write_json(json, &rows)?;
+    if let Some(notice) = stand_in_notice(opts) {
+        println!("{notice}");
+    }
+    write_json(reports.json, &rows)?;
+    if let Some(pages) = &pages {
+        pages.index(&rows, false).map_err(SuiteError::Run)?;
+        println!(
+            "kvsim: pages and their index written to {}",
+            pages.dir.join("index.html").display()
+        );
+    }
     Ok(rows
         .iter()
         .all(|r| r.outcome.as_ref().is_ok_and(|o| o.passed)))

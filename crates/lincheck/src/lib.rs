@@ -55,7 +55,37 @@ pub enum OpKind {
 pub struct Violation {
     /// The smallest offending sub-history found (itself not linearizable), by invocation time.
     pub ops: Vec<Op>,
+    /// Where each of `ops` is in the checked slice, so a caller can point at its own records.
+    pub indices: Vec<usize>,
+    /// Why `ops` cannot be ordered, for a caller that words it in its own units.
+    pub reason: Reason,
+    /// `reason` in a sentence, with times as given.
     pub explanation: String,
+}
+
+/// Why the operations of a violation cannot be ordered, in the simplest pattern they fit.
+/// Every field is an index into the checked slice, and names an operation of the violation.
+///
+/// The patterns hold of the whole history, not only of the violation: shrinking never takes
+/// out a put whose value a remaining get returned, so the puts of a value named here are all
+/// of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// `get` returned a value that no put wrote.
+    NeverWritten { get: usize },
+    /// `get` returned a value whose only put began after the get had returned.
+    ReadBeforeWrite { get: usize, put: usize },
+    /// `get` returned a value already overwritten when it began: `overwrite`, an
+    /// acknowledged put of another value, began after `written` (the put of the value
+    /// returned; `None`: the initial `""`) had finished, and finished before the get began.
+    Overwritten {
+        get: usize,
+        written: Option<usize>,
+        overwrite: usize,
+    },
+    /// None of the patterns above: no order fits, and the search could not place
+    /// `unplaced` (when it knows which).
+    NoOrder { unplaced: Option<usize> },
 }
 
 /// The outcome of a bounded search.
@@ -110,28 +140,123 @@ pub fn check_key_bounded(ops: &[Op], states_max: u64) -> Verdict {
         Search::Linearizable => Verdict::Linearizable,
         Search::Unknown(states) => Verdict::Unknown { states },
         Search::Stuck(_) => {
-            let (kept, stuck) = shrink(&prepared, all, states_max);
-            let mut out: Vec<Op> = kept
-                .iter()
-                .map(|&i| ops[prepared.ops[i].orig].clone())
-                .collect();
-            out.sort_by_key(|op| op.invoke);
-            let explanation = match stuck {
-                Some(i) => format!(
-                    "no order of these {} operations fits their windows; the search could not place: {}",
-                    out.len(),
-                    ops[prepared.ops[i].orig]
-                ),
-                None => format!(
-                    "no order of these {} operations fits their windows",
-                    out.len()
-                ),
-            };
+            let (mut kept, stuck) = shrink(&prepared, all, states_max);
+            kept.sort_by_key(|&i| (prepared.ops[i].invoke, prepared.ops[i].orig));
+            let reason = reason(&prepared, &kept, stuck);
+            let indices: Vec<usize> = kept.iter().map(|&i| prepared.ops[i].orig).collect();
+            let explanation = explain(ops, &reason, indices.len());
             Verdict::Violation(Violation {
-                ops: out,
+                ops: indices.iter().map(|&i| ops[i].clone()).collect(),
+                indices,
+                reason,
                 explanation,
             })
         }
+    }
+}
+
+/// The simplest pattern that the violating subset `kept` (indices into `p.ops`) fits, with
+/// indices into the caller's slice.
+fn reason(p: &Prepared, kept: &[usize], stuck: Option<usize>) -> Reason {
+    let orig = |i: usize| p.ops[i].orig;
+    let puts_of = |value: u32| {
+        kept.iter()
+            .copied()
+            .filter(move |&i| p.ops[i].is_put && p.ops[i].value == value)
+    };
+    for &g in kept.iter().filter(|&&i| !p.ops[i].is_put) {
+        let get = &p.ops[g];
+        if get.value != 0 && puts_of(get.value).next().is_none() {
+            return Reason::NeverWritten { get: orig(g) };
+        }
+        if get.value != 0 && puts_of(get.value).all(|w| p.ops[w].invoke > get.deadline) {
+            let put = puts_of(get.value).min_by_key(|&w| p.ops[w].invoke);
+            if let Some(put) = put {
+                return Reason::ReadBeforeWrite {
+                    get: orig(g),
+                    put: orig(put),
+                };
+            }
+        }
+        // The put of the value read that could have taken effect last (`None`: only the
+        // initial value; an optional put with an open window could take effect any time).
+        let written = puts_of(get.value).max_by_key(|&w| p.ops[w].deadline);
+        let overwrite = kept
+            .iter()
+            .copied()
+            .filter(|&w| {
+                let o = &p.ops[w];
+                o.is_put
+                    && !o.optional
+                    && o.value != get.value
+                    && o.deadline < get.invoke
+                    && written.is_none_or(|w| o.invoke > p.ops[w].deadline)
+            })
+            .min_by_key(|&w| p.ops[w].deadline);
+        // (A get of a value other than `""` has a put of it here: see `NeverWritten`.)
+        if let Some(w) = overwrite {
+            return Reason::Overwritten {
+                get: orig(g),
+                written: written.map(orig),
+                overwrite: orig(w),
+            };
+        }
+    }
+    Reason::NoOrder {
+        unplaced: stuck.map(orig),
+    }
+}
+
+/// `reason` in a sentence, for a history of `count` operations in `ops`.
+fn explain(ops: &[Op], reason: &Reason, count: usize) -> String {
+    let value = |i: usize| match &ops[i].kind {
+        OpKind::Put { value, .. } | OpKind::Get { value } => value.clone(),
+    };
+    let end = |i: usize| ops[i].response.map_or("?".to_string(), |t| t.to_string());
+    match *reason {
+        Reason::NeverWritten { get } => format!(
+            "client {}'s get returned {:?}, which no put wrote",
+            ops[get].client,
+            value(get)
+        ),
+        Reason::ReadBeforeWrite { get, put } => format!(
+            "client {}'s get returned {:?} at {}, before client {}'s put of it began at {}",
+            ops[get].client,
+            value(get),
+            end(get),
+            ops[put].client,
+            ops[put].invoke
+        ),
+        Reason::Overwritten {
+            get,
+            written,
+            overwrite,
+        } => {
+            let old = match written {
+                Some(w) => format!(
+                    "{:?} (put by client {}, done at {})",
+                    value(get),
+                    ops[w].client,
+                    end(w)
+                ),
+                None => "the initial \"\"".to_string(),
+            };
+            format!(
+                "client {}'s get began at {} and returned {old}, but client {}'s put of {:?} had replaced it at {}",
+                ops[get].client,
+                ops[get].invoke,
+                ops[overwrite].client,
+                value(overwrite),
+                end(overwrite)
+            )
+        }
+        Reason::NoOrder { unplaced } => match unplaced {
+            Some(i) => format!(
+                "no order of these {count} operations fits their windows; the search could not place: {}",
+                ops[i]
+            ),
+            None => format!("no order of these {count} operations fits their windows"),
+        },
     }
 }
 

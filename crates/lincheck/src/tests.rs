@@ -67,9 +67,91 @@ fn stale_read_is_a_violation() {
 }
 
 #[test]
+fn a_stale_read_is_explained_as_overwritten() {
+    let h = [
+        get(3, "", 0, 1),
+        put(0, "a", 0, 1),
+        put(1, "b", 2, 3),
+        get(2, "a", 4, 5),
+    ];
+    let v = check_key(&h).unwrap_err();
+    assert_eq!(
+        v.indices,
+        [1, 2, 3],
+        "the unrelated first read is shrunk away"
+    );
+    assert_eq!(
+        v.reason,
+        Reason::Overwritten {
+            get: 3,
+            written: Some(1),
+            overwrite: 2
+        }
+    );
+    assert_eq!(
+        v.explanation,
+        r#"client 2's get began at 4 and returned "a" (put by client 0, done at 1), but client 1's put of "b" had replaced it at 3"#
+    );
+    for (op, &i) in v.ops.iter().zip(&v.indices) {
+        assert_eq!(op, &h[i]);
+    }
+}
+
+#[test]
+fn a_read_of_the_initial_value_after_a_put_is_explained() {
+    let h = [put(0, "a", 0, 1), get(1, "", 2, 3)];
+    let v = check_key(&h).unwrap_err();
+    assert_eq!(
+        v.reason,
+        Reason::Overwritten {
+            get: 1,
+            written: None,
+            overwrite: 0
+        }
+    );
+    assert!(
+        v.explanation.contains("the initial \"\""),
+        "{}",
+        v.explanation
+    );
+}
+
+#[test]
+fn a_read_from_the_future_is_explained() {
+    let h = [get(1, "a", 0, 1), put(0, "a", 5, 6)];
+    let v = check_key(&h).unwrap_err();
+    assert_eq!(v.reason, Reason::ReadBeforeWrite { get: 0, put: 1 });
+}
+
+#[test]
+fn a_read_that_only_an_order_search_refutes_has_no_pattern() {
+    // Both puts overlap every read; only the order of the reads refutes it.
+    let h = [
+        put(0, "a", 0, 100),
+        put(1, "b", 0, 100),
+        get(2, "a", 10, 20),
+        get(2, "b", 30, 40),
+        get(3, "a", 50, 60),
+    ];
+    let v = check_key(&h).unwrap_err();
+    assert!(
+        matches!(v.reason, Reason::NoOrder { unplaced: Some(_) }),
+        "{:?}",
+        v.reason
+    );
+    assert!(
+        v.explanation.starts_with("no order of these"),
+        "{}",
+        v.explanation
+    );
+}
+
+#[test]
 fn read_of_never_written_value_is_a_violation() {
     let h = [put(0, "a", 0, 1), get(1, "zzz", 2, 3)];
     let v = check_key(&h).unwrap_err();
+    assert_eq!(v.reason, Reason::NeverWritten { get: 1 });
+    assert_eq!(v.indices, [1]);
     assert!(
         v.ops
             .iter()

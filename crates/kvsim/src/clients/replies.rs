@@ -57,7 +57,7 @@ impl Clients {
                 Match::Outstanding(i)
             }
             AttemptState::Outstanding => Match::Unexpected { second: false },
-            AttemptState::Answered => Match::Unexpected { second: true },
+            AttemptState::Redirected | AttemptState::Failed => Match::Unexpected { second: true },
         }
     }
 
@@ -103,7 +103,11 @@ impl Clients {
                 return None;
             }
         };
-        self.attempts[hist].state = AttemptState::Answered;
+        self.attempts[hist].state = if kind == "fail" {
+            AttemptState::Failed
+        } else {
+            AttemptState::Redirected
+        };
         let first_us = self.attempts[hist].first_us;
         let req = self.history[hist].clone();
         let leader = h

@@ -165,6 +165,7 @@ impl Sim<'_> {
             let t0 = Instant::now();
             self.extra.recv_calls += 1;
             self.extra.recv_ns_total += (t0 - t_recv).as_nanos() as u64;
+            self.batch_us = t0.saturating_duration_since(self.start).as_micros() as u64;
             match received {
                 Ok(count) => {
                     // Routing may send a full batch early: that time is sending, not logic.
@@ -200,10 +201,10 @@ impl Sim<'_> {
     /// Samples every running replica's memory; `baseline` when the first request goes.
     fn sample_memory(&mut self, baseline: bool) {
         for r in 0..self.n {
-            if self.killed[r] || self.procs[r].exit.is_some() {
+            if self.killed[r] || self.procs[r].ended() {
                 continue;
             }
-            if let Some(status) = memory::read_status(self.procs[r].pid()) {
+            if let Some(status) = self.procs[r].pid().and_then(memory::read_status) {
                 self.memory.record(r, status, baseline);
             }
         }
@@ -233,7 +234,11 @@ impl Sim<'_> {
     fn fire(&mut self, action: Action) {
         match action {
             Action::Deliver { dst, bytes } => self.send(dst, &bytes),
-            Action::Resume(r) => self.procs[r].resume(),
+            Action::Resume(r) => {
+                self.procs[r].resume();
+                let now = self.now_us();
+                self.timeline.resume(now, r);
+            }
             Action::Fault(kind) => self.fault(kind),
         }
     }

@@ -12,6 +12,7 @@ use super::Sim;
 use super::timers::Action;
 use crate::config::EventKind;
 use crate::network::Fate;
+use crate::timeline::FaultKind;
 use datagram::NodeId;
 
 impl Sim<'_> {
@@ -57,8 +58,15 @@ impl Sim<'_> {
                     majority.push(rest.remove(k));
                 }
                 self.network.partition(&majority);
+                majority.sort_unstable();
+                let now = self.now_us();
+                self.timeline.partition(now, &majority);
             }
-            EventKind::PartEnd => self.network.heal(),
+            EventKind::PartEnd => {
+                self.network.heal();
+                let now = self.now_us();
+                self.timeline.heal(now);
+            }
             EventKind::PauseLeader { duration_s } => match self.leader {
                 Some(l) if self.living[l] => self.pause(l, duration_s),
                 _ => self
@@ -72,7 +80,11 @@ impl Sim<'_> {
                     .say("pause_non_leader: no living non-leader; nothing paused"),
             },
             EventKind::PartOneWay(direction) => match self.leader {
-                Some(l) => self.network.one_way(l, direction),
+                Some(l) => {
+                    self.network.one_way(l, direction);
+                    let now = self.now_us();
+                    self.timeline.one_way(now, l, direction);
+                }
                 None => self.warn.say("part_oneway: no known leader; no partition"),
             },
         }
@@ -93,6 +105,8 @@ impl Sim<'_> {
             self.outbox.discard(r);
             self.flush_all();
             self.procs[r].kill();
+            let now = self.now_us();
+            self.timeline.start(now, FaultKind::Kill { replica: r });
         }
     }
 
@@ -109,7 +123,9 @@ impl Sim<'_> {
 
     fn pause(&mut self, r: usize, duration_s: f64) {
         self.procs[r].pause();
-        let at = self.now_us() + (duration_s * 1e6) as u64;
+        let now = self.now_us();
+        self.timeline.start(now, FaultKind::Pause { replica: r });
+        let at = now + (duration_s * 1e6) as u64;
         self.timers.schedule(at, Action::Resume(r));
     }
 
@@ -148,7 +164,7 @@ impl Sim<'_> {
 
     pub(super) fn check_exits(&mut self) {
         for r in 0..self.n {
-            if self.killed[r] || self.procs[r].exit.is_some() {
+            if self.killed[r] || self.procs[r].ended() {
                 continue;
             }
             if let Some(status) = self.procs[r].poll_exit() {
@@ -156,6 +172,8 @@ impl Sim<'_> {
                 self.warn
                     .say(&format!("Replica {id} exited on its own ({status})"));
                 self.extra.exited_on_own.push(format!("{id}: {status}"));
+                let now = self.now_us();
+                self.timeline.start(now, FaultKind::Died { replica: r });
                 if self.living[r] {
                     self.mark_not_living(r);
                 }

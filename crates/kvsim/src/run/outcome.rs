@@ -2,8 +2,10 @@
 //! (the replicas stopped, the figures derived from what was counted, the classic checks
 //! plus linearizability, the tiers).
 
+use super::Options;
 use super::Sim;
 use crate::checker::{self, LinReport};
+use crate::html::RunData;
 use crate::score::{self, Check, Tier};
 use crate::stats::{Extra, Percentiles, Stats};
 use crate::throughput;
@@ -20,11 +22,25 @@ pub struct Outcome {
     pub tiers: Vec<Tier>,
     pub extra: Extra,
     pub linearizability: LinReport,
+    /// What the HTML report draws (when `Options::page` asked for it).
+    #[serde(skip)]
+    pub page: Option<Box<RunData>>,
+}
+
+impl Outcome {
+    /// The names of the checks it failed, in the classic order.
+    pub fn failed_checks(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
 }
 
 impl Sim<'_> {
     /// Stops the replicas and makes the outcome of what the run counted.
-    pub(super) fn finish(mut self, seed: u64, lin_states_max: u64) -> Outcome {
+    pub(super) fn finish(mut self, seed: u64, opts: &Options) -> Outcome {
         let end_us = self.now_us();
         for r in 0..self.n {
             self.procs[r].kill();
@@ -79,7 +95,7 @@ impl Sim<'_> {
         e.send_us_per_sent_datagram = us_per(e.send_ns_total, e.sends);
         e.wall_s = end_us as f64 / 1e6;
 
-        let lin = checker::check_history(&self.clients, lin_states_max);
+        let lin = checker::check_history(&self.clients, opts.lin_states_max);
         let mut checks = score::classic_checks(&self.stats, cfg, self.clients.put_oks);
         let what = if lin.violations.len() == 1 {
             "key is"
@@ -96,6 +112,16 @@ impl Sim<'_> {
         });
         let passed = checks.iter().all(|c| c.passed);
         let tiers = score::performance(&self.stats, cfg);
+        let page = opts.page.then(|| {
+            Box::new(RunData::new(
+                cfg,
+                &self.timeline,
+                &self.clients,
+                &lin,
+                end_us,
+                opts.stand_in.map(|s| s.notice()),
+            ))
+        });
         Outcome {
             scenario: cfg.name.clone(),
             seed,
@@ -105,6 +131,7 @@ impl Sim<'_> {
             tiers,
             extra: self.extra,
             linearizability: lin,
+            page,
         }
     }
 }

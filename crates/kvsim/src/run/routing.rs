@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 
 use super::Sim;
 use crate::outbox::Sent;
+use crate::timeline::FaultKind;
 use crate::wire::{self, WireError};
 use datagram::NodeId;
 
@@ -43,6 +44,11 @@ impl Sim<'_> {
             return;
         }
         let src = self.replica_index(h.src.canonical_id());
+        // The lanes of the report go by the socket it came from: a replica that writes
+        // someone else's ID in `src` still speaks for itself.
+        if let Some(leader) = h.leader.canonical_id() {
+            self.timeline.claim(self.batch_us, from, leader);
+        }
         if self.network.in_majority(src) {
             if let Some(l) = h.leader.as_str() {
                 self.stats.add_leader(l);
@@ -53,11 +59,11 @@ impl Sim<'_> {
         let dst = h.dst.canonical_id();
         if let Some(d) = self.replica_index(dst) {
             self.stats.total_msgs += 1;
-            self.count_by_type(&h, 1);
+            self.count_by_type(from, &h, 1);
             self.deliver_replica_traffic(src, d, raw);
         } else if dst == Some(NodeId::BROADCAST) {
             self.stats.total_msgs += self.n as u64 - 1;
-            self.count_by_type(&h, self.n as u64 - 1);
+            self.count_by_type(from, &h, self.n as u64 - 1);
             for d in 0..self.n {
                 if Some(d) != src {
                     self.deliver_replica_traffic(src, d, raw);
@@ -84,8 +90,10 @@ impl Sim<'_> {
         }
     }
 
-    fn count_by_type(&mut self, h: &wire::Header<'_>, copies: u64) {
+    fn count_by_type(&mut self, from: usize, h: &wire::Header<'_>, copies: u64) {
         let kind = h.kind.as_str().unwrap_or("(not a string)");
+        self.timeline
+            .message(self.batch_us, Some(from), kind, copies);
         match self.extra.msgs_by_type.get_mut(kind) {
             Some(count) => *count += copies,
             None => {
@@ -108,6 +116,7 @@ impl Sim<'_> {
             return;
         }
         let now = self.now_us();
+        self.timeline.sim_leader(now, leader);
         match (self.leader, leader) {
             (Some(_), None) => self.leaderless_since_us = Some(now),
             (None, Some(_)) => {
@@ -129,11 +138,13 @@ impl Sim<'_> {
     /// `dst`'s queue fills). Something sent to a replica before its hello (or after it
     /// ended) marks it dead, as in the classic simulator.
     pub(super) fn send(&mut self, dst: usize, bytes: &[u8]) {
-        let addr = match (self.procs[dst].exit, self.remote[dst]) {
-            (None, Some(addr)) => addr,
+        let addr = match (self.procs[dst].ended(), self.remote[dst]) {
+            (false, Some(addr)) => addr,
             (_, remote) => {
                 if self.living[dst] {
                     if remote.is_none() {
+                        let now = self.now_us();
+                        self.timeline.start(now, FaultKind::Died { replica: dst });
                         self.extra
                             .delivered_before_hello
                             .push(NodeId(dst as u16).to_string());
