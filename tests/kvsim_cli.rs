@@ -212,6 +212,8 @@ wait
         history_csv: None,
         stand_in: None,
         page: false,
+        // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
+        placement: kvsim::placement::Placement::Shared,
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);

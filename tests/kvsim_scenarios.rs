@@ -19,6 +19,8 @@ fn options() -> Options {
         history_csv: None,
         stand_in: None,
         page: false,
+        // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
+        placement: kvsim::placement::Placement::Shared,
     }
 }
 

@@ -1,13 +1,15 @@
-//! `kvsim`: run one scenario (`kvsim configs/classic/simple-1.json`) or every scenario in a
-//! directory (`kvsim all`). See `kvsim` for what it does: this binary only turns its
+//! `kvsim`: run one scenario (`kvsim configs/classic/simple-1.json`), every scenario in a
+//! directory (`kvsim all`), one against kvsim's stand-ins (`kvsim calibrate FILE`), or one
+//! several times (`kvsim repeat N FILE`). See `kvsim` for what it does: this binary only turns its
 //! arguments into options, calls `kvsim::suite`, and draws the progress bar of `all`.
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use kvsim::placement::Placement;
 use kvsim::procs::Output;
 use kvsim::stand_in::StandIn;
 use kvsim::suite::{self, Progress, Reports};
@@ -20,8 +22,12 @@ use kvsim::{Options, checker};
     about = "Network simulator and checker for the replicated key-value store"
 )]
 struct Args {
-    /// A scenario file, or `all` for every scenario under --config-dir.
-    test: String,
+    /// A scenario file; `all` for every scenario under --config-dir; `calibrate FILE` for
+    /// the scenario with the `instant` and `majority-ack` stand-ins and then the replica,
+    /// side by side with their ratios; `repeat N FILE` for the scenario N times, with each
+    /// run's p99 and how many were under --under-ms.
+    #[arg(num_args = 1..=3, required = true, value_name = "FILE | all | calibrate FILE | repeat N FILE")]
+    test: Vec<String>,
     /// The replica program (default: 3700kvstore next to this executable).
     #[arg(short, long)]
     replica: Option<PathBuf>,
@@ -61,19 +67,71 @@ struct Args {
     /// With `all`: write a page per scenario and an index.html to this directory.
     #[arg(long, value_name = "DIR")]
     html_dir: Option<PathBuf>,
-    /// Run kvsim's own stand-in replicas instead of a replica program: `stale-reads`
-    /// serves stale gets on purpose (a measuring stick, not a store).
+    /// Run kvsim's own stand-in replicas instead of a replica program (measuring sticks,
+    /// not stores): `instant` answers at once and replicates nothing, `majority-ack` waits
+    /// for a majority to acknowledge each put, `stale-reads` serves stale gets on purpose.
     #[arg(long, value_name = "NAME", value_parser = StandIn::parse)]
     stand_in: Option<StandIn>,
+    /// Run kvsim's loop and the replicas on every CPU together, as the classic simulator
+    /// does (by default the loop has a CPU of its own and the replicas the others).
+    #[arg(long)]
+    shared_cpus: bool,
+    /// The CPU for kvsim's loop (default: the first it may use); the replicas get the rest.
+    #[arg(long, value_name = "CPU")]
+    sim_cpu: Option<usize>,
+    /// With `repeat`: the p99 (ms) a run is counted under.
+    #[arg(long, default_value_t = 5.0, value_name = "MS")]
+    under_ms: f64,
+}
+
+/// What the positional arguments ask for.
+enum Command {
+    One(PathBuf),
+    All,
+    Calibrate(PathBuf),
+    Repeat(u32, PathBuf),
+}
+
+fn command(test: &[String]) -> Result<Command, String> {
+    match test {
+        [all] if all == "all" => Ok(Command::All),
+        [file] if file != "calibrate" && file != "repeat" => Ok(Command::One(file.into())),
+        [c, file] if c == "calibrate" => Ok(Command::Calibrate(file.into())),
+        [r, n, file] if r == "repeat" => match n.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Command::Repeat(n, file.into())),
+            _ => Err(format!(
+                "repeat wants a number of runs of at least 1, not {n:?}"
+            )),
+        },
+        _ => Err(format!(
+            "expected FILE, all, calibrate FILE or repeat N FILE, not {:?}",
+            test.join(" ")
+        )),
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let command = match command(&args.test) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kvsim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let placement = match Placement::plan(args.shared_cpus, args.sim_cpu) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kvsim: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let replica = match &args.replica {
         Some(r) => r.clone(),
         None => default_replica(),
     };
-    if args.stand_in.is_none() && !replica.exists() {
+    let needs_replica = args.stand_in.is_none() || matches!(command, Command::Calibrate(_));
+    if needs_replica && !replica.exists() {
         eprintln!(
             "kvsim: replica program not found: {} (build it, or pass --replica)",
             replica.display()
@@ -101,29 +159,31 @@ fn main() -> ExitCode {
     let opts = Options {
         replica,
         output,
-        warnings: args.test != "all",
+        warnings: matches!(command, Command::One(_)),
         env,
         seed: args.seed,
         lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
         history_csv: args.history.clone(),
         stand_in: args.stand_in,
         page: false,
+        placement,
     };
     let reports = Reports {
         json: args.json.as_deref(),
         html: args.html.as_deref(),
         html_dir: args.html_dir.as_deref(),
     };
-    let verdict = if args.test == "all" {
-        suite::all(
+    let verdict = match &command {
+        Command::All => suite::all(
             &args.config_dir,
             args.pause,
             &opts,
             reports,
             &mut Bar(ProgressBar::hidden()),
-        )
-    } else {
-        suite::one(Path::new(&args.test), &opts, reports)
+        ),
+        Command::One(file) => suite::one(file, &opts, reports),
+        Command::Calibrate(file) => suite::calibrate(file, &opts, reports),
+        Command::Repeat(n, file) => suite::repeat(file, *n, args.under_ms, &opts, reports),
     };
     match verdict {
         Ok(true) => ExitCode::SUCCESS,

@@ -123,6 +123,10 @@ pub struct Clients {
     pub incorrect_from_unacked_put: u64,
     /// First attempt to final `ok`, seconds.
     pub op_latencies_s: Vec<f64>,
+    /// Attempts sent and not yet answered, now and at most: the replicas' backlog as the
+    /// clients see it.
+    pub outstanding: u64,
+    pub outstanding_max: u64,
 }
 
 impl Clients {
@@ -174,6 +178,8 @@ impl Clients {
             mids_with_two_replies: 0,
             incorrect_from_unacked_put: 0,
             op_latencies_s: Vec::with_capacity(requests),
+            outstanding: 0,
+            outstanding_max: 0,
         }
     }
 

@@ -25,14 +25,18 @@
 //! - `network`: partitions, drops, duplication, delay (decisions only);
 //! - `outbox`: datagrams to replicas, queued during a turn and sent in batches;
 //! - `wire`: reading the few fields we need from a datagram;
+//! - `placement`: kvsim's loop and the replicas on CPUs of their own (or shared);
 //! - `procs`: replica processes, and never leaving one behind; `Replica`, a process or a
 //!   stand-in;
 //! - `clients`: the simulated clients' state and rules; `clients/requests`: each request and
 //!   attempt made; `clients/replies`: each reply checked, and the attempts that got none;
 //! - `ids`: MIDs and put values that carry their own index, so replies need no hash table;
 //! - `history`: every attempt as recorded, and as CSV;
+//! - `machine`: the CPU time of kvsim, its replicas and everything else over a run;
 //! - `memory`, `throughput`: replica memory from `/proc`, committed puts per second;
 //! - `stats`, `score`, `checker`: what is counted, the checks and tiers, linearizability;
+//! - `turns`: kvsim's own turns measured (CPU against wall time, faults, phases), and the
+//!   replies that waited through a slow one;
 //! - `report`: the summary lines, the `all` table, the JSON report;
 //! - `timeline`: what the HTML report draws on a time axis, recorded during the run;
 //!   `html`: the report's pages (`html/model`, `html/sample`, and the page's script and
@@ -51,9 +55,11 @@ pub mod config;
 pub mod history;
 pub mod html;
 pub mod ids;
+pub mod machine;
 pub mod memory;
 pub mod network;
 pub mod outbox;
+pub mod placement;
 pub mod procs;
 pub mod report;
 pub mod run;
@@ -64,6 +70,7 @@ pub mod stats;
 pub mod suite;
 pub mod throughput;
 pub mod timeline;
+pub mod turns;
 pub mod warn;
 pub mod wire;
 

@@ -108,7 +108,10 @@ pub struct ReplicaProc {
 }
 
 impl ReplicaProc {
-    /// Launches `program <port> <id> <peer ids...>` in its own process group.
+    /// Launches `program <port> <id> <peer ids...>` in its own process group, pinned to
+    /// `cpus` if given (`placement`).
+    // The arguments are what a launch needs; a struct would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         program: &Path,
         port: u16,
@@ -117,6 +120,7 @@ impl ReplicaProc {
         output: &Output,
         start: Instant,
         env: &[(String, String)],
+        cpus: Option<&[usize]>,
     ) -> std::io::Result<ReplicaProc> {
         let mut cmd = Command::new(program);
         cmd.arg(port.to_string()).arg(id.to_string());
@@ -124,6 +128,14 @@ impl ReplicaProc {
             cmd.arg(p.to_string());
         }
         cmd.stdin(Stdio::null()).process_group(0);
+        if let Some(cpus) = cpus {
+            let cpus = cpus.to_vec();
+            // SAFETY: the closure runs in the child between fork and exec, and only makes
+            // one system call (sched_setaffinity) on memory allocated before the fork.
+            unsafe {
+                cmd.pre_exec(move || crate::placement::pin_this_thread(&cpus));
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -31,14 +31,17 @@ use std::time::Instant;
 use super::clients::{Clients, KeyMode};
 use super::config::Config;
 use super::history;
+use super::machine;
 use super::memory::Memory;
 use super::network::Network;
 use super::outbox::Outbox;
+use super::placement::{self, Placement};
 use super::procs::{Output, Replica, ReplicaProc};
 use super::schedule::RequestSchedule;
 use super::stand_in::{self, StandIn};
 use super::stats::{Extra, Stats};
 use super::timeline::Timeline;
+use super::turns::TurnMeter;
 use super::warn::Warnings;
 use datagram::NodeId;
 use timers::Timers;
@@ -66,6 +69,8 @@ pub struct Options {
     pub stand_in: Option<StandIn>,
     /// Keep what the HTML report needs (`Outcome::page`).
     pub page: bool,
+    /// Which CPUs the loop and the replicas run on.
+    pub placement: Placement,
 }
 
 /// The seed to use: `--seed`, else the config's, else one from the clock.
@@ -139,11 +144,24 @@ struct Sim<'a> {
     /// When the batch of datagrams being routed was received (read once per batch: the
     /// timeline counts in 100 ms buckets and needs no clock read per datagram).
     batch_us: u64,
+    /// Each turn of the loop measured.
+    turns: TurnMeter,
+    /// The machine's counters when the run began (`machine`).
+    machine_start: machine::Reading,
+    /// Per simulator socket, the datagrams the kernel dropped for want of room, as last
+    /// read (kept once a socket is closed).
+    socket_drops: Vec<u64>,
 }
 
 /// Runs one scenario.
 pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     super::procs::install_cleanup();
+    let mut raised = false;
+    if let Placement::Split { sim, .. } = &opts.placement {
+        placement::pin_this_thread(&[*sim])?;
+        raised = placement::raise_this_thread().is_ok();
+    }
+    let machine_start = machine::Reading::now();
     let n = cfg.replicas;
     let streams = Streams::new(seed);
     let poll = Poll::new()?;
@@ -179,6 +197,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     let start = Instant::now();
     let ids: Vec<NodeId> = (0..n).map(|i| NodeId(i as u16)).collect();
     let mut procs = Vec::with_capacity(n);
+    let replica_cpus = opts.placement.replica_cpus();
     for (i, &id) in ids.iter().enumerate() {
         let port = sockets[i].local_addr()?.port();
         let peers: Vec<NodeId> = ids.iter().copied().filter(|&p| p != id).collect();
@@ -190,7 +209,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
             o => o.clone(),
         };
         let replica = match opts.stand_in {
-            Some(kind) => stand_in::Running::spawn(kind, port, id, &peers)
+            Some(kind) => stand_in::Running::spawn(kind, port, id, &peers, replica_cpus)
                 .map(Replica::StandIn)
                 .map_err(|e| {
                     io::Error::new(
@@ -198,14 +217,23 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
                         format!("cannot start stand-in {}: {e}", kind.name()),
                     )
                 })?,
-            None => ReplicaProc::spawn(&opts.replica, port, id, &peers, &output, start, &opts.env)
-                .map(Replica::Process)
-                .map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("cannot run {}: {e}", opts.replica.display()),
-                    )
-                })?,
+            None => ReplicaProc::spawn(
+                &opts.replica,
+                port,
+                id,
+                &peers,
+                &output,
+                start,
+                &opts.env,
+                replica_cpus,
+            )
+            .map(Replica::Process)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot run {}: {e}", opts.replica.display()),
+                )
+            })?,
         };
         procs.push(replica);
     }
@@ -247,10 +275,29 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         request_lateness_s: Vec::with_capacity(cfg.requests as usize),
         timeline: Timeline::new(n, (cfg.total_s() * 1e6) as u64),
         batch_us: 0,
+        turns: TurnMeter::new(),
+        socket_drops: vec![0; n],
+        machine_start,
     };
     sim.populate();
+    sim.extra.loop_rt_priority = raised;
+    sim.extra.placement = match (&opts.placement, raised) {
+        (Placement::Shared, _) => opts.placement.describe(),
+        (_, true) => format!(
+            "{}; the loop at real-time priority",
+            opts.placement.describe()
+        ),
+        (_, false) => format!(
+            "{}; the loop at ordinary priority (real-time priority was refused: other tasks on its CPU may preempt it)",
+            opts.placement.describe()
+        ),
+    };
     let cpu_before = thread_cpu_ns();
-    sim.event_loop()?;
+    let looped = sim.event_loop();
+    if raised {
+        placement::lower_this_thread();
+    }
+    looped?;
     sim.extra.loop_cpu_ns = thread_cpu_ns().saturating_sub(cpu_before);
     if let Some(path) = &opts.history_csv {
         history::write_csv(path, &sim.clients.history).map_err(|e| {
@@ -269,6 +316,37 @@ fn thread_cpu_ns() -> u64 {
     }
     let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     (us(ru.ru_utime) + us(ru.ru_stime)) * 1000
+}
+
+/// What `SO_MEMINFO` says of a socket.
+struct MemInfo {
+    /// Bytes of datagrams waiting to be read (with the kernel's overhead per datagram).
+    queued_bytes: u64,
+    /// Datagrams dropped because the buffer was full.
+    drops: u64,
+}
+
+fn socket_meminfo(fd: std::os::fd::RawFd) -> Option<MemInfo> {
+    // `SO_MEMINFO` (Linux 4.14); not exported by the libc crate for every target. The
+    // kernel fills up to `SK_MEMINFO_VARS` (9) counters.
+    const SO_MEMINFO: libc::c_int = 55;
+    let mut info = [0u32; 9];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info` and updates `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let drops = libc::SK_MEMINFO_DROPS as usize;
+    (r == 0 && len as usize > drops * 4).then(|| MemInfo {
+        queued_bytes: u64::from(info[libc::SK_MEMINFO_RMEM_ALLOC as usize]),
+        drops: u64::from(info[drops]),
+    })
 }
 
 fn set_rcvbuf(sock: &std::net::UdpSocket) {

@@ -58,6 +58,22 @@ impl RequestSchedule {
         (self.remaining > 0 && self.clients > 0).then_some(self.next_at_us as u64)
     }
 
+    /// How many requests are due by `now_us` and not yet drawn: kvsim's backlog when it
+    /// falls behind.
+    pub fn due_by(&self, now_us: u64) -> u64 {
+        match self.next_due_us() {
+            Some(next) if next <= now_us => {
+                let behind = if self.delta_us > 0.0 {
+                    ((now_us - next) as f64 / self.delta_us) as u64 + 1
+                } else {
+                    self.remaining
+                };
+                behind.min(self.remaining)
+            }
+            _ => 0,
+        }
+    }
+
     /// The next request, whether due or not.
     pub fn next_request(&mut self) -> Option<ScheduledRequest> {
         let at_us = self.next_due_us()?;
@@ -103,6 +119,17 @@ mod tests {
         let a: Vec<ScheduledRequest> = schedule(7).collect();
         assert_eq!(a, schedule(7).collect::<Vec<_>>());
         assert_ne!(a, schedule(8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_backlog_counts_the_requests_due_and_not_drawn() {
+        let mut s = schedule(1);
+        assert_eq!(s.due_by(1_999_999), 0);
+        assert_eq!(s.due_by(2_000_000), 1);
+        assert_eq!(s.due_by(2_035_000), 4);
+        s.next_request();
+        assert_eq!(s.due_by(2_035_000), 3);
+        assert_eq!(s.due_by(u64::MAX / 2), 999, "never more than are left");
     }
 
     #[test]

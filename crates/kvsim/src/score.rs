@@ -13,6 +13,17 @@ pub struct Check {
     pub passed: bool,
     /// The error line printed when it fails.
     pub message: String,
+    /// Not held against this run, and why: a stand-in fails it by design
+    /// (`stand_in::StandIn::skipped_checks`). A skipped check counts as passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+}
+
+impl Check {
+    /// Passed, or not held against the run.
+    pub fn holds(&self) -> bool {
+        self.passed || self.skipped.is_some()
+    }
 }
 
 /// The classic checks, in the classic order. `put_oks` is the number of puts that got `ok`
@@ -28,16 +39,19 @@ pub fn classic_checks(stats: &Stats, config: &Config, put_oks: u64) -> Vec<Check
             name: "incorrect",
             passed: stats.incorrect == 0,
             message: "Error: >0 incorrect responses to get()".into(),
+            skipped: None,
         },
         Check {
             name: "died",
             passed: stats.died == 0,
             message: "Error: >0 replicas died unexpectedly".into(),
+            skipped: None,
         },
         Check {
             name: "no_state",
             passed: put_oks > 0,
             message: "Error: No state stored in replicas".into(),
+            skipped: None,
         },
         Check {
             name: "get_answered",
@@ -46,6 +60,7 @@ pub fn classic_checks(stats: &Stats, config: &Config, put_oks: u64) -> Vec<Check
                 "Error: insufficient get() requests answered ({} > {} * {:.2})",
                 stats.unanswered_get, stats.generated_get, t.max_get_fail_frac
             ),
+            skipped: None,
         },
         Check {
             name: "put_answered",
@@ -54,6 +69,7 @@ pub fn classic_checks(stats: &Stats, config: &Config, put_oks: u64) -> Vec<Check
                 "Error: insufficient put() requests answered ({} > {} * {:.2})",
                 stats.unanswered_put, stats.generated_put, t.max_put_fail_frac
             ),
+            skipped: None,
         },
         Check {
             name: "get_generated",
@@ -63,11 +79,13 @@ pub fn classic_checks(stats: &Stats, config: &Config, put_oks: u64) -> Vec<Check
                 "Error: insufficient get() requests were generated because insufficient put()s were accepted ({} > {} * {:.2})",
                 stats.failed_to_generate_get, stats.generated_get, t.max_get_gen_fail_frac
             ),
+            skipped: None,
         },
         Check {
             name: "total_msgs",
             passed: stats.total_msgs as f64 >= floor,
             message: "Error: too few messages between the replicas".into(),
+            skipped: None,
         },
     ]
 }

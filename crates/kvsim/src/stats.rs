@@ -176,6 +176,27 @@ pub struct Extra {
     /// up to whole milliseconds, so up to 1 ms of oversleep is its own).
     pub loop_turn_max_us: (u64, u64),
     pub poll_oversleep_max_us: (u64, u64),
+    /// Time starting requests and firing timed actions (sends they made included).
+    pub fire_ns_total: u64,
+    /// kvsim's own queues, for a run past what it or the replicas can take: the most
+    /// requests due and not yet started at the start of a turn (its backlog), the requests
+    /// it started 1 ms or more after their time, the most attempts sent and not yet
+    /// answered (the replicas' backlog as the clients see it), the most bytes waiting in
+    /// one of its receive buffers (sampled every 100 ms), and the datagrams the kernel
+    /// dropped because one was full (`SO_MEMINFO`).
+    pub requests_due_max: u64,
+    pub requests_started_late: u64,
+    pub outstanding_max: u64,
+    pub sim_socket_queued_bytes_max: u64,
+    pub sim_socket_drops: u64,
+    /// Where the loop and the replicas ran, and whether the loop had real-time priority
+    /// (`placement`).
+    pub placement: String,
+    pub loop_rt_priority: bool,
+    /// Every turn of the loop measured (`turns`).
+    pub turns: super::turns::TurnStats,
+    /// The CPU time of kvsim, its replicas and everything else over the run (`machine`).
+    pub machine: super::machine::MachineLoad,
 }
 
 #[cfg(test)]

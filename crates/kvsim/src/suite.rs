@@ -16,6 +16,7 @@ use super::config::Config;
 use super::html::{self, HtmlDir};
 use super::report::{self, Row};
 use super::run::{self, Options, pick_seed};
+use super::stand_in::StandIn;
 
 /// The classic suite in the classic order, with the descriptions the classic `all` prints.
 const CLASSIC: [(&str, &str); 17] = [
@@ -193,7 +194,11 @@ pub fn one(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, Su
         ..opts.clone()
     };
     let seed = pick_seed(&cfg, opts);
-    println!("kvsim: scenario {} with seed {seed}", cfg.name);
+    println!(
+        "kvsim: scenario {} with seed {seed}; {}",
+        cfg.name,
+        opts.placement.describe()
+    );
     let notice = stand_in_notice(opts);
     if let Some(notice) = &notice {
         println!("{notice}");
@@ -215,6 +220,239 @@ pub fn one(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, Su
     }];
     write_json(reports.json, &rows)?;
     Ok(passed)
+}
+
+/// One run's headline figures, as `calibrate` and `repeat` print them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Headline {
+    pub passed: bool,
+    pub committed_puts_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub longest_turn_ms: f64,
+    /// Of the run after start_wait, the share kvsim spent in turns of 1 ms or more.
+    pub held_fraction: f64,
+    pub started_late: u64,
+}
+
+impl Headline {
+    pub fn of(o: &run::Outcome) -> Headline {
+        let e = &o.extra;
+        Headline {
+            passed: o.passed,
+            committed_puts_per_s: e.committed.steady_puts_per_s,
+            p50_ms: e.reply_latency_s.p50 * 1e3,
+            p99_ms: e.reply_latency_s.p99 * 1e3,
+            p999_ms: e.reply_latency_s.p999 * 1e3,
+            longest_turn_ms: e.loop_turn_max_us.0 as f64 / 1e3,
+            held_fraction: e.turns.held_fraction,
+            started_late: e.requests_started_late,
+        }
+    }
+}
+
+/// The scenario and seed of `calibrate` or `repeat` (`command`), which write no page and no
+/// history: those are for one run.
+fn load_for_runs(
+    command: &str,
+    path: &Path,
+    opts: &Options,
+    reports: Reports<'_>,
+) -> Result<(Config, u64), SuiteError> {
+    if reports.html.is_some() || reports.html_dir.is_some() || opts.history_csv.is_some() {
+        return Err(SuiteError::Input(format!(
+            "{command} writes --json only (--html and --history take one run)"
+        )));
+    }
+    let cfg = load(path)?;
+    let seed = pick_seed(&cfg, opts);
+    Ok((cfg, seed))
+}
+
+/// Runs one scenario for `calibrate` or `repeat`.
+fn run_quietly(cfg: &Config, opts: &Options, seed: u64) -> Result<run::Outcome, SuiteError> {
+    run::run(cfg, opts, seed).map_err(|e| SuiteError::Run(e.to_string()))
+}
+
+/// `kvsim calibrate <file>`: the scenario with the `instant` stand-in, then `majority-ack`,
+/// then the replica, in one invocation, and a table of the three with the replica's ratios
+/// to each stand-in: figures that read the same on any machine. `Ok(passed)`: the
+/// replica's run passed.
+pub fn calibrate(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, SuiteError> {
+    if opts.stand_in.is_some() {
+        return Err(SuiteError::Input(
+            "calibrate runs the stand-ins itself; leave out --stand-in".into(),
+        ));
+    }
+    let (cfg, seed) = load_for_runs("calibrate", path, opts, reports)?;
+    println!(
+        "kvsim calibrate: scenario {} with seed {seed}; {}",
+        cfg.name,
+        opts.placement.describe()
+    );
+    let runs: [(String, Option<StandIn>); 3] = [
+        ("instant".into(), Some(StandIn::Instant)),
+        ("majority-ack".into(), Some(StandIn::MajorityAck)),
+        (replica_name(opts), None),
+    ];
+    let mut rows = Vec::new();
+    let mut lines = Vec::new();
+    for (name, stand_in) in runs {
+        if let Some(s) = stand_in {
+            println!("kvsim: {}", s.notice());
+        }
+        let o = run_quietly(
+            &cfg,
+            &Options {
+                stand_in,
+                ..opts.clone()
+            },
+            seed,
+        )?;
+        let h = Headline::of(&o);
+        println!("kvsim: {name}: {}", headline_line(&h));
+        for c in o.checks.iter().filter(|c| !c.holds()) {
+            println!("kvsim: {name}: {}", c.message);
+        }
+        lines.push((name.clone(), h));
+        rows.push(Row {
+            scenario: format!("{} [{name}]", cfg.name),
+            outcome: Ok(o),
+        });
+    }
+    print!("{}", calibration_table(&cfg, &lines));
+    write_json(reports.json, &rows)?;
+    Ok(lines[2].1.passed)
+}
+
+fn replica_name(opts: &Options) -> String {
+    opts.replica
+        .file_name()
+        .map_or("replica".into(), |f| f.to_string_lossy().into_owned())
+}
+
+fn headline_line(h: &Headline) -> String {
+    format!(
+        "{}; committed {:.0} puts/s; reply latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; kvsim's longest turn {:.3} ms, {:.3}% of the run in turns of 1 ms or more, {} requests started 1 ms late or more",
+        if h.passed { "PASS" } else { "FAIL" },
+        h.committed_puts_per_s,
+        h.p50_ms,
+        h.p99_ms,
+        h.p999_ms,
+        h.longest_turn_ms,
+        h.held_fraction * 100.0,
+        h.started_late
+    )
+}
+
+/// The three runs side by side, then the replica's ratios to each stand-in.
+pub fn calibration_table(cfg: &Config, lines: &[(String, Headline)]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let offered = cfg.requests as f64 * (1.0 - cfg.mix) / cfg.lifetime_s;
+    let _ = writeln!(
+        out,
+        "\nkvsim calibrate: {} ({:.0} puts/s offered, {} replicas)",
+        cfg.name, offered, cfg.replicas
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:>16} {:>9} {:>9} {:>9} {:>13} {:>6}",
+        "run", "committed puts/s", "p50 ms", "p99 ms", "p99.9 ms", "longest turn", "passed"
+    );
+    for (name, h) in lines {
+        let _ = writeln!(
+            out,
+            "{:<24} {:>16.0} {:>9.3} {:>9.3} {:>9.3} {:>10.3} ms {:>6}",
+            name,
+            h.committed_puts_per_s,
+            h.p50_ms,
+            h.p99_ms,
+            h.p999_ms,
+            h.longest_turn_ms,
+            if h.passed { "yes" } else { "no" }
+        );
+    }
+    if let [.., (replica, r)] = lines {
+        for (name, s) in &lines[..lines.len() - 1] {
+            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+            let _ = writeln!(
+                out,
+                "{:<24} {:>16.2} {:>9.2} {:>9.2} {:>9.2}",
+                format!("{replica} / {name}"),
+                ratio(r.committed_puts_per_s, s.committed_puts_per_s),
+                ratio(r.p50_ms, s.p50_ms),
+                ratio(r.p99_ms, s.p99_ms),
+                ratio(r.p999_ms, s.p999_ms),
+            );
+        }
+    }
+    out
+}
+
+/// `kvsim repeat <n> <file>`: the scenario `n` times, one after another, each run's p99 and
+/// kvsim's longest turn as it ends, then how many runs had a p99 under `under_ms`.
+/// `Ok(passed)`: every run passed its checks.
+pub fn repeat(
+    path: &Path,
+    n: u32,
+    under_ms: f64,
+    opts: &Options,
+    reports: Reports<'_>,
+) -> Result<bool, SuiteError> {
+    if n == 0 {
+        return Err(SuiteError::Input("repeat wants at least one run".into()));
+    }
+    let (cfg, seed) = load_for_runs("repeat", path, opts, reports)?;
+    println!(
+        "kvsim repeat: scenario {} {n} times with seed {seed}; {}",
+        cfg.name,
+        opts.placement.describe()
+    );
+    if let Some(s) = opts.stand_in {
+        println!("kvsim: {}", s.notice());
+    }
+    let mut rows = Vec::new();
+    let mut heads = Vec::new();
+    for k in 1..=n {
+        let o = run_quietly(&cfg, opts, seed)?;
+        let h = Headline::of(&o);
+        println!("run {k}/{n}: {}", headline_line(&h));
+        heads.push(h);
+        rows.push(Row {
+            scenario: format!("{} [run {k}]", cfg.name),
+            outcome: Ok(o),
+        });
+    }
+    print!("{}", repeat_summary(&heads, under_ms));
+    write_json(reports.json, &rows)?;
+    Ok(heads.iter().all(|h| h.passed))
+}
+
+/// The closing lines of `repeat`: the runs under the limit, and the spread.
+pub fn repeat_summary(heads: &[Headline], under_ms: f64) -> String {
+    let mut p99: Vec<f64> = heads.iter().map(|h| h.p99_ms).collect();
+    p99.sort_by(f64::total_cmp);
+    let mut turns: Vec<f64> = heads.iter().map(|h| h.longest_turn_ms).collect();
+    turns.sort_by(f64::total_cmp);
+    let under = heads.iter().filter(|h| h.p99_ms < under_ms).count();
+    let passed = heads.iter().filter(|h| h.passed).count();
+    let spread = |v: &[f64]| match v {
+        [] => "-".to_string(),
+        _ => format!(
+            "{:.3} / {:.3} / {:.3}",
+            v[0],
+            v[v.len() / 2],
+            v[v.len() - 1]
+        ),
+    };
+    format!(
+        "p99 under {under_ms} ms in {under} of {} runs; {passed} passed every check\np99 min / median / max: {} ms\nkvsim's longest turn min / median / max: {} ms\n",
+        heads.len(),
+        spread(&p99),
+        spread(&turns)
+    )
 }
 
 /// `kvsim all`: runs every scenario under `dir`, `pause_s` seconds apart, then prints the
@@ -342,7 +580,7 @@ fn classic_line(cfg: &Config, outcome: &Result<run::Outcome, String>) -> String 
             let failed: Vec<&str> = o
                 .checks
                 .iter()
-                .filter(|c| !c.passed)
+                .filter(|c| !c.holds())
                 .map(|c| c.message.as_str())
                 .collect();
             format!(
@@ -379,6 +617,63 @@ mod tests {
         );
         assert_eq!(describe(&config("crash-3", Some("mine"))), "mine");
         assert_eq!(describe(&config("chaos", None)), "chaos");
+    }
+
+    fn headline(p99_ms: f64, puts: f64) -> Headline {
+        Headline {
+            passed: true,
+            committed_puts_per_s: puts,
+            p50_ms: p99_ms / 4.0,
+            p99_ms,
+            p999_ms: p99_ms * 2.0,
+            longest_turn_ms: 0.5,
+            held_fraction: 0.0,
+            started_late: 0,
+        }
+    }
+
+    #[test]
+    fn repeat_counts_the_runs_under_the_limit_and_gives_the_spread() {
+        let runs: Vec<Headline> = [1.0, 7.0, 2.0, 4.99, 5.0]
+            .iter()
+            .map(|&p| headline(p, 100.0))
+            .collect();
+        let text = repeat_summary(&runs, 5.0);
+        assert!(text.contains("p99 under 5 ms in 3 of 5 runs"), "{text}");
+        assert!(
+            text.contains("p99 min / median / max: 1.000 / 4.990 / 7.000 ms"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn calibration_divides_the_replica_by_each_stand_in() {
+        let cfg = config("hl", None);
+        let lines = [
+            ("instant".to_string(), headline(0.5, 100.0)),
+            ("majority-ack".to_string(), headline(1.0, 100.0)),
+            ("3700kvstore".to_string(), headline(2.0, 50.0)),
+        ];
+        let table = calibration_table(&cfg, &lines);
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} in {table}"))
+                .split_whitespace()
+                .skip(3)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        // committed puts/s, p50, p99, p99.9
+        assert_eq!(
+            row("3700kvstore / instant"),
+            ["0.50", "4.00", "4.00", "4.00"]
+        );
+        assert_eq!(
+            row("3700kvstore / majority-ack"),
+            ["0.50", "2.00", "2.00", "2.00"]
+        );
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Header<'a> {
     pub leader: Field<'a>,
     pub kind: Field<'a>,
     pub mid: Field<'a>,
+    /// Read for kvsim's stand-ins, which serve requests (`stand_in`); routing ignores it.
+    pub key: Field<'a>,
     pub value: Field<'a>,
 }
 
@@ -74,33 +76,35 @@ pub fn parse(buf: &[u8]) -> Result<Header<'_>, WireError> {
     Ok(header)
 }
 
-enum Key {
+enum FieldName {
     Src,
     Dst,
     Leader,
     Type,
     Mid,
+    Key,
     Value,
     Other,
 }
 
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FieldName, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Key;
+            type Value = FieldName;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a key")
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldName, E> {
                 Ok(match s {
-                    "src" => Key::Src,
-                    "dst" => Key::Dst,
-                    "leader" => Key::Leader,
-                    "type" => Key::Type,
-                    "MID" => Key::Mid,
-                    "value" => Key::Value,
-                    _ => Key::Other,
+                    "src" => FieldName::Src,
+                    "dst" => FieldName::Dst,
+                    "leader" => FieldName::Leader,
+                    "type" => FieldName::Type,
+                    "MID" => FieldName::Mid,
+                    "key" => FieldName::Key,
+                    "value" => FieldName::Value,
+                    _ => FieldName::Other,
                 })
             }
         }
@@ -163,15 +167,16 @@ impl<'de> Deserialize<'de> for Header<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
                 let mut h = Header::default();
-                while let Some(key) = map.next_key::<Key>()? {
+                while let Some(key) = map.next_key::<FieldName>()? {
                     let slot = match key {
-                        Key::Src => &mut h.src,
-                        Key::Dst => &mut h.dst,
-                        Key::Leader => &mut h.leader,
-                        Key::Type => &mut h.kind,
-                        Key::Mid => &mut h.mid,
-                        Key::Value => &mut h.value,
-                        Key::Other => {
+                        FieldName::Src => &mut h.src,
+                        FieldName::Dst => &mut h.dst,
+                        FieldName::Leader => &mut h.leader,
+                        FieldName::Type => &mut h.kind,
+                        FieldName::Mid => &mut h.mid,
+                        FieldName::Key => &mut h.key,
+                        FieldName::Value => &mut h.value,
+                        FieldName::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
                         }

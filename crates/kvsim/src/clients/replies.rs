@@ -88,7 +88,10 @@ impl Clients {
             return None;
         }
         let hist = match self.match_mid(c, h.mid.as_str()) {
-            Match::Outstanding(hist) => hist,
+            Match::Outstanding(hist) => {
+                self.outstanding -= 1;
+                hist
+            }
             Match::Completed => {
                 stats.duplicates += 1;
                 self.mids_with_two_replies += 1;

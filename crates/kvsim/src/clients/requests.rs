@@ -123,6 +123,8 @@ impl Clients {
             state: AttemptState::Outstanding,
         });
         debug_assert_eq!(self.attempts.len(), self.history.len());
+        self.outstanding += 1;
+        self.outstanding_max = self.outstanding_max.max(self.outstanding);
         let client = &self.clients[c];
         self.out.clear();
         let leader = client

@@ -24,6 +24,7 @@ use super::Sim;
 use super::timers::Action;
 use crate::memory;
 use crate::schedule::ScheduledRequest;
+use crate::turns::Counters;
 use datagram::NodeId;
 use datagram::udp_batch::RecvBatch;
 
@@ -31,6 +32,15 @@ use datagram::udp_batch::RecvBatch;
 /// as the classic reads). At 50,000 puts/s a replica sends a few dozen datagrams between
 /// two turns; a bigger batch only costs memory.
 const RECV_BATCH_DATAGRAMS: usize = 64;
+/// Requests started and timed actions fired in one turn, at most. When kvsim falls behind
+/// (a hiccup, or more load than it can relay), the backlog is worked off this many at a
+/// time between drains of the sockets, so that replies keep being read and no single turn
+/// grows with the backlog: at 150,000 puts/s one turn that started every request due ran
+/// for 2.7 s. 64 requests take about half a millisecond to send.
+const ACTIONS_PER_TURN_MAX: usize = 64;
+/// `recvmmsg` calls on one socket in one turn, at most (256 datagrams); the rest wait for
+/// the next turn, which comes at once.
+const RECV_CALLS_PER_TURN_MAX: usize = 4;
 /// The loop wakes at least this often (to notice replicas that exit, and to sample their
 /// memory).
 const POLL_MS_MAX: u64 = 100;
@@ -64,10 +74,12 @@ impl Sim<'_> {
         }
     }
 
-    /// Starts every request and carries out every timed action due by `now`, in time
-    /// order.
-    fn fire_due(&mut self, now: u64) {
-        loop {
+    /// Starts the requests and carries out the timed actions due by `now`, in time order,
+    /// at most [`ACTIONS_PER_TURN_MAX`] of them; true if some due ones are left.
+    fn fire_due(&mut self, now: u64) -> bool {
+        let backlog = self.requests.due_by(now);
+        self.extra.requests_due_max = self.extra.requests_due_max.max(backlog);
+        for _ in 0..ACTIONS_PER_TURN_MAX {
             let request = self.requests.next_due_us().filter(|&t| t <= now);
             let timer = self.timers.next_due_us().filter(|&t| t <= now);
             match (request, timer) {
@@ -81,9 +93,11 @@ impl Sim<'_> {
                         self.fire(action);
                     }
                 }
-                _ => return,
+                _ => return false,
             }
         }
+        let due = |t: Option<u64>| t.is_some_and(|t| t <= now);
+        due(self.requests.next_due_us()) || due(self.timers.next_due_us())
     }
 
     pub(super) fn event_loop(&mut self) -> io::Result<()> {
@@ -92,6 +106,10 @@ impl Sim<'_> {
         let mut batch = RecvBatch::new(RECV_BATCH_DATAGRAMS);
         let mut next_exit_check_us = 0;
         let mut turn_began_us = self.now_us();
+        self.turns.begin(turn_began_us, self.counters());
+        // Sockets whose last drain stopped at its cap: read again next turn (the poll is
+        // edge-triggered and would not report them again).
+        let mut undrained = vec![false; self.n];
         loop {
             let now = self.now_us();
             if now >= end_us || self.living_list.is_empty() {
@@ -105,10 +123,13 @@ impl Sim<'_> {
                 ));
                 break;
             }
-            self.fire_due(now);
+            let fire_began = Instant::now();
+            let behind = self.fire_due(now);
+            self.extra.fire_ns_total += fire_began.elapsed().as_nanos() as u64;
             if now >= next_exit_check_us {
                 self.check_exits();
                 self.sample_memory(false);
+                self.sample_sockets();
                 next_exit_check_us = now + POLL_MS_MAX * 1000;
             }
             // The end of the turn: what the drain and the timers routed leaves now, before
@@ -122,7 +143,12 @@ impl Sim<'_> {
                 .min(end_us)
                 .min(next_exit_check_us);
             let poll_began_us = self.now_us();
-            let wait_us = next.saturating_sub(poll_began_us);
+            self.turns.end(poll_began_us, self.counters());
+            let wait_us = if behind || undrained.contains(&true) {
+                0
+            } else {
+                next.saturating_sub(poll_began_us)
+            };
             let polled = self
                 .poll
                 .poll(&mut events, Some(Duration::from_micros(wait_us)));
@@ -138,14 +164,19 @@ impl Sim<'_> {
                 poll_began_us,
             );
             turn_began_us = poll_ended_us;
+            self.turns.begin(poll_ended_us, self.counters());
             match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
             for ev in events.iter() {
-                let i = ev.token().0;
-                self.drain(i, &mut batch);
+                undrained[ev.token().0] = true;
+            }
+            for (i, more) in undrained.iter_mut().enumerate() {
+                if *more {
+                    *more = self.drain(i, &mut batch);
+                }
             }
         }
         // Whatever the last turn routed still leaves, as it did with one send each.
@@ -153,13 +184,28 @@ impl Sim<'_> {
         Ok(())
     }
 
-    /// Reads every datagram waiting on replica `i`'s socket and routes each.
-    fn drain(&mut self, i: usize, batch: &mut RecvBatch) {
+    /// The running counters a turn is measured by.
+    fn counters(&self) -> Counters {
+        let e = &self.extra;
+        Counters {
+            recv_ns: e.recv_ns_total,
+            route_ns: e.logic_ns_total,
+            send_ns: e.send_ns_total,
+            fire_ns: e.fire_ns_total,
+            routed: e.routed_datagrams,
+            sent: e.sends,
+            requests_started: self.request_lateness_s.len() as u64,
+        }
+    }
+
+    /// Reads the datagrams waiting on replica `i`'s socket and routes each, up to
+    /// [`RECV_CALLS_PER_TURN_MAX`] batches; true if it stopped there with more waiting.
+    fn drain(&mut self, i: usize, batch: &mut RecvBatch) -> bool {
         if self.socket_closed[i] {
-            return;
+            return false;
         }
         let fd = self.sockets[i].as_raw_fd();
-        loop {
+        for _ in 0..RECV_CALLS_PER_TURN_MAX {
             let t_recv = Instant::now();
             let received = batch.recv(fd);
             let t0 = Instant::now();
@@ -182,20 +228,35 @@ impl Sim<'_> {
                         // The socket was empty when the kernel looked; the edge-triggered
                         // poll reports anything newer. Asking again would cost a system
                         // call per drain, on the path of every datagram.
-                        break;
+                        return false;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) => {
                     // ICMP errors on loopback and the like: not fatal.
                     self.warn.say(&format!(
                         "receive from replica {} failed: {e}",
                         NodeId(i as u16)
                     ));
-                    break;
+                    return false;
                 }
             }
         }
+        true
+    }
+
+    /// Samples what waits in kvsim's own receive buffers, and what they dropped.
+    pub(super) fn sample_sockets(&mut self) {
+        let mut drops = 0;
+        for (i, sock) in self.sockets.iter().enumerate() {
+            if let Some(m) = super::socket_meminfo(sock.as_raw_fd()) {
+                self.extra.sim_socket_queued_bytes_max =
+                    self.extra.sim_socket_queued_bytes_max.max(m.queued_bytes);
+                self.socket_drops[i] = m.drops;
+            }
+            drops += self.socket_drops[i];
+        }
+        self.extra.sim_socket_drops = drops;
     }
 
     /// Samples every running replica's memory; `baseline` when the first request goes.

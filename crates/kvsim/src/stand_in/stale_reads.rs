@@ -1,174 +1,132 @@
 //! `stale-reads`: a store that is wrong on purpose. The lowest replica ID heard from lately
-//! leads; it applies a put at once, answers `ok`, and copies it to the others (so a
-//! successor has it), but answers gets from a snapshot of its store taken once a second.
+//! leads (`peers`); it applies a put at once, answers `ok`, and copies it to the others (so
+//! a successor has it), but answers gets from a snapshot of its store taken once a second.
 //! A get that follows its own client's put within that second misses it, which is both an
-//! incorrect reply to the classic check and a violation of linearizability.
-//!
-//! Every replica says it is alive every 200 ms (`hb`, to all), and a replica unheard for
-//! 600 ms is taken for dead; on either side of a partition the lowest ID leads, so a
-//! partition also splits the store. Followers redirect clients to the leader they know.
+//! incorrect reply to the classic check and a violation of linearizability. Followers
+//! redirect clients to the leader they know.
 
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use ahash::AHashMap;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use super::Behaviour;
+use super::peers::Peers;
+use super::{Behaviour, Escaped, Outgoing};
+use crate::wire::Header;
 use datagram::NodeId;
 
-const HEARTBEAT: Duration = Duration::from_millis(200);
-const PRESUMED_DEAD_AFTER: Duration = Duration::from_millis(600);
-/// As a real replica waits for its peers' hellos before it speaks to them.
-const FIRST_HEARTBEAT_AFTER: Duration = Duration::from_millis(300);
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) struct StaleReads {
-    id: NodeId,
-    last_heard: HashMap<NodeId, Instant>,
-    store: HashMap<String, String>,
+    peers: Peers,
+    store: AHashMap<String, String>,
     /// What gets are answered from.
-    snapshot: HashMap<String, String>,
+    snapshot: AHashMap<String, String>,
     next_snapshot: Instant,
-    next_heartbeat: Instant,
 }
 
 impl StaleReads {
     pub(super) fn new(id: NodeId, peers: &[NodeId]) -> StaleReads {
-        let now = Instant::now();
-        // Peers count as heard at the start, so nobody claims to lead before it has heard
-        // whether a lower ID is alive.
-        let last_heard = peers.iter().map(|&p| (p, now)).collect();
         StaleReads {
-            id,
-            last_heard,
-            store: HashMap::new(),
-            snapshot: HashMap::new(),
-            next_snapshot: now + SNAPSHOT_EVERY,
-            next_heartbeat: now + FIRST_HEARTBEAT_AFTER,
+            peers: Peers::new(id, peers),
+            store: AHashMap::new(),
+            snapshot: AHashMap::new(),
+            next_snapshot: Instant::now() + SNAPSHOT_EVERY,
         }
-    }
-
-    /// The lowest ID among this replica and the peers heard from lately.
-    fn leader(&self, now: Instant) -> NodeId {
-        self.last_heard
-            .iter()
-            .filter(|&(_, &at)| now.duration_since(at) < PRESUMED_DEAD_AFTER)
-            .map(|(&p, _)| p)
-            .chain([self.id])
-            .min_by_key(|p| p.0)
-            .unwrap_or(self.id)
-    }
-
-    fn reply(&self, now: Instant, msg: &Value, kind: &str) -> Value {
-        json!({
-            "src": self.id.to_string(),
-            "dst": msg["src"],
-            "leader": self.leader(now).to_string(),
-            "type": kind,
-            "MID": msg["MID"],
-        })
     }
 }
 
 impl Behaviour for StaleReads {
-    fn on_message(&mut self, now: Instant, msg: &Value, out: &mut Vec<Value>) {
-        let src = msg["src"].as_str().and_then(NodeId::parse);
-        if let Some(src) = src
-            && let Some(at) = self.last_heard.get_mut(&src)
-        {
-            *at = now;
-        }
-        let key = msg["key"].as_str().unwrap_or_default().to_string();
-        match msg["type"].as_str() {
-            Some("copy") => {
-                let value = msg["value"].as_str().unwrap_or_default().to_string();
-                self.store.insert(key, value);
+    fn on_message(&mut self, now: Instant, msg: &Header<'_>, _raw: &[u8], out: &mut Outgoing) {
+        self.peers.heard(now, msg.src.as_str());
+        let me = self.peers.id;
+        let leader = self.peers.leader(now);
+        let key = msg.key.as_str().unwrap_or_default();
+        let value = msg.value.as_str().unwrap_or_default();
+        let (Some(kind), Some(src)) = (msg.kind.as_str(), msg.src.as_str()) else {
+            return;
+        };
+        let mid = msg.mid.as_str().unwrap_or_default();
+        match kind {
+            "copy" => {
+                self.store.insert(key.to_string(), value.to_string());
             }
-            Some("get" | "put") if self.leader(now) != self.id => {
-                out.push(self.reply(now, msg, "redirect"));
+            "get" | "put" if leader != me => out.reply(me, leader, src, "redirect", mid, None),
+            "put" => {
+                self.store.insert(key.to_string(), value.to_string());
+                out.reply(me, me, src, "ok", mid, None);
+                let mut rest = String::new();
+                let _ = write!(
+                    rest,
+                    r#", "key": "{}", "value": "{}""#,
+                    Escaped(key),
+                    Escaped(value)
+                );
+                out.peer_message(me, NodeId::BROADCAST, me, "copy", &rest);
             }
-            Some("put") => {
-                let value = msg["value"].as_str().unwrap_or_default().to_string();
-                self.store.insert(key.clone(), value.clone());
-                out.push(self.reply(now, msg, "ok"));
-                out.push(json!({
-                    "src": self.id.to_string(), "dst": "FFFF", "leader": self.id.to_string(),
-                    "type": "copy", "key": key, "value": value,
-                }));
-            }
-            Some("get") => {
-                let mut reply = self.reply(now, msg, "ok");
-                reply["value"] = json!(self.snapshot.get(&key).cloned().unwrap_or_default());
-                out.push(reply);
+            "get" => {
+                let value = self.snapshot.get(key).map_or("", String::as_str);
+                out.reply(me, me, src, "ok", mid, Some(value));
             }
             _ => {}
         }
     }
 
-    fn on_tick(&mut self, now: Instant, out: &mut Vec<Value>) {
+    fn on_tick(&mut self, now: Instant, out: &mut Outgoing) {
         if now >= self.next_snapshot {
             self.snapshot.clone_from(&self.store);
             self.next_snapshot = now + SNAPSHOT_EVERY;
         }
-        if now >= self.next_heartbeat {
-            out.push(json!({
-                "src": self.id.to_string(), "dst": "FFFF",
-                "leader": self.leader(now).to_string(), "type": "hb",
-            }));
-            self.next_heartbeat = now + HEARTBEAT;
-        }
+        self.peers.tick(now, out);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stand_in::tests::{feed, sent};
 
-    fn request(kind: &str, key: &str, value: Option<&str>) -> Value {
-        let mut m = json!({"src": "0015", "dst": "0000", "leader": "FFFF", "type": kind,
-                           "MID": "M1", "key": key});
-        if let Some(v) = value {
-            m["value"] = json!(v);
-        }
-        m
+    fn request(kind: &str, key: &str, value: Option<&str>) -> String {
+        let value = value.map_or(String::new(), |v| format!(r#", "value": "{v}""#));
+        format!(
+            r#"{{"src": "0015", "dst": "0000", "leader": "FFFF", "type": "{kind}", "MID": "M1", "key": "{key}"{value}}}"#
+        )
     }
 
     #[test]
     fn a_put_is_acknowledged_but_reads_see_it_only_after_the_next_snapshot() {
         let mut s = StaleReads::new(NodeId(0), &[NodeId(1), NodeId(2)]);
         let t0 = Instant::now();
-        let mut out = Vec::new();
-        s.on_message(t0, &request("put", "k", Some("v1")), &mut out);
-        assert_eq!(out[0]["type"], "ok");
-        assert_eq!(out[1]["type"], "copy", "copied to the followers");
-        out.clear();
-        s.on_message(t0, &request("get", "k", None), &mut out);
-        assert_eq!(out[0]["value"], "", "stale: the snapshot predates the put");
-        out.clear();
+        let mut out = Outgoing::default();
+        feed(&mut s, t0, &request("put", "k", Some("v1")), &mut out);
+        let v = sent(&mut out);
+        assert_eq!(v[0]["type"], "ok");
+        assert_eq!(v[1]["type"], "copy", "copied to the followers");
+        assert_eq!((&v[1]["key"], &v[1]["value"]), (&"k".into(), &"v1".into()));
+        feed(&mut s, t0, &request("get", "k", None), &mut out);
+        assert_eq!(
+            sent(&mut out)[0]["value"],
+            "",
+            "stale: the snapshot predates the put"
+        );
         s.on_tick(t0 + SNAPSHOT_EVERY + Duration::from_millis(1), &mut out);
         out.clear();
-        s.on_message(t0, &request("get", "k", None), &mut out);
-        assert_eq!(out[0]["value"], "v1");
+        feed(&mut s, t0, &request("get", "k", None), &mut out);
+        assert_eq!(sent(&mut out)[0]["value"], "v1");
     }
 
     #[test]
-    fn the_lowest_id_alive_leads_and_the_others_redirect_to_it() {
+    fn a_copy_reaches_a_follower_and_a_follower_redirects() {
         let t0 = Instant::now();
         let mut s = StaleReads::new(NodeId(2), &[NodeId(0), NodeId(1)]);
-        let mut out = Vec::new();
-        s.on_message(t0, &request("get", "k", None), &mut out);
+        let mut out = Outgoing::default();
+        feed(&mut s, t0, &request("get", "k", None), &mut out);
+        let v = sent(&mut out);
         assert_eq!(
-            (&out[0]["type"], &out[0]["leader"]),
-            (&json!("redirect"), &json!("0000"))
+            (&v[0]["type"], &v[0]["leader"]),
+            (&"redirect".into(), &"0000".into())
         );
-        // 0000 and 0001 fall silent: 0002 leads.
-        let later = t0 + PRESUMED_DEAD_AFTER + Duration::from_millis(1);
-        assert_eq!(s.leader(later), NodeId(2));
-        // 0001 speaks again: it leads.
-        s.on_message(
-            later,
-            &json!({"src": "0001", "dst": "FFFF", "leader": "0001", "type": "hb"}),
-            &mut out,
-        );
-        assert_eq!(s.leader(later), NodeId(1));
+        let copy = r#"{"src": "0000", "dst": "FFFF", "leader": "0000", "type": "copy", "key": "k", "value": "v"}"#;
+        feed(&mut s, t0, copy, &mut out);
+        assert_eq!(s.store.get("k").map(String::as_str), Some("v"));
     }
 }
