@@ -17,6 +17,17 @@
 //! stays queued for the next flush, for the caller to send once the socket is writable.
 //! A replica queues its client replies that way: a client never retries on silence, so a
 //! lost reply is a request left unanswered.
+//!
+//! A batch made with [`SendBatch::segmenting`] also sends each run of queued datagrams of
+//! one length to one address as one message, which the kernel cuts back into datagrams
+//! (UDP generic segmentation offload, `UDP_SEGMENT`, Linux 4.18): the receiver reads the
+//! same datagrams, but the sender goes through the IP stack once per run instead of once
+//! per datagram. On loopback most of a datagram's cost is there: 32 datagrams of 170 bytes
+//! cost 2.6 µs each with `sendmmsg` and 0.43 µs each as one segmented message, measured on
+//! the project's VM. A leader's `ok` replies to puts, all of one length, are such a run,
+//! and so are the puts kvsim's clients send. A run is sent or refused whole; a kernel that
+//! refuses segmentation outright turns it off for that batch, and the run is sent
+//! datagram by datagram.
 
 use std::io;
 use std::mem;
@@ -25,6 +36,18 @@ use std::os::fd::RawFd;
 
 /// The kernel's cap on messages per `sendmmsg`/`recvmmsg` call (`UIO_MAXIOV`).
 pub const BATCH_DATAGRAMS_MAX: usize = 1024;
+
+/// Datagrams in one segmented message, at most (the kernel's `UDP_MAX_SEGMENTS` was 64
+/// until Linux 6.9).
+pub const SEGMENTS_MAX: usize = 64;
+/// Bytes in one segmented message, at most: one UDP payload.
+pub const SEGMENTED_BYTES_MAX: usize = 65_507;
+
+/// `UDP_SEGMENT`, the socket option and control message of UDP segmentation offload.
+const UDP_SEGMENT: libc::c_int = 103;
+/// Room for one `UDP_SEGMENT` control message (a `cmsghdr` and a `u16`, aligned), as
+/// `u64`s so that it is aligned for `cmsghdr`.
+const SEGMENT_CMSG_WORDS: usize = 3;
 
 /// The largest UDP payload we accept (IPv4 allows 65,507; the classic simulator reads up
 /// to 65,535).
@@ -156,6 +179,13 @@ pub struct SendBatch {
     datagrams_max: usize,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    /// Send runs of datagrams of one length to one address as one segmented message
+    /// (cleared if the kernel refuses it).
+    segment: bool,
+    /// Per message of a flush: its first datagram and how many it carries.
+    messages: Vec<(usize, usize)>,
+    /// Per message, room for its `UDP_SEGMENT` control message.
+    cmsgs: Vec<[u64; SEGMENT_CMSG_WORDS]>,
     /// The first error of the last flush that lost a datagram, for the caller to report.
     pub last_error: Option<io::Error>,
 }
@@ -172,8 +202,48 @@ impl SendBatch {
             datagrams_max: datagrams_max.clamp(1, BATCH_DATAGRAMS_MAX),
             iovecs: Vec::new(),
             headers: Vec::new(),
+            segment: false,
+            messages: Vec::new(),
+            cmsgs: Vec::new(),
             last_error: None,
         }
+    }
+
+    /// The same batch, sending runs of datagrams of one length to one address as one
+    /// segmented message each (see the module's documentation).
+    pub fn segmenting(mut self) -> SendBatch {
+        self.segment = true;
+        self
+    }
+
+    /// How many datagrams from `first` (of `n` queued) go in one message: a run to one
+    /// address, of one kind (retried or not), all of the first one's length but the last,
+    /// which may be shorter, within the kernel's limits.
+    fn run_from(&self, first: usize, n: usize) -> usize {
+        let len = self.bufs[first].len();
+        if !self.segment || len == 0 {
+            return 1;
+        }
+        let mut count = 1;
+        let mut bytes = len;
+        while first + count < n && count < SEGMENTS_MAX {
+            let k = first + count;
+            let next = self.bufs[k].len();
+            if next == 0
+                || next > len
+                || bytes + next > SEGMENTED_BYTES_MAX
+                || self.retried[k] != self.retried[first]
+                || !self.addrs[k].same_as(&self.addrs[first])
+            {
+                break;
+            }
+            count += 1;
+            bytes += next;
+            if next < len {
+                break;
+            }
+        }
+        count
     }
 
     pub fn len(&self) -> usize {
@@ -269,7 +339,7 @@ impl SendBatch {
         })
     }
 
-    /// `flush`, with the system call passed in: `send` sends a prefix of the headers
+    /// `flush`, with the system call passed in: `send` sends a prefix of the messages
     /// it is given and says how many, or fails on the first.
     fn flush_with(
         &mut self,
@@ -281,54 +351,105 @@ impl SendBatch {
         if n == 0 {
             return flushed;
         }
-        // SAFETY (both resizes): all-zero iovec and mmsghdr are valid values.
+        // SAFETY (the resize): an all-zero iovec is a valid value.
         self.iovecs.resize(n, unsafe { mem::zeroed() });
-        self.headers.resize(n, unsafe { mem::zeroed() });
         for i in 0..n {
             self.iovecs[i] = libc::iovec {
                 iov_base: self.bufs[i].as_mut_ptr().cast(),
                 iov_len: self.bufs[i].len(),
             };
-            let (name, namelen) = self.addrs[i].as_ptr_len();
-            point_header(
-                &mut self.headers[i],
-                name.cast_mut().cast(),
-                namelen,
-                &raw mut self.iovecs[i],
-            );
         }
         let mut kept = 0;
-        let mut next = 0;
-        while next < n {
-            flushed.calls += 1;
-            let end = n.min(next + BATCH_DATAGRAMS_MAX);
-            match send(&mut self.headers[next..end]) {
-                Ok(0) => {
-                    // Not expected of sendmmsg with datagrams to send; treat it as a
-                    // refusal of the first rather than spin.
-                    self.refuse(
-                        next,
-                        &mut kept,
-                        &mut flushed,
-                        io::ErrorKind::WriteZero.into(),
-                    );
-                    next += 1;
-                }
-                Ok(sent) => {
-                    flushed.sent += sent;
-                    next += sent;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    self.refuse(next, &mut kept, &mut flushed, error);
-                    next += 1;
+        // The first datagram not yet sent or refused.
+        let mut pos = 0;
+        'messages: while pos < n {
+            self.plan_messages(pos, n);
+            let mut next = 0;
+            while next < self.messages.len() {
+                flushed.calls += 1;
+                let end = self.messages.len().min(next + BATCH_DATAGRAMS_MAX);
+                match send(&mut self.headers[next..end]) {
+                    Ok(0) => {
+                        // Not expected of sendmmsg with datagrams to send; treat it as a
+                        // refusal of the first rather than spin.
+                        let error = io::ErrorKind::WriteZero.into();
+                        self.refuse_message(next, &mut kept, &mut flushed, error);
+                        next += 1;
+                    }
+                    Ok(sent) => {
+                        for m in next..next + sent {
+                            flushed.sent += self.messages[m].1;
+                        }
+                        next += sent;
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) if self.messages[next].1 > 1 && refuses_segmentation(&error) => {
+                        // This kernel (or this route) does not segment: this batch never
+                        // asks again, and sends the rest datagram by datagram.
+                        self.segment = false;
+                        pos = self.messages[next].0;
+                        continue 'messages;
+                    }
+                    Err(error) => {
+                        self.refuse_message(next, &mut kept, &mut flushed, error);
+                        next += 1;
+                    }
                 }
             }
+            break;
         }
         self.queued = kept;
         self.retained = kept;
         flushed.retained = kept;
         flushed
+    }
+
+    /// Cuts datagrams `first..n` into messages and points a header at each.
+    fn plan_messages(&mut self, first: usize, n: usize) {
+        self.messages.clear();
+        let mut i = first;
+        while i < n {
+            let count = self.run_from(i, n);
+            self.messages.push((i, count));
+            i += count;
+        }
+        let m = self.messages.len();
+        // SAFETY (the resize): an all-zero mmsghdr is a valid value.
+        self.headers.resize(m, unsafe { mem::zeroed() });
+        self.cmsgs.resize(m, [0; SEGMENT_CMSG_WORDS]);
+        for k in 0..m {
+            let (start, count) = self.messages[k];
+            let (name, namelen) = self.addrs[start].as_ptr_len();
+            point_header(
+                &mut self.headers[k],
+                name.cast_mut().cast(),
+                namelen,
+                &raw mut self.iovecs[start],
+            );
+            if count > 1 {
+                let segment = self.bufs[start].len() as u16;
+                let header = &mut self.headers[k].msg_hdr;
+                header.msg_iovlen = count as _;
+                point_segment_cmsg(header, &mut self.cmsgs[k], segment);
+            }
+        }
+    }
+
+    /// The kernel refused message `m`: each of its datagrams is kept or lost.
+    fn refuse_message(
+        &mut self,
+        m: usize,
+        kept: &mut usize,
+        flushed: &mut Flushed,
+        error: io::Error,
+    ) {
+        let (start, count) = self.messages[m];
+        for i in start..start + count {
+            let error = error
+                .raw_os_error()
+                .map_or_else(|| io::Error::from(error.kind()), io::Error::from_raw_os_error);
+            self.refuse(i, kept, flushed, error);
+        }
     }
 
     /// The kernel refused datagram `i`: keep it (moved to position `kept`, preserving
@@ -347,6 +468,37 @@ impl SendBatch {
                 self.last_error = Some(error);
             }
         }
+    }
+}
+
+/// Errors that say the kernel will not segment (no offload on the route, an old kernel),
+/// rather than that this message could not go.
+fn refuses_segmentation(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+/// Gives `header` one control message, `UDP_SEGMENT` with datagrams of `segment` bytes,
+/// written into `room`.
+fn point_segment_cmsg(
+    header: &mut libc::msghdr,
+    room: &mut [u64; SEGMENT_CMSG_WORDS],
+    segment: u16,
+) {
+    // SAFETY: CMSG_SPACE and CMSG_LEN only compute sizes; `room` is aligned for cmsghdr
+    // and at least CMSG_SPACE(2) bytes long (16 + 8), which CMSG_FIRSTHDR then finds.
+    unsafe {
+        let space = libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as usize;
+        debug_assert!(space <= mem::size_of_val(room));
+        header.msg_control = room.as_mut_ptr().cast();
+        header.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(header);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+        libc::CMSG_DATA(cmsg).cast::<u16>().write_unaligned(segment);
     }
 }
 
@@ -375,6 +527,21 @@ enum SockAddr {
 }
 
 impl SockAddr {
+    /// The same address (compared field by field: the structs have padding).
+    fn same_as(&self, other: &SockAddr) -> bool {
+        match (self, other) {
+            (SockAddr::V4(a), SockAddr::V4(b)) => {
+                a.sin_port == b.sin_port && a.sin_addr.s_addr == b.sin_addr.s_addr
+            }
+            (SockAddr::V6(a), SockAddr::V6(b)) => {
+                a.sin6_port == b.sin6_port
+                    && a.sin6_addr.s6_addr == b.sin6_addr.s6_addr
+                    && a.sin6_scope_id == b.sin6_scope_id
+            }
+            _ => false,
+        }
+    }
+
     const UNSPECIFIED: SockAddr = SockAddr::V4(libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
@@ -656,6 +823,115 @@ mod tests {
         assert_eq!((flushed.sent, flushed.lost, flushed.retained), (2, 0, 0));
         assert_eq!(sent, vec![b"reply a".to_vec(), b"reply b".to_vec()]);
         assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn runs_of_one_length_arrive_as_the_same_datagrams_in_order() {
+        let (a, b) = pair();
+        let (_, c) = pair();
+        let (to_b, to_c) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        let mut send = SendBatch::new(200).segmenting();
+        let mut want_b = Vec::new();
+        let mut want_c = Vec::new();
+        // Runs of equal lengths (one ending in a shorter datagram), runs broken by another
+        // address, by a longer datagram, by a retried one, and more than SEGMENTS_MAX in a row.
+        let mut payloads: Vec<(Vec<u8>, bool, bool)> = Vec::new();
+        for i in 0..100u32 {
+            payloads.push((format!("put {i:04}").into_bytes(), true, false));
+        }
+        payloads.push((b"put".to_vec(), true, false));
+        payloads.push((b"to c 1".to_vec(), false, false));
+        payloads.push((b"to c 2".to_vec(), false, false));
+        payloads.push((b"a longer one, alone".to_vec(), true, false));
+        payloads.push((b"retried 1".to_vec(), true, true));
+        payloads.push((b"retried 2".to_vec(), true, true));
+        payloads.push((b"plain 3".to_vec(), true, false));
+        for (bytes, to_first, retried) in &payloads {
+            send.next_buffer().extend_from_slice(bytes);
+            let to = if *to_first { to_b } else { to_c };
+            if *retried {
+                send.queue_retried(to);
+            } else {
+                send.queue(to);
+            }
+            if *to_first {
+                want_b.push(bytes.clone());
+            } else {
+                want_c.push(bytes.clone());
+            }
+        }
+        let flushed = send.flush(a.as_raw_fd());
+        assert_eq!((flushed.sent, flushed.lost, flushed.retained), (107, 0, 0));
+        assert!(send.segment, "loopback segments");
+        let mut recv = RecvBatch::new(64);
+        assert_eq!(recv_payloads(&mut recv, b.as_raw_fd(), want_b.len()), want_b);
+        assert_eq!(recv_payloads(&mut recv, c.as_raw_fd(), want_c.len()), want_c);
+        // 100 "put NNNN" and the short "put" make two runs (64 and 37); then a run per
+        // change of address, length or kind: 6 messages in all.
+        let runs: Vec<usize> = send.messages.iter().map(|&(_, n)| n).collect();
+        assert_eq!(runs, [64, 37, 2, 1, 2, 1]);
+    }
+
+    /// A stand-in for `sendmmsg` with segmentation: a message carrying several datagrams
+    /// fails with `EIO` if `segments` is false, else goes whole; single datagrams go.
+    fn segmenting_kernel(
+        segments: bool,
+        sent: &mut Vec<usize>,
+    ) -> impl FnMut(&mut [libc::mmsghdr]) -> io::Result<usize> + '_ {
+        move |headers| {
+            let mut n = 0;
+            for header in headers.iter() {
+                let count = header.msg_hdr.msg_iovlen;
+                if count > 1 && !segments {
+                    if n == 0 {
+                        return Err(io::Error::from_raw_os_error(libc::EIO));
+                    }
+                    break;
+                }
+                sent.push(count);
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_kernel_that_will_not_segment_gets_datagrams_one_by_one() {
+        let mut batch = SendBatch::new(8).segmenting();
+        for _ in 0..3 {
+            queue(&mut batch, b"same", false);
+        }
+        queue(&mut batch, b"different", false);
+        let mut sent = Vec::new();
+        let flushed = batch.flush_with(segmenting_kernel(false, &mut sent));
+        assert_eq!((flushed.sent, flushed.lost), (4, 0));
+        assert_eq!(sent, [1, 1, 1, 1]);
+        assert!(!batch.segment, "not asked again");
+        let mut batch = SendBatch::new(8).segmenting();
+        for _ in 0..3 {
+            queue(&mut batch, b"same", false);
+        }
+        let mut sent = Vec::new();
+        batch.flush_with(segmenting_kernel(true, &mut sent));
+        assert_eq!(sent, [3]);
+    }
+
+    #[test]
+    fn a_run_that_meets_a_full_buffer_is_kept_whole() {
+        let mut batch = SendBatch::new(8).segmenting();
+        queue(&mut batch, b"full: reply 1", true);
+        queue(&mut batch, b"full: reply 2", true);
+        queue(&mut batch, b"raft", false);
+        let flushed = batch.flush_with(|headers| {
+            if headers[0].msg_hdr.msg_iovlen == 2 {
+                Err(io::Error::from_raw_os_error(libc::EAGAIN))
+            } else {
+                Ok(headers.len())
+            }
+        });
+        assert_eq!((flushed.sent, flushed.lost, flushed.retained), (1, 0, 2));
+        assert_eq!(batch.queued_bytes(0), b"full: reply 1");
+        assert_eq!(batch.queued_bytes(1), b"full: reply 2");
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Outbox {
     pub fn new(replicas: usize) -> Outbox {
         Outbox {
             batches: (0..replicas)
-                .map(|_| SendBatch::new(QUEUED_DATAGRAMS_MAX))
+                .map(|_| SendBatch::new(QUEUED_DATAGRAMS_MAX).segmenting())
                 .collect(),
             last_error: None,
         }

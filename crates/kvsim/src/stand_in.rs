@@ -340,7 +340,7 @@ fn wait_readable(fd: i32, timeout: Duration) {
 fn serve(socket: UdpSocket, sim: SocketAddr, mut behaviour: Box<dyn Behaviour>, control: &Control) {
     let fd = socket.as_raw_fd();
     let mut inbox = RecvBatch::new(BATCH_DATAGRAMS);
-    let mut sends = SendBatch::new(BATCH_DATAGRAMS);
+    let mut sends = SendBatch::new(BATCH_DATAGRAMS).segmenting();
     let mut out = Outgoing::default();
     let mut next_tick = Instant::now();
     while !control.killed.load(Ordering::Relaxed) {

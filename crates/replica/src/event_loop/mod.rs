@@ -215,7 +215,7 @@ impl<C: Clock> Replica<C> {
             net: Network {
                 socket,
                 simulator,
-                outbox: SendBatch::new(SEND_BATCH_DATAGRAMS_MAX),
+                outbox: SendBatch::new(SEND_BATCH_DATAGRAMS_MAX).segmenting(),
             },
             timer_handles: vec![None; Timer::count(node.peers().len())],
             node,
