@@ -85,6 +85,11 @@ pub struct Config {
     /// cannot. 1 applies every entry as soon as it commits.
     pub apply_batch: usize,
 
+    /// Whether the driver persists the log and the hard state (term and vote) before it
+    /// sends what depends on them (`Node::take_unpersisted`, `Node::persisted`). Off, the
+    /// replica keeps everything in memory and counts its own log as durable at once.
+    pub durable: bool,
+
     /// Client requests held while no leader is known.
     pub held_requests_max: usize,
     /// A held request is answered `fail` after this long without a leader.
@@ -137,6 +142,7 @@ impl Config {
             append_bytes_max: 60_000,
             entry_wire_bytes: conservative_entry_wire_bytes,
             apply_batch: 256,
+            durable: false,
             held_requests_max: 4096,
             held_request_timeout: Span::from_millis(4000),
             pending_puts_max: 65_536,

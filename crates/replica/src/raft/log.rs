@@ -41,6 +41,9 @@ pub struct Log {
     text: String,
     slots: Vec<Slot>,
     runs: Vec<TermRun>,
+    /// The first index appended or cut since `take_changed_from` was last called: what a
+    /// durable replica must write again, from there to the end.
+    changed_from: Option<LogIndex>,
 }
 
 impl Log {
@@ -210,8 +213,20 @@ impl Log {
         }
     }
 
+    /// The first index appended or cut since the last call, if any, and forgets it.
+    pub fn take_changed_from(&mut self) -> Option<LogIndex> {
+        self.changed_from.take()
+    }
+
+    fn note_changed(&mut self, index: LogIndex) {
+        if self.changed_from.is_none_or(|from| index < from) {
+            self.changed_from = Some(index);
+        }
+    }
+
     fn push(&mut self, entry: EntryRef<'_>) {
         let index = self.last_index().next();
+        self.note_changed(index);
         if self.runs.last().is_none_or(|r| r.term != entry.term) {
             self.runs.push(TermRun {
                 first: index,
@@ -236,6 +251,7 @@ impl Log {
 
     /// Keeps entries `1..=last`, dropping the rest with their bytes and term runs.
     fn truncate(&mut self, last: LogIndex) {
+        self.note_changed(last.next());
         let keep = last.0 as usize;
         if let Some(&Slot { start, .. }) = self.slots.get(keep) {
             self.text.truncate(start as usize);

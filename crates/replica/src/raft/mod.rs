@@ -44,5 +44,5 @@ pub use message::{
     EntryRef, EntrySpan, IncomingMessage, LogIndex, Message, Operation, OutgoingMessage,
     RequestVote, RequestVoteResponse, Term,
 };
-pub use node::{Node, Role};
+pub use node::{HardState, Node, Role, Unpersisted};
 pub use validate::Dropped;

@@ -40,6 +40,20 @@ impl fmt::Display for Role {
     }
 }
 
+/// §5.1's persistent state besides the log.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+/// What changed since a durable driver last persisted (`Node::take_unpersisted`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Unpersisted {
+    pub hard_state: Option<HardState>,
+    pub entries_from: Option<LogIndex>,
+}
+
 /// A client request kept while no leader is known, to be answered once one is.
 #[derive(Debug)]
 pub(super) struct HeldRequest {
@@ -57,10 +71,15 @@ pub struct Node {
     pub(super) config: Config,
     pub(super) rng: SmallRng,
 
-    // §5.1 "persistent" state (kept in memory: replicas never restart).
+    // §5.1 persistent state: in memory only, or written by the driver when `durable`.
     pub(super) current_term: Term,
     pub(super) voted_for: Option<NodeId>,
     pub(super) log: Log,
+    /// The term or the vote changed since the driver last took them to persist.
+    pub(super) hard_state_changed: bool,
+    /// The log is durable through this index (`Node::persisted`); a leader counts its own
+    /// log toward a commit only this far. Invariant: at most the last index.
+    pub(super) persisted_index: LogIndex,
 
     // Volatile state. Invariant: last_applied <= commit_index, and fewer than
     // `config.apply_batch` committed entries wait to be applied between inputs (the state
@@ -117,6 +136,8 @@ impl Node {
             current_term: Term(0),
             voted_for: None,
             log: Log::new(),
+            hard_state_changed: false,
+            persisted_index: LogIndex(0),
             commit_index: LogIndex(0),
             last_applied: LogIndex(0),
             kv: KvStore::new(config.seed),
@@ -139,6 +160,25 @@ impl Node {
         let first = now + node.config.startup_delay + node.random_election_timeout();
         node.election_deadline = first;
         node.arm_election_timer(first);
+        node
+    }
+
+    /// A replica restarted from what it persisted: its term, its vote, its log. It starts
+    /// as a follower that knows no leader, with nothing known to be committed (the leader
+    /// will say), and nothing left to persist.
+    pub fn restore(
+        config: Config,
+        now: Time,
+        term: Term,
+        voted_for: Option<NodeId>,
+        log: Log,
+    ) -> Node {
+        let mut node = Node::new(config, now);
+        node.current_term = term;
+        node.voted_for = voted_for;
+        node.log = log;
+        node.log.take_changed_from();
+        node.persisted_index = node.log.last_index();
         node
     }
 
@@ -192,6 +232,62 @@ impl Node {
     pub fn take_effects(&mut self, into: &mut Vec<Effect>) {
         debug_assert!(into.is_empty());
         std::mem::swap(&mut self.outbox, into);
+    }
+
+    /// What a durable driver must write since it last asked, and forgets it: the hard
+    /// state if it changed, and the first log index that changed (every entry from there
+    /// to the end replaces what storage holds from there; entries past the end are gone).
+    ///
+    /// The contract (§5.1, "updated on stable storage before responding to RPCs"): the
+    /// driver writes these, syncs, and only then sends the messages to peers that the
+    /// inputs produced, except appends, which a leader may send before its own write lands
+    /// (it counts its own log toward a commit only once told it is durable). Client
+    /// replies may go at once: a put is answered only once committed, which needs a
+    /// majority that persisted it.
+    pub fn take_unpersisted(&mut self) -> Unpersisted {
+        let hard_state = std::mem::take(&mut self.hard_state_changed).then_some(HardState {
+            term: self.current_term,
+            voted_for: self.voted_for,
+        });
+        let entries_from = self.log.take_changed_from();
+        if let Some(from) = entries_from {
+            // Cut or rewritten from `from` on: durable only before it until written.
+            self.persisted_index = self.persisted_index.min(from.prev());
+        }
+        Unpersisted {
+            hard_state,
+            entries_from,
+        }
+    }
+
+    /// The driver has made durable everything `take_unpersisted` handed it, which covered
+    /// the log through `through`. A leader may now count its own log that far.
+    pub fn persisted(&mut self, now: Time, through: LogIndex) {
+        let through = through.min(self.log.last_index());
+        if through > self.persisted_index {
+            self.persisted_index = through;
+            self.maybe_commit(now);
+        }
+    }
+
+    /// How far this replica's own log counts toward a commit: all of it in memory, its
+    /// durable part when durable.
+    pub(super) fn own_match_index(&self) -> LogIndex {
+        if self.config.durable {
+            self.persisted_index.min(self.log.last_index())
+        } else {
+            self.log.last_index()
+        }
+    }
+
+    /// Changes the term and vote of §5.1, noting that they must be persisted.
+    pub(super) fn set_hard_state(&mut self, term: Term, voted_for: Option<NodeId>) {
+        debug_assert!(term >= self.current_term, "terms only grow");
+        if (term, voted_for) != (self.current_term, self.voted_for) {
+            self.current_term = term;
+            self.voted_for = voted_for;
+            self.hard_state_changed = true;
+        }
     }
 
     // ----- observation --------------------------------------------------------------
@@ -287,8 +383,7 @@ impl Node {
     pub(super) fn become_follower(&mut self, now: Time, term: Term, leader: NodeId) {
         debug_assert!(term >= self.current_term);
         if term > self.current_term {
-            self.current_term = term;
-            self.voted_for = None;
+            self.set_hard_state(term, None);
         }
         self.leader = leader;
         if self.role == Role::Leader {

@@ -566,11 +566,11 @@ impl Node {
     /// entries before it commit with it.
     pub(super) fn maybe_commit(&mut self, now: Time) {
         let quorum = self.config.quorum();
-        let last_index = self.log.last_index();
+        let own = self.own_match_index();
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
-        let candidate = leader.quorum_match_index(last_index, quorum);
+        let candidate = leader.quorum_match_index(own, quorum);
         if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.current_term) {
             leader.record_commit(candidate);
             self.commit_index = candidate;
