@@ -14,7 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_3700kvstore");
-const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]";
+const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR] <port> <my id> <peer id> [<peer id> ...]";
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,8 +27,20 @@ struct Replica {
 
 impl Replica {
     fn spawn(port: u16, id: &str, peers: &[&str], log_dir: Option<&Path>) -> Replica {
+        Replica::spawn_with(port, id, peers, log_dir, &[])
+    }
+
+    /// `flags` go before the positional arguments.
+    fn spawn_with(
+        port: u16,
+        id: &str,
+        peers: &[&str],
+        log_dir: Option<&Path>,
+        flags: &[&std::ffi::OsStr],
+    ) -> Replica {
         let mut command = Command::new(BIN);
         command
+            .args(flags)
             .arg(port.to_string())
             .arg(id)
             .args(peers)
@@ -285,6 +297,26 @@ fn garbage(dst: &str) -> Vec<Vec<u8>> {
     all
 }
 
+/// Waits for `n` hellos on `socket`: each replica's id and address.
+fn await_hellos(socket: &UdpSocket, buf: &mut [u8], n: usize) -> BTreeMap<String, SocketAddr> {
+    let mut replicas = BTreeMap::new();
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    while replicas.len() < n {
+        assert!(Instant::now() < deadline, "hellos: got {replicas:?}");
+        let Some((bytes, from)) = receive(socket, buf) else {
+            continue;
+        };
+        let value = parse_checked(&buf[..bytes]);
+        let src = value["src"].as_str().unwrap().to_owned();
+        assert_eq!(
+            value["type"], "hello",
+            "first datagram of {src} is not a hello"
+        );
+        assert!(replicas.insert(src, from).is_none(), "two hellos");
+    }
+    replicas
+}
+
 /// Routes replica-to-replica traffic like the simulator, and plays one client.
 struct Simulator {
     socket: UdpSocket,
@@ -387,22 +419,8 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
         .collect();
 
     // Hellos first: nothing may be delivered to a replica before its hello arrived.
-    let mut replicas = BTreeMap::new();
     let mut buf = vec![0u8; 65_535];
-    let deadline = Instant::now() + HELLO_TIMEOUT;
-    while replicas.len() < ids.len() {
-        assert!(Instant::now() < deadline, "hellos: got {replicas:?}");
-        let Some((bytes, from)) = receive(&socket, &mut buf) else {
-            continue;
-        };
-        let value = parse_checked(&buf[..bytes]);
-        let src = value["src"].as_str().unwrap().to_owned();
-        assert_eq!(
-            value["type"], "hello",
-            "first datagram of {src} is not a hello"
-        );
-        assert!(replicas.insert(src, from).is_none(), "two hellos");
-    }
+    let replicas = await_hellos(&socket, &mut buf, ids.len());
 
     for (id, addr) in &replicas {
         for datagram in garbage(id) {
@@ -457,4 +475,95 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts one durable replica per id, each with its own directory under `dirs`.
+fn spawn_durable(port: u16, ids: &[&str], dirs: &Path) -> Vec<Replica> {
+    ids.iter()
+        .map(|id| {
+            let peers: Vec<&str> = ids.iter().copied().filter(|p| p != id).collect();
+            let dir = dirs.join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let flags = [std::ffi::OsStr::new("--data-dir"), dir.as_os_str()];
+            Replica::spawn_with(port, id, &peers, None, &flags)
+        })
+        .collect()
+}
+
+#[test]
+fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
+    let dirs = temp_dir("durable");
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let ids = ["0000", "0001", "0002"];
+    let mut buf = vec![0u8; 65_535];
+    let procs = spawn_durable(port, &ids, &dirs);
+    let replicas = await_hellos(&socket, &mut buf, ids.len());
+    let mut sim = Simulator {
+        socket,
+        replicas,
+        buf,
+        next_mid: 0,
+    };
+    let values: Vec<String> = (0..20).map(|i| format!("value-{i:02}")).collect();
+    for (i, value) in values.iter().enumerate() {
+        sim.request(&format!("key-{i:02}"), Some(value));
+    }
+    // SIGKILL, all at once: nothing flushed on the way out, no clean exit.
+    for mut replica in procs {
+        replica.signal(libc::SIGKILL);
+        let _ = replica.child.wait();
+    }
+
+    let procs = spawn_durable(port, &ids, &dirs);
+    sim.replicas = await_hellos(&sim.socket, &mut sim.buf, ids.len());
+    for (i, value) in values.iter().enumerate() {
+        let got = sim.request(&format!("key-{i:02}"), None);
+        assert_eq!(
+            got["value"],
+            value.as_str(),
+            "key-{i:02} after the restart: {got}"
+        );
+    }
+    sim.request("after", Some("the restart"));
+    assert_eq!(sim.request("after", None)["value"], "the restart");
+    for replica in procs {
+        replica.stop_with(libc::SIGTERM);
+    }
+    let _ = std::fs::remove_dir_all(&dirs);
+}
+
+#[test]
+fn a_data_directory_it_cannot_use_is_one_line_and_a_failure() {
+    let dirs = temp_dir("bad-data-dir");
+    std::fs::create_dir_all(dirs.join("of-0002")).unwrap();
+    // Claim a directory for replica 0002, then offer it to 0001.
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let of_0002 = dirs.join("of-0002");
+    let flags = [std::ffi::OsStr::new("--data-dir"), of_0002.as_os_str()];
+    let owner = Replica::spawn_with(port, "0002", &["0001"], None, &flags);
+    let mut buf = vec![0u8; 65_535];
+    await_hellos(&socket, &mut buf, 1);
+    owner.stop_with(libc::SIGTERM);
+    let missing = dirs.join("missing");
+    for (dir, says) in [
+        (&missing, "No such file"),
+        (&of_0002, "belongs to replica 0002"),
+    ] {
+        let output = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args([&port.to_string(), "0001", "0002"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run 3700kvstore");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{dir:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{dir:?}: {stderr}");
+        assert!(stderr.contains(says), "{dir:?}: {stderr}");
+        // Refused before its hello: it never joined.
+        assert!(receive(&socket, &mut buf).is_none(), "{dir:?} said hello");
+    }
+    let _ = std::fs::remove_dir_all(&dirs);
 }
