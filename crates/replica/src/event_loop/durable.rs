@@ -53,13 +53,7 @@ impl<C: Clock> Replica<C> {
         }
         if durable.storage.has_pending() {
             // The appends already queued leave now: the followers write while we do.
-            self.net.flush(
-                now,
-                &mut self.stats,
-                &mut self.log,
-                &mut self.stderr,
-                self.id,
-            );
+            self.send_queued(now);
         }
         let Some(durable) = self.durable.as_mut() else {
             return;

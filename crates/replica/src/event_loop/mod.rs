@@ -332,13 +332,7 @@ impl<C: Clock> Replica<C> {
         }
         let now = self.fire_timers();
         self.persist(now);
-        self.net.flush(
-            now,
-            &mut self.stats,
-            &mut self.log,
-            &mut self.stderr,
-            self.id,
-        );
+        self.send_queued(now);
         self.watch_writable()?;
         if self.log.is_enabled() {
             let took = self.clock.now().since(woke);
@@ -353,6 +347,17 @@ impl<C: Clock> Replica<C> {
             }
         }
         Ok(())
+    }
+
+    /// Sends every datagram queued so far.
+    fn send_queued(&mut self, now: Time) {
+        self.net.flush(
+            now,
+            &mut self.stats,
+            &mut self.log,
+            &mut self.stderr,
+            self.id,
+        );
     }
 
     /// Asks the poll to wake the loop when the socket is writable while replies wait for
