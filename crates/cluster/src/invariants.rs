@@ -5,6 +5,7 @@
 //! at the tail), so two logs compare in O(1) at any index.
 
 use crate::{ClientOp, ReplyRecord};
+use datagram::NodeId;
 use replica::raft::{CommandRef, EntryRef, EntrySpan, LogIndex, Node, ReplyKind, Role, Term};
 use std::collections::BTreeMap;
 
@@ -31,6 +32,8 @@ pub struct Invariants {
     leading: Vec<Option<Term>>,
     /// Puts acknowledged to clients, by log position.
     acked_puts: Vec<(LogIndex, Term)>,
+    /// Per (voter, term): the candidate it granted its vote to, as sent.
+    votes: BTreeMap<(usize, Term), NodeId>,
 }
 
 fn mix(a: u64, b: u64) -> u64 {
@@ -71,6 +74,7 @@ impl Invariants {
             leaders_by_term: BTreeMap::new(),
             leading: vec![None; n],
             acked_puts: Vec::new(),
+            votes: BTreeMap::new(),
         }
     }
 
@@ -173,6 +177,31 @@ impl Invariants {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Replica `i` came back from its disk: its commit index starts over (it is volatile
+    /// state, §5.1) and it leads nothing.
+    pub fn restarted(&mut self, i: usize) {
+        self.commit_seen[i] = LogIndex(0);
+        self.leading[i] = None;
+    }
+
+    /// Replica `voter` sent a vote for `candidate` in `term`. One vote per term (§5.2),
+    /// across restarts too: the vote must be on disk before the grant leaves.
+    pub fn record_vote(
+        &mut self,
+        voter: usize,
+        term: Term,
+        candidate: NodeId,
+    ) -> Result<(), String> {
+        let first = *self.votes.entry((voter, term)).or_insert(candidate);
+        if first != candidate {
+            return Err(format!(
+                "replica {voter} voted twice in term {}: for {first} and for {candidate}",
+                term.0
+            ));
         }
         Ok(())
     }

@@ -213,6 +213,11 @@ impl Log {
         }
     }
 
+    /// The first index appended or cut since `take_changed_from` was last called.
+    pub fn changed_from(&self) -> Option<LogIndex> {
+        self.changed_from
+    }
+
     /// The first index appended or cut since the last call, if any, and forgets it.
     pub fn take_changed_from(&mut self) -> Option<LogIndex> {
         self.changed_from.take()

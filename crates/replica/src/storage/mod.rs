@@ -201,6 +201,15 @@ impl<D: Device> Storage<D> {
         record::encode_entries(&mut self.pending, first, entries);
     }
 
+    /// The device written to.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
     /// Whether anything waits to be written.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
@@ -232,9 +241,10 @@ impl<D: Device> Storage<D> {
     }
 }
 
-/// Reads `bytes`, a whole `wal` file. `Err((offset, what))` if damage precedes a valid
-/// record.
-fn recover(bytes: &[u8]) -> Result<Recovered, (u64, String)> {
+/// Reads `bytes`, a whole `wal` file (the in-process simulation keeps its disks in
+/// memory and recovers them with this too). `Err((offset, what))` if damage precedes a
+/// valid record.
+pub fn recover(bytes: &[u8]) -> Result<Recovered, (u64, String)> {
     let mut hard_state = HardState {
         term: Term(0),
         voted_for: None,

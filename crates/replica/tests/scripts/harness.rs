@@ -25,6 +25,8 @@
 //! - `put 1 a=1 [b=2 ...] [client=c] [mid=m1]`, `get 1 a [b ...] [client=c] [mid=m1]`:
 //!   client requests handled as one batch of input (one flush). MIDs default to `m1`,
 //!   `m2`, ... in script order; the client to `c`.
+//! - `persist 1`: replica 1's driver writes and syncs what its core changed (with the
+//!   knob `durable=on`; otherwise a replica counts its log as durable at once).
 //! - `inject from=2 to=1 vote term=5 last=3@2 [pre]` (and `vote-response`, `append`,
 //!   `append-response`; see `text::parse_message`): a hand-made message, delivered at
 //!   once, from any ID at all. A vote-response answers the receiver's current round

@@ -133,6 +133,17 @@ impl Cluster {
             }
             "put" | "get" => self.client_requests(args),
             "inject" => self.inject(args),
+            "persist" => {
+                // A durable replica's driver: what changed is written and synced.
+                let i = self.replica_arg(args)?;
+                let now = self.now;
+                self.input(i, |node, _| {
+                    node.take_unpersisted();
+                    let last = node.log().last_index();
+                    node.persisted(now, last);
+                });
+                Ok(())
+            }
             "status" => {
                 self.out.push(format!("now={}", text::time(self.now)));
                 for i in self.replicas_arg(args)? {
@@ -348,6 +359,7 @@ fn set_knob(c: &mut Config, knob: &str, value: &str) -> Result<(), String> {
         "append-entries-max" => c.append_entries_max = count()?,
         "append-bytes-max" => c.append_bytes_max = count()?,
         "apply-batch" => c.apply_batch = count()?,
+        "durable" => c.durable = switch()?,
         "held-requests-max" => c.held_requests_max = count()?,
         "held-request-timeout" => c.held_request_timeout = span()?,
         "pending-puts-max" => c.pending_puts_max = count()?,
