@@ -19,8 +19,8 @@ use network::{Links, NetworkConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use replica::raft::{
-    AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, EntrySpan, LogIndex, Message, Node,
-    Operation, Reply, Role, Timer,
+    AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, LogIndex, Message, Node, Operation,
+    Reply, Role, Timer,
 };
 use replica::storage::Storage;
 use replica::time::{Span, Time};
@@ -144,6 +144,8 @@ pub struct ClusterStats {
     pub messages_delivered: u64,
     pub appends_sent: u64,
     pub entries_sent: u64,
+    /// Chunks of InstallSnapshot sent (to a follower behind the leader's compaction).
+    pub snapshot_chunks_sent: u64,
     pub events: u64,
     pub syncs: u64,
     pub restarts: u64,
@@ -406,6 +408,9 @@ impl Cluster {
                     Message::AppendEntries(m) => {
                         m.entries.iter().map(AsEntryRef::as_entry_ref).collect()
                     }
+                    Message::InstallSnapshot(m) => {
+                        m.pairs.iter().map(AsEntryRef::as_entry_ref).collect()
+                    }
                     _ => Vec::new(),
                 };
                 let incoming = message.with_entries(&entries[..]);
@@ -506,11 +511,22 @@ impl Cluster {
                                 .map(Entry::from_ref)
                                 .collect()
                         }
+                        Message::InstallSnapshot(m) => {
+                            self.stats.snapshot_chunks_sent += 1;
+                            match self.replicas[i].node.snapshot_pairs(m.last_index, m.pairs) {
+                                Some(pairs) => pairs.into_iter().map(Entry::from_ref).collect(),
+                                // Cut from a snapshot since replaced: lost.
+                                None => continue,
+                            }
+                        }
                         _ => Vec::new(),
                     };
                     let owned = message.with_entries(entries);
                     if self.replicas[i].storage.is_some()
-                        && !matches!(owned, Message::AppendEntries(_))
+                        && !matches!(
+                            owned,
+                            Message::AppendEntries(_) | Message::InstallSnapshot(_)
+                        )
                     {
                         self.replicas[i].held.push((j, owned));
                         continue;
@@ -621,13 +637,7 @@ impl Cluster {
         };
         let changes = r.node.take_unpersisted();
         let last = r.node.log().last_index();
-        if let Some(state) = changes.hard_state {
-            storage.save_hard_state(state);
-        }
-        if let Some(first) = changes.entries_from {
-            let count = u32::try_from((last.0 + 1).saturating_sub(first.0)).unwrap_or(u32::MAX);
-            storage.save_entries(first, r.node.log_entries(EntrySpan { first, count }));
-        }
+        replica::storage::save_changes(storage, &r.node, changes);
         if !storage.has_pending() && r.held.is_empty() {
             return;
         }
@@ -731,9 +741,10 @@ impl Cluster {
         };
         let mut disk = SimDisk {
             durable: storage.device().durable.clone(),
-            in_flight: Vec::new(),
+            snapshot: storage.device().snapshot.clone(),
+            ..SimDisk::default()
         };
-        let recovered = replica::storage::recover(&disk.durable)
+        let recovered = replica::storage::recover(&disk.snapshot, &disk.durable)
             .map_err(|(at, what)| format!("{id}: its disk does not recover: byte {at}: {what}"))?;
         if let Some(torn) = recovered.torn_tail {
             disk.durable.truncate(torn.offset as usize);
@@ -744,7 +755,14 @@ impl Cluster {
         // No head start now: the cluster has been running.
         config.startup_delay = Span::ZERO;
         let state = recovered.hard_state;
-        r.node = Node::restore(config, now, state.term, state.voted_for, recovered.log);
+        r.node = Node::restore(
+            config,
+            now,
+            state.term,
+            state.voted_for,
+            recovered.snapshot,
+            recovered.log,
+        );
         r.storage = Some(Storage::on(disk));
         r.crashed = false;
         r.paused_until = None;

@@ -258,14 +258,32 @@ fn apply(cluster: &mut Cluster, t: Time, fault: &Fault, flapping: &mut Option<(u
     }
 }
 
+/// Half the seeds compact their logs every few entries (independently of durability,
+/// `(seed / 3) % 2`, and of the apply batch, `seed % 3`), so that followers that fall
+/// behind (crashed, paused, cut off) are caught up by InstallSnapshot; half of those cap
+/// appends and snapshot chunks so low that each chunk holds one pair (a snapshot of the
+/// three keys is then three chunks, any of which may be lost). `(log bytes, chunk bytes)`.
+fn compaction(seed: u64) -> Option<(usize, usize)> {
+    let default = Config::new(NodeId(0), Vec::new(), 0).append_bytes_max;
+    match (seed / 6) % 4 {
+        1 => Some((200, default)),
+        3 => Some((200, 1)),
+        _ => None,
+    }
+}
+
 /// Runs one seed: a summary and the cluster's counters, or the first broken property.
 fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> {
     let plan = plan(seed);
     if verbose {
         eprintln!(
-            "seed {seed}: {} replicas{}, {:?}, faults {:?}",
+            "seed {seed}: {} replicas{}{}, {:?}, faults {:?}",
             plan.replicas,
             if plan.durable { ", durable" } else { "" },
+            match compaction(seed) {
+                Some((log, chunk)) => format!(", compacting past {log} B in chunks of {chunk} B"),
+                None => String::new(),
+            },
             plan.network,
             plan.faults
         );
@@ -273,9 +291,14 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
     // Applying at once, in small batches that end anywhere around elections, and in the
     // default large ones (where most entries are applied only when a get reads).
     let apply_batch = [1, 3, Config::new(NodeId(0), Vec::new(), 0).apply_batch][seed as usize % 3];
+    let compaction = compaction(seed);
     let mut cluster = Cluster::new(plan.replicas, seed, |c| {
         c.apply_batch = apply_batch;
         c.durable = plan.durable;
+        if let Some((log_bytes, chunk_bytes)) = compaction {
+            c.compaction_log_bytes = log_bytes;
+            c.append_bytes_max = chunk_bytes;
+        }
     });
     cluster.trace = verbose && std::env::var_os("TRACE_SIM").is_some();
     cluster.network = plan.network.clone();
@@ -343,9 +366,10 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
     }
     cluster::history::check_linearizable(&workload.history)?;
     let summary = format!(
-        "{} ops, {} msgs, {} redirects, {} fails, {} syncs, {} restarts ({} with a torn tail), settled at {:?}",
+        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, {} syncs, {} restarts ({} with a torn tail), settled at {:?}",
         workload.stats.completed,
         cluster.stats.messages_sent,
+        cluster.stats.snapshot_chunks_sent,
         workload.stats.redirects,
         workload.stats.fails,
         cluster.stats.syncs,
@@ -372,12 +396,16 @@ fn raft_simulation() {
         .unwrap_or(1000);
     let mut failures = Vec::new();
     let (mut durable, mut restarts, mut torn) = (0, 0, 0);
+    let (mut compacting, mut installing, mut chunks) = (0, 0, 0);
     for seed in 0..seeds {
         match run_seed(seed, false) {
             Ok((_, stats)) => {
                 durable += u64::from(stats.syncs > 0);
                 restarts += stats.restarts;
                 torn += stats.torn_tails;
+                compacting += u64::from(compaction(seed).is_some());
+                installing += u64::from(stats.snapshot_chunks_sent > 0);
+                chunks += stats.snapshot_chunks_sent;
             }
             Err(e) => {
                 eprintln!(
@@ -396,6 +424,6 @@ fn raft_simulation() {
     // meant to be seen in every run.
     let _ = writeln!(
         std::io::stderr().lock(),
-        "raft_simulation: {seeds} seeds passed ({durable} durable, with {restarts} restarts, {torn} of them after a torn write)"
+        "raft_simulation: {seeds} seeds passed ({durable} durable, with {restarts} restarts, {torn} of them after a torn write; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks)"
     );
 }

@@ -11,8 +11,8 @@
 use super::Replica;
 use super::clock::Clock;
 use crate::debug_log;
-use crate::raft::{EntrySpan, LogIndex, OutgoingMessage};
-use crate::storage::Storage;
+use crate::raft::{LogIndex, OutgoingMessage};
+use crate::storage::{Storage, save_changes};
 use crate::time::Time;
 use datagram::NodeId;
 
@@ -43,14 +43,7 @@ impl<C: Clock> Replica<C> {
         };
         let changes = self.node.take_unpersisted();
         let last: LogIndex = self.node.log().last_index();
-        if let Some(state) = changes.hard_state {
-            durable.storage.save_hard_state(state);
-        }
-        if let Some(first) = changes.entries_from {
-            let count = u32::try_from((last.0 + 1).saturating_sub(first.0)).unwrap_or(u32::MAX);
-            let entries = self.node.log_entries(EntrySpan { first, count });
-            durable.storage.save_entries(first, entries);
-        }
+        save_changes(&mut durable.storage, &self.node, changes);
         if durable.storage.has_pending() {
             // The appends already queued leave now: the followers write while we do.
             self.send_queued(now);

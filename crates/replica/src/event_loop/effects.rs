@@ -48,8 +48,15 @@ impl<C: Clock> Replica<C> {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Send { to, message } => match self.durable.as_mut() {
-                    // Anything but an append waits for this turn's sync (`durable`).
-                    Some(durable) if !matches!(message, Message::AppendEntries(_)) => {
+                    // Anything but an append or a snapshot chunk (whose pairs are
+                    // committed, so held by a majority) waits for this turn's sync
+                    // (`durable`).
+                    Some(durable)
+                        if !matches!(
+                            message,
+                            Message::AppendEntries(_) | Message::InstallSnapshot(_)
+                        ) =>
+                    {
                         durable.held.push((to, message));
                     }
                     _ => self.send_to_peer(now, to, message),
@@ -77,6 +84,11 @@ impl<C: Clock> Replica<C> {
         // Read in place from the log: nothing is copied per entry.
         let entries = match message {
             Message::AppendEntries(m) => node.log_entries(m.entries),
+            Message::InstallSnapshot(m) => match node.snapshot_pairs(m.last_index, m.pairs) {
+                Some(pairs) => pairs,
+                // Cut from a snapshot since replaced: dropped, as if lost.
+                None => return,
+            },
             _ => node.log_entries(EntrySpan::EMPTY),
         };
         let message = message.with_entries(entries);

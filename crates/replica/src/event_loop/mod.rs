@@ -28,7 +28,10 @@
 //! socket to be writable (see `network`).
 
 use crate::args::ReplicaArgs;
-use crate::codec::{APPEND_HEADER_BYTES_MAX, DATAGRAM_BYTES_MAX, Decoder, entry_wire_bytes};
+use crate::codec::{
+    APPEND_HEADER_BYTES_MAX, DATAGRAM_BYTES_MAX, Decoder, SNAPSHOT_HEADER_BYTES_MAX,
+    entry_wire_bytes,
+};
 use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::raft::{Config, Effect, LogIndex, Node, Role, Term, Timer};
@@ -127,7 +130,10 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     for (knob, value) in args.tuning.set_knobs() {
         debug_log!(log, now, "knob {knob}={value}");
     }
-    debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
+    debug_assert!(
+        config.append_bytes_max + APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX)
+            <= DATAGRAM_BYTES_MAX
+    );
     let (node, durable) = match recovered {
         None => (Node::new(config, now), None),
         Some((storage, recovered)) => {
@@ -155,7 +161,14 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
                     args.id, torn.bytes, torn.offset
                 );
             }
-            let node = Node::restore(config, now, state.term, state.voted_for, recovered.log);
+            let node = Node::restore(
+                config,
+                now,
+                state.term,
+                state.voted_for,
+                recovered.snapshot,
+                recovered.log,
+            );
             (node, Some(Durable::new(storage)))
         }
     };

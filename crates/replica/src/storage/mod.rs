@@ -8,6 +8,13 @@
 //! - `wal`: an append-only sequence of checksummed records (`record`): the hard state
 //!   when it changes, and each run of entries a turn appended, which replaces the log
 //!   from its first index on (so a follower's cut is just a record that starts earlier).
+//! - `snapshot`: once the log has been compacted (§7), the state machine as of the
+//!   snapshot index: a head record (index, term, number of pairs), then the pairs in runs.
+//!   Written whole to `snapshot.new`, synced, renamed over `snapshot`, and the directory
+//!   synced; only then is the write-ahead log replaced, the same way, by one holding the
+//!   hard state and the entries after the snapshot. A crash between the two leaves the
+//!   new snapshot with the old log, whose entries through the snapshot recovery skips; a
+//!   crash before the rename leaves a temporary file, which is ignored and removed.
 //!
 //! Writes are grouped: a turn's records are buffered and leave in one `write` and one
 //! `fdatasync` (`Storage::sync`), so durability costs one sync per batch of input, never
@@ -20,7 +27,7 @@
 
 mod record;
 
-use crate::raft::{EntryRef, HardState, Log, LogIndex, Term};
+use crate::raft::{EntryRef, EntrySpan, HardState, Log, LogIndex, Node, Term, Unpersisted};
 use datagram::NodeId;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -33,27 +40,68 @@ pub use record::{HEADER_BYTES, PAYLOAD_BYTES_MAX};
 pub const FORMAT_VERSION: u32 = 1;
 const META_FILE: &str = "meta";
 const WAL_FILE: &str = "wal";
+const SNAPSHOT_FILE: &str = "snapshot";
+/// What a file is written as before it is renamed into place.
+const TEMP_SUFFIX: &str = ".new";
+/// Pairs per record of a snapshot file, so that no record nears `PAYLOAD_BYTES_MAX`.
+const SNAPSHOT_PAIRS_PER_RECORD: usize = 1024;
 
-/// Where the records go: a file, or in tests a stand-in that fails on demand.
+/// Where the records go: files, or in tests a stand-in that fails on demand.
 pub trait Device {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable.
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Replaces the snapshot with `snapshot`, then the whole write-ahead log with `wal`,
+    /// each atomically and in that order: a crash leaves the old pair, the new snapshot
+    /// with the old log, or both new. Durable once `sync_data` returns.
+    fn replace(&mut self, snapshot: &[u8], wal: &[u8]) -> io::Result<()>;
 }
 
-impl Device for File {
+/// A data directory's write-ahead log, open for appending, and the directory itself (to
+/// replace the log and the snapshot in).
+#[derive(Debug)]
+pub struct WalFile {
+    dir: PathBuf,
+    file: File,
+}
+
+impl Device for WalFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        Write::write_all(self, bytes)
+        Write::write_all(&mut self.file, bytes)
     }
     fn sync_data(&mut self) -> io::Result<()> {
-        File::sync_data(self)
+        self.file.sync_data()
     }
+    fn replace(&mut self, snapshot: &[u8], wal: &[u8]) -> io::Result<()> {
+        write_atomically(&self.dir, SNAPSHOT_FILE, snapshot)?;
+        write_atomically(&self.dir, WAL_FILE, wal)?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(self.dir.join(WAL_FILE))?;
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `dir/name` so that a crash leaves the old file or the new one, never
+/// a mix: a temporary file, synced, renamed into place, and the directory synced.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+    let mut file = File::create(&temp)?;
+    Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    fs::rename(&temp, dir.join(name))?;
+    // The rename is durable once the directory is.
+    File::open(dir)?.sync_all()
 }
 
 /// What a restarting replica recovers.
 #[derive(Debug)]
 pub struct Recovered {
     pub hard_state: HardState,
+    /// The snapshot's pairs (every key's value as of `log.snapshot_index()`; empty if
+    /// there is no snapshot).
+    pub snapshot: Log,
+    /// The log after the snapshot.
     pub log: Log,
     /// Bytes of a torn last write that were cut off, and where, if any.
     pub torn_tail: Option<TornTail>,
@@ -129,23 +177,26 @@ impl std::error::Error for StorageError {}
 
 /// The write side of a data directory.
 #[derive(Debug)]
-pub struct Storage<D: Device = File> {
+pub struct Storage<D: Device = WalFile> {
     device: D,
     /// Records of this turn, written and synced together by `sync`.
     pending: Vec<u8>,
+    /// A snapshot file to put in place before `pending`, which is then a whole new
+    /// write-ahead log (`save_snapshot`).
+    snapshot: Option<Vec<u8>>,
     /// A failed write or sync leaves the file in an unknown state: nothing is written
     /// after it, and the replica must acknowledge nothing more (`sync` keeps failing).
     failed: bool,
 }
 
-impl Storage<File> {
+impl Storage<WalFile> {
     /// Opens (or creates) the data directory `dir` of replica `id` with `peers`, and
     /// recovers what it holds. `dir` must exist; its files are created on first use.
     pub fn open(
         dir: &Path,
         id: NodeId,
         peers: &[NodeId],
-    ) -> Result<(Storage<File>, Recovered), StorageError> {
+    ) -> Result<(Storage<WalFile>, Recovered), StorageError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |error| StorageError::Io { path, error }
@@ -155,6 +206,23 @@ impl Storage<File> {
             return Err(StorageError::NotADirectory(dir.to_path_buf()));
         }
         check_or_write_meta(dir, id, peers)?;
+        for name in [SNAPSHOT_FILE, WAL_FILE] {
+            // A file not yet renamed into place was never part of the state: a crash
+            // came before its rename.
+            let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+            match fs::remove_file(&temp) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    return Err(io(&temp)(error));
+                }
+                _ => {}
+            }
+        }
+        let snapshot_path = dir.join(SNAPSHOT_FILE);
+        let snapshot = match fs::read(&snapshot_path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(io(&snapshot_path)(error)),
+        };
         let wal = dir.join(WAL_FILE);
         let mut file = OpenOptions::new()
             .read(true)
@@ -164,17 +232,24 @@ impl Storage<File> {
             .map_err(io(&wal))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(&wal))?;
-        let recovered = recover(&bytes).map_err(|(offset, what)| StorageError::Corrupt {
-            path: wal.clone(),
-            offset,
-            what,
+        let recovered = recover(&snapshot, &bytes).map_err(|(offset, what)| {
+            let path = if what.starts_with(SNAPSHOT_FILE) {
+                snapshot_path.clone()
+            } else {
+                wal.clone()
+            };
+            StorageError::Corrupt { path, offset, what }
         })?;
         if let Some(torn) = recovered.torn_tail {
             // Cut the torn tail off, so that new records follow the last whole one.
             file.set_len(torn.offset).map_err(io(&wal))?;
             file.sync_data().map_err(io(&wal))?;
         }
-        Ok((Storage::on(file), recovered))
+        let device = WalFile {
+            dir: dir.to_path_buf(),
+            file,
+        };
+        Ok((Storage::on(device), recovered))
     }
 }
 
@@ -184,8 +259,40 @@ impl<D: Device> Storage<D> {
         Storage {
             device,
             pending: Vec::with_capacity(64 << 10),
+            snapshot: None,
             failed: false,
         }
+    }
+
+    /// A snapshot of the state machine as of `index` (of `term`): every key's value, as
+    /// `pairs`. Everything saved before it this turn is dropped: what follows it (the
+    /// hard state, and the log after `index`) must be saved next, and becomes the whole
+    /// new write-ahead log.
+    pub fn save_snapshot<'e>(
+        &mut self,
+        index: LogIndex,
+        term: Term,
+        pairs: impl ExactSizeIterator<Item = EntryRef<'e>>,
+    ) {
+        let mut bytes = Vec::new();
+        record::encode_snapshot(&mut bytes, index, term, pairs.len() as u64);
+        let mut first = 1;
+        let mut run = Vec::with_capacity(SNAPSHOT_PAIRS_PER_RECORD);
+        let flush = |bytes: &mut Vec<u8>, run: &mut Vec<EntryRef<'e>>, first: &mut u64| {
+            if !run.is_empty() {
+                record::encode_entries(bytes, LogIndex(*first), run.drain(..));
+                *first += SNAPSHOT_PAIRS_PER_RECORD as u64;
+            }
+        };
+        for pair in pairs {
+            run.push(pair);
+            if run.len() == SNAPSHOT_PAIRS_PER_RECORD {
+                flush(&mut bytes, &mut run, &mut first);
+            }
+        }
+        flush(&mut bytes, &mut run, &mut first);
+        self.pending.clear();
+        self.snapshot = Some(bytes);
     }
 
     pub fn save_hard_state(&mut self, state: HardState) {
@@ -212,13 +319,14 @@ impl<D: Device> Storage<D> {
 
     /// Whether anything waits to be written.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.snapshot.is_some()
     }
 
     /// Writes what was saved since the last call and makes it durable: one write, one
     /// sync. After any failure this keeps failing: the replica must not acknowledge
     /// anything it cannot prove it persisted.
     pub fn sync(&mut self) -> io::Result<()> {
+        let snapshot = self.snapshot.take();
         if self.failed {
             // Dropped, not kept: nothing will be written again, and memory stays bounded.
             self.pending.clear();
@@ -226,13 +334,14 @@ impl<D: Device> Storage<D> {
                 "an earlier write failed; nothing is written since",
             ));
         }
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && snapshot.is_none() {
             return Ok(());
         }
-        let result = self
-            .device
-            .write_all(&self.pending)
-            .and_then(|()| self.device.sync_data());
+        let result = match &snapshot {
+            Some(snapshot) => self.device.replace(snapshot, &self.pending),
+            None => self.device.write_all(&self.pending),
+        }
+        .and_then(|()| self.device.sync_data());
         self.pending.clear();
         if result.is_err() {
             self.failed = true;
@@ -241,14 +350,49 @@ impl<D: Device> Storage<D> {
     }
 }
 
-/// Reads `bytes`, a whole `wal` file (the in-process simulation keeps its disks in
-/// memory and recovers them with this too). `Err((offset, what))` if damage precedes a
-/// valid record.
-pub fn recover(bytes: &[u8]) -> Result<Recovered, (u64, String)> {
+/// Hands storage what the core changed: a new snapshot first if there is one (then the
+/// hard state and the whole log after it become the new write-ahead log), otherwise the
+/// hard state if it changed and the log from where it changed. The in-process simulation
+/// persists through this too.
+pub fn save_changes<D: Device>(storage: &mut Storage<D>, node: &Node, changes: Unpersisted) {
+    let log = node.log();
+    let last = log.last_index();
+    if changes.snapshot.is_some() {
+        storage.save_snapshot(
+            log.snapshot_index(),
+            log.snapshot_term(),
+            node.snapshot().entries().into_iter(),
+        );
+        storage.save_hard_state(HardState {
+            term: node.term(),
+            voted_for: node.voted_for(),
+        });
+        storage.save_entries(log.snapshot_index().next(), log.entries());
+        return;
+    }
+    if let Some(state) = changes.hard_state {
+        storage.save_hard_state(state);
+    }
+    if let Some(first) = changes.entries_from {
+        let count = u32::try_from((last.0 + 1).saturating_sub(first.0)).unwrap_or(u32::MAX);
+        storage.save_entries(first, node.log_entries(EntrySpan { first, count }));
+    }
+}
+
+/// Reads a whole `snapshot` file (empty if there is none) and a whole `wal` file (the
+/// in-process simulation keeps its disks in memory and recovers them with this too).
+/// `Err((offset, what))` if the snapshot is damaged at all (it was renamed into place
+/// whole, so no crash tears it; `what` then starts with "snapshot"), or if damage in the
+/// log precedes a valid record.
+pub fn recover(snapshot: &[u8], bytes: &[u8]) -> Result<Recovered, (u64, String)> {
+    let (pairs, mut log) = recover_snapshot(snapshot)
+        .map_err(|(at, what)| (at, format!("{SNAPSHOT_FILE}: {what}")))?;
+    let after = log.snapshot_index();
     let mut hard_state = HardState {
         term: Term(0),
         voted_for: None,
     };
+    // The log after the snapshot: `entries[k]` is the entry at `after + 1 + k`.
     let mut entries: Vec<crate::raft::Entry> = Vec::new();
     let mut at = 0;
     let mut torn_tail = None;
@@ -265,13 +409,23 @@ pub fn recover(bytes: &[u8]) -> Result<Recovered, (u64, String)> {
                 },
                 len,
             )) => {
-                let keep = first.0 - 1;
+                // A log written before the snapshot replaced it may start earlier: its
+                // entries through the snapshot are in the snapshot (committed, the same).
+                let skip = after.0.saturating_sub(first.0 - 1);
+                let keep = (first.0 - 1).saturating_sub(after.0);
                 if keep > entries.len() as u64 {
                     return Err((at as u64, format!("entries from {} leave a gap", first.0)));
                 }
                 entries.truncate(keep as usize);
-                entries.extend(run.into_iter().map(crate::raft::Entry::from_ref));
+                entries.extend(
+                    run.into_iter()
+                        .skip(skip as usize)
+                        .map(crate::raft::Entry::from_ref),
+                );
                 at += len;
+            }
+            Ok((record::Record::Snapshot { .. }, _)) => {
+                return Err((at as u64, "a snapshot head in the log".to_owned()));
             }
             Err(record::Bad::Malformed(what)) => return Err((at as u64, what.to_owned())),
             Err(bad) => {
@@ -292,16 +446,62 @@ pub fn recover(bytes: &[u8]) -> Result<Recovered, (u64, String)> {
             }
         }
     }
-    let mut log = Log::new();
     for entry in &entries {
         use crate::raft::AsEntryRef;
         log.append(entry.as_entry_ref());
     }
+    log.take_changed_from();
     Ok(Recovered {
         hard_state,
+        snapshot: pairs,
         log,
         torn_tail,
     })
+}
+
+/// Reads a snapshot file: its pairs, and an empty log that starts after it (an empty log
+/// from index 1 if `bytes` is empty: no snapshot).
+fn recover_snapshot(bytes: &[u8]) -> Result<(Log, Log), (u64, String)> {
+    let mut pairs = Log::new();
+    let mut log = Log::new();
+    if bytes.is_empty() {
+        return Ok((pairs, log));
+    }
+    let bad = |at: usize, what: &str| (at as u64, what.to_owned());
+    let (head, mut at) = record::decode(bytes).map_err(|e| bad(0, &format!("{e:?} head")))?;
+    let record::Record::Snapshot {
+        index,
+        term,
+        pairs: count,
+    } = head
+    else {
+        return Err(bad(0, "no snapshot head"));
+    };
+    while at < bytes.len() {
+        let (record, len) =
+            record::decode(&bytes[at..]).map_err(|e| bad(at, &format!("{e:?} record")))?;
+        let record::Record::Entries { first, entries } = record else {
+            return Err(bad(at, "not a run of pairs"));
+        };
+        if first != pairs.last_index().next() {
+            return Err(bad(at, "pairs out of order"));
+        }
+        for entry in entries {
+            if !matches!(entry.command, crate::raft::CommandRef::Put { .. }) {
+                return Err(bad(at, "a pair that is no put"));
+            }
+            pairs.append(EntryRef {
+                term: Term(0),
+                command: entry.command,
+            });
+        }
+        at += len;
+    }
+    if pairs.last_index().0 != count {
+        return Err(bad(at, "fewer pairs than its head says"));
+    }
+    log.reset_to_snapshot(index, term);
+    Ok((pairs, log))
 }
 
 /// The offset of the first whole, checksummed record in `bytes`, if any.

@@ -1,6 +1,8 @@
 //! The write-ahead log's records: `[payload length u32][crc32 u32][kind u8][payload]`,
-//! little-endian, the checksum over the kind and the payload. Two kinds: the hard state
-//! (term and vote), and a run of entries that replaces the log from its first index on.
+//! little-endian, the checksum over the kind and the payload. Three kinds: the hard state
+//! (term and vote); a run of entries that replaces the log from its first index on; and
+//! the head of a snapshot file (its index, term and number of pairs, which follow as runs
+//! of entries numbered from 1: puts whose terms mean nothing).
 //! Decoding is total: any bytes give a record or a reason, never a panic.
 
 use crate::raft::{CommandRef, EntryRef, HardState, LogIndex, Term};
@@ -14,6 +16,7 @@ pub const PAYLOAD_BYTES_MAX: usize = 64 << 20;
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRIES: u8 = 2;
+const KIND_SNAPSHOT: u8 = 3;
 /// `key_len` of a no-op entry.
 const NOOP_KEY_LEN: u32 = u32::MAX;
 
@@ -25,6 +28,13 @@ pub enum Record<'a> {
     Entries {
         first: LogIndex,
         entries: Vec<EntryRef<'a>>,
+    },
+    /// A snapshot of the state machine as of `index` (of `term`), whose `pairs` pairs
+    /// follow.
+    Snapshot {
+        index: LogIndex,
+        term: Term,
+        pairs: u64,
     },
 }
 
@@ -46,6 +56,15 @@ pub fn encode_hard_state(out: &mut Vec<u8>, state: HardState) {
     payload[..8].copy_from_slice(&state.term.0.to_le_bytes());
     payload[8..].copy_from_slice(&vote.0.to_le_bytes());
     frame(out, KIND_HARD_STATE, |p| p.extend_from_slice(&payload));
+}
+
+/// Appends the head of a snapshot to `out`.
+pub fn encode_snapshot(out: &mut Vec<u8>, index: LogIndex, term: Term, pairs: u64) {
+    frame(out, KIND_SNAPSHOT, |p| {
+        p.extend_from_slice(&index.0.to_le_bytes());
+        p.extend_from_slice(&term.0.to_le_bytes());
+        p.extend_from_slice(&pairs.to_le_bytes());
+    });
 }
 
 /// Appends a record of `entries`, the log from `first` on, to `out`.
@@ -117,6 +136,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), Bad> {
     let record = match bytes[8] {
         KIND_HARD_STATE => decode_hard_state(payload)?,
         KIND_ENTRIES => decode_entries(payload)?,
+        KIND_SNAPSHOT => decode_snapshot(payload)?,
         _ => return Err(Bad::Malformed("unknown record kind")),
     };
     Ok((record, end))
@@ -130,6 +150,18 @@ fn decode_hard_state(p: &[u8]) -> Result<Record<'_>, Bad> {
     let vote = NodeId(u16::from_le_bytes(p[8..].try_into().expect("2 bytes")));
     let voted_for = (vote != NodeId::UNKNOWN).then_some(vote);
     Ok(Record::HardState(HardState { term, voted_for }))
+}
+
+fn decode_snapshot(p: &[u8]) -> Result<Record<'_>, Bad> {
+    if p.len() != 24 {
+        return Err(Bad::Malformed("snapshot head of the wrong size"));
+    }
+    let mut r = Reader { bytes: p };
+    Ok(Record::Snapshot {
+        index: LogIndex(r.u64()?),
+        term: Term(r.u64()?),
+        pairs: r.u64()?,
+    })
 }
 
 fn decode_entries(p: &[u8]) -> Result<Record<'_>, Bad> {
