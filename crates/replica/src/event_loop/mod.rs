@@ -55,7 +55,7 @@ use durable::Durable;
 use mio::net::{UdpSocket, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use network::{Network, StderrLimiter};
-use startup::{bind_and_say_hello, signal_pipe};
+use startup::{bind_and_say_hello, signal_pipe, survive_file_size_limit};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -103,6 +103,7 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     // Signals first, so a SIGTERM right after the hello ends us cleanly rather than by
     // the default action.
     let signals = signal_pipe()?;
+    survive_file_size_limit();
     let simulator = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.port));
     let socket = bind_and_say_hello(args.id, simulator)?;
     let mut log = match &args.debug_log_dir {
