@@ -320,7 +320,18 @@ impl Invariants {
         let installed = node.snapshots_installed();
         let replaced = std::mem::replace(&mut self.installs_seen[i], installed) != installed
             || std::mem::take(&mut self.from_disk[i]);
-        if mirror.len() < after || (replaced && after > 0) {
+        // The mirror's prefix through the snapshot differs from the committed one when
+        // uncommitted entries it saw there were replaced, committed and compacted all in
+        // one step.
+        let stale = |mirror: &Vec<Mirrored>| {
+            after > 0
+                && self.committed.get(after - 1).is_some_and(|c| {
+                    mirror
+                        .get(after - 1)
+                        .is_some_and(|m| m.prefix_hash != c.prefix_hash)
+                })
+        };
+        if mirror.len() < after || (replaced && after > 0) || stale(mirror) {
             // A snapshot installed from a leader or recovered from disk, or entries
             // compacted in the step that brought them, stand for the committed prefix,
             // which may differ from what the mirror saw there (uncommitted entries that
