@@ -14,7 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_3700kvstore");
-const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]";
+const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR] <port> <my id> <peer id> [<peer id> ...]";
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,8 +27,20 @@ struct Replica {
 
 impl Replica {
     fn spawn(port: u16, id: &str, peers: &[&str], log_dir: Option<&Path>) -> Replica {
+        Replica::spawn_with(port, id, peers, log_dir, &[])
+    }
+
+    /// `flags` go before the positional arguments.
+    fn spawn_with(
+        port: u16,
+        id: &str,
+        peers: &[&str],
+        log_dir: Option<&Path>,
+        flags: &[&std::ffi::OsStr],
+    ) -> Replica {
         let mut command = Command::new(BIN);
         command
+            .args(flags)
             .arg(port.to_string())
             .arg(id)
             .args(peers)
@@ -285,6 +297,26 @@ fn garbage(dst: &str) -> Vec<Vec<u8>> {
     all
 }
 
+/// Waits for `n` hellos on `socket`: each replica's id and address.
+fn await_hellos(socket: &UdpSocket, buf: &mut [u8], n: usize) -> BTreeMap<String, SocketAddr> {
+    let mut replicas = BTreeMap::new();
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    while replicas.len() < n {
+        assert!(Instant::now() < deadline, "hellos: got {replicas:?}");
+        let Some((bytes, from)) = receive(socket, buf) else {
+            continue;
+        };
+        let value = parse_checked(&buf[..bytes]);
+        let src = value["src"].as_str().unwrap().to_owned();
+        assert_eq!(
+            value["type"], "hello",
+            "first datagram of {src} is not a hello"
+        );
+        assert!(replicas.insert(src, from).is_none(), "two hellos");
+    }
+    replicas
+}
+
 /// Routes replica-to-replica traffic like the simulator, and plays one client.
 struct Simulator {
     socket: UdpSocket,
@@ -325,7 +357,19 @@ impl Simulator {
 
     /// Sends a request and follows redirects (new MID each time) until `ok`.
     fn request(&mut self, key: &str, value: Option<&str>) -> Value {
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        self.request_within(key, value, CLIENT_TIMEOUT)
+            .unwrap_or_else(|| panic!("no ok within {CLIENT_TIMEOUT:?}"))
+    }
+
+    /// Sends a request and follows redirects (new MID each time) until `ok`, or `None`
+    /// if no `ok` comes within `timeout`.
+    fn request_within(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        timeout: Duration,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
         let mut target = self.replicas.keys().next().unwrap().clone();
         loop {
             self.next_mid += 1;
@@ -343,14 +387,19 @@ impl Simulator {
                 .send_to(&bytes, self.replicas[&target])
                 .expect("send");
             let reply = loop {
-                assert!(Instant::now() < deadline, "no ok within {CLIENT_TIMEOUT:?}");
+                if Instant::now() >= deadline {
+                    return None;
+                }
                 if let Some(reply) = self.step() {
                     break reply;
                 }
             };
-            assert_eq!(reply["MID"], mid.as_str(), "reply to another MID: {reply}");
+            if reply["MID"] != mid.as_str() {
+                // A late answer to an attempt given up on: wait for ours.
+                continue;
+            }
             match reply["type"].as_str().unwrap() {
-                "ok" => return reply,
+                "ok" => return Some(reply),
                 "redirect" | "fail" => {
                     let leader = reply["leader"].as_str().unwrap();
                     if self.replicas.contains_key(leader) {
@@ -362,7 +411,8 @@ impl Simulator {
                         target = ids[(at + 1) % ids.len()].clone();
                         let pause = Instant::now() + Duration::from_millis(100);
                         while Instant::now() < pause {
-                            assert!(self.step().is_none(), "unexpected client datagram");
+                            // Late answers to earlier attempts may still arrive.
+                            let _ = self.step();
                         }
                     }
                 }
@@ -387,22 +437,8 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
         .collect();
 
     // Hellos first: nothing may be delivered to a replica before its hello arrived.
-    let mut replicas = BTreeMap::new();
     let mut buf = vec![0u8; 65_535];
-    let deadline = Instant::now() + HELLO_TIMEOUT;
-    while replicas.len() < ids.len() {
-        assert!(Instant::now() < deadline, "hellos: got {replicas:?}");
-        let Some((bytes, from)) = receive(&socket, &mut buf) else {
-            continue;
-        };
-        let value = parse_checked(&buf[..bytes]);
-        let src = value["src"].as_str().unwrap().to_owned();
-        assert_eq!(
-            value["type"], "hello",
-            "first datagram of {src} is not a hello"
-        );
-        assert!(replicas.insert(src, from).is_none(), "two hellos");
-    }
+    let replicas = await_hellos(&socket, &mut buf, ids.len());
 
     for (id, addr) in &replicas {
         for datagram in garbage(id) {
@@ -457,4 +493,193 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts one durable replica per id, each with its own directory under `dirs`.
+fn spawn_durable(port: u16, ids: &[&str], dirs: &Path) -> Vec<Replica> {
+    ids.iter()
+        .map(|id| {
+            let peers: Vec<&str> = ids.iter().copied().filter(|p| p != id).collect();
+            let dir = dirs.join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let flags = [std::ffi::OsStr::new("--data-dir"), dir.as_os_str()];
+            Replica::spawn_with(port, id, &peers, None, &flags)
+        })
+        .collect()
+}
+
+#[test]
+fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
+    let dirs = temp_dir("durable");
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let ids = ["0000", "0001", "0002"];
+    let mut buf = vec![0u8; 65_535];
+    let procs = spawn_durable(port, &ids, &dirs);
+    let replicas = await_hellos(&socket, &mut buf, ids.len());
+    let mut sim = Simulator {
+        socket,
+        replicas,
+        buf,
+        next_mid: 0,
+    };
+    let values: Vec<String> = (0..20).map(|i| format!("value-{i:02}")).collect();
+    for (i, value) in values.iter().enumerate() {
+        sim.request(&format!("key-{i:02}"), Some(value));
+    }
+    // SIGKILL, all at once: nothing flushed on the way out, no clean exit.
+    for mut replica in procs {
+        replica.signal(libc::SIGKILL);
+        let _ = replica.child.wait();
+    }
+
+    let procs = spawn_durable(port, &ids, &dirs);
+    sim.replicas = await_hellos(&sim.socket, &mut sim.buf, ids.len());
+    for (i, value) in values.iter().enumerate() {
+        let got = sim.request(&format!("key-{i:02}"), None);
+        assert_eq!(
+            got["value"],
+            value.as_str(),
+            "key-{i:02} after the restart: {got}"
+        );
+    }
+    sim.request("after", Some("the restart"));
+    assert_eq!(sim.request("after", None)["value"], "the restart");
+    for replica in procs {
+        replica.stop_with(libc::SIGTERM);
+    }
+    let _ = std::fs::remove_dir_all(&dirs);
+}
+
+#[test]
+fn a_data_directory_it_cannot_use_is_one_line_and_a_failure() {
+    let dirs = temp_dir("bad-data-dir");
+    std::fs::create_dir_all(dirs.join("of-0002")).unwrap();
+    // Claim a directory for replica 0002, then offer it to 0001.
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let of_0002 = dirs.join("of-0002");
+    let flags = [std::ffi::OsStr::new("--data-dir"), of_0002.as_os_str()];
+    let owner = Replica::spawn_with(port, "0002", &["0001"], None, &flags);
+    let mut buf = vec![0u8; 65_535];
+    await_hellos(&socket, &mut buf, 1);
+    owner.stop_with(libc::SIGTERM);
+    let missing = dirs.join("missing");
+    for (dir, says) in [
+        (&missing, "No such file"),
+        (&of_0002, "belongs to replica 0002"),
+    ] {
+        let output = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args([&port.to_string(), "0001", "0002"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run 3700kvstore");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{dir:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{dir:?}: {stderr}");
+        assert!(stderr.contains(says), "{dir:?}: {stderr}");
+        // Refused before its hello: it never joined.
+        assert!(receive(&socket, &mut buf).is_none(), "{dir:?} said hello");
+    }
+    let _ = std::fs::remove_dir_all(&dirs);
+}
+
+#[test]
+fn durable_replicas_that_cannot_write_stop_acknowledging() {
+    let dirs = temp_dir("full-disk");
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let ids = ["0000", "0001", "0002"];
+    // Two of three may write 2 KiB of log each (RLIMIT_FSIZE, as a full disk would):
+    // after that no majority can persist a put, so none may be acknowledged.
+    let procs: Vec<Replica> = ids
+        .iter()
+        .map(|id| {
+            let peers: Vec<&str> = ids.iter().copied().filter(|p| p != id).collect();
+            let dir = dirs.join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut command = Command::new(BIN);
+            command
+                .arg("--data-dir")
+                .arg(&dir)
+                .arg(port.to_string())
+                .arg(id)
+                .args(&peers)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .env_remove("KV_DEBUG_LOG_DIR");
+            if *id != "0000" {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: setrlimit is async-signal-safe and touches only the child.
+                unsafe {
+                    command.pre_exec(|| {
+                        let limit = libc::rlimit {
+                            rlim_cur: 2048,
+                            rlim_max: 2048,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            Replica {
+                id: (*id).to_owned(),
+                child: command.spawn().expect("spawn 3700kvstore"),
+            }
+        })
+        .collect();
+    let mut buf = vec![0u8; 65_535];
+    let replicas = await_hellos(&socket, &mut buf, ids.len());
+    let mut sim = Simulator {
+        socket,
+        replicas,
+        buf,
+        next_mid: 0,
+    };
+    let value = "v".repeat(200);
+    let mut acknowledged = 0;
+    for i in 0..100 {
+        let timeout = if i == 0 {
+            CLIENT_TIMEOUT
+        } else {
+            Duration::from_secs(3)
+        };
+        match sim.request_within(&format!("key-{i:03}"), Some(&value), timeout) {
+            Some(_) => acknowledged += 1,
+            None => break,
+        }
+    }
+    assert!(
+        (1..100).contains(&acknowledged),
+        "{acknowledged} puts acknowledged: the logs should take a few, then fill"
+    );
+    for i in 0..3 {
+        assert!(
+            sim.request_within(&format!("after-{i}"), Some(&value), Duration::from_secs(2))
+                .is_none(),
+            "a put was acknowledged after two of three replicas could no longer persist"
+        );
+    }
+    let mut stderr_lines = Vec::new();
+    for mut replica in procs {
+        assert!(
+            replica.is_alive(),
+            "{} died instead of refusing",
+            replica.id
+        );
+        let stderr = replica.child.stderr.take().unwrap();
+        replica.stop_with(libc::SIGTERM);
+        stderr_lines.extend(BufReader::new(stderr).lines().map_while(Result::ok));
+    }
+    let failed = stderr_lines
+        .iter()
+        .filter(|l| l.contains("storage failed, acknowledging nothing"))
+        .count();
+    assert_eq!(failed, 2, "{stderr_lines:#?}");
+    let _ = std::fs::remove_dir_all(&dirs);
 }

@@ -3,8 +3,15 @@
 //! Cheap enough to run after every step: each replica's log is mirrored as
 //! `(term, prefix hash)` per index, updated only where the log changed (logs only change
 //! at the tail), so two logs compare in O(1) at any index.
+//!
+//! A compacted log holds only what follows its snapshot. The mirror keeps what it saw of
+//! the compacted prefix (committed, so it never changes), and a replica whose snapshot
+//! goes past what it was seen committing (a snapshot installed, or recovered from disk)
+//! gets the prefix from the committed log: its snapshot index must be committed already,
+//! with the same term.
 
 use crate::{ClientOp, ReplyRecord};
+use datagram::NodeId;
 use replica::raft::{CommandRef, EntryRef, EntrySpan, LogIndex, Node, ReplyKind, Role, Term};
 use std::collections::BTreeMap;
 
@@ -31,6 +38,12 @@ pub struct Invariants {
     leading: Vec<Option<Term>>,
     /// Puts acknowledged to clients, by log position.
     acked_puts: Vec<(LogIndex, Term)>,
+    /// Per (voter, term): the candidate it granted its vote to, as sent.
+    votes: BTreeMap<(usize, Term), NodeId>,
+    /// Per replica: snapshots it had installed from a leader, as last seen.
+    installs_seen: Vec<u64>,
+    /// Per replica: restarted from its disk since its mirror was last refreshed.
+    from_disk: Vec<bool>,
 }
 
 fn mix(a: u64, b: u64) -> u64 {
@@ -71,12 +84,15 @@ impl Invariants {
             leaders_by_term: BTreeMap::new(),
             leading: vec![None; n],
             acked_puts: Vec::new(),
+            votes: BTreeMap::new(),
+            installs_seen: vec![0; n],
+            from_disk: vec![false; n],
         }
     }
 
     /// Checks every property that an event at replica `stepped` could have broken.
     pub fn check_after_step(&mut self, nodes: &[&Node], stepped: usize) -> Result<(), String> {
-        self.refresh_mirror(nodes[stepped], stepped);
+        self.refresh_mirror(nodes[stepped], stepped)?;
         let node = nodes[stepped];
 
         // Election safety: at most one leader per term.
@@ -177,6 +193,33 @@ impl Invariants {
         Ok(())
     }
 
+    /// Replica `i` came back from its disk: its commit index starts over (it is volatile
+    /// state, §5.1) and it leads nothing.
+    pub fn restarted(&mut self, i: usize) {
+        self.commit_seen[i] = LogIndex(0);
+        self.leading[i] = None;
+        self.installs_seen[i] = 0;
+        self.from_disk[i] = true;
+    }
+
+    /// Replica `voter` sent a vote for `candidate` in `term`. One vote per term (§5.2),
+    /// across restarts too: the vote must be on disk before the grant leaves.
+    pub fn record_vote(
+        &mut self,
+        voter: usize,
+        term: Term,
+        candidate: NodeId,
+    ) -> Result<(), String> {
+        let first = *self.votes.entry((voter, term)).or_insert(candidate);
+        if first != candidate {
+            return Err(format!(
+                "replica {voter} voted twice in term {}: for {first} and for {candidate}",
+                term.0
+            ));
+        }
+        Ok(())
+    }
+
     /// Records a client reply to `op`. An `ok` to a put must be backed by a committed
     /// entry of the answering leader's term carrying that key and value.
     pub fn record_reply(
@@ -204,16 +247,30 @@ impl Invariants {
                 }
                 let log = node.log();
                 let mut index = node.commit_index();
+                let wanted = |term: Term| {
+                    entry_hash(EntryRef {
+                        term,
+                        command: CommandRef::Put {
+                            key,
+                            value: put_value,
+                        },
+                    })
+                };
                 while index.0 > 0 {
-                    let Some(entry) = log.get(index) else { break };
-                    if entry.term != node.term() {
+                    // An entry compacted since it committed is known by its hash, as this
+                    // replica's mirror last saw it (before the step that answers).
+                    let (term, hash) = match log.get(index) {
+                        Some(entry) => (entry.term, entry_hash(entry)),
+                        None => match self.mirrors[record.from].get((index.0 - 1) as usize) {
+                            Some(m) => (m.term, m.entry_hash),
+                            None => break,
+                        },
+                    };
+                    if term != node.term() {
                         break;
                     }
-                    if let CommandRef::Put { key: k, value: v } = entry.command
-                        && k == key
-                        && v == put_value
-                    {
-                        self.acked_puts.push((index, entry.term));
+                    if hash == wanted(term) {
+                        self.acked_puts.push((index, term));
                         return Ok(());
                     }
                     index = index.prev();
@@ -255,15 +312,56 @@ impl Invariants {
         Ok(())
     }
 
-    fn refresh_mirror(&mut self, node: &Node, i: usize) {
+    fn refresh_mirror(&mut self, node: &Node, i: usize) -> Result<(), String> {
         let log = node.log();
         let entries = log.entries();
+        let after = log.snapshot_index().0 as usize;
         let mirror = &mut self.mirrors[i];
-        // Logs change only at the tail: find the last position still equal.
-        let mut keep = mirror.len().min(entries.len());
-        while keep > 0 {
+        let installed = node.snapshots_installed();
+        let replaced = std::mem::replace(&mut self.installs_seen[i], installed) != installed
+            || std::mem::take(&mut self.from_disk[i]);
+        // The mirror's prefix through the snapshot differs from the committed one when
+        // uncommitted entries it saw there were replaced, committed and compacted all in
+        // one step.
+        let stale = |mirror: &Vec<Mirrored>| {
+            after > 0
+                && self.committed.get(after - 1).is_some_and(|c| {
+                    mirror
+                        .get(after - 1)
+                        .is_some_and(|m| m.prefix_hash != c.prefix_hash)
+                })
+        };
+        if mirror.len() < after || (replaced && after > 0) || stale(mirror) {
+            // A snapshot installed from a leader or recovered from disk, or entries
+            // compacted in the step that brought them, stand for the committed prefix,
+            // which may differ from what the mirror saw there (uncommitted entries that
+            // the snapshot replaced).
+            let Some(at) = self.committed.get(after - 1) else {
+                return Err(format!(
+                    "{}: snapshot of {} past the committed log ({})",
+                    node.id(),
+                    after,
+                    self.committed.len()
+                ));
+            };
+            if at.term != log.snapshot_term() {
+                return Err(format!(
+                    "{}: snapshot of {} in term {}, committed in term {}",
+                    node.id(),
+                    after,
+                    log.snapshot_term().0,
+                    at.term.0
+                ));
+            }
+            mirror.clear();
+            mirror.extend_from_slice(&self.committed[..after]);
+        }
+        // Logs change only at the tail: find the last position still equal. The
+        // compacted prefix is committed and never changes.
+        let mut keep = mirror.len().min(after + entries.len());
+        while keep > after {
             let m = mirror[keep - 1];
-            let Some(e) = entries.get(keep - 1) else {
+            let Some(e) = entries.get(keep - 1 - after) else {
                 break;
             };
             if m.term == e.term && m.entry_hash == entry_hash(e) {
@@ -285,5 +383,6 @@ impl Invariants {
                 prefix_hash: mix(prev, h),
             });
         }
+        Ok(())
     }
 }

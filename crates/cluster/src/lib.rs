@@ -6,20 +6,23 @@
 //! exactly. Events (deliveries, timers, client requests) run in virtual-time order; after
 //! each, [`invariants::Invariants`] checks the safety properties of Raft.
 
+pub mod disk;
 pub mod history;
 pub mod invariants;
 pub mod network;
 pub mod workload;
 
 use datagram::NodeId;
+use disk::SimDisk;
 use invariants::Invariants;
 use network::{Links, NetworkConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use replica::raft::{
-    AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, Message, Node, Operation, Reply,
-    Role, Timer,
+    AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, LogIndex, Message, Node, Operation,
+    Reply, Role, Timer,
 };
+use replica::storage::Storage;
 use replica::time::{Span, Time};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -27,6 +30,11 @@ use std::collections::{BTreeMap, BinaryHeap};
 /// A run that needs more events than this is storming (a timer re-armed in the past, a
 /// message loop); it fails instead of hanging.
 pub const EVENTS_MAX: u64 = 5_000_000;
+/// How long a simulated sync takes, in microseconds: a fast disk's fdatasync.
+const SYNC_DELAY_US_MIN: u64 = 50;
+const SYNC_DELAY_US_MAX: u64 = 400;
+const SLOW_SYNC_DELAY_US_MAX: u64 = 5_000;
+const SLOW_SYNC_FRACTION: f64 = 0.1;
 
 /// A message in flight, owning its entries (the sender's log may change before delivery).
 pub type OwnedMessage = Message<Vec<Entry>>;
@@ -67,6 +75,16 @@ enum Event {
         to: usize,
         requests: Vec<(NodeId, String, ClientOp)>,
     },
+    /// A durable replica's sync completes (`generation` tells a sync lost to a crash).
+    Synced { node: usize, generation: u64 },
+    /// A crashed durable replica starts again from its disk.
+    Restart { node: usize },
+    /// A kill planned to land while sync `generation` is in flight.
+    Kill {
+        node: usize,
+        generation: u64,
+        down: Span,
+    },
 }
 
 struct Scheduled {
@@ -104,6 +122,19 @@ struct Replica {
     timer_armed: Vec<bool>,
     /// Events that reached the replica while it was paused, in arrival order.
     parked: Vec<Event>,
+    /// For a durable replica: its storage, on a simulated disk.
+    storage: Option<Storage<SimDisk>>,
+    /// Messages to peers waiting for the next sync to be issued, and those waiting for
+    /// the sync in flight (with the log index it makes durable): the event loop's
+    /// contract (`replica::event_loop::durable`), with the sync taking time.
+    held: Vec<(usize, OwnedMessage)>,
+    in_sync: Option<(LogIndex, Vec<(usize, OwnedMessage)>)>,
+    sync_generation: u64,
+    /// Restarts so far.
+    incarnation: u64,
+    /// A kill waiting for the replica's next write, to land in the middle of it: how
+    /// long it stays down then.
+    kill_when_writing: Option<Span>,
 }
 
 /// Counters over a run.
@@ -113,7 +144,13 @@ pub struct ClusterStats {
     pub messages_delivered: u64,
     pub appends_sent: u64,
     pub entries_sent: u64,
+    /// Chunks of InstallSnapshot sent (to a follower behind the leader's compaction).
+    pub snapshot_chunks_sent: u64,
     pub events: u64,
+    pub syncs: u64,
+    pub restarts: u64,
+    /// Restarts that found a torn last write and cut it.
+    pub torn_tails: u64,
 }
 
 pub struct Cluster {
@@ -156,6 +193,7 @@ impl Cluster {
                 let mut config = Config::new(id, peers, rng.random());
                 configure(&mut config);
                 let slots = Timer::count(config.peers.len());
+                let storage = config.durable.then(|| Storage::on(SimDisk::default()));
                 Replica {
                     node: Node::new(config, Time::ZERO),
                     crashed: false,
@@ -163,6 +201,12 @@ impl Cluster {
                     timer_generation: vec![0; slots],
                     timer_armed: vec![false; slots],
                     parked: Vec::new(),
+                    storage,
+                    held: Vec::new(),
+                    in_sync: None,
+                    sync_generation: 0,
+                    incarnation: 0,
+                    kill_when_writing: None,
                 }
             })
             .collect();
@@ -212,6 +256,10 @@ impl Cluster {
     }
     pub fn is_crashed(&self, i: usize) -> bool {
         self.replicas[i].crashed
+    }
+    /// How many times replica `i` has restarted.
+    pub fn incarnation(&self, i: usize) -> u64 {
+        self.replicas[i].incarnation
     }
     pub fn is_paused(&self, i: usize) -> bool {
         self.replicas[i].paused_until.is_some()
@@ -318,7 +366,28 @@ impl Cluster {
             Event::Deliver { to, .. } => *to,
             Event::Timer { node, .. } => *node,
             Event::Requests { to, .. } => *to,
+            Event::Synced { node, .. } | Event::Restart { node } | Event::Kill { node, .. } => {
+                *node
+            }
         };
+        match event {
+            Event::Restart { node } => return self.restart(node).map(|()| true),
+            Event::Kill {
+                node,
+                generation,
+                down,
+            } => {
+                let r = &self.replicas[node];
+                if !r.crashed && r.in_sync.is_some() && r.sync_generation == generation {
+                    self.crash_and_restart(node, down, false);
+                } else if !r.crashed {
+                    // The sync completed first: wait for the next write.
+                    self.replicas[node].kill_when_writing = Some(down);
+                }
+                return Ok(true);
+            }
+            _ => {}
+        }
         let replica = &self.replicas[target];
         if replica.crashed {
             return Ok(true);
@@ -338,6 +407,9 @@ impl Cluster {
                 let entries: Vec<EntryRef<'_>> = match &message {
                     Message::AppendEntries(m) => {
                         m.entries.iter().map(AsEntryRef::as_entry_ref).collect()
+                    }
+                    Message::InstallSnapshot(m) => {
+                        m.pairs.iter().map(AsEntryRef::as_entry_ref).collect()
                     }
                     _ => Vec::new(),
                 };
@@ -367,6 +439,13 @@ impl Cluster {
                 r.timer_armed[slot] = false;
                 r.node.handle_timer(now, Timer::from_slot(slot));
             }
+            Event::Synced { node, generation } => {
+                if generation != self.replicas[node].sync_generation {
+                    return Ok(true);
+                }
+                self.complete_sync(node);
+            }
+            Event::Restart { .. } | Event::Kill { .. } => unreachable!("handled above"),
             Event::Requests { to, requests } => {
                 for (client, mid, op) in requests {
                     if self
@@ -393,6 +472,7 @@ impl Cluster {
         }
         self.replicas[target].node.flush(now);
         self.carry_out_effects(target);
+        self.issue_sync(target);
         if let Some(violation) = self.violation.take() {
             return Err(violation);
         }
@@ -431,26 +511,27 @@ impl Cluster {
                                 .map(Entry::from_ref)
                                 .collect()
                         }
+                        Message::InstallSnapshot(m) => {
+                            self.stats.snapshot_chunks_sent += 1;
+                            match self.replicas[i].node.snapshot_pairs(m.last_index, m.pairs) {
+                                Some(pairs) => pairs.into_iter().map(Entry::from_ref).collect(),
+                                // Cut from a snapshot since replaced: lost.
+                                None => continue,
+                            }
+                        }
                         _ => Vec::new(),
                     };
                     let owned = message.with_entries(entries);
-                    if self.links.is_blocked(i, j) {
+                    if self.replicas[i].storage.is_some()
+                        && !matches!(
+                            owned,
+                            Message::AppendEntries(_) | Message::InstallSnapshot(_)
+                        )
+                    {
+                        self.replicas[i].held.push((j, owned));
                         continue;
                     }
-                    let mut fates = std::mem::take(&mut self.fates);
-                    network::fate(&self.network, &mut self.rng, &mut fates);
-                    for &delay in &fates {
-                        let at = self.now + delay;
-                        self.schedule(
-                            at,
-                            Event::Deliver {
-                                to: j,
-                                from: i,
-                                message: owned.clone(),
-                            },
-                        );
-                    }
-                    self.fates = fates;
+                    self.transmit(i, j, owned);
                 }
                 Effect::Reply(reply) => {
                     let record = ReplyRecord {
@@ -511,5 +592,188 @@ impl Cluster {
             }
         }
         self.effects = effects;
+    }
+
+    /// Puts a message from `i` on the network to `j`, as it leaves the replica.
+    fn transmit(&mut self, i: usize, j: usize, message: OwnedMessage) {
+        if let Message::RequestVoteResponse(v) = &message
+            && v.vote_granted
+            && !v.pre_vote
+            && self.check_invariants
+            && let Err(e) = self.invariants.record_vote(i, v.term, self.ids[j])
+        {
+            self.violation.get_or_insert(e);
+        }
+        if self.links.is_blocked(i, j) {
+            return;
+        }
+        let mut fates = std::mem::take(&mut self.fates);
+        network::fate(&self.network, &mut self.rng, &mut fates);
+        for &delay in &fates {
+            let at = self.now + delay;
+            self.schedule(
+                at,
+                Event::Deliver {
+                    to: j,
+                    from: i,
+                    message: message.clone(),
+                },
+            );
+        }
+        self.fates = fates;
+    }
+
+    // ----- durable replicas ---------------------------------------------------------
+
+    /// Writes what replica `i`'s core changed and issues a sync, unless one is in flight
+    /// (then the next one takes it). The messages held so far wait for this sync.
+    fn issue_sync(&mut self, i: usize) {
+        let r = &mut self.replicas[i];
+        if r.in_sync.is_some() || r.crashed {
+            return;
+        }
+        let Some(storage) = r.storage.as_mut() else {
+            return;
+        };
+        let changes = r.node.take_unpersisted();
+        let last = r.node.log().last_index();
+        replica::storage::save_changes(storage, &r.node, changes);
+        if !storage.has_pending() && r.held.is_empty() {
+            return;
+        }
+        // Into the disk's write in flight; durable when `Synced` comes.
+        if let Err(e) = storage.sync() {
+            self.violation
+                .get_or_insert(format!("{}: simulated disk failed: {e}", self.ids[i]));
+            return;
+        }
+        r.in_sync = Some((last, std::mem::take(&mut r.held)));
+        r.sync_generation += 1;
+        let generation = r.sync_generation;
+        self.stats.syncs += 1;
+        let kill = r.kill_when_writing.take();
+        // Mostly quick; now and then a slow one (a busy disk), so that a leader's own
+        // write can lag its followers' answers.
+        let slowest = if self.rng.random_bool(SLOW_SYNC_FRACTION) {
+            SLOW_SYNC_DELAY_US_MAX
+        } else {
+            SYNC_DELAY_US_MAX
+        };
+        let delay = Span::from_micros(self.rng.random_range(SYNC_DELAY_US_MIN..=slowest));
+        self.schedule(
+            self.now + delay,
+            Event::Synced {
+                node: i,
+                generation,
+            },
+        );
+        if let Some(down) = kill {
+            // Anywhere inside the write: before it, while answers to what it holds come
+            // in, or just before it completes.
+            let at = self.now + Span(self.rng.random_range(0..delay.as_micros().max(1)));
+            self.schedule(
+                at,
+                Event::Kill {
+                    node: i,
+                    generation,
+                    down,
+                },
+            );
+        }
+    }
+
+    /// Replica `i`'s sync completed: what it wrote is durable, the leader may count its
+    /// own log that far, and the messages that waited leave. The core's new effects are
+    /// carried out and the next sync issued by the caller (`step`).
+    fn complete_sync(&mut self, i: usize) {
+        let now = self.now;
+        let r = &mut self.replicas[i];
+        let Some((through, held)) = r.in_sync.take() else {
+            return;
+        };
+        if let Some(storage) = r.storage.as_mut() {
+            storage.device_mut().synced();
+        }
+        r.node.persisted(now, through);
+        for (j, message) in held {
+            self.transmit(i, j, message);
+        }
+    }
+
+    /// Replica `i` is killed (SIGKILL) and comes back from its disk after `down`: what it
+    /// had not synced is lost, and the write in flight may be torn anywhere. Its requests
+    /// are never answered, as with any crash. Only a durable replica can come back.
+    /// `while_writing`: the kill waits for the replica's next write and lands in it, so
+    /// that torn writes happen, not only kills between writes.
+    pub fn crash_and_restart(&mut self, i: usize, down: Span, while_writing: bool) {
+        assert!(
+            self.replicas[i].storage.is_some(),
+            "only a durable replica restarts"
+        );
+        if while_writing && self.replicas[i].in_sync.is_none() {
+            self.replicas[i].kill_when_writing = Some(down);
+            return;
+        }
+        self.crash(i);
+        let in_flight = self.replicas[i]
+            .storage
+            .as_ref()
+            .map_or(0, |s| s.device().in_flight.len());
+        let kept = self.rng.random_range(0..=in_flight);
+        let r = &mut self.replicas[i];
+        if let Some(storage) = r.storage.as_mut() {
+            storage.device_mut().crash(kept);
+        }
+        r.held.clear();
+        r.in_sync = None;
+        r.kill_when_writing = None;
+        r.sync_generation += 1;
+        self.schedule(self.now + down, Event::Restart { node: i });
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), String> {
+        let now = self.now;
+        let seed = self.rng.random();
+        let id = self.ids[i];
+        let r = &mut self.replicas[i];
+        let Some(storage) = r.storage.take() else {
+            return Ok(());
+        };
+        let mut disk = SimDisk {
+            durable: storage.device().durable.clone(),
+            snapshot: storage.device().snapshot.clone(),
+            ..SimDisk::default()
+        };
+        let recovered = replica::storage::recover(&disk.snapshot, &disk.durable)
+            .map_err(|(at, what)| format!("{id}: its disk does not recover: byte {at}: {what}"))?;
+        if let Some(torn) = recovered.torn_tail {
+            disk.durable.truncate(torn.offset as usize);
+            self.stats.torn_tails += 1;
+        }
+        let mut config = r.node.config().clone();
+        config.seed = seed;
+        // No head start now: the cluster has been running.
+        config.startup_delay = Span::ZERO;
+        let state = recovered.hard_state;
+        r.node = Node::restore(
+            config,
+            now,
+            state.term,
+            state.voted_for,
+            recovered.snapshot,
+            recovered.log,
+        );
+        r.storage = Some(Storage::on(disk));
+        r.crashed = false;
+        r.paused_until = None;
+        for slot in 0..r.timer_armed.len() {
+            r.timer_armed[slot] = false;
+            r.timer_generation[slot] += 1;
+        }
+        r.incarnation += 1;
+        self.stats.restarts += 1;
+        self.invariants.restarted(i);
+        self.carry_out_effects(i);
+        Ok(())
     }
 }

@@ -50,6 +50,9 @@ struct InFlight {
     op: ClientOp,
     mid: String,
     to: usize,
+    /// The target's incarnation when sent: a request to a replica that has restarted
+    /// since was lost with the process that received it.
+    incarnation: u64,
     sent_at: Time,
     attempts: u32,
 }
@@ -130,13 +133,14 @@ impl Workload {
         self.replies = replies;
         self.replies.clear();
 
-        // An attempt whose replica crashed will never be answered: give up on it.
+        // An attempt whose replica crashed (or restarted since) will never be answered:
+        // give up on it, and try elsewhere once some replica is up.
+        let any_up = (0..cluster.len()).any(|i| !cluster.is_crashed(i));
         for c in 0..self.clients.len() {
-            let lost = self.clients[c]
-                .current
-                .as_ref()
-                .is_some_and(|f| cluster.is_crashed(f.to));
-            if lost {
+            let lost = self.clients[c].current.as_ref().is_some_and(|f| {
+                cluster.is_crashed(f.to) || cluster.incarnation(f.to) != f.incarnation
+            });
+            if lost && any_up {
                 self.stats.lost_to_crash += 1;
                 self.clients[c].leader_guess = None;
                 self.retry(cluster, c, now)?;
@@ -267,9 +271,13 @@ impl Workload {
         now: Time,
         attempts: u32,
     ) {
-        let live: Vec<usize> = (0..cluster.len())
+        let mut live: Vec<usize> = (0..cluster.len())
             .filter(|&i| !cluster.is_crashed(i))
             .collect();
+        if live.is_empty() {
+            // Every replica is down (restarting): the request is lost, and retried.
+            live = (0..cluster.len()).collect();
+        }
         let to = match self.clients[c].leader_guess {
             Some(i) if !cluster.is_crashed(i) => i,
             _ => live[self.rng.random_range(0..live.len())],
@@ -282,6 +290,7 @@ impl Workload {
             op,
             mid,
             to,
+            incarnation: cluster.incarnation(to),
             sent_at: now,
             attempts,
         });

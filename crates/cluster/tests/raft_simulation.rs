@@ -12,9 +12,9 @@
 //! `RAFT_SIM_SEEDS=N` runs N seeds (default 1000); `RAFT_SIM_SEED=S` replays one seed and
 //! prints its plan, and with `TRACE_SIM=1` every event of it.
 
-use cluster::Cluster;
 use cluster::network::NetworkConfig;
 use cluster::workload::{Workload, WorkloadConfig};
+use cluster::{Cluster, ClusterStats};
 use datagram::NodeId;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -50,11 +50,25 @@ enum Fault {
     Flapping {
         period_ms: u64,
     },
+    /// Killed (unsynced writes lost, the last one maybe torn) and started again from its
+    /// disk `down_ms` later: durable clusters only.
+    RestartLeader {
+        down_ms: u64,
+    },
+    RestartFollower {
+        down_ms: u64,
+    },
+    /// Every replica at once.
+    RestartAll {
+        down_ms: u64,
+    },
     Heal,
 }
 
 struct Plan {
     replicas: usize,
+    /// Replicas persist their term, vote and log, and may be restarted.
+    durable: bool,
     network: NetworkConfig,
     faults: Vec<(Time, Fault)>,
     workload: WorkloadConfig,
@@ -62,6 +76,8 @@ struct Plan {
 
 fn plan(seed: u64) -> Plan {
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED_5EED);
+    // Half the seeds durable, independently of the apply batch (seed % 3).
+    let durable = (seed / 3) % 2 == 1;
     let replicas = [3, 5, 5, 7][rng.random_range(0..4)];
     let drop_rate = [0.0, 0.0, 0.05, 0.15, 0.3][rng.random_range(0..5)];
     let duplicate_rate = [0.0, 0.0, 0.05, 0.2][rng.random_range(0..4)];
@@ -83,7 +99,8 @@ fn plan(seed: u64) -> Plan {
     for _ in 0..count {
         let at = FAULTS_FROM
             + Span(rng.random_range(0..HEAL_AT.since(FAULTS_FROM).as_micros() - 500_000));
-        let fault = match rng.random_range(0..8) {
+        let kinds = if durable { 11 } else { 8 };
+        let fault = match rng.random_range(0..kinds) {
             0 if crashes < minority_max => {
                 crashes += 1;
                 Fault::CrashLeader
@@ -111,6 +128,16 @@ fn plan(seed: u64) -> Plan {
             }
             5 => Fault::IsolateLeader,
             6 => Fault::Asymmetric,
+            8 => Fault::RestartLeader {
+                down_ms: rng.random_range(0..1500),
+            },
+            9 => Fault::RestartFollower {
+                down_ms: rng.random_range(0..1500),
+            },
+            10 => Fault::RestartAll {
+                down_ms: rng.random_range(0..1500),
+            },
+            // 7, and a crash past the minority's share.
             _ => Fault::Flapping {
                 period_ms: rng.random_range(100..600),
             },
@@ -134,6 +161,7 @@ fn plan(seed: u64) -> Plan {
     };
     Plan {
         replicas,
+        durable,
         network,
         faults,
         workload,
@@ -184,6 +212,37 @@ fn apply(cluster: &mut Cluster, t: Time, fault: &Fault, flapping: &mut Option<(u
             let l = leader_or_any(cluster);
             *flapping = Some((*period_ms, vec![l]));
         }
+        Fault::RestartLeader { down_ms } => {
+            let l = leader_or_any(cluster);
+            if !cluster.is_crashed(l) {
+                cluster.crash_and_restart(
+                    l,
+                    Span::from_millis(*down_ms),
+                    t.as_millis().is_multiple_of(2),
+                );
+            }
+        }
+        Fault::RestartFollower { down_ms } => {
+            let l = leader_or_any(cluster);
+            if let Some(f) = (0..n).find(|&i| i != l && !cluster.is_crashed(i)) {
+                cluster.crash_and_restart(
+                    f,
+                    Span::from_millis(*down_ms),
+                    t.as_millis().is_multiple_of(2),
+                );
+            }
+        }
+        Fault::RestartAll { down_ms } => {
+            for i in 0..n {
+                if !cluster.is_crashed(i) {
+                    cluster.crash_and_restart(
+                        i,
+                        Span::from_millis(*down_ms),
+                        (t.as_millis() + i as u64).is_multiple_of(2),
+                    );
+                }
+            }
+        }
         Fault::Heal => {
             if t >= HEAL_AT {
                 // The end of all faults: the network stops losing and duplicating too.
@@ -199,19 +258,48 @@ fn apply(cluster: &mut Cluster, t: Time, fault: &Fault, flapping: &mut Option<(u
     }
 }
 
-/// Runs one seed; `Err` names the first broken property.
-fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
+/// Half the seeds compact their logs every few entries (independently of durability,
+/// `(seed / 3) % 2`, and of the apply batch, `seed % 3`), so that followers that fall
+/// behind (crashed, paused, cut off) are caught up by InstallSnapshot; half of those cap
+/// appends and snapshot chunks so low that each chunk holds one pair (a snapshot of the
+/// three keys is then three chunks, any of which may be lost). `(log bytes, chunk bytes)`.
+fn compaction(seed: u64) -> Option<(usize, usize)> {
+    let default = Config::new(NodeId(0), Vec::new(), 0).append_bytes_max;
+    match (seed / 6) % 4 {
+        1 => Some((200, default)),
+        3 => Some((200, 1)),
+        _ => None,
+    }
+}
+
+/// Runs one seed: a summary and the cluster's counters, or the first broken property.
+fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> {
     let plan = plan(seed);
     if verbose {
         eprintln!(
-            "seed {seed}: {} replicas, {:?}, faults {:?}",
-            plan.replicas, plan.network, plan.faults
+            "seed {seed}: {} replicas{}{}, {:?}, faults {:?}",
+            plan.replicas,
+            if plan.durable { ", durable" } else { "" },
+            match compaction(seed) {
+                Some((log, chunk)) => format!(", compacting past {log} B in chunks of {chunk} B"),
+                None => String::new(),
+            },
+            plan.network,
+            plan.faults
         );
     }
     // Applying at once, in small batches that end anywhere around elections, and in the
     // default large ones (where most entries are applied only when a get reads).
     let apply_batch = [1, 3, Config::new(NodeId(0), Vec::new(), 0).apply_batch][seed as usize % 3];
-    let mut cluster = Cluster::new(plan.replicas, seed, |c| c.apply_batch = apply_batch);
+    let compaction = compaction(seed);
+    let mut cluster = Cluster::new(plan.replicas, seed, |c| {
+        c.apply_batch = apply_batch;
+        c.durable = plan.durable;
+        if let Some((log_bytes, chunk_bytes)) = compaction {
+            c.compaction_log_bytes = log_bytes;
+            c.append_bytes_max = chunk_bytes;
+        }
+    });
     cluster.trace = verbose && std::env::var_os("TRACE_SIM").is_some();
     cluster.network = plan.network.clone();
     let mut workload = Workload::new(plan.workload.clone(), seed.wrapping_mul(31), 0x100);
@@ -277,14 +365,19 @@ fn run_seed(seed: u64, verbose: bool) -> Result<String, String> {
         t = t + TICK;
     }
     cluster::history::check_linearizable(&workload.history)?;
-    Ok(format!(
-        "{} ops, {} msgs, {} redirects, {} fails, settled at {:?}",
+    let summary = format!(
+        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, {} syncs, {} restarts ({} with a torn tail), settled at {:?}",
         workload.stats.completed,
         cluster.stats.messages_sent,
+        cluster.stats.snapshot_chunks_sent,
         workload.stats.redirects,
         workload.stats.fails,
+        cluster.stats.syncs,
+        cluster.stats.restarts,
+        cluster.stats.torn_tails,
         t
-    ))
+    );
+    Ok((summary, cluster.stats.clone()))
 }
 
 #[test]
@@ -292,7 +385,7 @@ fn raft_simulation() {
     if let Ok(seed) = std::env::var("RAFT_SIM_SEED") {
         let seed: u64 = seed.parse().expect("RAFT_SIM_SEED is a number");
         match run_seed(seed, true) {
-            Ok(summary) => eprintln!("seed {seed}: {summary}"),
+            Ok((summary, _)) => eprintln!("seed {seed}: {summary}"),
             Err(e) => panic!("seed {seed} failed: {e}"),
         }
         return;
@@ -302,12 +395,24 @@ fn raft_simulation() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     let mut failures = Vec::new();
+    let (mut durable, mut restarts, mut torn) = (0, 0, 0);
+    let (mut compacting, mut installing, mut chunks) = (0, 0, 0);
     for seed in 0..seeds {
-        if let Err(e) = run_seed(seed, false) {
-            eprintln!(
-                "seed {seed} FAILED: {e}\n  replay: RAFT_SIM_SEED={seed} cargo test --test raft_simulation -- --nocapture"
-            );
-            failures.push(seed);
+        match run_seed(seed, false) {
+            Ok((_, stats)) => {
+                durable += u64::from(stats.syncs > 0);
+                restarts += stats.restarts;
+                torn += stats.torn_tails;
+                compacting += u64::from(compaction(seed).is_some());
+                installing += u64::from(stats.snapshot_chunks_sent > 0);
+                chunks += stats.snapshot_chunks_sent;
+            }
+            Err(e) => {
+                eprintln!(
+                    "seed {seed} FAILED: {e}\n  replay: RAFT_SIM_SEED={seed} cargo test --test raft_simulation -- --nocapture"
+                );
+                failures.push(seed);
+            }
         }
     }
     assert!(
@@ -319,6 +424,6 @@ fn raft_simulation() {
     // meant to be seen in every run.
     let _ = writeln!(
         std::io::stderr().lock(),
-        "raft_simulation: {seeds} seeds passed"
+        "raft_simulation: {seeds} seeds passed ({durable} durable, with {restarts} restarts, {torn} of them after a torn write; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks)"
     );
 }

@@ -5,8 +5,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use datagram::NodeId;
 use replica::raft::{
     AppendEntries, AppendEntriesResponse, ClientRequest, CommandRef, Config, Dropped, Effect,
-    Entry, EntryRef, LogIndex, Message, Node, Operation, RequestVote, RequestVoteResponse, Role,
-    Term, Timer,
+    Entry, EntryRef, InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, Node, Operation,
+    RequestVote, RequestVoteResponse, Role, Term, Timer,
 };
 use replica::time::{Span, Time};
 
@@ -17,6 +17,11 @@ const PEERS: u16 = 4;
 const STEPS_MAX: usize = 256;
 /// Entries in one fuzzed append, at most.
 const ENTRIES_MAX: usize = 16;
+/// A message whose `from` byte is this or more is sent as its InstallSnapshot form (see
+/// `as_snapshot`), from peer `from % PEERS + 1`. The snapshot messages came after the
+/// corpus: a new variant of `PeerMessage` would have changed how every input decodes,
+/// while these few `from` values change few.
+const SNAPSHOT_FROM_MIN: u8 = 250;
 
 /// A number as a hostile peer might send it: near what the replica has (so that it means
 /// something), small, at the extremes, or anything at all.
@@ -100,6 +105,10 @@ pub struct Reached {
     pub leader: bool,
     pub committed: bool,
     pub refused: bool,
+    /// The log was compacted (by the replica itself or a snapshot installed).
+    pub compacted: bool,
+    /// A snapshot from a peer was installed.
+    pub installed: bool,
 }
 
 /// Runs `data` as a script against a fresh replica; panics on a broken invariant.
@@ -110,6 +119,8 @@ pub fn node(data: &[u8]) -> Reached {
     let mut config = Config::new(NodeId(0), peers, 7);
     // Batches of 3: applying lags the commit index, and reads must catch it up.
     config.apply_batch = 3;
+    // Compaction every few entries, so that scripts reach it (and send snapshots back).
+    config.compaction_log_bytes = 64;
     let mut now = Time::ZERO;
     let mut node = Node::new(config, now);
     let mut checker = Checker::new(&node);
@@ -123,8 +134,14 @@ pub fn node(data: &[u8]) -> Reached {
         };
         match step {
             Step::Message { from, message } => {
-                let from = NodeId(u16::from(from) % (PEERS + 2));
-                reached.refused |= deliver(&mut node, now, from, message).is_err();
+                let result = if from >= SNAPSHOT_FROM_MIN {
+                    let from = NodeId(u16::from(from) % PEERS + 1);
+                    deliver_as_snapshot(&mut node, now, from, message)
+                } else {
+                    let from = NodeId(u16::from(from) % (PEERS + 2));
+                    deliver(&mut node, now, from, message)
+                };
+                reached.refused |= result.is_err();
             }
             Step::Client { client, key, put } => {
                 let key = format!("k{}", key % 8);
@@ -152,6 +169,8 @@ pub fn node(data: &[u8]) -> Reached {
         effects.clear();
         reached.leader |= node.role() == Role::Leader;
         reached.committed |= node.commit_index() > LogIndex(0);
+        reached.compacted |= node.log().snapshot_index() > LogIndex(0);
+        reached.installed |= node.snapshots_installed() > 0;
     }
     reached
 }
@@ -242,6 +261,77 @@ fn deliver(node: &mut Node, now: Time, from: NodeId, message: PeerMessage) -> Re
     node.handle_message(now, from, message)
 }
 
+/// `message` as InstallSnapshot: an append becomes a chunk (`prev` its snapshot's last
+/// entry, `commit` its offset, `ack` whether it is the last, its entries the pairs, no-ops
+/// and all, which `validate` must refuse), an append's answer a chunk's answer (`match`
+/// the snapshot's index, `conflict` the pairs received, `success` installed); votes stay
+/// votes.
+fn deliver_as_snapshot(
+    node: &mut Node,
+    now: Time,
+    from: NodeId,
+    message: PeerMessage,
+) -> Result<(), Dropped> {
+    let term = node.term().0;
+    let last = node.log().last_index().0;
+    match message {
+        PeerMessage::Append {
+            term: t,
+            prev_index,
+            prev_term,
+            commit,
+            sent_at,
+            ack,
+            entries,
+        } => {
+            let pairs: Vec<Entry> = entries
+                .iter()
+                .take(ENTRIES_MAX)
+                .map(|&(_, put)| {
+                    let put = put.map(|(k, v)| (format!("k{}", k % 8), format!("v{v}")));
+                    Entry::from_ref(EntryRef {
+                        term: Term(0),
+                        command: match &put {
+                            Some((key, value)) => CommandRef::Put { key, value },
+                            None => CommandRef::Noop,
+                        },
+                    })
+                })
+                .collect();
+            let refs: Vec<EntryRef<'_>> = pairs.iter().map(as_ref).collect();
+            let message = Message::InstallSnapshot(InstallSnapshot {
+                term: Term(t.resolve(term)),
+                last_index: LogIndex(prev_index.resolve(last)),
+                last_term: Term(prev_term.resolve(term)),
+                offset: commit.resolve(0),
+                done: ack,
+                sent_at_us: sent_at.resolve(now.as_micros()),
+                pairs: &refs[..],
+            });
+            node.handle_message(now, from, message)
+        }
+        PeerMessage::AppendResponse {
+            term: t,
+            success,
+            match_index,
+            conflict_index,
+            sent_at,
+            ..
+        } => {
+            let snapshot = node.log().snapshot_index().0;
+            let message = Message::InstallSnapshotResponse(InstallSnapshotResponse {
+                term: Term(t.resolve(term)),
+                last_index: LogIndex(match_index.resolve(snapshot)),
+                received: conflict_index.resolve(0),
+                installed: success,
+                sent_at_us: sent_at.resolve(now.as_micros()),
+            });
+            node.handle_message(now, from, message)
+        }
+        vote => deliver(node, now, from, vote),
+    }
+}
+
 fn as_ref(entry: &Entry) -> EntryRef<'_> {
     use replica::raft::AsEntryRef;
     entry.as_entry_ref()
@@ -251,8 +341,9 @@ fn as_ref(entry: &Entry) -> EntryRef<'_> {
 pub struct Checker {
     term: Term,
     commit_index: LogIndex,
-    /// Every entry committed so far, as it was when committed.
-    committed: Vec<Entry>,
+    /// Every entry committed so far, as it was when committed (`None`: committed by an
+    /// installed snapshot, so never seen).
+    committed: Vec<Option<Entry>>,
     /// The vote given in `term`, once given.
     voted_for: Option<NodeId>,
 }
@@ -301,20 +392,27 @@ impl Checker {
             node.last_applied() <= commit,
             "applied past the commit index"
         );
-        for (k, entry) in self.committed.iter().enumerate() {
+        // Compacted entries are gone from the log, into the snapshot: only those the log
+        // still holds can be compared.
+        let held_from = log.snapshot_index().0 as usize;
+        for (k, entry) in self.committed.iter().enumerate().skip(held_from) {
             let index = LogIndex(k as u64 + 1);
-            let now = log.get(index).map(Entry::from_ref);
-            assert_eq!(
-                now.as_ref(),
-                Some(entry),
-                "committed entry {index:?} changed"
-            );
+            if let Some(entry) = entry {
+                let now = log.get(index).map(Entry::from_ref);
+                assert_eq!(
+                    now.as_ref(),
+                    Some(entry),
+                    "committed entry {index:?} changed"
+                );
+            }
         }
         for index in self.committed.len() as u64 + 1..=commit.0 {
-            let entry = log
-                .get(LogIndex(index))
-                .expect("committed entries are in the log");
-            self.committed.push(Entry::from_ref(entry));
+            let entry = log.get(LogIndex(index));
+            assert!(
+                entry.is_some() || LogIndex(index) <= log.snapshot_index(),
+                "committed entry {index} neither in the log nor in the snapshot"
+            );
+            self.committed.push(entry.map(Entry::from_ref));
         }
         self.commit_index = commit;
 

@@ -43,8 +43,13 @@ fn the_node_corpus_replays_cleanly_and_reaches_the_whole_core() {
         all.leader |= reached.leader;
         all.committed |= reached.committed;
         all.refused |= reached.refused;
+        all.compacted |= reached.compacted;
+        all.installed |= reached.installed;
     }
-    // A corpus that never elects its replica, commits or meets a refused message would
-    // replay cleanly while testing little.
-    assert!(all.leader && all.committed && all.refused, "{all:?}");
+    // A corpus that never elects its replica, commits, meets a refused message, compacts
+    // its log or installs a snapshot would replay cleanly while testing little.
+    assert!(
+        all.leader && all.committed && all.refused && all.compacted && all.installed,
+        "{all:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The replica's command line:
 //!
 //! ```text
-//! 3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]
+//! 3700kvstore [--debug-log DIR] [--data-dir DIR] <port> <my id> <peer id> [<peer id> ...]
 //! ```
 //!
 //! Parsed by hand rather than with clap because the contract is tiny and exact: on any error
@@ -13,12 +13,13 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The one line printed on a bad command line (followed by the reason).
-pub const USAGE: &str =
-    "usage: 3700kvstore [--debug-log DIR] <port> <my id> <peer id> [<peer id> ...]";
+pub const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR] <port> <my id> <peer id> [<peer id> ...]";
 /// The exit status for a bad command line.
 pub const USAGE_EXIT_STATUS: u8 = 2;
-/// The flag naming a debug log directory; it must come before the positional arguments.
+/// The flag naming a debug log directory; flags come before the positional arguments.
 pub const DEBUG_LOG_FLAG: &str = "--debug-log";
+/// The flag naming the data directory that makes the replica durable.
+pub const DATA_DIR_FLAG: &str = "--data-dir";
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ReplicaArgs {
@@ -28,6 +29,8 @@ pub struct ReplicaArgs {
     /// Sorted ascending, without `id`, without duplicates, non-empty.
     pub peers: Vec<NodeId>,
     pub debug_log_dir: Option<PathBuf>,
+    /// Where the replica keeps its term, vote and log; `None`: in memory only.
+    pub data_dir: Option<PathBuf>,
     /// Experiment knobs; the binary fills them from the environment.
     pub tuning: crate::tuning::Tuning,
 }
@@ -35,7 +38,8 @@ pub struct ReplicaArgs {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum ArgsError {
     NotUtf8,
-    MissingDebugLogDir,
+    /// A flag without its value.
+    MissingValue(&'static str),
     UnknownOption(String),
     MissingPort,
     BadPort(String),
@@ -52,7 +56,7 @@ impl fmt::Display for ArgsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArgsError::NotUtf8 => write!(f, "arguments must be UTF-8"),
-            ArgsError::MissingDebugLogDir => write!(f, "{DEBUG_LOG_FLAG} needs a directory"),
+            ArgsError::MissingValue(flag) => write!(f, "{flag} needs a directory"),
             ArgsError::UnknownOption(o) => write!(f, "unknown option {o:?}"),
             ArgsError::MissingPort => write!(f, "missing port"),
             ArgsError::BadPort(p) => write!(f, "port {p:?} is not a number in 1..=65535"),
@@ -87,22 +91,30 @@ where
         .collect::<Result<_, _>>()?;
     let mut rest = args.as_slice();
     let mut debug_log_dir = None;
+    let mut data_dir = None;
     while let Some(first) = rest.first() {
-        if first == DEBUG_LOG_FLAG {
-            let dir = rest.get(1).ok_or(ArgsError::MissingDebugLogDir)?;
-            debug_log_dir = Some(PathBuf::from(dir));
-            rest = &rest[2..];
-        } else if let Some(dir) = first.strip_prefix("--debug-log=") {
-            if dir.is_empty() {
-                return Err(ArgsError::MissingDebugLogDir);
-            }
-            debug_log_dir = Some(PathBuf::from(dir));
-            rest = &rest[1..];
-        } else if first.starts_with('-') {
-            return Err(ArgsError::UnknownOption(first.clone()));
-        } else {
+        if !first.starts_with('-') {
             break;
         }
+        // `--flag DIR` or `--flag=DIR`.
+        let (name, inline) = match first.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (first.as_str(), None),
+        };
+        let (flag, slot) = match name {
+            DEBUG_LOG_FLAG => (DEBUG_LOG_FLAG, &mut debug_log_dir),
+            DATA_DIR_FLAG => (DATA_DIR_FLAG, &mut data_dir),
+            _ => return Err(ArgsError::UnknownOption(first.clone())),
+        };
+        let (value, used) = match inline {
+            Some(value) => (Some(value), 1),
+            None => (rest.get(1).map(String::as_str), 2),
+        };
+        match value {
+            Some(dir) if !dir.is_empty() => *slot = Some(PathBuf::from(dir)),
+            _ => return Err(ArgsError::MissingValue(flag)),
+        }
+        rest = &rest[used..];
     }
     let (port, rest) = rest.split_first().ok_or(ArgsError::MissingPort)?;
     let port = parse_port(port)?;
@@ -129,6 +141,7 @@ where
         id,
         peers,
         debug_log_dir,
+        data_dir,
         tuning: crate::tuning::Tuning::default(),
     })
 }
@@ -180,7 +193,17 @@ mod tests {
         let args = parse_str("--debug-log=/tmp/x 65535 0000 0001").unwrap();
         assert_eq!(args.debug_log_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(args.port, 65535);
-        assert_eq!(parse_str("--debug-log"), Err(ArgsError::MissingDebugLogDir));
+        assert_eq!(
+            parse_str("--debug-log"),
+            Err(ArgsError::MissingValue(DEBUG_LOG_FLAG))
+        );
+        let args = parse_str("--data-dir /d --debug-log=/l 1 0000 0001").unwrap();
+        assert_eq!(args.data_dir, Some(PathBuf::from("/d")));
+        assert_eq!(args.debug_log_dir, Some(PathBuf::from("/l")));
+        assert_eq!(
+            parse_str("--data-dir= 1 0000 0001"),
+            Err(ArgsError::MissingValue(DATA_DIR_FLAG))
+        );
         assert_eq!(
             parse_str("--verbose 1 0000 0001"),
             Err(ArgsError::UnknownOption("--verbose".into()))

@@ -30,7 +30,7 @@ pub struct Knob {
 }
 
 /// Every knob there is.
-pub const KNOBS: [Knob; 7] = [
+pub const KNOBS: [Knob; 8] = [
     Knob {
         name: "KV_APPEND_ENTRIES_MAX",
         what: "entries per append (`Config::append_entries_max`; 1 turns batching off)",
@@ -69,6 +69,13 @@ pub const KNOBS: [Knob; 7] = [
         name: "KV_APPLY_BATCH",
         what: "committed entries waiting before they are applied unless a read comes first (`Config::apply_batch`; 1 applies each as it commits)",
         setter: Setter::Count(|c, n| c.apply_batch = usize::try_from(n).unwrap_or(usize::MAX)),
+    },
+    Knob {
+        name: "KV_COMPACTION_LOG_BYTES",
+        what: "bytes of committed entries the log holds before the state machine is snapshotted and the log compacted (`Config::compaction_log_bytes`)",
+        setter: Setter::Count(|c, n| {
+            c.compaction_log_bytes = usize::try_from(n).unwrap_or(usize::MAX)
+        }),
     },
 ];
 
@@ -152,6 +159,7 @@ mod tests {
             ("KV_RETRANSMIT_TIMEOUT_MS", "150"),
             ("KV_REPLICATION_STALL_TIMEOUT_US", "700"),
             ("KV_APPLY_BATCH", "1"),
+            ("KV_COMPACTION_LOG_BYTES", "4096"),
         ])
         .unwrap();
         let mut config = config();
@@ -164,9 +172,19 @@ mod tests {
                 config.coalesce_appends,
                 config.retransmit_timeout,
                 config.replication_stall_timeout,
-                config.apply_batch
+                config.apply_batch,
+                config.compaction_log_bytes
             ),
-            (1, 2, false, false, Span::from_millis(150), Span(700), 1)
+            (
+                1,
+                2,
+                false,
+                false,
+                Span::from_millis(150),
+                Span(700),
+                1,
+                4096
+            )
         );
         assert_eq!(tuning.set_knobs().count(), KNOBS.len());
     }

@@ -15,8 +15,8 @@ use replica::codec::{
     Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder, encode, encode_raft,
 };
 use replica::raft::{
-    AppendEntries, AppendEntriesResponse, Command, Entry, LogIndex, Message, RequestVote,
-    RequestVoteResponse, Term,
+    AppendEntries, AppendEntriesResponse, Command, Entry, InstallSnapshot, InstallSnapshotResponse,
+    LogIndex, Message, RequestVote, RequestVoteResponse, Term,
 };
 
 /// Valid encoded datagrams of every kind, with strings that need escaping.
@@ -64,7 +64,37 @@ fn corpus() -> Vec<Vec<u8>> {
             entries: &log[..n],
         })
     };
+    // A snapshot's pairs: the log's puts, as term-0 entries.
+    let pairs: Vec<Entry> = log
+        .iter()
+        .filter(|e| matches!(e.command, Command::Put { .. }))
+        .map(|e| Entry {
+            term: Term(0),
+            command: e.command.clone(),
+        })
+        .collect();
+    let chunk = |n: usize| {
+        Message::InstallSnapshot(InstallSnapshot {
+            term: Term(9),
+            last_index: LogIndex(40),
+            last_term: Term(8),
+            offset: 3,
+            done: n.is_multiple_of(2),
+            sent_at_us: 1_700_000_000_000_000,
+            pairs: &pairs[..n],
+        })
+    };
     vec![
+        raft(&chunk(0)),
+        raft(&chunk(1)),
+        raft(&chunk(pairs.len())),
+        raft(&Message::InstallSnapshotResponse(InstallSnapshotResponse {
+            term: Term(9),
+            last_index: LogIndex(40),
+            received: 12,
+            installed: false,
+            sent_at_us: u64::MAX,
+        })),
         client(Body::Hello),
         client(Body::Get {
             mid: "4GAZQ1M2X9T7B3C5",
@@ -274,13 +304,24 @@ fn random_value(rng: &mut SmallRng, depth: u32) -> String {
 /// A plausible value for a known field, so that many documents get through the walk.
 fn plausible_value(rng: &mut SmallRng, key: &str) -> String {
     const TYPES: &[&str] = &[
-        "hello", "get", "put", "ok", "fail", "redirect", "rv", "rvr", "ae", "aer", "nope",
+        "hello", "get", "put", "ok", "fail", "redirect", "rv", "rvr", "ae", "aer", "is", "isr",
+        "nope",
     ];
     match key {
         "src" | "dst" | "leader" => format!("\"{:04x}\"", rng.random::<u16>()),
         "type" => format!("\"{}\"", TYPES[rng.random_range(0..TYPES.len())]),
         "MID" | "key" | "value" => "\"a\\\"b\\\\c\\u0001☃\"".to_string(),
-        "pre" | "granted" | "ok" => rng.random_bool(0.5).to_string(),
+        "pre" | "granted" | "ok" | "done" => rng.random_bool(0.5).to_string(),
+        "pairs" => {
+            let items: Vec<String> = (0..rng.random_range(0..4))
+                .map(|_| match rng.random_range(0..3) {
+                    0 => "[\"k\",\"v\"]".to_string(),
+                    1 => format!("[{},\"k\",\"v\"]", rng.random::<u32>()),
+                    _ => random_value(rng, 2),
+                })
+                .collect();
+            format!("[{}]", items.join(","))
+        }
         "entries" => {
             let items: Vec<String> = (0..rng.random_range(0..4))
                 .map(|_| match rng.random_range(0..3) {
@@ -302,7 +343,8 @@ fn random_documents_never_panic() {
     const SEED: u64 = 0x5EED_0004;
     const KEYS: &[&str] = &[
         "src", "dst", "leader", "type", "MID", "key", "value", "term", "lli", "llt", "pre",
-        "granted", "pli", "plt", "commit", "ts", "entries", "ok", "match", "ci", "ct", "other",
+        "granted", "pli", "plt", "commit", "ts", "entries", "ok", "match", "ci", "ct", "off",
+        "done", "pairs", "got", "other",
     ];
     let mut rng = SmallRng::seed_from_u64(SEED);
     let mut decoder = Decoder::new();
@@ -479,6 +521,30 @@ fn types() -> Vec<(&'static str, Fields, Fields)> {
                 ("ts", "5"),
             ],
             vec![("ct", "1")],
+        ),
+        (
+            "is",
+            vec![
+                ("term", "2"),
+                ("lli", "9"),
+                ("llt", "1"),
+                ("off", "0"),
+                ("ts", "5"),
+                ("done", "true"),
+                ("pairs", "[[\"k\",\"v\"],[\"\",\"\"]]"),
+            ],
+            vec![],
+        ),
+        (
+            "isr",
+            vec![
+                ("term", "2"),
+                ("lli", "9"),
+                ("got", "2"),
+                ("ok", "false"),
+                ("ts", "5"),
+            ],
+            vec![],
         ),
     ]
 }

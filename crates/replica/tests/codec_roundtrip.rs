@@ -4,12 +4,13 @@
 use datagram::NodeId;
 use proptest::prelude::*;
 use replica::codec::{
-    APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder, encode,
-    encode_raft, entry_wire_bytes,
+    APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder,
+    SNAPSHOT_HEADER_BYTES_MAX, encode, encode_raft, entry_wire_bytes,
 };
 use replica::raft::{
-    AppendEntries, AppendEntriesResponse, AsEntryRef, Command, Entry, EntryRef, EntrySpan, Log,
-    LogIndex, Message, RequestVote, RequestVoteResponse, Term,
+    AppendEntries, AppendEntriesResponse, AsEntryRef, Command, Entry, EntryRef, EntrySpan,
+    InstallSnapshot, InstallSnapshotResponse, Log, LogIndex, Message, RequestVote,
+    RequestVoteResponse, Term,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -27,6 +28,9 @@ enum OwnedBody {
     RequestVoteResponse(RequestVoteResponse),
     AppendEntries(AppendEntries<()>, Vec<Entry>),
     AppendEntriesResponse(AppendEntriesResponse),
+    /// Pairs are puts of term 0, as a snapshot's are.
+    InstallSnapshot(InstallSnapshot<()>, Vec<Entry>),
+    InstallSnapshotResponse(InstallSnapshotResponse),
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +60,13 @@ impl Owned {
             OwnedBody::AppendEntries(m, entries) => {
                 scratch.extend(entries.iter().map(AsEntryRef::as_entry_ref));
                 Body::Raft(Message::AppendEntries(m.with_entries(scratch.as_slice())))
+            }
+            OwnedBody::InstallSnapshot(m, pairs) => {
+                scratch.extend(pairs.iter().map(AsEntryRef::as_entry_ref));
+                Body::Raft(Message::InstallSnapshot(m.with_pairs(scratch.as_slice())))
+            }
+            OwnedBody::InstallSnapshotResponse(m) => {
+                Body::Raft(Message::InstallSnapshotResponse(*m))
             }
         };
         Datagram {
@@ -111,6 +122,57 @@ fn entry() -> impl Strategy<Value = Entry> {
         term: Term(term),
         command,
     })
+}
+
+fn pair() -> impl Strategy<Value = Entry> {
+    (text(), text()).prop_map(|(key, value)| Entry {
+        term: Term(0),
+        command: Command::Put {
+            key: key.into(),
+            value: value.into(),
+        },
+    })
+}
+
+fn snapshot_body() -> impl Strategy<Value = OwnedBody> {
+    prop_oneof![
+        (
+            (
+                number(),
+                number(),
+                number(),
+                number(),
+                any::<bool>(),
+                number()
+            ),
+            prop::collection::vec(pair(), 0..200)
+        )
+            .prop_map(|((t, lli, llt, off, done, ts), pairs)| {
+                OwnedBody::InstallSnapshot(
+                    InstallSnapshot {
+                        term: Term(t),
+                        last_index: LogIndex(lli),
+                        last_term: Term(llt),
+                        offset: off,
+                        done,
+                        sent_at_us: ts,
+                        pairs: (),
+                    },
+                    pairs,
+                )
+            }),
+        (number(), number(), number(), any::<bool>(), number()).prop_map(
+            |(t, lli, got, installed, ts)| {
+                OwnedBody::InstallSnapshotResponse(InstallSnapshotResponse {
+                    term: Term(t),
+                    last_index: LogIndex(lli),
+                    received: got,
+                    installed,
+                    sent_at_us: ts,
+                })
+            }
+        ),
+    ]
 }
 
 fn body() -> impl Strategy<Value = OwnedBody> {
@@ -187,7 +249,8 @@ fn body() -> impl Strategy<Value = OwnedBody> {
 }
 
 fn datagram() -> impl Strategy<Value = Owned> {
-    (node_id(), node_id(), node_id(), body()).prop_map(|(src, dst, leader, body)| Owned {
+    let body = prop_oneof![10 => body().boxed(), 2 => snapshot_body().boxed()];
+    (node_id(), node_id(), node_id(), body).prop_map(|(src, dst, leader, body)| Owned {
         src,
         dst,
         leader,
@@ -257,6 +320,20 @@ proptest! {
         if bound <= DATAGRAM_BYTES_MAX {
             prop_assert!(out.len() <= DATAGRAM_BYTES_MAX);
         }
+    }
+
+    /// A leader fills snapshot chunks by the same per-entry bound as appends.
+    #[test]
+    fn snapshot_chunk_size_bounds_are_upper_bounds(owned in datagram()) {
+        let OwnedBody::InstallSnapshot(m, pairs) = &owned.body else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        let message = Message::InstallSnapshot(m.with_pairs(pairs.as_slice()));
+        encode_raft(&mut out, owned.src, owned.dst, owned.leader, &message);
+        let bound = SNAPSHOT_HEADER_BYTES_MAX
+            + pairs.iter().map(|e| entry_wire_bytes(e.as_entry_ref())).sum::<usize>();
+        prop_assert!(out.len() <= bound, "{} > {}", out.len(), bound);
     }
 }
 

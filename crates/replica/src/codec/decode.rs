@@ -11,8 +11,8 @@ use simd_json::{Buffers, ErrorType, Node, StaticNode, Tape};
 
 use super::{Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, wire};
 use crate::raft::{
-    AppendEntries, AppendEntriesResponse, CommandRef, EntryRef, LogIndex, Message, RequestVote,
-    RequestVoteResponse, Term,
+    AppendEntries, AppendEntriesResponse, CommandRef, EntryRef, InstallSnapshot,
+    InstallSnapshotResponse, LogIndex, Message, RequestVote, RequestVoteResponse, Term,
 };
 use datagram::NodeId;
 
@@ -104,14 +104,19 @@ enum Field {
     ConflictIndex,
     ConflictTerm,
     AckRequested,
+    Offset,
+    Done,
+    Pairs,
+    Received,
 }
 
-const FIELD_COUNT: usize = Field::AckRequested as usize + 1;
+const FIELD_COUNT: usize = Field::Received as usize + 1;
 
 /// Wire names, indexed by [`Field`]; used for error values.
 const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "src", "dst", "leader", "type", "MID", "key", "value", "term", "lli", "llt", "pre", "granted",
-    "pli", "plt", "commit", "ts", "entries", "ok", "match", "ci", "ct", "ack",
+    "pli", "plt", "commit", "ts", "entries", "ok", "match", "ci", "ct", "ack", "off", "done",
+    "pairs", "got",
 ];
 
 fn field(name: &str) -> Option<Field> {
@@ -138,6 +143,10 @@ fn field(name: &str) -> Option<Field> {
         "ci" => Field::ConflictIndex,
         "ct" => Field::ConflictTerm,
         "ack" => Field::AckRequested,
+        "off" => Field::Offset,
+        "done" => Field::Done,
+        "pairs" => Field::Pairs,
+        "got" => Field::Received,
         _ => return None,
     })
 }
@@ -201,6 +210,14 @@ impl<'a> Fields<'_, 'a> {
     fn bool(&self, field: Field) -> Result<bool, DecodeError> {
         match self.required(field)? {
             Node::Static(StaticNode::Bool(b)) => Ok(b),
+            _ => Err(DecodeError::BadField(FIELD_NAMES[field as usize])),
+        }
+    }
+
+    /// Where on the tape the array in `field` starts, and its length.
+    fn array(&self, field: Field) -> Result<(usize, usize), DecodeError> {
+        match self.required(field)? {
+            Node::Array { len, .. } => Ok((self.at[field as usize] as usize, len)),
             _ => Err(DecodeError::BadField(FIELD_NAMES[field as usize])),
         }
     }
@@ -314,10 +331,7 @@ fn read_datagram<'a>(
                 None => true,
                 Some(_) => fields.bool(Field::AckRequested)?,
             };
-            let at = fields.at[Field::Entries as usize] as usize;
-            let Node::Array { len, .. } = fields.required(Field::Entries)? else {
-                return Err(DecodeError::BadField("entries"));
-            };
+            let (at, len) = fields.array(Field::Entries)?;
             read_entries(tape, at, len, entries)?;
             Body::Raft(Message::AppendEntries(AppendEntries {
                 term,
@@ -335,6 +349,32 @@ fn read_datagram<'a>(
             match_index: fields.index(Field::Match)?,
             conflict_index: fields.index(Field::ConflictIndex)?,
             conflict_term: fields.optional_u64(Field::ConflictTerm)?.map(Term),
+            sent_at_us: fields.u64(Field::SentAt)?,
+        })),
+        wire::IS => {
+            let term = fields.term(Field::Term)?;
+            let last_index = fields.index(Field::LastLogIndex)?;
+            let last_term = fields.term(Field::LastLogTerm)?;
+            let offset = fields.u64(Field::Offset)?;
+            let sent_at_us = fields.u64(Field::SentAt)?;
+            let done = fields.bool(Field::Done)?;
+            let (at, len) = fields.array(Field::Pairs)?;
+            read_pairs(tape, at, len, entries)?;
+            Body::Raft(Message::InstallSnapshot(InstallSnapshot {
+                term,
+                last_index,
+                last_term,
+                offset,
+                done,
+                sent_at_us,
+                pairs: entries.as_slice(),
+            }))
+        }
+        wire::ISR => Body::Raft(Message::InstallSnapshotResponse(InstallSnapshotResponse {
+            term: fields.term(Field::Term)?,
+            last_index: fields.index(Field::LastLogIndex)?,
+            received: fields.u64(Field::Received)?,
+            installed: fields.bool(Field::Success)?,
             sent_at_us: fields.u64(Field::SentAt)?,
         })),
         _ => return Err(DecodeError::UnknownType),
@@ -379,6 +419,35 @@ fn read_entries<'a>(
         });
         // Every part was checked to be a scalar, so the entry spans 1 + parts nodes.
         pos += 1 + parts;
+    }
+    Ok(())
+}
+
+/// Reads the `len` pairs of the array at tape position `at` into `entries`, as puts of
+/// term 0: each is `["key","value"]`.
+fn read_pairs<'a>(
+    tape: &[Node<'a>],
+    at: usize,
+    len: usize,
+    entries: &mut Vec<EntryRef<'a>>,
+) -> Result<(), DecodeError> {
+    entries.reserve(len);
+    let mut pos = at + 1;
+    for index in 0..len {
+        let bad = DecodeError::BadEntry { index };
+        let (
+            Some(&Node::Array { len: 2, .. }),
+            Some(&Node::String(key)),
+            Some(&Node::String(value)),
+        ) = (tape.get(pos), tape.get(pos + 1), tape.get(pos + 2))
+        else {
+            return Err(bad);
+        };
+        entries.push(EntryRef {
+            term: Term(0),
+            command: CommandRef::Put { key, value },
+        });
+        pos += 3;
     }
     Ok(())
 }

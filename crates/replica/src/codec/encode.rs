@@ -3,8 +3,8 @@
 
 use super::{Body, Datagram, raft_type_name};
 use crate::raft::{
-    AppendEntries, AppendEntriesResponse, AsEntryRef, CommandRef, Message, RequestVote,
-    RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, AsEntryRef, CommandRef, InstallSnapshot,
+    InstallSnapshotResponse, Message, RequestVote, RequestVoteResponse,
 };
 use datagram::NodeId;
 
@@ -66,6 +66,8 @@ pub fn encode_raft<E>(
         Message::RequestVoteResponse(m) => request_vote_response(out, m),
         Message::AppendEntries(m) => append_entries(out, m),
         Message::AppendEntriesResponse(m) => append_entries_response(out, m),
+        Message::InstallSnapshot(m) => install_snapshot(out, m),
+        Message::InstallSnapshotResponse(m) => install_snapshot_response(out, m),
     }
     out.push(b'}');
 }
@@ -127,6 +129,47 @@ fn append_entries_response(out: &mut Vec<u8>, m: &AppendEntriesResponse) {
     if let Some(term) = m.conflict_term {
         number(out, br#","ct":"#, term.0);
     }
+}
+
+/// Keep in step with `SNAPSHOT_HEADER_TEMPLATE` in `mod.rs`. A pair is written as
+/// `["key","value"]`: a put entry without its term (a snapshot's pairs have none).
+fn install_snapshot<E>(out: &mut Vec<u8>, m: &InstallSnapshot<E>)
+where
+    E: IntoIterator + Copy,
+    E::Item: AsEntryRef,
+{
+    number(out, br#","term":"#, m.term.0);
+    number(out, br#","lli":"#, m.last_index.0);
+    number(out, br#","llt":"#, m.last_term.0);
+    number(out, br#","off":"#, m.offset);
+    number(out, br#","ts":"#, m.sent_at_us);
+    boolean(out, br#","done":"#, m.done);
+    out.extend_from_slice(br#","pairs":["#);
+    let mut first = true;
+    for pair in m.pairs {
+        // Only puts are pairs (the core sends nothing else, `validate` refuses anything
+        // else), so a no-op has nothing to write.
+        if let CommandRef::Put { key, value } = pair.as_entry_ref().command {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'[');
+            string(out, key);
+            out.push(b',');
+            string(out, value);
+            out.push(b']');
+        }
+    }
+    out.push(b']');
+}
+
+fn install_snapshot_response(out: &mut Vec<u8>, m: &InstallSnapshotResponse) {
+    number(out, br#","term":"#, m.term.0);
+    number(out, br#","lli":"#, m.last_index.0);
+    number(out, br#","got":"#, m.received);
+    boolean(out, br#","ok":"#, m.installed);
+    number(out, br#","ts":"#, m.sent_at_us);
 }
 
 /// Clears `out` and writes `{"src":..,"dst":..,"leader":..,"type":".."`.
@@ -344,5 +387,22 @@ mod tests {
         });
         encode_raft(&mut out, NodeId(0), NodeId(1), NodeId(0), &message);
         assert_eq!(out.len(), super::super::APPEND_HEADER_BYTES_MAX);
+    }
+
+    #[test]
+    fn empty_max_width_snapshot_chunk_is_exactly_the_header_bound() {
+        let mut out = Vec::new();
+        let pairs: &[EntryRef<'_>] = &[];
+        let message = Message::InstallSnapshot(InstallSnapshot {
+            term: Term(u64::MAX),
+            last_index: LogIndex(u64::MAX),
+            last_term: Term(u64::MAX),
+            offset: u64::MAX,
+            done: false,
+            sent_at_us: u64::MAX,
+            pairs,
+        });
+        encode_raft(&mut out, NodeId(0), NodeId(1), NodeId(0), &message);
+        assert_eq!(out.len(), super::super::SNAPSHOT_HEADER_BYTES_MAX);
     }
 }

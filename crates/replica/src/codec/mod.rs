@@ -21,11 +21,15 @@
 //! {..,"type":"rvr","term":N,"granted":B,"pre":B,"ts":N}
 //! {..,"type":"ae","term":N,"pli":N,"plt":N,"commit":N,"ts":N,"entries":[[T,"k","v"],[T]]}
 //! {..,"type":"aer","term":N,"ok":B,"match":N,"ci":N,"ts":N}  plus "ct":N when known
+//! {..,"type":"is","term":N,"lli":N,"llt":N,"off":N,"ts":N,"done":B,"pairs":[["k","v"]]}
+//! {..,"type":"isr","term":N,"lli":N,"got":N,"ok":B,"ts":N}
 //! ```
 //!
 //! An entry is `[term,"key","value"]` for a put and `[term]` for a no-op; `ts` is the
-//! sender's time echoed back: an append's `sent_at_us`, a vote request's
-//! `round_started_us`.
+//! sender's time echoed back: an append's or a snapshot chunk's `sent_at_us`, a vote
+//! request's `round_started_us`. `is` is a chunk of InstallSnapshot: the snapshot of
+//! index `lli` and term `llt`, its pairs from position `off` (from 0), `done` on the last
+//! chunk; `isr` answers with the pairs held (`got`) or, with `ok`, that it is installed.
 //!
 //! # Decoding
 //!
@@ -78,6 +82,24 @@ const APPEND_HEADER_TEMPLATE: &str = concat!(
 /// fields, ids, max-width numbers, brackets). Exact for an empty append whose numbers are
 /// all `u64::MAX`.
 pub const APPEND_HEADER_BYTES_MAX: usize = APPEND_HEADER_TEMPLATE.len() + 5 * U64_DIGITS_MAX;
+
+/// A snapshot chunk with every id present, every number at `u64::MAX` width and no pairs.
+/// `encode::install_snapshot` writes exactly these pieces (a unit test holds them equal).
+const SNAPSHOT_HEADER_TEMPLATE: &str = concat!(
+    r#"{"src":"XXXX","dst":"XXXX","leader":"XXXX","type":"is""#,
+    r#","term":"#,
+    r#","lli":"#,
+    r#","llt":"#,
+    r#","off":"#,
+    r#","ts":"#,
+    r#","done":false"#,
+    r#","pairs":[]}"#,
+);
+
+/// Upper bound on the bytes of an encoded snapshot chunk excluding its pairs. Each pair
+/// adds at most [`entry_wire_bytes`] of a put (it writes no term), so a leader fills
+/// chunks as it fills appends.
+pub const SNAPSHOT_HEADER_BYTES_MAX: usize = SNAPSHOT_HEADER_TEMPLATE.len() + 5 * U64_DIGITS_MAX;
 
 /// Upper bound on the bytes this entry adds to an encoded append (separator, brackets,
 /// term digits, JSON escaping of key/value included). Exact except for the separator,
@@ -157,6 +179,8 @@ fn raft_type_name<E>(message: &Message<E>) -> &'static str {
         Message::RequestVoteResponse(_) => wire::RVR,
         Message::AppendEntries(_) => wire::AE,
         Message::AppendEntriesResponse(_) => wire::AER,
+        Message::InstallSnapshot(_) => wire::IS,
+        Message::InstallSnapshotResponse(_) => wire::ISR,
     }
 }
 
@@ -173,6 +197,8 @@ mod wire {
     pub const RVR: &str = "rvr";
     pub const AE: &str = "ae";
     pub const AER: &str = "aer";
+    pub const IS: &str = "is";
+    pub const ISR: &str = "isr";
 }
 
 #[cfg(test)]

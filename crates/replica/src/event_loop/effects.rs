@@ -5,8 +5,9 @@ use super::{Observed, Replica, TIMERS_PER_TURN_MAX};
 use crate::codec::{Body, DATAGRAM_BYTES_MAX, Datagram, encode, encode_raft};
 use crate::debug_log;
 use crate::event_loop::clock::Clock;
-use crate::raft::{Effect, EntrySpan, Message, Reply, ReplyKind};
+use crate::raft::{Effect, EntrySpan, Message, OutgoingMessage, Reply, ReplyKind};
 use crate::time::Time;
+use datagram::NodeId;
 
 impl<C: Clock> Replica<C> {
     /// Fires every due timer, carrying out effects after each, then flushes the core.
@@ -43,72 +44,112 @@ impl<C: Clock> Replica<C> {
     pub(super) fn carry_out_effects(&mut self, now: Time) {
         debug_assert!(self.effects.is_empty());
         self.node.take_effects(&mut self.effects);
+        let mut effects = std::mem::take(&mut self.effects);
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send { to, message } => match self.durable.as_mut() {
+                    // Anything but an append or a snapshot chunk (whose pairs are
+                    // committed, so held by a majority) waits for this turn's sync
+                    // (`durable`).
+                    Some(durable)
+                        if !matches!(
+                            message,
+                            Message::AppendEntries(_) | Message::InstallSnapshot(_)
+                        ) =>
+                    {
+                        durable.held.push((to, message));
+                    }
+                    _ => self.send_to_peer(now, to, message),
+                },
+                effect => self.carry_out_local(now, effect),
+            }
+        }
+        self.effects = effects;
+    }
+
+    /// Encodes a message to a peer into the send batch.
+    pub(super) fn send_to_peer(&mut self, now: Time, to: NodeId, message: OutgoingMessage) {
         let Replica {
             id,
             node,
             net,
-            wheel,
-            timer_handles,
-            effects,
             log,
             stats,
             stderr,
             ..
         } = self;
         let id = *id;
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, message } => {
-                    // Read at send time: the leader field is our knowledge now.
-                    let leader = node.leader();
-                    // Read in place from the log: nothing is copied per entry.
-                    let entries = match message {
-                        Message::AppendEntries(m) => node.log_entries(m.entries),
-                        _ => node.log_entries(EntrySpan::EMPTY),
-                    };
-                    let message = message.with_entries(entries);
-                    let buf = net.next_buffer(now, stats, log, stderr, id);
-                    encode_raft(buf, id, to, leader, &message);
-                    debug_assert!(
-                        buf.len() <= DATAGRAM_BYTES_MAX,
-                        "the core capped this append at {DATAGRAM_BYTES_MAX} bytes, not {}",
-                        buf.len()
-                    );
-                    net.queue();
+        // Read at send time: the leader field is our knowledge now.
+        let leader = node.leader();
+        // Read in place from the log: nothing is copied per entry.
+        let entries = match message {
+            Message::AppendEntries(m) => node.log_entries(m.entries),
+            Message::InstallSnapshot(m) => match node.snapshot_pairs(m.last_index, m.pairs) {
+                Some(pairs) => pairs,
+                // Cut from a snapshot since replaced: dropped, as if lost.
+                None => return,
+            },
+            _ => node.log_entries(EntrySpan::EMPTY),
+        };
+        let message = message.with_entries(entries);
+        let buf = net.next_buffer(now, stats, log, stderr, id);
+        encode_raft(buf, id, to, leader, &message);
+        debug_assert!(
+            buf.len() <= DATAGRAM_BYTES_MAX,
+            "the core capped this append at {DATAGRAM_BYTES_MAX} bytes, not {}",
+            buf.len()
+        );
+        net.queue();
+    }
+
+    /// A reply or a timer change.
+    fn carry_out_local(&mut self, now: Time, effect: Effect) {
+        let Replica {
+            id,
+            node,
+            net,
+            wheel,
+            timer_handles,
+            log,
+            stats,
+            stderr,
+            ..
+        } = self;
+        let id = *id;
+        match effect {
+            Effect::Send { .. } => unreachable!("sends are carried out by the caller"),
+            Effect::Reply(Reply { client, mid, kind }) => {
+                let mid = mid.as_str();
+                let body = match &kind {
+                    ReplyKind::Ok { value } => Body::Ok {
+                        mid,
+                        value: value.as_ref().map(|v| v.as_str()),
+                    },
+                    ReplyKind::Redirect => Body::Redirect { mid },
+                    ReplyKind::Fail => Body::Fail { mid },
+                };
+                let datagram = Datagram {
+                    src: id,
+                    dst: client,
+                    leader: node.leader(),
+                    body,
+                };
+                encode(net.next_buffer(now, stats, log, stderr, id), &datagram);
+                net.queue_reply();
+            }
+            Effect::SetTimer { timer, at } => {
+                let slot = timer.slot();
+                if slot >= timer_handles.len() {
+                    timer_handles.resize(slot + 1, None);
                 }
-                Effect::Reply(Reply { client, mid, kind }) => {
-                    let mid = mid.as_str();
-                    let body = match &kind {
-                        ReplyKind::Ok { value } => Body::Ok {
-                            mid,
-                            value: value.as_ref().map(|v| v.as_str()),
-                        },
-                        ReplyKind::Redirect => Body::Redirect { mid },
-                        ReplyKind::Fail => Body::Fail { mid },
-                    };
-                    let datagram = Datagram {
-                        src: id,
-                        dst: client,
-                        leader: node.leader(),
-                        body,
-                    };
-                    encode(net.next_buffer(now, stats, log, stderr, id), &datagram);
-                    net.queue_reply();
+                if let Some(old) = timer_handles[slot].take() {
+                    wheel.cancel(old);
                 }
-                Effect::SetTimer { timer, at } => {
-                    let slot = timer.slot();
-                    if slot >= timer_handles.len() {
-                        timer_handles.resize(slot + 1, None);
-                    }
-                    if let Some(old) = timer_handles[slot].take() {
-                        wheel.cancel(old);
-                    }
-                    timer_handles[slot] = Some(wheel.insert(at, timer));
-                }
-                Effect::CancelTimer { timer } => {
-                    if let Some(old) = timer_handles.get_mut(timer.slot()).and_then(Option::take) {
-                        wheel.cancel(old);
-                    }
+                timer_handles[slot] = Some(wheel.insert(at, timer));
+            }
+            Effect::CancelTimer { timer } => {
+                if let Some(old) = timer_handles.get_mut(timer.slot()).and_then(Option::take) {
+                    wheel.cancel(old);
                 }
             }
         }

@@ -28,16 +28,21 @@
 //! socket to be writable (see `network`).
 
 use crate::args::ReplicaArgs;
-use crate::codec::{APPEND_HEADER_BYTES_MAX, DATAGRAM_BYTES_MAX, Decoder, entry_wire_bytes};
+use crate::codec::{
+    APPEND_HEADER_BYTES_MAX, DATAGRAM_BYTES_MAX, Decoder, SNAPSHOT_HEADER_BYTES_MAX,
+    entry_wire_bytes,
+};
 use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::raft::{Config, Effect, LogIndex, Node, Role, Term, Timer};
+use crate::storage::Storage;
 use crate::time::{Span, Time};
 use crate::timer_wheel::{TimerHandle, TimerWheel};
 use datagram::NodeId;
 use datagram::udp_batch::{RecvBatch, SendBatch};
 
 pub mod clock;
+mod durable;
 mod effects;
 mod inbound;
 mod network;
@@ -46,10 +51,11 @@ mod startup;
 mod tests;
 
 use clock::{Clock, MonotonicClock};
+use durable::Durable;
 use mio::net::{UdpSocket, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use network::{Network, StderrLimiter};
-use startup::{bind_and_say_hello, signal_pipe};
+use startup::{bind_and_say_hello, signal_pipe, survive_file_size_limit};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -85,9 +91,19 @@ const SLOW_TURN: Span = Span::from_millis(1);
 /// or a poll failure; nothing a peer or client sends can end the loop.
 pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     let clock = MonotonicClock::start();
+    // A data directory is recovered before the hello: a replica that cannot use its
+    // directory says why and exits, without joining the cluster.
+    let recovered = match &args.data_dir {
+        Some(dir) => Some(
+            Storage::open(dir, args.id, &args.peers)
+                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?,
+        ),
+        None => None,
+    };
     // Signals first, so a SIGTERM right after the hello ends us cleanly rather than by
     // the default action.
     let signals = signal_pipe()?;
+    survive_file_size_limit();
     let simulator = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.port));
     let socket = bind_and_say_hello(args.id, simulator)?;
     let mut log = match &args.debug_log_dir {
@@ -115,9 +131,49 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     for (knob, value) in args.tuning.set_knobs() {
         debug_log!(log, now, "knob {knob}={value}");
     }
-    debug_assert!(config.append_bytes_max + APPEND_HEADER_BYTES_MAX <= DATAGRAM_BYTES_MAX);
-    let node = Node::new(config, now);
-    let mut replica = Replica::new(node, clock, socket, signals, simulator, log)?;
+    debug_assert!(
+        config.append_bytes_max + APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX)
+            <= DATAGRAM_BYTES_MAX
+    );
+    let (node, durable) = match recovered {
+        None => (Node::new(config, now), None),
+        Some((storage, recovered)) => {
+            config.durable = true;
+            let state = recovered.hard_state;
+            debug_log!(
+                log,
+                now,
+                "recovered term {} vote {:?} and {} entries from {:?}",
+                state.term.0,
+                state.voted_for,
+                recovered.log.last_index().0,
+                args.data_dir
+            );
+            if let Some(torn) = recovered.torn_tail {
+                debug_log!(
+                    log,
+                    now,
+                    "cut a torn last write: {} bytes at byte {}",
+                    torn.bytes,
+                    torn.offset
+                );
+                eprintln!(
+                    "{}: cut a torn last write from its log: {} bytes at byte {}",
+                    args.id, torn.bytes, torn.offset
+                );
+            }
+            let node = Node::restore(
+                config,
+                now,
+                state.term,
+                state.voted_for,
+                recovered.snapshot,
+                recovered.log,
+            );
+            (node, Some(Durable::new(storage)))
+        }
+    };
+    let mut replica = Replica::new(node, clock, socket, signals, simulator, log, durable)?;
     let result = replica.run();
     replica.finish();
     result
@@ -140,6 +196,8 @@ pub(super) struct Stats {
     pub(super) receive_calls: u64,
     /// Send failed (buffer full or any other error): the datagram is lost.
     pub(super) lost: u64,
+    /// Messages to peers never sent because storage failed to persist what they say.
+    pub(super) unpersisted_sends: u64,
     /// The most client replies kept at once for a writable socket.
     pub(super) replies_retained_max: u64,
     pub(super) timers_fired: u64,
@@ -187,6 +245,8 @@ struct Replica<C: Clock> {
     socket_pending: bool,
     /// The socket is registered for writability too: replies wait for room.
     socket_writable_interest: bool,
+    /// Storage and what waits for its sync, when the replica has a data directory.
+    durable: Option<Durable>,
     stop: bool,
 }
 
@@ -199,6 +259,7 @@ impl<C: Clock> Replica<C> {
         mut signals: UnixStream,
         simulator: SocketAddr,
         log: DebugLog,
+        durable: Option<Durable>,
     ) -> io::Result<Replica<C>> {
         let poll = Poll::new()?;
         poll.registry()
@@ -231,6 +292,7 @@ impl<C: Clock> Replica<C> {
             },
             socket_pending: false,
             socket_writable_interest: false,
+            durable,
             stop: false,
         };
         // The core may already have effects: the first election timer.
@@ -283,13 +345,8 @@ impl<C: Clock> Replica<C> {
             self.carry_out_effects(now);
         }
         let now = self.fire_timers();
-        self.net.flush(
-            now,
-            &mut self.stats,
-            &mut self.log,
-            &mut self.stderr,
-            self.id,
-        );
+        self.persist(now);
+        self.send_queued(now);
         self.watch_writable()?;
         if self.log.is_enabled() {
             let took = self.clock.now().since(woke);
@@ -304,6 +361,17 @@ impl<C: Clock> Replica<C> {
             }
         }
         Ok(())
+    }
+
+    /// Sends every datagram queued so far.
+    fn send_queued(&mut self, now: Time) {
+        self.net.flush(
+            now,
+            &mut self.stats,
+            &mut self.log,
+            &mut self.stderr,
+            self.id,
+        );
     }
 
     /// Asks the poll to wake the loop when the socket is writable while replies wait for

@@ -16,6 +16,16 @@ pub(super) fn signal_pipe() -> io::Result<UnixStream> {
     Ok(UnixStream::from_std(read))
 }
 
+/// Makes a write past the process's file size limit fail with `EFBIG` instead of killing
+/// the process (SIGXFSZ's default): a durable replica that cannot write must stay up and
+/// stop acknowledging, as on a full disk, not vanish.
+pub(super) fn survive_file_size_limit() {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Binds `127.0.0.1:0` and sends the hello on the still-blocking socket, so it leaves
 /// even if the send buffer were somehow full; then switches to non-blocking for mio.
 pub(super) fn bind_and_say_hello(id: NodeId, simulator: SocketAddr) -> io::Result<UdpSocket> {

@@ -133,6 +133,7 @@ fn a_long_turn_does_not_stretch_the_lease() {
         signals,
         simulator.local_addr().unwrap(),
         DebugLog::disabled(),
+        None,
     )
     .unwrap();
     let _ = ok_replies(&simulator);

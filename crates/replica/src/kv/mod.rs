@@ -1,13 +1,22 @@
 //! The replicated state machine: a map from key to value. Deterministic: the same
 //! commands in the same order give the same state on every replica.
 //!
-//! The map holds no keys or values of its own. Every value it could return is the value of
-//! an applied put, which is a committed log entry, and committed entries are never cut from
-//! the log (`Log::merge` refuses) nor compacted (replicas live for one run). So for each
-//! key the map keeps only the log index of the latest applied put of that key (and 32
-//! bits of the key's hash), and reads key and value from the log: a key costs an 8-byte
-//! slot in a hash table instead of a second copy of its key and value in two more
-//! allocations.
+//! The map holds no keys or values of its own for puts still in the log. Every value it
+//! could return is the value of an applied put, which is a committed log entry, and
+//! committed entries are never cut from the log (`Log::merge` refuses). So for each key
+//! the map keeps only where the latest applied put of that key is (and 32 bits of the
+//! key's hash), and reads key and value from there: a key costs an 8-byte slot in a hash
+//! table instead of a second copy of its key and value in two more allocations.
+//!
+//! Where a put is: in the log, by its index, or, once the log's prefix holding it has been
+//! compacted (§7), in the snapshot: one pair per key, keys and values back to back in one
+//! arena (a [`Log`] of puts, so it is stored like the log and sent from in place). A
+//! compaction at the last applied index copies every key's value into a new arena and
+//! points every slot there, so the arena is the whole state machine as of that index,
+//! unchanged until the next compaction: what InstallSnapshot sends to a follower behind.
+//! A slot's `u32` says which: with [`IN_SNAPSHOT`] set, a position in the arena;
+//! otherwise a log index counted from the snapshot index (so the `u32` limits how far past
+//! the last compaction the log may run, not how long a replica lives).
 //!
 //! The table is split into [`SHARDS`] tables by a few bits of the key's hash, so that
 //! growing one rehashes a small share of the keys. One table that doubles rehashes every
@@ -25,7 +34,8 @@
 
 mod table;
 
-use crate::raft::message::LogIndex;
+use crate::raft::log::Log;
+use crate::raft::message::{CommandRef, EntryRef, LogIndex, Term};
 use ahash::RandomState;
 use table::{LatestPut, Table};
 
@@ -48,10 +58,14 @@ pub trait PutLog {
     fn prefetch_key(&self, _index: LogIndex) {}
 }
 
-/// The largest log index the store can refer to (slots are `u32` to halve the table).
-/// At 64 bytes of key and value per put, a log this long would hold 256 GiB: a replica
-/// runs out of memory long before.
-pub const APPLIED_INDEX_MAX: u64 = u32::MAX as u64;
+/// How far past the snapshot index the store can refer to a put in the log (slots are
+/// `u32` to halve the table, and their top bit marks a pair of the snapshot). At 64 bytes
+/// of key and value per put, a log this long would hold 128 GiB: a replica compacts, or
+/// runs out of memory, long before.
+pub const APPLIED_INDEX_MAX: u64 = (IN_SNAPSHOT - 1) as u64;
+/// The bit of a slot's `u32` that says it names a pair of the snapshot, by its position
+/// (from 1) in the arena, rather than a log index.
+pub const IN_SNAPSHOT: u32 = 1 << 31;
 
 /// How many tables the keys are spread over (a power of two).
 pub const SHARDS: usize = 256;
@@ -82,13 +96,27 @@ struct Ahead<'log> {
 }
 
 /// Every method that takes a `log` must be given the same log, holding every index
-/// applied so far (applied entries are committed, so the log never loses them).
+/// applied since the snapshot (applied entries are committed, so the log never loses them
+/// but by compaction, which goes through [`KvStore::compact`]).
 #[derive(Debug)]
 pub struct KvStore {
-    /// Per key written: the log index of its latest applied put, found by the hash of the
-    /// key bytes (read from the log), in the shard those bytes hash to.
+    /// Per key written: where its latest applied put is (a log index less `snapshot_index`,
+    /// or a pair of `snapshot` with [`IN_SNAPSHOT`]), found by the hash of the key bytes,
+    /// in the shard those bytes hash to.
     latest_put: Box<[Table]>,
     hasher: RandomState,
+    /// Every key's value as of `snapshot_index`, one put per key (their terms mean
+    /// nothing). Empty until the first compaction or installed snapshot.
+    snapshot: Log,
+    /// The log index the snapshot is of (0 for none), and its term.
+    snapshot_index: LogIndex,
+    snapshot_term: Term,
+}
+
+/// Where the put a slot names is: in the snapshot or in the log, and at what index there.
+enum Place {
+    Snapshot(LogIndex),
+    Log(LogIndex),
 }
 
 impl KvStore {
@@ -104,16 +132,60 @@ impl KvStore {
                 hash_seed.rotate_left(32) ^ HASH_KEY_MIX[1],
                 hash_seed.rotate_left(48) ^ HASH_KEY_MIX[2],
             ),
+            snapshot: Log::new(),
+            snapshot_index: LogIndex(0),
+            snapshot_term: Term(0),
+        }
+    }
+
+    /// Where the put that slot value `at` names is.
+    fn place(&self, at: u32) -> Place {
+        if at & IN_SNAPSHOT != 0 {
+            Place::Snapshot(LogIndex(u64::from(at & !IN_SNAPSHOT)))
+        } else {
+            Place::Log(LogIndex(self.snapshot_index.0 + u64::from(at)))
+        }
+    }
+
+    /// The key and value of the put that slot value `at` names.
+    fn put_of<'a>(&'a self, log: &'a impl PutLog, at: u32) -> (&'a str, &'a str) {
+        match self.place(at) {
+            Place::Snapshot(i) => self.snapshot.put_at(i),
+            Place::Log(i) => log.put_at(i),
+        }
+        .expect("the store refers only to applied puts, in the snapshot or the log")
+    }
+
+    /// The key of the put that slot value `at` names (what a lookup compares).
+    fn key_of<'a>(&'a self, log: &'a impl PutLog, at: u32) -> &'a str {
+        match self.place(at) {
+            Place::Snapshot(i) => self.snapshot.key_at(i),
+            Place::Log(i) => log.key_at(i),
+        }
+        .expect("the store refers only to applied puts, in the snapshot or the log")
+    }
+
+    fn prefetch_entry(&self, log: &impl PutLog, at: u32) {
+        match self.place(at) {
+            Place::Snapshot(i) => self.snapshot.prefetch_entry(i),
+            Place::Log(i) => log.prefetch_entry(i),
+        }
+    }
+
+    fn prefetch_key(&self, log: &impl PutLog, at: u32) {
+        match self.place(at) {
+            Place::Snapshot(i) => self.snapshot.prefetch_key(i),
+            Place::Log(i) => log.prefetch_key(i),
         }
     }
 
     /// The value of `key`, or the empty string for a key never written (the protocol's
     /// answer for it).
-    pub fn get<'log>(&self, log: &'log impl PutLog, key: &str) -> &'log str {
+    pub fn get<'a>(&'a self, log: &'a impl PutLog, key: &str) -> &'a str {
         let hash = self.hasher.hash_one(key);
         self.latest_put[shard(hash)]
-            .find(tag(hash), |index| key_at(log, index) == key)
-            .map_or("", |p| put(log, p.index).1)
+            .find(tag(hash), |at| self.key_of(log, at) == key)
+            .map_or("", |p| self.put_of(log, p.index).1)
     }
 
     /// Applies the entry at `index` of `log`: a put becomes its key's value; a no-op
@@ -156,14 +228,14 @@ impl KvStore {
                 && let Some(a) = ring[k % AHEAD_RING].as_mut()
             {
                 a.latest = self.latest_put[shard(a.hash)].first_with_tag(tag(a.hash));
-                if let Some(index) = a.latest {
-                    log.prefetch_entry(LogIndex(u64::from(index)));
+                if let Some(at) = a.latest {
+                    self.prefetch_entry(log, at);
                 }
             }
             if let Some(k) = stage(t, 2)
-                && let Some(index) = ring[k % AHEAD_RING].and_then(|a| a.latest)
+                && let Some(at) = ring[k % AHEAD_RING].and_then(|a| a.latest)
             {
-                log.prefetch_key(LogIndex(u64::from(index)));
+                self.prefetch_key(log, at);
             }
             if let Some(k) = stage(t, 3)
                 && let Some(a) = ring[k % AHEAD_RING]
@@ -185,15 +257,101 @@ impl KvStore {
 
     /// Applies the put at `index`, whose key (read once, with its hash) is `key`.
     fn apply_hashed(&mut self, log: &impl PutLog, index: LogIndex, (key, hash): (&str, u64)) {
+        let past_snapshot = index.0 - self.snapshot_index.0;
         assert!(
-            index.0 <= APPLIED_INDEX_MAX,
+            past_snapshot <= APPLIED_INDEX_MAX,
             "log index past the store's reach"
         );
         let latest = LatestPut {
-            index: index.0 as u32,
+            index: past_snapshot as u32,
             tag: tag(hash),
         };
-        self.latest_put[shard(hash)].upsert(latest, |other| key_at(log, other) == key);
+        let Self {
+            latest_put,
+            snapshot,
+            snapshot_index,
+            ..
+        } = self;
+        let key_of = |at: u32| {
+            if at & IN_SNAPSHOT != 0 {
+                snapshot.key_at(LogIndex(u64::from(at & !IN_SNAPSHOT)))
+            } else {
+                log.key_at(LogIndex(snapshot_index.0 + u64::from(at)))
+            }
+        };
+        latest_put[shard(hash)].upsert(latest, |other| key_of(other) == Some(key));
+    }
+
+    /// Makes the state as of `index` (of `term`), the last index applied, the snapshot:
+    /// every key's value is copied into a new arena and its slot pointed there, so the
+    /// caller may then drop the log through `index` (`Log::compact`). Allocates the new
+    /// arena (the old one is freed): compaction is rare, and the arena is exactly the
+    /// state machine's size.
+    pub fn compact(&mut self, log: &impl PutLog, index: LogIndex, term: Term) {
+        debug_assert!(index >= self.snapshot_index);
+        let mut arena = Log::new();
+        let mut tables = std::mem::take(&mut self.latest_put);
+        for table in tables.iter_mut() {
+            table.for_each_mut(|slot| {
+                let (key, value) = self.put_of(log, slot.index);
+                arena.append(EntryRef {
+                    term: Term(0),
+                    command: CommandRef::Put { key, value },
+                });
+                slot.index = snapshot_slot(arena.last_index());
+            });
+        }
+        self.latest_put = tables;
+        self.snapshot = arena;
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+    }
+
+    /// Replaces the whole state with a snapshot received from a leader: `pairs`, the
+    /// value of every key as of `index` (of `term`). A key given twice keeps its last
+    /// value (no correct leader sends one twice).
+    pub fn install(&mut self, pairs: Log, index: LogIndex, term: Term) {
+        let mut tables: Box<[Table]> = (0..SHARDS)
+            .map(|_| Table::with_slots(SHARD_SLOTS_AT_START))
+            .collect();
+        for (k, pair) in pairs.entries().into_iter().enumerate() {
+            let CommandRef::Put { key, .. } = pair.command else {
+                continue;
+            };
+            let hash = self.hasher.hash_one(key);
+            let latest = LatestPut {
+                index: snapshot_slot(LogIndex(k as u64 + 1)),
+                tag: tag(hash),
+            };
+            tables[shard(hash)].upsert(latest, |other| {
+                pairs.key_at(LogIndex(u64::from(other & !IN_SNAPSHOT))) == Some(key)
+            });
+        }
+        self.latest_put = tables;
+        self.snapshot = pairs;
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+    }
+
+    /// The snapshot's pairs (a put per key, their terms meaningless), in the order they
+    /// are sent.
+    pub fn snapshot(&self) -> &Log {
+        &self.snapshot
+    }
+
+    /// The log index the snapshot is of (0 before any), and its term.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot_index
+    }
+
+    pub fn snapshot_term(&self) -> Term {
+        self.snapshot_term
+    }
+
+    /// Bytes the snapshot's pairs take: compaction waits until the log holds at least as
+    /// much, so that copying them costs no more than the log appended since.
+    pub fn snapshot_bytes(&self) -> usize {
+        self.snapshot.bytes_through(self.snapshot.last_index())
     }
 
     /// Keys written.
@@ -209,6 +367,7 @@ impl KvStore {
     pub fn heap_bytes(&self) -> usize {
         size_of_val(&*self.latest_put)
             + self.latest_put.iter().map(Table::heap_bytes).sum::<usize>()
+            + self.snapshot.heap_bytes()
     }
 
     /// The most keys any one shard holds (how evenly the hash spreads them).
@@ -226,16 +385,13 @@ fn shard(hash: u64) -> usize {
     (hash >> SHARD_SHIFT) as usize & (SHARDS - 1)
 }
 
-/// The key of the put a slot of the table names.
-fn key_at(log: &impl PutLog, index: u32) -> &str {
-    log.key_at(LogIndex(u64::from(index)))
-        .expect("the store refers only to applied puts, which stay in the log")
-}
-
-/// The put a slot of the table names. Only applied puts are ever stored, so it exists.
-fn put(log: &impl PutLog, index: u32) -> (&str, &str) {
-    log.put_at(LogIndex(u64::from(index)))
-        .expect("the store refers only to applied puts, which stay in the log")
+/// The slot value naming the pair at `index` (from 1) of the snapshot's arena.
+fn snapshot_slot(index: LogIndex) -> u32 {
+    let position = u32::try_from(index.0)
+        .ok()
+        .filter(|&p| p < IN_SNAPSHOT)
+        .expect("a snapshot holds fewer than 2^31 keys");
+    IN_SNAPSHOT | position
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use crate::prefetch::prefetch_read;
 
-/// A key's latest applied put: its log index and 32 bits of its key's hash. The tag's low
+/// A key's latest applied put: where it is (see `KvStore`) and 32 bits of its key's hash. The tag's low
 /// bits place it in the table, so growing needs no keys; all of it filters candidates, so
 /// a lookup reads a key back from the log only on a tag match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +19,8 @@ pub struct LatestPut {
     pub tag: u32,
 }
 
-/// Log index 0 is never a put, so it marks an empty slot.
+/// Log index 0 is never a put (and a snapshot's pair has its top bit set), so 0 marks an
+/// empty slot.
 const EMPTY: LatestPut = LatestPut { index: 0, tag: 0 };
 /// The table grows before more than this share of its slots is taken: linear probing
 /// stays short (about 2.5 slots for a hit, 8.5 for a miss, at the worst).
@@ -98,6 +99,14 @@ impl Table {
                 return;
             }
             i = (i + 1) & mask;
+        }
+    }
+
+    /// Lets `f` change where each stored put is (not its tag, which places it).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut LatestPut)) {
+        for slot in self.slots.iter_mut().filter(|s| s.index != EMPTY.index) {
+            f(slot);
+            debug_assert_ne!(slot.index, EMPTY.index, "index 0 marks an empty slot");
         }
     }
 

@@ -85,6 +85,19 @@ pub struct Config {
     /// cannot. 1 applies every entry as soon as it commits.
     pub apply_batch: usize,
 
+    /// Once the committed entries the log holds take this many bytes (keys, values and
+    /// slots), and at least as many as the state machine's snapshot, the state machine is
+    /// snapshotted at the commit index and the log through it dropped (§7), in memory and
+    /// on disk. The second condition keeps compaction's cost (copying every key's value)
+    /// no more than the bytes appended since the last one. Memory then stays within
+    /// about twice the state machine plus this, whatever the run's length.
+    pub compaction_log_bytes: usize,
+
+    /// Whether the driver persists the log and the hard state (term and vote) before it
+    /// sends what depends on them (`Node::take_unpersisted`, `Node::persisted`). Off, the
+    /// replica keeps everything in memory and counts its own log as durable at once.
+    pub durable: bool,
+
     /// Client requests held while no leader is known.
     pub held_requests_max: usize,
     /// A held request is answered `fail` after this long without a leader.
@@ -137,6 +150,8 @@ impl Config {
             append_bytes_max: 60_000,
             entry_wire_bytes: conservative_entry_wire_bytes,
             apply_batch: 256,
+            compaction_log_bytes: 32 << 20,
+            durable: false,
             held_requests_max: 4096,
             held_request_timeout: Span::from_millis(4000),
             pending_puts_max: 65_536,

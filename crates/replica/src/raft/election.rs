@@ -74,8 +74,7 @@ impl Node {
 
     fn start_election(&mut self, now: Time) {
         self.role = Role::Candidate;
-        self.current_term = Term(self.current_term.0 + 1);
-        self.voted_for = Some(self.config.id);
+        self.set_hard_state(Term(self.current_term.0 + 1), Some(self.config.id));
         self.begin_candidacy(now);
     }
 
@@ -121,7 +120,7 @@ impl Node {
         let grant =
             m.term == self.current_term && self.voted_for.is_none_or(|v| v == from) && up_to_date;
         if grant {
-            self.voted_for = Some(from);
+            self.set_hard_state(self.current_term, Some(from));
             self.reset_election_deadline(now);
         }
         let term = self.current_term;

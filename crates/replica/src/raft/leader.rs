@@ -112,10 +112,11 @@ impl LeaderState {
         self.append_times.front().map(|&(_, at)| at)
     }
 
-    /// The highest index stored on a majority (this leader's `last_index` included).
-    pub fn quorum_match_index(&mut self, last_index: LogIndex, quorum: usize) -> LogIndex {
+    /// The highest index stored on a majority, this leader counting through `own` (its
+    /// last index, or the part of its log known durable).
+    pub fn quorum_match_index(&mut self, own: LogIndex, quorum: usize) -> LogIndex {
         self.scratch.clear();
-        self.scratch.push(last_index.0);
+        self.scratch.push(own.0);
         self.scratch
             .extend(self.progress.iter().map(|p| p.match_index.0));
         self.scratch.sort_unstable_by(|a, b| b.cmp(a));

@@ -1,4 +1,4 @@
-//! The replicated log (§5.3). Entries are never compacted: replicas live for one run.
+//! The replicated log (§5.3), from just after its snapshot on (§7).
 //!
 //! Stored densely, because the log is most of a replica's memory: the keys and values of
 //! all puts sit back to back in one growing string, each entry has a 12-byte slot saying
@@ -6,6 +6,11 @@
 //! (they change only at elections). A put costs its key and value plus 12 bytes, a no-op
 //! 12 bytes, and appending allocates nothing per entry. Entries are read back as
 //! [`EntryRef`]s borrowing the log, one at a time ([`Log::get`]) or as a [`LogSlice`].
+//!
+//! Indexes stay absolute when the log is compacted ([`Log::compact`]): the entries through
+//! the snapshot index are dropped, and only that index and its term are kept, because the
+//! consistency check of an append that follows the snapshot (§7: "the last included index
+//! and term ... are used for the AppendEntries consistency check") needs them.
 
 use crate::kv::PutLog;
 use crate::prefetch::prefetch_read;
@@ -32,15 +37,23 @@ struct TermRun {
     term: Term,
 }
 
-/// Invariants: `slots[i]` is the entry at index `i + 1`; slot starts never decrease and
-/// stay within `text`; `runs` is empty exactly when the log is, starts at index 1, and its
-/// `first`s strictly increase and stay within the log; adjacent runs differ in term, and
-/// terms never decrease along the log (for entries the log appends itself; see `merge`).
+/// Invariants: `slots[i]` is the entry at index `snapshot_index + 1 + i`; slot starts
+/// never decrease and stay within `text`; `runs` is empty exactly when `slots` is, starts
+/// at `snapshot_index + 1`, and its `first`s strictly increase and stay within the log;
+/// adjacent runs differ in term, and terms never decrease along the log (for entries the
+/// log appends itself; see `merge`).
 #[derive(Default, Debug)]
 pub struct Log {
     text: String,
     slots: Vec<Slot>,
     runs: Vec<TermRun>,
+    /// The last index compacted away (0 for none) and its term: what the state machine's
+    /// snapshot covers. Entries through it are committed and gone from `slots`.
+    snapshot_index: LogIndex,
+    snapshot_term: Term,
+    /// The first index appended or cut since `take_changed_from` was last called: what a
+    /// durable replica must write again, from there to the end.
+    changed_from: Option<LogIndex>,
 }
 
 impl Log {
@@ -49,30 +62,68 @@ impl Log {
     }
 
     pub fn last_index(&self) -> LogIndex {
-        LogIndex(self.slots.len() as u64)
+        LogIndex(self.snapshot_index.0 + self.slots.len() as u64)
     }
 
     pub fn last_term(&self) -> Term {
-        self.runs.last().map_or(Term(0), |r| r.term)
+        self.runs.last().map_or(self.snapshot_term, |r| r.term)
     }
 
-    /// The term of the entry at `index`; `Term(0)` for index 0, `None` past the end.
+    /// The last index compacted away (0 if none): entries through it are not held.
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot_index
+    }
+
+    /// The term of the entry at `snapshot_index`.
+    pub fn snapshot_term(&self) -> Term {
+        self.snapshot_term
+    }
+
+    /// Entries held (those after the snapshot index).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Bytes the entries after the snapshot through `last` take (keys, values and slots):
+    /// what compacting at `last` would free. O(1).
+    pub fn bytes_through(&self, last: LogIndex) -> usize {
+        let Some(end) = last
+            .0
+            .checked_sub(self.snapshot_index.0)
+            .map(|n| (n as usize).min(self.slots.len()))
+        else {
+            return 0;
+        };
+        let text_end = self
+            .slots
+            .get(end)
+            .map_or(self.text.len(), |s| s.start as usize);
+        text_end + end * size_of::<Slot>()
+    }
+
+    /// The term of the entry at `index`; the snapshot's term at the snapshot index (`Term(0)`
+    /// for index 0), `None` before it (compacted) or past the end.
     pub fn term_at(&self, index: LogIndex) -> Option<Term> {
-        if index.0 == 0 {
-            return Some(Term(0));
+        if index == self.snapshot_index {
+            return Some(self.snapshot_term);
         }
         self.run_holding(index).map(|r| self.runs[r].term)
     }
 
     pub fn get(&self, index: LogIndex) -> Option<EntryRef<'_>> {
         let term = self.term_at(index)?;
-        Some(self.entry_at(Self::offset(index)?, term))
+        Some(self.entry_at(self.offset(index)?, term))
     }
 
-    /// The entries of `span`, clipped to the log.
+    /// The entries of `span`, clipped to the log (empty if it starts at or before the
+    /// snapshot index: those entries are gone).
     pub fn span(&self, span: EntrySpan) -> LogSlice<'_> {
         let len = self.slots.len();
-        let start = Self::offset(span.first).map_or(len, |o| o.min(len));
+        let start = self.offset(span.first).map_or(len, |o| o.min(len));
         let end = start.saturating_add(span.count as usize).min(len);
         LogSlice {
             log: self,
@@ -106,14 +157,16 @@ impl Log {
     /// Returns the index of the last entry of `incoming`, or `None` if a committed entry
     /// would have to be cut (a leader violating the protocol; nothing is changed then).
     /// Never cutting a committed entry is also what lets the state machine refer to
-    /// applied puts by index (`KvStore`).
+    /// applied puts by index (`KvStore`). Entries at or before the snapshot index are
+    /// committed, so they match (Log Matching, §5.3) and are skipped.
     pub fn merge(
         &mut self,
         prev: LogIndex,
         incoming: &[EntryRef<'_>],
         commit_index: LogIndex,
     ) -> Option<LogIndex> {
-        for (k, entry) in incoming.iter().enumerate() {
+        let skip = self.snapshot_index.0.saturating_sub(prev.0);
+        for (k, entry) in incoming.iter().enumerate().skip(skip as usize) {
             let index = LogIndex(prev.0 + 1 + k as u64);
             match self.term_at(index) {
                 Some(term) if term == entry.term => continue,
@@ -162,14 +215,65 @@ impl Log {
             + self.runs.capacity() * size_of::<TermRun>()
     }
 
-    /// The position of `index` in `slots`; `None` for index 0.
-    fn offset(index: LogIndex) -> Option<usize> {
-        index.0.checked_sub(1).map(|o| o as usize)
+    /// Drops every entry through `through` (which must be held, or be the snapshot index),
+    /// which the state machine's snapshot now covers (§7), keeping the entries after it.
+    /// Moves the bytes that remain to the front of the arena: compaction is rare, and the
+    /// arena keeps its capacity for the entries to come.
+    pub fn compact(&mut self, through: LogIndex) {
+        let term = self
+            .term_at(through)
+            .expect("compaction stops at an entry the log holds");
+        let drop = (through.0 - self.snapshot_index.0) as usize;
+        let text_start = self
+            .slots
+            .get(drop)
+            .map_or(self.text.len(), |s| s.start as usize);
+        self.text.drain(..text_start);
+        self.slots.drain(..drop);
+        for slot in &mut self.slots {
+            slot.start -= text_start as u64;
+        }
+        let first_kept = self.runs.partition_point(|r| r.first <= through.next());
+        let drop_runs = first_kept.saturating_sub(1);
+        self.runs.drain(..drop_runs);
+        if self.slots.is_empty() {
+            self.runs.clear();
+        } else if let Some(run) = self.runs.first_mut() {
+            run.first = run.first.max(through.next());
+        }
+        self.snapshot_index = through;
+        self.snapshot_term = term;
+        // What was appended through `through` is in the snapshot, which the driver writes.
+        self.changed_from = self.changed_from.map(|from| from.max(through.next()));
+    }
+
+    /// Replaces the whole log with an empty one after a snapshot of `index` and `term`
+    /// (§7: a follower whose log does not hold the snapshot's last entry discards it).
+    pub fn reset_to_snapshot(&mut self, index: LogIndex, term: Term) {
+        self.text.clear();
+        self.slots.clear();
+        self.runs.clear();
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        self.changed_from = Some(index.next());
+    }
+
+    /// The position of `index` in `slots`; `None` at or before the snapshot index.
+    fn offset(&self, index: LogIndex) -> Option<usize> {
+        index
+            .0
+            .checked_sub(self.snapshot_index.0 + 1)
+            .map(|o| o as usize)
+    }
+
+    /// The index of the entry at position `offset` of `slots`.
+    fn index_of(&self, offset: usize) -> LogIndex {
+        LogIndex(self.snapshot_index.0 + 1 + offset as u64)
     }
 
     /// The run holding `index`, if the log does.
     fn run_holding(&self, index: LogIndex) -> Option<usize> {
-        if index.0 == 0 || index > self.last_index() {
+        if index <= self.snapshot_index || index > self.last_index() {
             return None;
         }
         let last = self.runs.len() - 1;
@@ -210,8 +314,25 @@ impl Log {
         }
     }
 
+    /// The first index appended or cut since `take_changed_from` was last called.
+    pub fn changed_from(&self) -> Option<LogIndex> {
+        self.changed_from
+    }
+
+    /// The first index appended or cut since the last call, if any, and forgets it.
+    pub fn take_changed_from(&mut self) -> Option<LogIndex> {
+        self.changed_from.take()
+    }
+
+    fn note_changed(&mut self, index: LogIndex) {
+        if self.changed_from.is_none_or(|from| index < from) {
+            self.changed_from = Some(index);
+        }
+    }
+
     fn push(&mut self, entry: EntryRef<'_>) {
         let index = self.last_index().next();
+        self.note_changed(index);
         if self.runs.last().is_none_or(|r| r.term != entry.term) {
             self.runs.push(TermRun {
                 first: index,
@@ -234,9 +355,10 @@ impl Log {
         self.slots.push(Slot { start, key_len });
     }
 
-    /// Keeps entries `1..=last`, dropping the rest with their bytes and term runs.
+    /// Keeps entries through `last`, dropping the rest with their bytes and term runs.
     fn truncate(&mut self, last: LogIndex) {
-        let keep = last.0 as usize;
+        self.note_changed(last.next());
+        let keep = (last.0 - self.snapshot_index.0) as usize;
         if let Some(&Slot { start, .. }) = self.slots.get(keep) {
             self.text.truncate(start as usize);
             self.slots.truncate(keep);
@@ -255,19 +377,19 @@ impl PutLog for Log {
     }
 
     fn key_at(&self, index: LogIndex) -> Option<&str> {
-        let Slot { start, key_len } = *self.slots.get(Self::offset(index)?)?;
+        let Slot { start, key_len } = *self.slots.get(self.offset(index)?)?;
         let start = start as usize;
         (key_len != NOOP_KEY_LEN).then(|| &self.text[start..start + key_len as usize])
     }
 
     fn prefetch_entry(&self, index: LogIndex) {
-        if let Some(slot) = Self::offset(index).and_then(|o| self.slots.get(o)) {
+        if let Some(slot) = self.offset(index).and_then(|o| self.slots.get(o)) {
             prefetch_read(slot);
         }
     }
 
     fn prefetch_key(&self, index: LogIndex) {
-        if let Some(&Slot { start, .. }) = Self::offset(index).and_then(|o| self.slots.get(o))
+        if let Some(&Slot { start, .. }) = self.offset(index).and_then(|o| self.slots.get(o))
             && let Some(byte) = self.text.as_bytes().get(start as usize)
         {
             prefetch_read(byte);
@@ -299,7 +421,7 @@ impl<'a> LogSlice<'a> {
         if i >= self.len() {
             return None;
         }
-        self.log.get(LogIndex((self.start + i) as u64 + 1))
+        self.log.get(self.log.index_of(self.start + i))
     }
 
     pub fn iter(&self) -> LogIter<'a> {
@@ -309,7 +431,7 @@ impl<'a> LogSlice<'a> {
             end: self.end,
             run: self
                 .log
-                .run_holding(LogIndex(self.start as u64 + 1))
+                .run_holding(self.log.index_of(self.start))
                 .unwrap_or(0),
         }
     }
@@ -341,7 +463,7 @@ impl<'a> Iterator for LogIter<'a> {
         if self.next >= self.end {
             return None;
         }
-        let index = LogIndex(self.next as u64 + 1);
+        let index = self.log.index_of(self.next);
         let runs = &self.log.runs;
         while runs.get(self.run + 1).is_some_and(|r| r.first <= index) {
             self.run += 1;

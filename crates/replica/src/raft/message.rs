@@ -174,6 +174,54 @@ pub struct AppendEntriesResponse {
     pub sent_at_us: u64,
 }
 
+/// InstallSnapshot (§7), one chunk of it: the leader's state machine as of `last_index`
+/// (whose term is `last_term`), sent to a follower that needs entries the leader has
+/// compacted away. The snapshot is a list of key-value pairs, sent in order in chunks
+/// that each fit a datagram; `offset` is the position of this chunk's first pair, so a
+/// follower takes a chunk only where it continues what it holds, and a lost chunk is sent
+/// again from where the follower says it is (not §7's byte offsets, but the same idea).
+/// `pairs` are held as entries (puts; their terms mean nothing), like an append's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct InstallSnapshot<E> {
+    pub term: Term,
+    pub last_index: LogIndex,
+    pub last_term: Term,
+    pub offset: u64,
+    /// This chunk ends the snapshot (§7's `done`).
+    pub done: bool,
+    /// As in an append: the leader's clock, echoed in the answer.
+    pub sent_at_us: u64,
+    pub pairs: E,
+}
+
+impl<E> InstallSnapshot<E> {
+    /// The same chunk holding `pairs` instead.
+    pub fn with_pairs<F>(&self, pairs: F) -> InstallSnapshot<F> {
+        InstallSnapshot {
+            term: self.term,
+            last_index: self.last_index,
+            last_term: self.last_term,
+            offset: self.offset,
+            done: self.done,
+            sent_at_us: self.sent_at_us,
+            pairs,
+        }
+    }
+}
+
+/// The answer to a chunk of InstallSnapshot: how many pairs of the snapshot of
+/// `last_index` the follower holds (where the next chunk must start), or that it has
+/// installed it (`installed`), after which its log matches the leader's through
+/// `last_index`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct InstallSnapshotResponse {
+    pub term: Term,
+    pub last_index: LogIndex,
+    pub received: u64,
+    pub installed: bool,
+    pub sent_at_us: u64,
+}
+
 /// Entries `first ..= first + count - 1` of the sender's log.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct EntrySpan {
@@ -196,15 +244,19 @@ pub enum Message<E> {
     RequestVoteResponse(RequestVoteResponse),
     AppendEntries(AppendEntries<E>),
     AppendEntriesResponse(AppendEntriesResponse),
+    InstallSnapshot(InstallSnapshot<E>),
+    InstallSnapshotResponse(InstallSnapshotResponse),
 }
 
 /// A message as decoded from a datagram: entries borrowed from the receive buffer.
 pub type IncomingMessage<'a> = Message<&'a [EntryRef<'a>]>;
-/// A message as the core asks for it to be sent: entries named by position in its log.
+/// A message as the core asks for it to be sent: entries named by position in its log
+/// (a snapshot's pairs by position, from 1, in its state machine's snapshot).
 pub type OutgoingMessage = Message<EntrySpan>;
 
 impl<E> Message<E> {
-    /// The same message holding `entries` instead (ignored unless it is an append): a
+    /// The same message holding `entries` instead (ignored unless it is an append or a
+    /// snapshot chunk, whose pairs they become): a
     /// span into the sender's log becomes a `LogSlice` of it for encoding, decoded entries
     /// become owned ones, and so on.
     pub fn with_entries<F>(&self, entries: F) -> Message<F> {
@@ -213,6 +265,8 @@ impl<E> Message<E> {
             Message::RequestVoteResponse(m) => Message::RequestVoteResponse(*m),
             Message::AppendEntriesResponse(m) => Message::AppendEntriesResponse(*m),
             Message::AppendEntries(m) => Message::AppendEntries(m.with_entries(entries)),
+            Message::InstallSnapshot(m) => Message::InstallSnapshot(m.with_pairs(entries)),
+            Message::InstallSnapshotResponse(m) => Message::InstallSnapshotResponse(*m),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - `election`: pre-vote, votes, becoming leader, check-quorum (§5.2, §9.6);
 //! - `replication`: appends, batching, pipelining, fast backtracking, commit (§5.3, §5.4);
 //! - `client`: puts, reads by lease or read round, held requests (§8);
+//! - `snapshot`: log compaction and InstallSnapshot (§7);
 //! - `leader`, `progress`: the bookkeeping only a leader keeps;
 //! - `validate`: what a peer's message must satisfy before any rule sees it;
 //! - `log`, `message`, `effect`, `config`: data.
@@ -34,6 +35,7 @@ pub mod message;
 pub mod node;
 pub mod progress;
 mod replication;
+mod snapshot;
 pub mod validate;
 
 pub use config::Config;
@@ -41,8 +43,8 @@ pub use effect::{Effect, Reply, ReplyKind, Timer};
 pub use log::{Log, LogIter, LogSlice};
 pub use message::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, ClientRequest, Command, CommandRef, Entry,
-    EntryRef, EntrySpan, IncomingMessage, LogIndex, Message, Operation, OutgoingMessage,
-    RequestVote, RequestVoteResponse, Term,
+    EntryRef, EntrySpan, IncomingMessage, InstallSnapshot, InstallSnapshotResponse, LogIndex,
+    Message, Operation, OutgoingMessage, RequestVote, RequestVoteResponse, Term,
 };
-pub use node::{Node, Role};
+pub use node::{HardState, Node, Role, Unpersisted};
 pub use validate::Dropped;

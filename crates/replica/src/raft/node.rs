@@ -12,6 +12,7 @@ use crate::raft::log::{Log, LogSlice};
 use crate::raft::message::{
     ClientRequest, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage, Term,
 };
+use crate::raft::snapshot::IncomingSnapshot;
 use crate::raft::validate::{Dropped, check_message};
 use crate::time::{Span, Time};
 use datagram::NodeId;
@@ -40,6 +41,24 @@ impl fmt::Display for Role {
     }
 }
 
+/// §5.1's persistent state besides the log.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+/// What changed since a durable driver last persisted (`Node::take_unpersisted`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Unpersisted {
+    pub hard_state: Option<HardState>,
+    pub entries_from: Option<LogIndex>,
+    /// The log was compacted, or a snapshot installed, through this index: the snapshot
+    /// (`Node::snapshot`) must be made durable first, then the log from just past it
+    /// replaces everything storage holds (a new write-ahead log).
+    pub snapshot: Option<LogIndex>,
+}
+
 /// A client request kept while no leader is known, to be answered once one is.
 #[derive(Debug)]
 pub(super) struct HeldRequest {
@@ -57,10 +76,22 @@ pub struct Node {
     pub(super) config: Config,
     pub(super) rng: SmallRng,
 
-    // §5.1 "persistent" state (kept in memory: replicas never restart).
+    // §5.1 persistent state: in memory only, or written by the driver when `durable`.
     pub(super) current_term: Term,
     pub(super) voted_for: Option<NodeId>,
     pub(super) log: Log,
+    /// The term or the vote changed since the driver last took them to persist.
+    pub(super) hard_state_changed: bool,
+    /// The log is durable through this index (`Node::persisted`); a leader counts its own
+    /// log toward a commit only this far. Invariant: at most the last index.
+    pub(super) persisted_index: LogIndex,
+    /// The snapshot changed (a compaction, or one installed) since the driver last took
+    /// what to persist.
+    pub(super) snapshot_changed: bool,
+    /// A snapshot being received from the leader, chunk by chunk (`snapshot`).
+    pub(super) incoming_snapshot: Option<IncomingSnapshot>,
+    /// Snapshots received from a leader and installed, for observers.
+    pub(super) snapshots_installed: u64,
 
     // Volatile state. Invariant: last_applied <= commit_index, and fewer than
     // `config.apply_batch` committed entries wait to be applied between inputs (the state
@@ -117,6 +148,11 @@ impl Node {
             current_term: Term(0),
             voted_for: None,
             log: Log::new(),
+            hard_state_changed: false,
+            persisted_index: LogIndex(0),
+            snapshot_changed: false,
+            incoming_snapshot: None,
+            snapshots_installed: 0,
             commit_index: LogIndex(0),
             last_applied: LogIndex(0),
             kv: KvStore::new(config.seed),
@@ -142,6 +178,33 @@ impl Node {
         node
     }
 
+    /// A replica restarted from what it persisted: its term, its vote, its snapshot (the
+    /// pairs of every key as of the log's snapshot index, empty if it has none) and its
+    /// log. It starts as a follower that knows no leader, with only its snapshot known to
+    /// be committed (the leader will say the rest), and nothing left to persist.
+    pub fn restore(
+        config: Config,
+        now: Time,
+        term: Term,
+        voted_for: Option<NodeId>,
+        snapshot: Log,
+        log: Log,
+    ) -> Node {
+        let mut node = Node::new(config, now);
+        node.current_term = term;
+        node.voted_for = voted_for;
+        let (index, snapshot_term) = (log.snapshot_index(), log.snapshot_term());
+        if index.0 > 0 {
+            node.kv.install(snapshot, index, snapshot_term);
+        }
+        node.commit_index = index;
+        node.last_applied = index;
+        node.log = log;
+        node.log.take_changed_from();
+        node.persisted_index = node.log.last_index();
+        node
+    }
+
     // ----- inputs -------------------------------------------------------------------
 
     /// A message from peer `from`. One that no correct peer could send is dropped whole,
@@ -158,6 +221,10 @@ impl Node {
             Message::RequestVoteResponse(m) => self.handle_request_vote_response(now, from, m),
             Message::AppendEntries(m) => self.handle_append_entries(now, from, m),
             Message::AppendEntriesResponse(m) => self.handle_append_entries_response(now, from, m),
+            Message::InstallSnapshot(m) => self.handle_install_snapshot(now, from, m),
+            Message::InstallSnapshotResponse(m) => {
+                self.handle_install_snapshot_response(now, from, m)
+            }
         }
         Ok(())
     }
@@ -179,9 +246,11 @@ impl Node {
         }
     }
 
-    /// Called after each batch of inputs: a leader sends what the batch appended, as few
-    /// appends as the limits allow.
+    /// Called after each batch of inputs: the log is compacted if it has grown past the
+    /// threshold, and a leader sends what the batch appended, as few appends as the limits
+    /// allow.
     pub fn flush(&mut self, now: Time) {
+        self.maybe_compact();
         if self.role == Role::Leader {
             self.flush_leader(now);
         }
@@ -192,6 +261,76 @@ impl Node {
     pub fn take_effects(&mut self, into: &mut Vec<Effect>) {
         debug_assert!(into.is_empty());
         std::mem::swap(&mut self.outbox, into);
+    }
+
+    /// What a durable driver must write since it last asked, and forgets it: the hard
+    /// state if it changed, and the first log index that changed (every entry from there
+    /// to the end replaces what storage holds from there; entries past the end are gone).
+    ///
+    /// The contract (§5.1, "updated on stable storage before responding to RPCs"): the
+    /// driver writes these, syncs, and only then sends the messages to peers that the
+    /// inputs produced, except appends, which a leader may send before its own write lands
+    /// (it counts its own log toward a commit only once told it is durable). Client
+    /// replies may go at once: a put is answered only once committed, which needs a
+    /// majority that persisted it.
+    pub fn take_unpersisted(&mut self) -> Unpersisted {
+        let hard_state = std::mem::take(&mut self.hard_state_changed).then_some(HardState {
+            term: self.current_term,
+            voted_for: self.voted_for,
+        });
+        let entries_from = self.log.take_changed_from();
+        if let Some(from) = entries_from {
+            // Cut or rewritten from `from` on: durable only before it until written.
+            self.persisted_index = self.persisted_index.min(from.prev());
+        }
+        let snapshot =
+            std::mem::take(&mut self.snapshot_changed).then(|| self.log.snapshot_index());
+        if snapshot.is_some() {
+            // The whole log is written again after the snapshot.
+            self.persisted_index = self.persisted_index.min(self.log.snapshot_index());
+        }
+        Unpersisted {
+            hard_state,
+            entries_from,
+            snapshot,
+        }
+    }
+
+    /// The driver has made durable everything `take_unpersisted` handed it, which covered
+    /// the log through `through`. A leader may now count its own log that far.
+    pub fn persisted(&mut self, now: Time, through: LogIndex) {
+        // Entries changed since they were handed over are not what was written: a driver
+        // whose sync completes after more input (the in-process simulation's does) must
+        // not have them counted.
+        let unchanged_through = self
+            .log
+            .changed_from()
+            .map_or(LogIndex(u64::MAX), LogIndex::prev);
+        let through = through.min(self.log.last_index()).min(unchanged_through);
+        if through > self.persisted_index {
+            self.persisted_index = through;
+            self.maybe_commit(now);
+        }
+    }
+
+    /// How far this replica's own log counts toward a commit: all of it in memory, its
+    /// durable part when durable.
+    pub(super) fn own_match_index(&self) -> LogIndex {
+        if self.config.durable {
+            self.persisted_index.min(self.log.last_index())
+        } else {
+            self.log.last_index()
+        }
+    }
+
+    /// Changes the term and vote of §5.1, noting that they must be persisted.
+    pub(super) fn set_hard_state(&mut self, term: Term, voted_for: Option<NodeId>) {
+        debug_assert!(term >= self.current_term, "terms only grow");
+        if (term, voted_for) != (self.current_term, self.voted_for) {
+            self.current_term = term;
+            self.voted_for = voted_for;
+            self.hard_state_changed = true;
+        }
     }
 
     // ----- observation --------------------------------------------------------------
@@ -227,11 +366,20 @@ impl Node {
     pub fn last_applied(&self) -> LogIndex {
         self.last_applied
     }
+    /// Snapshots received from a leader and installed since this replica started.
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed
+    }
     pub fn log(&self) -> &Log {
         &self.log
     }
     pub fn kv(&self) -> &KvStore {
         &self.kv
+    }
+    /// The snapshot's pairs (every key's value as of `log().snapshot_index()`; empty
+    /// before the first compaction), for a durable driver to write.
+    pub fn snapshot(&self) -> &Log {
+        self.kv.snapshot()
     }
     /// The entries an `AppendEntries` effect names, for encoding without copying.
     pub fn log_entries(&self, span: EntrySpan) -> LogSlice<'_> {
@@ -287,8 +435,7 @@ impl Node {
     pub(super) fn become_follower(&mut self, now: Time, term: Term, leader: NodeId) {
         debug_assert!(term >= self.current_term);
         if term > self.current_term {
-            self.current_term = term;
-            self.voted_for = None;
+            self.set_hard_state(term, None);
         }
         self.leader = leader;
         if self.role == Role::Leader {
@@ -340,7 +487,7 @@ impl Node {
     }
 
     /// Applies every committed entry not applied yet.
-    fn apply_all_committed(&mut self) {
+    pub(super) fn apply_all_committed(&mut self) {
         if self.last_applied < self.commit_index {
             self.kv
                 .apply_range(&self.log, self.last_applied.next(), self.commit_index);
@@ -354,6 +501,73 @@ impl Node {
         self.apply_all_committed();
         InlineStr::from(self.kv.get(&self.log, key))
     }
+}
+
+impl Node {
+    // ----- what every message between a leader and its followers goes through first ----
+
+    /// What every message from a would-be leader (an append, a snapshot chunk) goes
+    /// through first: a stale term is answered by the caller so the sender steps down; a
+    /// current one makes this replica its follower, heard from now.
+    pub(super) fn hear_from_leader(&mut self, now: Time, from: NodeId, term: Term) -> LeaderCheck {
+        if term < self.current_term {
+            return LeaderCheck::Stale;
+        }
+        if term == self.current_term && self.role == Role::Leader {
+            // Two leaders in one term cannot happen between correct replicas; this is a
+            // confused or hostile peer, and obeying it could lose committed entries.
+            return LeaderCheck::Confused;
+        }
+        if term > self.current_term || self.role != Role::Follower {
+            self.become_follower(now, term, from);
+        } else {
+            self.leader = from;
+        }
+        self.leader_contact_at = Some(now);
+        if !self.held.is_empty() {
+            self.release_held_requests(now);
+        }
+        self.election_deadline = now + self.random_election_timeout();
+        self.arm_election_timer(self.election_deadline);
+        LeaderCheck::Current
+    }
+
+    /// The checks every answer from a follower (to an append or a snapshot chunk) passes
+    /// first: a higher term makes this replica step down; otherwise it counts only if this
+    /// replica leads and it answers a message of this leadership. Only an answer to a
+    /// message of this leadership passed the follower's term check for this term: each is
+    /// echoed with the time it was sent, and everything sent since `became_leader_at` was
+    /// sent in this term. An answer to an older one (this replica led an earlier term) or
+    /// an echo from the future counts for nothing: not for the lease, check-quorum, round
+    /// trips or replication. The follower's position and the echoed send time.
+    pub(super) fn answer_of_this_leadership(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        term: Term,
+        sent_at_us: u64,
+    ) -> Option<(usize, Time)> {
+        if term > self.current_term {
+            self.become_follower(now, term, NodeId::UNKNOWN);
+            return None;
+        }
+        if term < self.current_term || self.role != Role::Leader {
+            return None;
+        }
+        let i = self.config.peers.iter().position(|&p| p == from)?;
+        let sent_at = Time(sent_at_us);
+        (sent_at >= self.became_leader_at && sent_at <= now).then_some((i, sent_at))
+    }
+}
+
+/// What a message from a would-be leader's term makes of it (`Node::hear_from_leader`).
+pub(super) enum LeaderCheck {
+    /// Its term is behind ours: answer, so that it steps down, and do nothing else.
+    Stale,
+    /// It claims to lead in our own term while we do: ignore it.
+    Confused,
+    /// It is our current leader.
+    Current,
 }
 
 impl fmt::Debug for Node {

@@ -13,6 +13,22 @@ pub enum ReplicationState {
     /// The follower's log is known to match up to `match_index`: appends are pipelined,
     /// `next_index` advancing optimistically as they are sent.
     Replicate,
+    /// The follower needs entries this leader has compacted away: it is sent the state
+    /// machine's snapshot (§7), one chunk at a time (`Progress::snapshot`), then probed
+    /// from just past it.
+    Snapshot,
+}
+
+/// How far a follower in [`ReplicationState::Snapshot`] has got with the snapshot of
+/// `index`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SnapshotSend {
+    /// The leader's snapshot being sent (a newer compaction starts it over).
+    pub index: LogIndex,
+    /// Pairs the follower said it holds: the next chunk starts there.
+    pub received: u64,
+    /// When the chunk now unanswered was sent, if one is.
+    pub chunk_sent_at: Option<Time>,
 }
 
 /// When a follower's deadlines fall. Its peer timer is armed for the earliest; when it
@@ -72,6 +88,8 @@ pub struct Progress {
     /// Something must go out to this follower at the next flush (a read round, or the new
     /// leader's first append).
     pub send_requested: bool,
+    /// Set exactly in [`ReplicationState::Snapshot`].
+    pub snapshot: Option<SnapshotSend>,
 }
 
 impl Progress {
@@ -88,14 +106,50 @@ impl Progress {
             timeouts_in_a_row: 0,
             stall_checked_at: None,
             send_requested: true,
+            snapshot: None,
         }
     }
 
-    /// Whether another append may be sent now.
+    /// Whether another append (or snapshot chunk) may be sent now.
     pub fn can_send(&self, inflight_max: usize) -> bool {
         match self.state {
             ReplicationState::Probe => self.inflight.is_empty(),
             ReplicationState::Replicate => self.inflight.len() < inflight_max,
+            ReplicationState::Snapshot => self.snapshot.is_some_and(|s| s.chunk_sent_at.is_none()),
+        }
+    }
+
+    /// Starts sending the snapshot of `index` (from its first pair), unless it is the one
+    /// already being sent.
+    pub fn start_snapshot(&mut self, index: LogIndex) {
+        if self.snapshot.is_some_and(|s| s.index == index) {
+            return;
+        }
+        self.state = ReplicationState::Snapshot;
+        self.inflight.clear();
+        self.snapshot = Some(SnapshotSend {
+            index,
+            received: 0,
+            chunk_sent_at: None,
+        });
+    }
+
+    /// A chunk of the snapshot went out at `now`.
+    pub fn record_chunk_sent(&mut self, now: Time) {
+        self.last_sent_at = now;
+        self.send_requested = false;
+        if let Some(s) = self.snapshot.as_mut() {
+            s.chunk_sent_at = Some(now);
+        }
+    }
+
+    /// The follower holds `received` pairs of the snapshot of `index`: the next chunk
+    /// starts there, and goes at the next flush.
+    pub fn record_chunk_answer(&mut self, index: LogIndex, received: u64) {
+        if let Some(s) = self.snapshot.as_mut().filter(|s| s.index == index) {
+            s.received = received;
+            s.chunk_sent_at = None;
+            self.send_requested = true;
         }
     }
 
@@ -129,6 +183,13 @@ impl Progress {
                 break;
             }
         }
+        if self.state == ReplicationState::Snapshot
+            && self.snapshot.is_some_and(|s| s.index <= self.match_index)
+        {
+            // Installed (or matched past it another way): replicate from the match.
+            self.snapshot = None;
+            self.state = ReplicationState::Probe;
+        }
         if self.state == ReplicationState::Probe {
             self.state = ReplicationState::Replicate;
             // The probe's append is answered; anything else in flight was sent under the
@@ -142,6 +203,7 @@ impl Progress {
     /// Go back to probing from `next_index` (after a rejection or a retransmission timeout).
     pub fn reset_to_probe(&mut self, next_index: LogIndex) {
         self.state = ReplicationState::Probe;
+        self.snapshot = None;
         self.inflight.clear();
         self.next_index = next_index.max(self.match_index.next());
     }
@@ -168,8 +230,12 @@ impl Progress {
             .map(|sent| sent + self.retransmit_timeout(base, max))
     }
 
+    /// When the oldest unanswered append, or the unanswered snapshot chunk, was sent.
     pub fn oldest_inflight_sent_at(&self) -> Option<Time> {
-        self.inflight.front().map(|i| i.sent_at)
+        match self.snapshot {
+            Some(s) => s.chunk_sent_at,
+            None => self.inflight.front().map(|i| i.sent_at),
+        }
     }
 }
 

@@ -6,10 +6,11 @@
 //! on appends; a follower that is sent nothing for `heartbeat_interval` gets an empty one.
 
 use crate::raft::effect::Timer;
+use crate::raft::log::LogSlice;
 use crate::raft::message::{
     AppendEntries, AppendEntriesResponse, EntryRef, EntrySpan, LogIndex, Message, Term,
 };
-use crate::raft::node::{Node, Role};
+use crate::raft::node::{LeaderCheck, Node};
 use crate::raft::progress::{PeerDeadlines, ReplicationState};
 use crate::time::{Span, Time};
 use datagram::NodeId;
@@ -23,30 +24,25 @@ impl Node {
         from: NodeId,
         m: AppendEntries<&[EntryRef<'_>]>,
     ) {
-        if m.term < self.current_term {
-            // A deposed leader: the higher term in the answer makes it step down.
-            self.respond_append(from, false, LogIndex(0), LogIndex(0), None, m.sent_at_us);
-            return;
+        match self.hear_from_leader(now, from, m.term) {
+            LeaderCheck::Stale => {
+                // A deposed leader: the higher term in the answer makes it step down.
+                self.respond_append(from, false, LogIndex(0), LogIndex(0), None, m.sent_at_us);
+                return;
+            }
+            LeaderCheck::Confused => return,
+            LeaderCheck::Current => {}
         }
-        if m.term == self.current_term && self.role == Role::Leader {
-            // Two leaders in one term cannot happen between correct replicas; this is a
-            // confused or hostile peer, and obeying it could lose committed entries.
-            return;
-        }
-        if m.term > self.current_term || self.role != Role::Follower {
-            self.become_follower(now, m.term, from);
-        } else {
-            self.leader = from;
-        }
-        self.leader_contact_at = Some(now);
-        if !self.held.is_empty() {
-            self.release_held_requests(now);
-        }
-        self.election_deadline = now + self.random_election_timeout();
-        self.arm_election_timer(self.election_deadline);
 
-        // §5.3 consistency check, answering with a hint on a mismatch.
-        match self.log.term_at(m.prev_log_index) {
+        // §5.3 consistency check, answering with a hint on a mismatch. Entries through the
+        // snapshot are committed, so any current leader holds them too (§5.4's Leader
+        // Completeness): an append starting in the compacted prefix matches there.
+        let prev_term = if m.prev_log_index < self.log.snapshot_index() {
+            Some(m.prev_log_term)
+        } else {
+            self.log.term_at(m.prev_log_index)
+        };
+        match prev_term {
             None => {
                 let conflict = self.log.last_index().next();
                 self.respond_append(from, false, self.commit_index, conflict, None, m.sent_at_us);
@@ -117,27 +113,12 @@ impl Node {
         from: NodeId,
         m: AppendEntriesResponse,
     ) {
-        if m.term > self.current_term {
-            self.become_follower(now, m.term, NodeId::UNKNOWN);
-            return;
-        }
-        if m.term < self.current_term || self.role != Role::Leader {
-            return;
-        }
-        let Some(i) = self.config.peers.iter().position(|&p| p == from) else {
+        let Some((i, sent_at)) = self.answer_of_this_leadership(now, from, m.term, m.sent_at_us)
+        else {
             return;
         };
         let last_index = self.log.last_index();
-        // Only an answer to an append of this leadership passed the follower's term check
-        // for this term: an append is echoed with the time it was sent, and everything
-        // sent since `became_leader_at` was sent in this term. An answer to an older
-        // append (this replica led an earlier term), an echo from the future, or a match
-        // past the end of our log comes from no append we sent now, so it counts for
-        // nothing: not for the lease, check-quorum, round trips or replication.
-        let sent_at = Time(m.sent_at_us);
-        if sent_at < self.became_leader_at || sent_at > now {
-            return;
-        }
+        // A match past the end of our log comes from no append we sent.
         if m.success && m.match_index > last_index {
             return;
         }
@@ -161,8 +142,10 @@ impl Node {
             // A rejection says something new unless it answers an append older than one
             // the follower has since accepted (its log has moved on), or older than the
             // probe now out (the probe will answer for it).
+            // While a snapshot is being sent, its answers say where the follower is.
             let stale = p.matched_sent_at.is_some_and(|t| sent_at < t)
-                || (p.state == ReplicationState::Probe && p.last_sent_at > sent_at);
+                || (p.state == ReplicationState::Probe && p.last_sent_at > sent_at)
+                || p.state == ReplicationState::Snapshot;
             if !stale {
                 let hinted = match m.conflict_term {
                     Some(term) => match self.log.last_index_of_term(term) {
@@ -280,6 +263,12 @@ impl Node {
         if wanted {
             self.rewind_presumed_lost(now, i);
         }
+        if self.needs_snapshot(i) {
+            if wanted {
+                self.send_snapshot_chunk(now, i);
+            }
+            return;
+        }
         loop {
             let last_index = self.log.last_index();
             let Some(leader) = self.leader_state.as_ref() else {
@@ -320,6 +309,9 @@ impl Node {
         };
         if lost_at.is_some_and(|t| now >= t) {
             p.inflight.clear();
+            if let Some(s) = p.snapshot.as_mut() {
+                s.chunk_sent_at = None;
+            }
             p.timeouts_in_a_row = p.timeouts_in_a_row.saturating_add(1);
             if p.state == ReplicationState::Replicate {
                 p.next_index = p.match_index.next();
@@ -338,11 +330,19 @@ impl Node {
 
     /// Entries from `first` that fit one append.
     fn batch_from(&self, first: LogIndex) -> EntrySpan {
-        let budget = self.config.append_bytes_max;
         let entries = self.log.span(EntrySpan {
             first,
             count: self.config.append_entries_max.max(1) as u32,
         });
+        EntrySpan {
+            first,
+            count: self.fitting(entries),
+        }
+    }
+
+    /// How many of `entries`, from the first, fit one datagram: at least one.
+    pub(super) fn fitting(&self, entries: LogSlice<'_>) -> u32 {
+        let budget = self.config.append_bytes_max;
         let mut bytes = 0;
         let mut count = 0u32;
         for entry in entries {
@@ -353,7 +353,7 @@ impl Node {
             }
             count += 1;
         }
-        EntrySpan { first, count }
+        count
     }
 
     fn send_append(
@@ -394,7 +394,13 @@ impl Node {
         };
         let p = &leader.progress[i];
         let prev = match p.state {
-            ReplicationState::Replicate => p.match_index,
+            // A match compacted away since is named by the snapshot index, which a
+            // follower holds exactly when it holds the match's successors there (committed
+            // entries agree); one that does not rejects, and gets the snapshot. A follower
+            // being sent a snapshot gets chunks instead (`replicate_to`).
+            ReplicationState::Replicate | ReplicationState::Snapshot => {
+                p.match_index.max(self.log.snapshot_index())
+            }
             ReplicationState::Probe => p.next_index.prev(),
         };
         let ack = self.heartbeat_needs_ack(now, i);
@@ -445,7 +451,7 @@ impl Node {
             .inflight
             .back()
             .is_some_and(|f| f.last_index > self.commit_index);
-        let base = if commit_waits || p.state == ReplicationState::Probe {
+        let base = if commit_waits || p.state != ReplicationState::Replicate {
             self.config.retransmit_timeout_uncommitted
         } else {
             self.config.retransmit_timeout
@@ -506,11 +512,17 @@ impl Node {
             // went unanswered is sent again as it was: its answer is still what would
             // move the guess, and going back to the match (index 0 for a follower never
             // heard from) would resend the whole log and skip fast backtracking.
-            let next = match p.state {
-                ReplicationState::Replicate => p.match_index.next(),
-                ReplicationState::Probe => p.next_index,
-            };
-            p.reset_to_probe(next);
+            // An unanswered snapshot chunk is sent again from where the follower last said
+            // it was.
+            match p.state {
+                ReplicationState::Replicate => p.reset_to_probe(p.match_index.next()),
+                ReplicationState::Probe => p.reset_to_probe(p.next_index),
+                ReplicationState::Snapshot => {
+                    if let Some(s) = p.snapshot.as_mut() {
+                        s.chunk_sent_at = None;
+                    }
+                }
+            }
             p.send_requested = true;
         } else if deadlines.stall.is_some_and(|t| now >= t) {
             // The followers chosen for these entries have not made them commit in time.
@@ -566,11 +578,11 @@ impl Node {
     /// entries before it commit with it.
     pub(super) fn maybe_commit(&mut self, now: Time) {
         let quorum = self.config.quorum();
-        let last_index = self.log.last_index();
+        let own = self.own_match_index();
         let Some(leader) = self.leader_state.as_mut() else {
             return;
         };
-        let candidate = leader.quorum_match_index(last_index, quorum);
+        let candidate = leader.quorum_match_index(own, quorum);
         if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.current_term) {
             leader.record_commit(candidate);
             self.commit_index = candidate;

@@ -34,6 +34,9 @@ pub enum Dropped {
     /// An append whose entries' terms decrease, fall below `prev_log_term`, or exceed the
     /// append's own term: no correct leader's log looks like that.
     EntryTermsOutOfOrder,
+    /// A snapshot chunk holding a no-op, whose last term exceeds its own term, or whose
+    /// pair count would run past [`LOG_INDEX_MAX`]: no correct leader's snapshot does.
+    MalformedSnapshot,
 }
 
 impl fmt::Display for Dropped {
@@ -44,6 +47,7 @@ impl fmt::Display for Dropped {
             Dropped::TermTooLarge(term) => write!(f, "term {} is past the limit", term.0),
             Dropped::IndexTooLarge(index) => write!(f, "index {} is past the limit", index.0),
             Dropped::EntryTermsOutOfOrder => f.write_str("entry terms out of order"),
+            Dropped::MalformedSnapshot => f.write_str("malformed snapshot chunk"),
         }
     }
 }
@@ -78,6 +82,26 @@ pub fn check_message(
             }
             check_index(m.match_index)?;
             check_index(m.conflict_index)
+        }
+        Message::InstallSnapshot(m) => {
+            check_term(m.term)?;
+            check_term(m.last_term)?;
+            check_index(m.last_index)?;
+            // The pairs' count is bounded by the datagram, so the sum cannot overflow.
+            let end = m.offset.checked_add(m.pairs.len() as u64);
+            let puts_only = m
+                .pairs
+                .iter()
+                .all(|p| matches!(p.command, crate::raft::CommandRef::Put { .. }));
+            if m.last_term > m.term || end.is_none_or(|e| e > LOG_INDEX_MAX.0) || !puts_only {
+                return Err(Dropped::MalformedSnapshot);
+            }
+            Ok(())
+        }
+        Message::InstallSnapshotResponse(m) => {
+            check_term(m.term)?;
+            check_index(m.last_index)?;
+            check_index(LogIndex(m.received))
         }
     }
 }

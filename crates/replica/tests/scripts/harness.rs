@@ -25,6 +25,9 @@
 //! - `put 1 a=1 [b=2 ...] [client=c] [mid=m1]`, `get 1 a [b ...] [client=c] [mid=m1]`:
 //!   client requests handled as one batch of input (one flush). MIDs default to `m1`,
 //!   `m2`, ... in script order; the client to `c`.
+//! - `persist 1`: replica 1's driver writes and syncs what its core changed (with the
+//!   knob `durable=on`; otherwise a replica counts its log as durable at once), and says
+//!   so when that includes a snapshot (`1: wrote snapshot 12@2, log 13..15`).
 //! - `inject from=2 to=1 vote term=5 last=3@2 [pre]` (and `vote-response`, `append`,
 //!   `append-response`; see `text::parse_message`): a hand-made message, delivered at
 //!   once, from any ID at all. A vote-response answers the receiver's current round
@@ -197,6 +200,16 @@ impl Cluster {
                 .into_iter()
                 .map(Entry::from_ref)
                 .collect(),
+            Message::InstallSnapshot(m) => match node.snapshot_pairs(m.last_index, m.pairs) {
+                Some(pairs) => pairs.into_iter().map(Entry::from_ref).collect(),
+                None => {
+                    self.out.push(format!(
+                        "{}: a chunk of a replaced snapshot is not sent",
+                        text::id(node.id())
+                    ));
+                    return;
+                }
+            },
             _ => Vec::new(),
         };
         let m = InFlight {
@@ -219,6 +232,7 @@ impl Cluster {
         let to = self.index_of(m.to).expect("only replicas are sent to");
         let refs: Vec<EntryRef<'_>> = match &m.message {
             Message::AppendEntries(a) => a.entries.iter().map(AsEntryRef::as_entry_ref).collect(),
+            Message::InstallSnapshot(s) => s.pairs.iter().map(AsEntryRef::as_entry_ref).collect(),
             _ => Vec::new(),
         };
         let incoming = m.message.with_entries(&refs[..]);

@@ -61,6 +61,7 @@ scripts! {
     commit_current_term,
     conflict_below_match,
     election_pre_vote,
+    durable_leader_counts_what_it_persisted,
     election_late_answers,
     election_stickiness,
     election_vote_backoff,

@@ -4,7 +4,8 @@
 use datagram::NodeId;
 use replica::raft::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, Command, CommandRef, Entry, EntryRef,
-    LogIndex, Message, RequestVote, RequestVoteResponse, Term,
+    InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, RequestVote, RequestVoteResponse,
+    Term,
 };
 use replica::time::Time;
 use std::str::FromStr;
@@ -198,6 +199,35 @@ pub fn message(from: NodeId, to: NodeId, m: &Message<Vec<Entry>>) -> String {
             s.push_str(&format!(" sent={}", ms(r.sent_at_us)));
             s
         }
+        Message::InstallSnapshot(m) => {
+            let pairs: Vec<String> = m
+                .pairs
+                .iter()
+                .map(|p| match p.as_entry_ref().command {
+                    CommandRef::Put { key, value } => format!("{key}={value}"),
+                    CommandRef::Noop => "noop".to_owned(),
+                })
+                .collect();
+            format!(
+                "InstallSnapshot term={} last={} offset={} pairs=[{}]{}",
+                m.term.0,
+                at(m.last_index, m.last_term),
+                m.offset,
+                pairs.join(", "),
+                if m.done { " done" } else { "" }
+            )
+        }
+        Message::InstallSnapshotResponse(r) => format!(
+            "InstallSnapshotResponse term={} last={} {} sent={}",
+            r.term.0,
+            r.last_index.0,
+            if r.installed {
+                "installed".to_owned()
+            } else {
+                format!("got={}", r.received)
+            },
+            ms(r.sent_at_us)
+        ),
     };
     format!("{}->{} {body}", id(from), id(to))
 }
@@ -238,7 +268,9 @@ fn parse_entries(text: &str) -> Result<Vec<Entry>, String> {
 /// A hand-made message: `vote term=5 last=3@2 [pre] [round=MS]`, `vote-response term=5
 /// granted|refused [pre] [round=MS]`, `append term=5 prev=3@2 commit=3 [ack] [sent=MS]
 /// [entries=5:noop,5:a=1]`, `append-response term=5 ok|reject match=4 [conflict=I]
-/// [conflict-term=T] [sent=MS]`. `sent` defaults to `now`, `round` to `round` (the
+/// [conflict-term=T] [sent=MS]`, `snapshot term=5 last=9@2 offset=0 [done]
+/// [pairs=a=1,b=2] [sent=MS]`, `snapshot-response term=5 last=9 got=2|installed
+/// [sent=MS]`. `sent` defaults to `now`, `round` to `round` (the
 /// receiver's round, so that a vote-response answers it unless told otherwise).
 pub fn parse_message(
     kind: &str,
@@ -305,9 +337,48 @@ pub fn parse_message(
                 sent_at_us,
             })
         }
+        "snapshot" => {
+            let (last_index, last_term) = parse_at(&args.require::<String>("last")?)?;
+            let pairs = args.take_raw("pairs").unwrap_or_default();
+            let pairs = pairs
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (key, value) = p
+                        .split_once('=')
+                        .ok_or(format!("expected key=value, got {p:?}"))?;
+                    Ok(Entry {
+                        term: Term(0),
+                        command: Command::Put {
+                            key: key.into(),
+                            value: value.into(),
+                        },
+                    })
+                })
+                .collect::<Result<Vec<Entry>, String>>()?;
+            Message::InstallSnapshot(InstallSnapshot {
+                term,
+                last_index,
+                last_term,
+                offset: args.require("offset")?,
+                done: args.flag("done"),
+                sent_at_us,
+                pairs,
+            })
+        }
+        "snapshot-response" => {
+            let installed = args.flag("installed");
+            Message::InstallSnapshotResponse(InstallSnapshotResponse {
+                term,
+                last_index: LogIndex(args.require("last")?),
+                received: args.take("got")?.unwrap_or(0),
+                installed,
+                sent_at_us,
+            })
+        }
         other => {
             return Err(format!(
-                "no message kind {other:?} (vote, vote-response, append, append-response)"
+                "no message kind {other:?} (vote, vote-response, append, append-response, snapshot, snapshot-response)"
             ));
         }
     };

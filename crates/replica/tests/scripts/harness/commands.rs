@@ -133,6 +133,30 @@ impl Cluster {
             }
             "put" | "get" => self.client_requests(args),
             "inject" => self.inject(args),
+            "persist" => {
+                // A durable replica's driver: what changed is written and synced.
+                let i = self.replica_arg(args)?;
+                let now = self.now;
+                let mut wrote = None;
+                self.input(i, |node, _| {
+                    let changes = node.take_unpersisted();
+                    let log = node.log();
+                    let last = log.last_index();
+                    if changes.snapshot.is_some() {
+                        wrote = Some(format!(
+                            "{}: wrote snapshot {} ({} keys), log {}..{}",
+                            text::id(node.id()),
+                            text::at(log.snapshot_index(), log.snapshot_term()),
+                            node.snapshot().len(),
+                            log.snapshot_index().0 + 1,
+                            last.0
+                        ));
+                    }
+                    node.persisted(now, last);
+                });
+                self.out.extend(wrote);
+                Ok(())
+            }
             "status" => {
                 self.out.push(format!("now={}", text::time(self.now)));
                 for i in self.replicas_arg(args)? {
@@ -348,6 +372,8 @@ fn set_knob(c: &mut Config, knob: &str, value: &str) -> Result<(), String> {
         "append-entries-max" => c.append_entries_max = count()?,
         "append-bytes-max" => c.append_bytes_max = count()?,
         "apply-batch" => c.apply_batch = count()?,
+        "compaction-log-bytes" => c.compaction_log_bytes = count()?,
+        "durable" => c.durable = switch()?,
         "held-requests-max" => c.held_requests_max = count()?,
         "held-request-timeout" => c.held_request_timeout = span()?,
         "pending-puts-max" => c.pending_puts_max = count()?,
