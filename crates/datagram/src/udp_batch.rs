@@ -445,9 +445,10 @@ impl SendBatch {
     ) {
         let (start, count) = self.messages[m];
         for i in start..start + count {
-            let error = error
-                .raw_os_error()
-                .map_or_else(|| io::Error::from(error.kind()), io::Error::from_raw_os_error);
+            let error = error.raw_os_error().map_or_else(
+                || io::Error::from(error.kind()),
+                io::Error::from_raw_os_error,
+            );
             self.refuse(i, kept, flushed, error);
         }
     }
@@ -864,8 +865,14 @@ mod tests {
         assert_eq!((flushed.sent, flushed.lost, flushed.retained), (107, 0, 0));
         assert!(send.segment, "loopback segments");
         let mut recv = RecvBatch::new(64);
-        assert_eq!(recv_payloads(&mut recv, b.as_raw_fd(), want_b.len()), want_b);
-        assert_eq!(recv_payloads(&mut recv, c.as_raw_fd(), want_c.len()), want_c);
+        assert_eq!(
+            recv_payloads(&mut recv, b.as_raw_fd(), want_b.len()),
+            want_b
+        );
+        assert_eq!(
+            recv_payloads(&mut recv, c.as_raw_fd(), want_c.len()),
+            want_c
+        );
         // 100 "put NNNN" and the short "put" make two runs (64 and 37); then a run per
         // change of address, length or kind: 6 messages in all.
         let runs: Vec<usize> = send.messages.iter().map(|&(_, n)| n).collect();
