@@ -4,6 +4,7 @@
 //! ([`udp_batch`]). Nothing here knows JSON or Raft.
 
 pub mod id;
+pub mod receive_buffer;
 pub mod udp_batch;
 
 pub use id::NodeId;

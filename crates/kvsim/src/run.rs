@@ -44,12 +44,10 @@ use super::timeline::Timeline;
 use super::turns::TurnMeter;
 use super::warn::Warnings;
 use datagram::NodeId;
+use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use timers::Timers;
 
 pub use outcome::Outcome;
-
-/// Kernel receive buffer we ask for on each simulator socket.
-const SOCKET_RCVBUF_BYTES: i32 = 4 << 20;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -169,7 +167,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     for i in 0..n {
         let std_sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
         std_sock.set_nonblocking(true)?;
-        set_rcvbuf(&std_sock);
+        ask_for_receive_buffer(&std_sock, RECEIVE_BUFFER_BYTES);
         let mut sock = UdpSocket::from_std(std_sock);
         poll.registry()
             .register(&mut sock, Token(i), Interest::READABLE)?;
@@ -347,20 +345,4 @@ fn socket_meminfo(fd: std::os::fd::RawFd) -> Option<MemInfo> {
         queued_bytes: u64::from(info[libc::SK_MEMINFO_RMEM_ALLOC as usize]),
         drops: u64::from(info[drops]),
     })
-}
-
-fn set_rcvbuf(sock: &std::net::UdpSocket) {
-    use std::os::fd::AsRawFd;
-    let size: libc::c_int = SOCKET_RCVBUF_BYTES;
-    // SAFETY: setsockopt with a pointer to a live c_int and its size. Failure is harmless
-    // (the default buffer stays).
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::wire::{self, Header};
 use datagram::NodeId;
+use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use datagram::udp_batch::{RecvBatch, SendBatch};
 
 /// The stand-ins kvsim can run instead of the replica program.
@@ -268,6 +269,7 @@ impl Running {
     ) -> std::io::Result<Running> {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.set_nonblocking(true)?;
+        ask_for_receive_buffer(&socket, RECEIVE_BUFFER_BYTES);
         let sim: SocketAddr = ([127, 0, 0, 1], port).into();
         let hello =
             format!(r#"{{"src": "{id}", "dst": "FFFF", "leader": "FFFF", "type": "hello"}}"#);

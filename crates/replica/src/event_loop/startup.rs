@@ -2,6 +2,7 @@
 
 use crate::codec::{Body, Datagram, encode};
 use datagram::NodeId;
+use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use mio::net::{UdpSocket, UnixStream};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -50,27 +51,4 @@ pub(super) fn bind_and_say_hello(id: NodeId, simulator: SocketAddr) -> io::Resul
     socket.set_nonblocking(true)?;
     ask_for_receive_buffer(&socket, RECEIVE_BUFFER_BYTES);
     Ok(UdpSocket::from_std(socket))
-}
-
-/// The receive buffer asked for. The default (about 208 KiB) holds some 200 datagrams:
-/// a replica descheduled for 20 ms at 10,000 requests/s overflows it, and the kernel then
-/// drops requests silently (seen as unanswered requests under high load). The kernel
-/// grants at most `net.core.rmem_max` (4 MiB on these machines).
-pub const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
-
-/// Best effort: if the kernel refuses, the default buffer stays and only overload suffers.
-fn ask_for_receive_buffer(socket: &std::net::UdpSocket, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int; the fd is
-    // the socket's own and stays open for the call.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
