@@ -248,8 +248,13 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
     let late = &e.request_lateness_s;
     let _ = writeln!(
         out,
-        "Request start lateness (schedule to creation) p50/p99/max: {} ms",
-        ms_each(&[late.p50, late.p99, late.max])
+        "Request start lateness (schedule to creation) p50/p99/max: {} ms; queues: {} requests started 1 ms late or more, at most {} due and not started, at most {} attempts unanswered, kvsim's fullest socket {:.1} KiB, {} datagrams dropped by the kernel",
+        ms_each(&[late.p50, late.p99, late.max]),
+        e.requests_started_late,
+        e.requests_due_max,
+        e.outstanding_max,
+        e.sim_socket_queued_bytes_max as f64 / 1024.0,
+        e.sim_socket_drops
     );
     let at_s = |(took_us, began_us): (u64, u64)| {
         format!(
