@@ -206,8 +206,10 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
             },
             o => o.clone(),
         };
+        // A run writes at most one key per put it sends.
+        let keys_hint = usize::try_from(cfg.requests).unwrap_or(usize::MAX);
         let replica = match opts.stand_in {
-            Some(kind) => stand_in::Running::spawn(kind, port, id, &peers, replica_cpus)
+            Some(kind) => stand_in::Running::spawn(kind, port, id, &peers, replica_cpus, keys_hint)
                 .map(Replica::StandIn)
                 .map_err(|e| {
                     io::Error::new(

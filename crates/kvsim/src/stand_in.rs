@@ -130,14 +130,23 @@ impl StandIn {
         skipped
     }
 
-    fn behaviour(self, id: NodeId, peers: &[NodeId]) -> Box<dyn Behaviour> {
+    /// `keys_hint`: how many keys the run may write, for the store's capacity (see
+    /// [`STORE_KEYS_RESERVED_MAX`]).
+    fn behaviour(self, id: NodeId, peers: &[NodeId], keys_hint: usize) -> Box<dyn Behaviour> {
+        let keys = keys_hint.min(STORE_KEYS_RESERVED_MAX);
         match self {
-            StandIn::Instant => Box::new(instant::Instant::new(id, peers)),
-            StandIn::MajorityAck => Box::new(majority_ack::MajorityAck::new(id, peers)),
+            StandIn::Instant => Box::new(instant::Instant::new(id, peers, keys)),
+            StandIn::MajorityAck => Box::new(majority_ack::MajorityAck::new(id, peers, keys)),
             StandIn::StaleReads => Box::new(stale_reads::StaleReads::new(id, peers)),
         }
     }
 }
+
+/// Keys a stand-in's store makes room for at start, at most. A map that doubles while the
+/// run goes moves every key it holds in one go: at 500,000 keys that held the stand-in
+/// for about 35 ms, which showed as kvsim's p99.9 at 100,000 puts/s. Reserved up front,
+/// the table costs address space, and pages only as keys arrive.
+const STORE_KEYS_RESERVED_MAX: usize = 4 << 20;
 
 /// What a stand-in does; the thread around it ([`Running`]) does the I/O.
 trait Behaviour: Send {
@@ -266,6 +275,7 @@ impl Running {
         id: NodeId,
         peers: &[NodeId],
         cpus: Option<&[usize]>,
+        keys_hint: usize,
     ) -> std::io::Result<Running> {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.set_nonblocking(true)?;
@@ -275,7 +285,7 @@ impl Running {
             format!(r#"{{"src": "{id}", "dst": "FFFF", "leader": "FFFF", "type": "hello"}}"#);
         socket.send_to(hello.as_bytes(), sim)?;
         let control = Arc::new(Control::default());
-        let behaviour = kind.behaviour(id, peers);
+        let behaviour = kind.behaviour(id, peers, keys_hint);
         let cpus = cpus.map(<[usize]>::to_vec);
         let thread = thread::Builder::new()
             .name(format!("stand-in {id}"))

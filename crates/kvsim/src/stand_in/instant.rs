@@ -17,10 +17,10 @@ pub(super) struct Instant {
 }
 
 impl Instant {
-    pub(super) fn new(id: NodeId, peers: &[NodeId]) -> Instant {
+    pub(super) fn new(id: NodeId, peers: &[NodeId], keys: usize) -> Instant {
         Instant {
             peers: Peers::new(id, peers),
-            store: AHashMap::new(),
+            store: AHashMap::with_capacity(keys),
         }
     }
 }
@@ -72,7 +72,7 @@ mod tests {
     fn the_leader_answers_at_once_and_the_others_redirect() {
         let t0 = Time::now();
         let mut out = Outgoing::default();
-        let mut leader = Instant::new(NodeId(0), &[NodeId(1), NodeId(2)]);
+        let mut leader = Instant::new(NodeId(0), &[NodeId(1), NodeId(2)], 16);
         feed(&mut leader, t0, GET, &mut out);
         feed(&mut leader, t0, PUT, &mut out);
         feed(&mut leader, t0, GET, &mut out);
@@ -88,7 +88,7 @@ mod tests {
         assert_eq!(v[2]["value"], "v1");
         assert_eq!(v.len(), 3, "nothing goes to the other replicas");
 
-        let mut other = Instant::new(NodeId(1), &[NodeId(0), NodeId(2)]);
+        let mut other = Instant::new(NodeId(1), &[NodeId(0), NodeId(2)], 16);
         feed(&mut other, t0, PUT, &mut out);
         let v = sent(&mut out);
         assert_eq!(

@@ -74,12 +74,12 @@ pub(super) struct MajorityAck {
 }
 
 impl MajorityAck {
-    pub(super) fn new(id: NodeId, peers: &[NodeId]) -> MajorityAck {
+    pub(super) fn new(id: NodeId, peers: &[NodeId], keys: usize) -> MajorityAck {
         let cluster = peers.len() + 1;
         MajorityAck {
             peers: Peers::new(id, peers),
             followers_needed: cluster / 2,
-            store: AHashMap::new(),
+            store: AHashMap::with_capacity(keys),
             pending: VecDeque::new(),
             next_seq: 1,
             unsent_from: 1,
@@ -284,7 +284,7 @@ mod tests {
     fn puts_are_answered_once_a_majority_has_them_one_round_at_a_time() {
         let t0 = Instant::now();
         let peers = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
-        let mut l = MajorityAck::new(NodeId(0), &peers);
+        let mut l = MajorityAck::new(NodeId(0), &peers, 16);
         let mut out = Outgoing::default();
         feed(&mut l, t0, &put("M1", "a"), &mut out);
         feed(&mut l, t0, &put("M2", "b"), &mut out);
@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn a_follower_acknowledges_what_it_has_without_a_gap() {
         let t0 = Instant::now();
-        let mut f = MajorityAck::new(NodeId(1), &[NodeId(0), NodeId(2)]);
+        let mut f = MajorityAck::new(NodeId(1), &[NodeId(0), NodeId(2)], 16);
         let mut out = Outgoing::default();
         let fwd = |from: u64, upto: u64| {
             format!(
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn an_unanswered_round_is_sent_again_to_every_living_follower() {
         let t0 = Instant::now();
-        let mut l = MajorityAck::new(NodeId(0), &[NodeId(1), NodeId(2)]);
+        let mut l = MajorityAck::new(NodeId(0), &[NodeId(1), NodeId(2)], 16);
         let mut out = Outgoing::default();
         feed(&mut l, t0, &put("M1", "a"), &mut out);
         l.after_batch(t0, &mut out);
