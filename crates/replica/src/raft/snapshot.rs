@@ -39,9 +39,10 @@ pub(super) struct IncomingSnapshot {
 impl Node {
     // ----- compaction ---------------------------------------------------------------
 
-    /// Compacts the log through the commit index if it has grown past the threshold.
+    /// Compacts the log through the commit index if it has grown past the threshold; a
+    /// leader stops short of what a follower still needs (see [`Node::compaction_point`]).
     pub(super) fn maybe_compact(&mut self) {
-        let through = self.commit_index;
+        let through = self.compaction_point();
         if through <= self.log.snapshot_index() {
             return;
         }
@@ -53,6 +54,35 @@ impl Node {
             return;
         }
         self.compact(through);
+    }
+
+    /// Where compaction may stop: the commit index, or on a leader the lowest index a
+    /// follower has, if the entries after it take no more than `compaction_log_bytes`.
+    /// Compacting past a follower that is merely slow (one that `replicate_to_quorum_only`
+    /// serves last, or one sharing a busy CPU) would send it the whole state machine
+    /// instead of a few appends; a follower further behind than that, or gone, gets a
+    /// snapshot, so that no follower keeps the log growing.
+    fn compaction_point(&self) -> LogIndex {
+        let commit = self.commit_index;
+        let Some(leader) = self.leader_state.as_ref() else {
+            return commit;
+        };
+        let slowest = leader
+            .progress
+            .iter()
+            .map(|p| p.match_index)
+            .min()
+            .unwrap_or(commit)
+            .min(commit);
+        let retained = self
+            .log
+            .bytes_through(commit)
+            .saturating_sub(self.log.bytes_through(slowest));
+        if retained <= self.config.compaction_log_bytes {
+            slowest
+        } else {
+            commit
+        }
     }
 
     /// Makes the state machine as of `through` (committed) the snapshot and drops the log
