@@ -262,12 +262,20 @@ fn apply(cluster: &mut Cluster, t: Time, fault: &Fault, flapping: &mut Option<(u
 /// `(seed / 3) % 2`, and of the apply batch, `seed % 3`), so that followers that fall
 /// behind (crashed, paused, cut off) are caught up by InstallSnapshot; half of those cap
 /// appends and snapshot chunks so low that each chunk holds one pair (a snapshot of the
-/// three keys is then three chunks, any of which may be lost). `(log bytes, chunk bytes)`.
-fn compaction(seed: u64) -> Option<(usize, usize)> {
-    let default = Config::new(NodeId(0), Vec::new(), 0).append_bytes_max;
+/// three keys is then three chunks, any of which may be lost). Independently again
+/// (`(seed / 24) % 2`), half of them copy one key per batch of input, so that a
+/// compaction spans several batches, with puts, elections and snapshots arriving in
+/// between. `(log bytes, chunk bytes, keys per flush)`.
+fn compaction(seed: u64) -> Option<(usize, usize, usize)> {
+    let default = Config::new(NodeId(0), Vec::new(), 0);
+    let keys = if (seed / 24) % 2 == 1 {
+        1
+    } else {
+        default.compaction_keys_per_flush
+    };
     match (seed / 6) % 4 {
-        1 => Some((200, default)),
-        3 => Some((200, 1)),
+        1 => Some((200, default.append_bytes_max, keys)),
+        3 => Some((200, 1, keys)),
         _ => None,
     }
 }
@@ -281,7 +289,9 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
             plan.replicas,
             if plan.durable { ", durable" } else { "" },
             match compaction(seed) {
-                Some((log, chunk)) => format!(", compacting past {log} B in chunks of {chunk} B"),
+                Some((log, chunk, keys)) => format!(
+                    ", compacting past {log} B, {keys} keys per flush, in chunks of {chunk} B"
+                ),
                 None => String::new(),
             },
             plan.network,
@@ -295,9 +305,10 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
     let mut cluster = Cluster::new(plan.replicas, seed, |c| {
         c.apply_batch = apply_batch;
         c.durable = plan.durable;
-        if let Some((log_bytes, chunk_bytes)) = compaction {
+        if let Some((log_bytes, chunk_bytes, keys)) = compaction {
             c.compaction_log_bytes = log_bytes;
             c.append_bytes_max = chunk_bytes;
+            c.compaction_keys_per_flush = keys;
         }
     });
     cluster.trace = verbose && std::env::var_os("TRACE_SIM").is_some();

@@ -2,10 +2,15 @@
 //!
 //! Compaction: once the committed entries the log holds take `Config::compaction_log_bytes`
 //! (and at least as many bytes as the snapshot already does), the state machine, brought
-//! up to the commit index, becomes the snapshot (`KvStore::compact`) and the log drops
-//! every entry through that index (`Log::compact`). Only committed entries are compacted,
-//! so none that could still be cut is lost. It happens in `flush`, between batches of
-//! input, never inside one: a message already asked for then still names what it meant.
+//! up to the commit index, starts becoming the snapshot of that index (or, on a leader,
+//! of its slowest follower's: `compaction_point`). The copy goes a few shards per `flush`
+//! (`Config::compaction_keys_per_flush`, `KvStore::compact_step`), so that no batch of
+//! input waits for all of it; once it is done, the log drops every entry through the
+//! snapshot's index (`Log::compact`). Only committed entries are compacted, so none that
+//! could still be cut is lost. It happens in `flush`, between batches of input, never
+//! inside one: a message already asked for then still names what it meant. The snapshot
+//! is fuzzy (see `kv`): a key written during the copy may be copied with its newer value,
+//! which the entries after the snapshot's index, applied to it, write again.
 //!
 //! InstallSnapshot: a follower that needs an entry the leader has compacted (its
 //! `next_index` is at or below the snapshot index) is sent the snapshot instead, a chunk
@@ -39,9 +44,18 @@ pub(super) struct IncomingSnapshot {
 impl Node {
     // ----- compaction ---------------------------------------------------------------
 
-    /// Compacts the log through the commit index if it has grown past the threshold; a
-    /// leader stops short of what a follower still needs (see [`Node::compaction_point`]).
+    /// Goes on with the compaction under way, or starts one through the commit index if
+    /// the log has grown past the threshold; a leader stops short of what a follower still
+    /// needs (see [`Node::compaction_point`]).
     pub(super) fn maybe_compact(&mut self) {
+        if self.kv.is_compacting() {
+            let keys = self.config.compaction_keys_per_flush;
+            if self.kv.compact_step(&self.log, keys) {
+                self.log.compact(self.kv.snapshot_index());
+                self.snapshot_changed = true;
+            }
+            return;
+        }
         let through = self.compaction_point();
         if through <= self.log.snapshot_index() {
             return;
@@ -50,10 +64,15 @@ impl Node {
             .config
             .compaction_log_bytes
             .max(self.kv.snapshot_bytes());
+        // Up to half as much again, by the replica's seed: replicas sharing a machine,
+        // which commit the same entries at nearly the same moment, then copy their state
+        // machines at different moments rather than all at once.
+        let stagger = (self.config.seed % 512) as usize;
+        let threshold = threshold.saturating_add(threshold / 1024 * stagger);
         if self.log.bytes_through(through) < threshold {
             return;
         }
-        self.compact(through);
+        self.start_compaction(through);
     }
 
     /// Where compaction may stop: the commit index, or on a leader the lowest index a
@@ -85,18 +104,18 @@ impl Node {
         }
     }
 
-    /// Makes the state machine as of `through` (committed) the snapshot and drops the log
-    /// through it.
-    pub(super) fn compact(&mut self, through: LogIndex) {
+    /// Starts making the state machine the snapshot of `through` (committed), and copies
+    /// the first shards. Everything committed is applied first, so that every value the
+    /// copy takes is from `through` or later.
+    fn start_compaction(&mut self, through: LogIndex) {
         debug_assert!(through <= self.commit_index);
         self.apply_all_committed();
         let term = self
             .log
             .term_at(through)
             .expect("the log holds every committed entry past its snapshot");
-        self.kv.compact(&self.log, through, term);
-        self.log.compact(through);
-        self.snapshot_changed = true;
+        self.kv.start_compaction(through, term);
+        self.maybe_compact();
     }
 
     // ----- follower side ------------------------------------------------------------
