@@ -5,7 +5,9 @@
 //!
 //! Compares a batch applied with `KvStore::apply_range` (which prefetches ahead) against
 //! the same entries applied one at a time, in one run, so their ratio holds even when
-//! the machine's speed moves between runs:
+//! the machine's speed moves between runs. Also times a whole compaction of that store
+//! (every key's value copied into a new snapshot arena, `KvStore::compact`), the work a
+//! replica spreads over batches of input, 2,048 keys a batch:
 //!
 //!     cargo bench --bench apply
 
@@ -15,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use replica::kv::KvStore;
 use replica::raft::log::Log;
 use replica::raft::message::{CommandRef, EntryRef, LogIndex, Term};
+use std::time::{Duration, Instant};
 
 const KEYS: u64 = 250_000;
 /// Overwrites in the log after the first put of every key.
@@ -72,5 +75,26 @@ fn apply(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, apply);
+fn compact(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compact");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(KEYS));
+    // A fresh store each time: a compacted store's slots name its arena, in key order,
+    // which a second compaction would read far faster than the log.
+    group.bench_function("250k keys", |b| {
+        b.iter_custom(|iterations| {
+            let mut took = Duration::ZERO;
+            for _ in 0..iterations {
+                let (log, mut kv) = setup();
+                let start = Instant::now();
+                kv.compact(&log, log.last_index(), Term(1));
+                took += start.elapsed();
+            }
+            took
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, apply, compact);
 criterion_main!(benches);

@@ -420,10 +420,14 @@ pub fn repeat(
         let h = Headline::of(&o);
         println!("run {k}/{n}: {}", headline_line(&h));
         heads.push(h);
-        rows.push(Row {
-            scenario: format!("{} [run {k}]", cfg.name),
-            outcome: Ok(o),
-        });
+        // A run's outcome holds its whole history (hundreds of MB at high load): kept
+        // only for the JSON report, so that the runs after it start from the same memory.
+        if reports.json.is_some() {
+            rows.push(Row {
+                scenario: format!("{} [run {k}]", cfg.name),
+                outcome: Ok(o),
+            });
+        }
     }
     print!("{}", repeat_summary(&heads, under_ms));
     write_json(reports.json, &rows)?;
