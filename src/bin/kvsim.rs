@@ -65,6 +65,10 @@ struct Args {
     /// serves stale gets on purpose (a measuring stick, not a store).
     #[arg(long, value_name = "NAME", value_parser = StandIn::parse)]
     stand_in: Option<StandIn>,
+    /// Keep the data dirs of durable scenarios (one per replica, under the system's
+    /// temporary directory) instead of removing them, and print where they are.
+    #[arg(long)]
+    keep_data: bool,
 }
 
 fn main() -> ExitCode {
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         history_csv: args.history.clone(),
         stand_in: args.stand_in,
         page: false,
+        keep_data: args.keep_data,
     };
     let reports = Reports {
         json: args.json.as_deref(),

@@ -94,7 +94,8 @@ impl Sim<'_> {
         let mut turn_began_us = self.now_us();
         loop {
             let now = self.now_us();
-            if now >= end_us || self.living_list.is_empty() {
+            // With every replica down, a restart to come still keeps the run going.
+            if now >= end_us || (self.living_list.is_empty() && !self.restarting.contains(&true)) {
                 break;
             }
             if self.stats.total_msgs >= self.cfg.max_packets {
@@ -239,6 +240,7 @@ impl Sim<'_> {
                 let now = self.now_us();
                 self.timeline.resume(now, r);
             }
+            Action::StartAgain(r) => self.start_again(r),
             Action::Fault(kind) => self.fault(kind),
         }
     }
