@@ -214,6 +214,7 @@ wait
         page: false,
         // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
         placement: kvsim::placement::Placement::Shared,
+        keep_data: false,
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);
@@ -232,4 +233,57 @@ wait
         .filter(|c| c.contains(&needle) || c.contains(&sleep))
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
+}
+
+/// A short durable scenario with one restart, for the command line's own checks.
+fn durable_scenario(dir: &Path) -> PathBuf {
+    let path = dir.join("durable.json");
+    std::fs::write(
+        &path,
+        r#"{"lifetime": 5, "replicas": 3, "requests": 40, "start_wait": 1, "end_wait": 1,
+            "seed": 6, "durable": true, "mix": 0.5, "shared_keys": 2,
+            "events": [{"type": "restart_non_leader", "time": 1, "duration": 0.5}],
+            "tests": {"benchmarks": {"total_msgs": [1, 2, 3], "failures": [1, 2, 3],
+            "duplicates": [1, 2, 3], "median_latency": [1, 2, 3]}}}"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn keep_data_keeps_the_data_dirs_and_says_where() {
+    let dir = temp_dir("keep-data");
+    let out = kvsim_with_replica()
+        .arg(durable_scenario(&dir))
+        .args(["--silence", "--keep-data"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("Restarted: "), "{stdout}");
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("kvsim: the replicas' data dirs are in "))
+        .and_then(|l| l.strip_suffix(" (kept: --keep-data)"))
+        .unwrap_or_else(|| panic!("no data dir line in {stdout}"));
+    let kept = PathBuf::from(kept);
+    for id in ["0000", "0001", "0002"] {
+        let files = std::fs::read_dir(kept.join(id)).unwrap().count();
+        assert!(files > 0, "{id}: nothing persisted");
+    }
+    std::fs::remove_dir_all(&kept).unwrap();
+}
+
+#[test]
+fn a_stand_in_cannot_run_a_durable_scenario() {
+    let dir = temp_dir("durable-stand-in");
+    let out = kvsim()
+        .arg(durable_scenario(&dir))
+        .args(["--stand-in", "stale-reads"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("durable"), "{err}");
 }

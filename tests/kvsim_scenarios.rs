@@ -21,6 +21,7 @@ fn options() -> Options {
         page: false,
         // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
         placement: kvsim::placement::Placement::Shared,
+        keep_data: false,
     }
 }
 
@@ -107,4 +108,36 @@ fn shared_keys_with_a_paused_leader_are_linearizable() {
         o.linearizability
     );
     assert!(o.linearizability.inconclusive_keys.is_empty());
+}
+
+#[test]
+fn durable_replicas_restarted_keep_what_they_acknowledged() {
+    let cfg = scenario(
+        "restart-short",
+        r#""seed": 15, "durable": true, "shared_keys": 3, "mix": 0.5,
+           "events": [{"type": "restart_leader", "time": 1, "duration": 1},
+                      {"type": "restart_non_leader", "time": 3, "duration": 0.5},
+                      {"type": "restart_all", "time": 5, "duration": 0.5}],"#,
+    );
+    let o = run(&cfg, &options(), 15).expect("run");
+    assert_correct(&o);
+    // Each replica comes back: the leader, a follower, then all five.
+    let restarts = &o.extra.restarts;
+    assert_eq!(restarts.len(), 7, "{restarts:#?}");
+    assert!(restarts.iter().all(|r| r.back_s.is_some()), "{restarts:#?}");
+    assert_eq!((o.stats.killed, o.stats.died), (0, 0));
+    // Gets after the restarts read what was put before them.
+    assert!(
+        o.linearizability.ops_checked > 50,
+        "{:?}",
+        o.linearizability
+    );
+    // The run's data dirs are gone.
+    let prefix = format!("kvsim-restart-short-{}-", std::process::id());
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -82,6 +82,10 @@ struct Args {
     /// With `repeat`: the p99 (ms) a run is counted under.
     #[arg(long, default_value_t = 5.0, value_name = "MS")]
     under_ms: f64,
+    /// Keep the data dirs of durable scenarios (one per replica, under the system's
+    /// temporary directory) instead of removing them, and print where they are.
+    #[arg(long)]
+    keep_data: bool,
 }
 
 /// What the positional arguments ask for.
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
         stand_in: args.stand_in,
         page: false,
         placement,
+        keep_data: args.keep_data,
     };
     let reports = Reports {
         json: args.json.as_deref(),

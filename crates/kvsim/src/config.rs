@@ -17,7 +17,7 @@ use std::path::Path;
 use events::parse_events;
 use thresholds::parse_tests;
 
-pub use events::{Event, EventKind, OneWay};
+pub use events::{Event, EventKind, OneWay, Restarted};
 pub use thresholds::{Benchmarks, Tests, Tiers};
 
 /// Classic defaults.
@@ -82,6 +82,9 @@ pub struct Config {
     /// Probability a replica-to-replica datagram is held back a random delay.
     pub reorder: f64,
     pub reorder_delay_ms_max: f64,
+    /// Each replica gets a data dir of its own for the run (`--data-dir`), so that it can be
+    /// restarted.
+    pub durable: bool,
 }
 
 impl Config {
@@ -96,6 +99,7 @@ impl Config {
             && self.shared_keys.is_none()
             && self.duplicate == 0.0
             && self.reorder == 0.0
+            && !self.durable
             && self.events.iter().all(|e| {
                 matches!(
                     e.kind,
@@ -145,6 +149,7 @@ impl Config {
             "duplicate",
             "reorder",
             "reorder_delay_ms",
+            "durable",
         ];
         for key in conf.keys() {
             if !KNOWN.contains(&key.as_str()) {
@@ -199,7 +204,17 @@ impl Config {
             MAX_PACKETS_MAX as f64,
             MAX_PACKETS_DEFAULT as f64,
         )? as u64;
-        let events = parse_events(conf.get("events"), lifetime_s)?;
+        let durable = match conf.get("durable") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(err(
+                    "durable",
+                    format!("must be true or false, found {other}"),
+                ));
+            }
+        };
+        let events = parse_events(conf.get("events"), lifetime_s, durable)?;
         let tests = parse_tests(conf.get("tests"))?;
         let description = match conf.get("description") {
             None => None,
@@ -246,6 +261,7 @@ impl Config {
             duplicate,
             reorder,
             reorder_delay_ms_max,
+            durable,
         })
     }
 }
@@ -451,5 +467,119 @@ mod tests {
         let e = with(|m| m["events"] = serde_json::json!([{"type": "pause_leader", "time": 3}]))
             .unwrap_err();
         assert_eq!(e.field, "events[0].duration");
+    }
+
+    #[test]
+    fn durable_scenarios_and_restarts() {
+        assert!(!Config::parse("t", GOOD).unwrap().durable);
+        let c = with(|m| {
+            m.insert("durable".into(), true.into());
+            m["events"] = serde_json::json!([
+                {"type": "restart_leader", "time": 3, "duration": 1.5},
+                {"type": "restart_non_leader", "time": 10, "duration": 2},
+                {"type": "restart_all", "time": 20, "duration": 0.5}
+            ]);
+        })
+        .unwrap();
+        assert!(c.durable);
+        assert!(!c.is_classic());
+        let kinds: Vec<_> = c.events.iter().map(|e| e.kind.clone()).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Restart {
+                    who: Restarted::Leader,
+                    duration_s: 1.5
+                },
+                EventKind::Restart {
+                    who: Restarted::NonLeader,
+                    duration_s: 2.0
+                },
+                EventKind::Restart {
+                    who: Restarted::All,
+                    duration_s: 0.5
+                },
+            ]
+        );
+        // Durable alone is no classic config either: the replicas get another command line.
+        assert!(
+            !with(|m| {
+                m.insert("durable".into(), true.into());
+            })
+            .unwrap()
+            .is_classic()
+        );
+    }
+
+    #[test]
+    fn restart_errors_name_the_field() {
+        let restart = |event: Value, durable: Option<Value>| {
+            with(|m| {
+                if let Some(d) = durable {
+                    m.insert("durable".into(), d);
+                }
+                m["events"] = serde_json::json!([{"type": "part_end", "time": 1}, event]);
+            })
+            .unwrap_err()
+        };
+        use serde_json::json;
+        let cases = [
+            // Without a disk, a restart would lose acknowledged puts.
+            (
+                json!({"type": "restart_leader", "time": 3, "duration": 1}),
+                None,
+                "events[1].type",
+            ),
+            (
+                json!({"type": "restart_all", "time": 3, "duration": 1}),
+                Some(false.into()),
+                "events[1].type",
+            ),
+            (
+                json!({"type": "restart_non_leader", "time": 3}),
+                Some(true.into()),
+                "events[1].duration",
+            ),
+            (
+                json!({"type": "restart_leader", "time": 3, "duration": -1}),
+                Some(true.into()),
+                "events[1].duration",
+            ),
+            (
+                json!({"type": "restart_leader", "time": 3, "duration": 0}),
+                Some(true.into()),
+                "events[1].duration",
+            ),
+            (
+                json!({"type": "restart_all", "time": 3, "duration": "1"}),
+                Some(true.into()),
+                "events[1].duration",
+            ),
+            (
+                json!({"type": "restart_all", "time": 31, "duration": 1}),
+                Some(true.into()),
+                "events[1].time",
+            ),
+            (
+                json!({"type": "restart_all", "time": 3, "duration": 1, "who": 2}),
+                Some(true.into()),
+                "events[1].who",
+            ),
+            (
+                json!({"type": "part_end", "time": 3}),
+                Some("yes".into()),
+                "durable",
+            ),
+        ];
+        for (event, durable, field) in cases {
+            let e = restart(event.clone(), durable);
+            assert_eq!(e.field, field, "{event}: {e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        let e = restart(
+            serde_json::json!({"type": "restart_leader", "time": 3, "duration": 1}),
+            None,
+        );
+        assert!(e.message.contains("\"durable\": true"), "{e}");
     }
 }

@@ -121,7 +121,7 @@ fn summary<'a>(o: &'a Outcome, cfg: &Config) -> Summary<'a> {
         leaders.truncate(LEADERS_SHOWN_MAX);
         leaders.push(format!("and {more} more"));
     }
-    let figures = vec![
+    let mut figures = vec![
         (
             "messages between replicas",
             format!("{} ({} dropped)", s.total_msgs, s.total_drops),
@@ -162,6 +162,12 @@ fn summary<'a>(o: &'a Outcome, cfg: &Config) -> Summary<'a> {
             ),
         ),
     ];
+    if !e.restarts.is_empty() {
+        figures.insert(
+            figures.len() - 2,
+            ("replicas restarted", e.restarts.len().to_string()),
+        );
+    }
     Summary {
         scenario: &o.scenario,
         description: crate::suite::describe(cfg),

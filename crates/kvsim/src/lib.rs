@@ -20,6 +20,8 @@
 //!   - `timers`: faults, resumes and delayed deliveries, in time order;
 //!   - `routing`: each datagram checked and taken to replicas or a client; the leader;
 //!   - `faults`: kills, pauses, partitions, and the network's verdicts as they apply;
+//!   - `restarts`: replicas killed and started again on their data dirs (durable runs);
+//!   - `launch`: how each replica is started, the first time and after a restart;
 //!   - `outcome`: what a run produced, and the figures and checks made at its end;
 //! - `schedule`: when requests are due;
 //! - `network`: partitions, drops, duplication, delay (decisions only);
@@ -28,6 +30,7 @@
 //! - `placement`: kvsim's loop and the replicas on CPUs of their own (or shared);
 //! - `procs`: replica processes, and never leaving one behind; `Replica`, a process or a
 //!   stand-in;
+//! - `data_dirs`: a durable run's data dir per replica, removed when the run is over;
 //! - `clients`: the simulated clients' state and rules; `clients/requests`: each request and
 //!   attempt made; `clients/replies`: each reply checked, and the attempts that got none;
 //! - `ids`: MIDs and put values that carry their own index, so replies need no hash table;
@@ -52,6 +55,7 @@
 pub mod checker;
 pub mod clients;
 pub mod config;
+pub mod data_dirs;
 pub mod history;
 pub mod html;
 pub mod ids;

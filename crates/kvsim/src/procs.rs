@@ -1,9 +1,10 @@
-//! Replica processes: launch, kill, pause, and never leave one behind.
+//! Replica processes: launch, kill, crash, pause, and never leave one behind.
 //!
 //! Each replica runs in its own process group (as the classic simulator does), so a kill
 //! reaches whatever it started too. Every live group is listed in a process-wide registry
 //! that a signal thread (SIGINT, SIGTERM, SIGHUP) and a panic hook use to kill them all
-//! before kvsim goes away; a normal end kills them through `Drop`.
+//! before kvsim goes away (the signal thread then removes the runs' data dirs); a normal
+//! end kills them through `Drop`.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -79,6 +80,7 @@ pub fn install_cleanup() {
             thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
                     kill_all_registered();
+                    crate::data_dirs::remove_registered();
                     eprintln!("kvsim: interrupted (signal {sig}); replicas killed");
                     std::process::exit(128 + sig);
                 }
@@ -105,24 +107,49 @@ pub struct ReplicaProc {
     pub paused: bool,
     /// Set once the process is known to have ended.
     pub exit: Option<ExitStatus>,
+    /// Set once the group has had its last SIGKILL: its id may be reused by the next
+    /// replica started (a restart), which must not get this one's signals.
+    group_killed: bool,
+}
+
+/// How to start one replica process.
+pub struct Launch<'a> {
+    pub program: &'a Path,
+    pub port: u16,
+    pub id: NodeId,
+    pub peers: &'a [NodeId],
+    pub output: &'a Output,
+    /// The run's start, for the times on printed lines.
+    pub start: Instant,
+    pub env: &'a [(String, String)],
+    /// Passed as `--data-dir`: the replica persists there and recovers from it.
+    pub data_dir: Option<&'a Path>,
+    /// Started again after a kill: its log file goes on rather than starting over.
+    pub again: bool,
+    /// The CPUs it may run on (`placement`); `None` for any.
+    pub cpus: Option<&'a [usize]>,
 }
 
 impl ReplicaProc {
-    /// Launches `program <port> <id> <peer ids...>` in its own process group, pinned to
-    /// `cpus` if given (`placement`).
-    // The arguments are what a launch needs; a struct would only move the list.
-    #[allow(clippy::too_many_arguments)]
-    pub fn spawn(
-        program: &Path,
-        port: u16,
-        id: NodeId,
-        peers: &[NodeId],
-        output: &Output,
-        start: Instant,
-        env: &[(String, String)],
-        cpus: Option<&[usize]>,
-    ) -> std::io::Result<ReplicaProc> {
+    /// Launches `program [--data-dir DIR] <port> <id> <peer ids...>` in its own process
+    /// group, pinned to `cpus` if given (`placement`).
+    pub fn spawn(launch: &Launch<'_>) -> std::io::Result<ReplicaProc> {
+        let &Launch {
+            program,
+            port,
+            id,
+            peers,
+            output,
+            start,
+            env,
+            data_dir,
+            again,
+            cpus,
+        } = launch;
         let mut cmd = Command::new(program);
+        if let Some(dir) = data_dir {
+            cmd.arg("--data-dir").arg(dir);
+        }
         cmd.arg(port.to_string()).arg(id.to_string());
         for p in peers {
             cmd.arg(p.to_string());
@@ -148,7 +175,12 @@ impl ReplicaProc {
             }
             Output::Files { dir, prefix } => {
                 std::fs::create_dir_all(dir)?;
-                let file = File::create(dir.join(format!("{prefix}-{id}.log")))?;
+                let path = dir.join(format!("{prefix}-{id}.log"));
+                let file = if again {
+                    File::options().append(true).create(true).open(path)?
+                } else {
+                    File::create(path)?
+                };
                 cmd.stdout(file.try_clone()?).stderr(file);
             }
         }
@@ -169,6 +201,7 @@ impl ReplicaProc {
             pgid,
             paused: false,
             exit: None,
+            group_killed: false,
         })
     }
 
@@ -205,6 +238,9 @@ impl ReplicaProc {
     /// SIGTERM to the group (SIGCONT too, in case it is paused), then SIGKILL after a grace
     /// period; waits for the process.
     pub fn kill(&mut self) {
+        if self.group_killed {
+            return;
+        }
         if self.exit.is_none() {
             signal_group(self.pgid, libc::SIGTERM);
             signal_group(self.pgid, libc::SIGCONT);
@@ -225,6 +261,22 @@ impl ReplicaProc {
         }
         // Whatever the replica started is in its group too.
         signal_group(self.pgid, libc::SIGKILL);
+        self.group_killed = true;
+        unregister(self.pgid);
+    }
+
+    /// SIGKILL to the group at once, as a crash would: no grace, nothing flushed or
+    /// synced that the replica had not already; waits for the process.
+    pub fn crash(&mut self) {
+        if self.group_killed {
+            return;
+        }
+        signal_group(self.pgid, libc::SIGKILL);
+        if self.exit.is_none() {
+            self.exit = self.child.wait().ok();
+        }
+        self.paused = false;
+        self.group_killed = true;
         unregister(self.pgid);
     }
 }
@@ -306,6 +358,14 @@ impl Replica {
     pub fn kill(&mut self) {
         match self {
             Replica::Process(p) => p.kill(),
+            Replica::StandIn(s) => s.kill(),
+        }
+    }
+
+    /// Kills at once, with no grace (a stand-in has none to give).
+    pub fn crash(&mut self) {
+        match self {
+            Replica::Process(p) => p.crash(),
             Replica::StandIn(s) => s.kill(),
         }
     }

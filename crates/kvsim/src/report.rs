@@ -183,6 +183,25 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
             e.exited_on_own.join(", ")
         );
     }
+    const RESTARTS_SHOWN_MAX: usize = 10;
+    let at = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.3}s"));
+    for r in e.restarts.iter().take(RESTARTS_SHOWN_MAX) {
+        let _ = writeln!(
+            out,
+            "Restarted: {} killed at {:.3}s, started again at {}, hello at {}",
+            r.replica,
+            r.killed_s,
+            at(r.started_s),
+            at(r.back_s)
+        );
+    }
+    if e.restarts.len() > RESTARTS_SHOWN_MAX {
+        let _ = writeln!(
+            out,
+            "Restarted: {} more (all in --json)",
+            e.restarts.len() - RESTARTS_SHOWN_MAX
+        );
+    }
     if !e.delivered_before_hello.is_empty() {
         let _ = writeln!(
             out,

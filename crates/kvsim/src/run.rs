@@ -11,11 +11,15 @@
 //! - `faults`: kills, pauses and partitions as the scenario's events fire, the network's
 //!   drops, duplicates and delays on replica-to-replica traffic, replicas that die on their
 //!   own;
+//! - `restarts`: replicas killed and started again on their data dirs, and their return;
+//! - `launch`: how each replica is started, the first time and again;
 //! - `outcome`: what a run produced, and the figures and checks made at its end.
 
 mod event_loop;
 mod faults;
+mod launch;
 mod outcome;
+mod restarts;
 mod routing;
 mod timers;
 
@@ -30,21 +34,23 @@ use std::time::Instant;
 
 use super::clients::{Clients, KeyMode};
 use super::config::Config;
+use super::data_dirs::DataDirs;
 use super::history;
 use super::machine;
 use super::memory::Memory;
 use super::network::Network;
 use super::outbox::Outbox;
 use super::placement::{self, Placement};
-use super::procs::{Output, Replica, ReplicaProc};
+use super::procs::{Output, Replica};
 use super::schedule::RequestSchedule;
-use super::stand_in::{self, StandIn};
+use super::stand_in::StandIn;
 use super::stats::{Extra, Stats};
 use super::timeline::Timeline;
 use super::turns::TurnMeter;
 use super::warn::Warnings;
 use datagram::NodeId;
 use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
+use launch::Launcher;
 use timers::Timers;
 
 pub use outcome::Outcome;
@@ -69,6 +75,8 @@ pub struct Options {
     pub page: bool,
     /// Which CPUs the loop and the replicas run on.
     pub placement: Placement,
+    /// Leave a durable run's data dirs in place (and say where) instead of removing them.
+    pub keep_data: bool,
 }
 
 /// The seed to use: `--seed`, else the config's, else one from the clock.
@@ -112,7 +120,12 @@ struct Sim<'a> {
     socket_closed: Vec<bool>,
     remote: Vec<Option<SocketAddr>>,
     procs: Vec<Replica>,
+    /// Starts replicas again; holds the data dirs, so it is dropped after `procs`.
+    launcher: Launcher,
     killed: Vec<bool>,
+    /// Killed by a restart event and not back yet (its new process has not said hello):
+    /// down, like a killed replica, but neither killed nor died in the counts.
+    restarting: Vec<bool>,
     living: Vec<bool>,
     living_list: Vec<usize>,
     /// The simulator's idea of the leader (a replica index).
@@ -194,48 +207,20 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     );
     let start = Instant::now();
     let ids: Vec<NodeId> = (0..n).map(|i| NodeId(i as u16)).collect();
+    let data_dirs = match cfg.durable {
+        true => Some(DataDirs::create(&cfg.name, &ids, opts.keep_data)?),
+        false => None,
+    };
+    let ports = sockets
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()))
+        .collect::<io::Result<Vec<u16>>>()?;
+    // A run writes at most one key per put it sends.
+    let keys_hint = usize::try_from(cfg.requests).unwrap_or(usize::MAX);
+    let launcher = Launcher::new(opts, &cfg.name, ports, start, keys_hint, data_dirs);
     let mut procs = Vec::with_capacity(n);
-    let replica_cpus = opts.placement.replica_cpus();
-    for (i, &id) in ids.iter().enumerate() {
-        let port = sockets[i].local_addr()?.port();
-        let peers: Vec<NodeId> = ids.iter().copied().filter(|&p| p != id).collect();
-        let output = match &opts.output {
-            Output::Files { dir, .. } => Output::Files {
-                dir: dir.clone(),
-                prefix: cfg.name.clone(),
-            },
-            o => o.clone(),
-        };
-        // A run writes at most one key per put it sends.
-        let keys_hint = usize::try_from(cfg.requests).unwrap_or(usize::MAX);
-        let replica = match opts.stand_in {
-            Some(kind) => stand_in::Running::spawn(kind, port, id, &peers, replica_cpus, keys_hint)
-                .map(Replica::StandIn)
-                .map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("cannot start stand-in {}: {e}", kind.name()),
-                    )
-                })?,
-            None => ReplicaProc::spawn(
-                &opts.replica,
-                port,
-                id,
-                &peers,
-                &output,
-                start,
-                &opts.env,
-                replica_cpus,
-            )
-            .map(Replica::Process)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot run {}: {e}", opts.replica.display()),
-                )
-            })?,
-        };
-        procs.push(replica);
+    for r in 0..n {
+        procs.push(launcher.spawn(r, false)?);
     }
     let mut sim = Sim {
         cfg,
@@ -246,7 +231,9 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         sockets,
         remote: vec![None; n],
         procs,
+        launcher,
         killed: vec![false; n],
+        restarting: vec![false; n],
         living: vec![true; n],
         living_list: (0..n).collect(),
         leader: None,

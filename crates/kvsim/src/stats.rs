@@ -120,6 +120,10 @@ pub struct Extra {
     pub exited_on_own: Vec<String>,
     /// Replicas marked dead because something reached them before their hello.
     pub delivered_before_hello: Vec<String>,
+    /// Every restart (durable scenarios), in the order they happened. Restarted replicas
+    /// are neither killed nor died in the classic counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<Restart>,
     /// Seconds from the start until a leader was first seen.
     pub first_leader_s: Option<f64>,
     /// The longest time after that with no known leader (the `leader` fields seen).
@@ -197,6 +201,16 @@ pub struct Extra {
     pub turns: super::turns::TurnStats,
     /// The CPU time of kvsim, its replicas and everything else over the run (`machine`).
     pub machine: super::machine::MachineLoad,
+}
+
+/// One restart: when the replica was killed, started again, and said hello again (each
+/// in seconds from the start; `None`: not by the end of the run).
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    pub replica: String,
+    pub killed_s: f64,
+    pub started_s: Option<f64>,
+    pub back_s: Option<f64>,
 }
 
 #[cfg(test)]

@@ -158,6 +158,18 @@ fn load(path: &Path) -> Result<Config, SuiteError> {
     Config::load(path).map_err(|e| SuiteError::Input(format!("{}: {e}", path.display())))
 }
 
+/// A stand-in keeps nothing on disk: restarting one would only show that.
+fn check_runnable(cfg: &Config, opts: &Options) -> Result<(), SuiteError> {
+    match opts.stand_in {
+        Some(kind) if cfg.durable => Err(SuiteError::Input(format!(
+            "scenario {} is durable; stand-in {} has no data dir to restart from",
+            cfg.name,
+            kind.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn write_json(json: Option<&Path>, rows: &[Row]) -> Result<(), SuiteError> {
     match json {
         Some(path) => report::write_json(path, rows).map_err(SuiteError::Run),
@@ -174,6 +186,7 @@ pub fn one(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, Su
         ));
     }
     let cfg = load(path)?;
+    check_runnable(&cfg, opts)?;
     if let Some(history) = &opts.history_csv {
         // Found out now, not after the run it would record. Its folder is made as
         // `--log-dir`'s is.
@@ -499,6 +512,9 @@ pub fn all(
         .iter()
         .map(|p| load(p))
         .collect::<Result<Vec<_>, _>>()?;
+    for cfg in &configs {
+        check_runnable(cfg, opts)?;
+    }
     let mut pages = match reports.html_dir {
         Some(dir) => Some(HtmlDir::new(dir).map_err(SuiteError::Input)?),
         None => None,

@@ -50,6 +50,10 @@ pub enum FaultKind {
     Pause {
         replica: usize,
     },
+    /// Killed to be restarted on its data dir: down until its new process says hello.
+    Restart {
+        replica: usize,
+    },
     /// Replicas in `majority` can talk among themselves, the others among themselves.
     Partition {
         majority: Vec<usize>,
@@ -201,6 +205,20 @@ impl Timeline {
         self.end(at_us, |k| *k == FaultKind::Pause { replica });
     }
 
+    /// `replica` was killed to be restarted. Its new process's first claim is kept even if
+    /// it repeats the old one's, so the report can draw each process's claims apart.
+    pub fn down(&mut self, at_us: u64, replica: usize) {
+        if let Some(last) = self.last_claim.get_mut(replica) {
+            *last = None;
+        }
+        self.start(at_us, FaultKind::Restart { replica });
+    }
+
+    /// A restarted replica said hello again.
+    pub fn back(&mut self, at_us: u64, replica: usize) {
+        self.end(at_us, |k| *k == FaultKind::Restart { replica });
+    }
+
     /// A new partition replaces the one in effect.
     pub fn partition(&mut self, at_us: u64, majority: &[usize]) {
         self.end(at_us, |k| matches!(k, FaultKind::Partition { .. }));
@@ -299,8 +317,12 @@ mod tests {
         t.claim(4, 1, NodeId(0));
         t.claim(5, 0, NodeId(0));
         t.claim(6, 9, NodeId(0));
+        // A restarted replica's first claim is kept, whatever its old process claimed.
+        t.down(7, 1);
+        t.claim(8, 1, NodeId(0));
+        t.claim(9, 1, NodeId(0));
         let kept: Vec<(u64, usize)> = t.claims.iter().map(|c| (c.at_us, c.replica)).collect();
-        assert_eq!(kept, [(1, 0), (3, 0), (4, 1)]);
+        assert_eq!(kept, [(1, 0), (3, 0), (4, 1), (8, 1)]);
     }
 
     #[test]
@@ -313,6 +335,9 @@ mod tests {
         t.one_way(4_500, 2, OneWay::ToLeader);
         t.resume(5_000, 1);
         t.heal(6_000);
+        t.down(7_000, 3);
+        t.back(7_500, 4);
+        t.back(8_000, 3);
         let spans: Vec<(u64, Option<u64>)> =
             t.faults.iter().map(|f| (f.from_us, f.to_us)).collect();
         assert_eq!(
@@ -323,6 +348,7 @@ mod tests {
                 (3_000, Some(4_000)),
                 (4_000, Some(6_000)),
                 (4_500, Some(6_000)),
+                (7_000, Some(8_000)),
             ]
         );
     }

@@ -1,5 +1,7 @@
 //! The `events` list: the faults a scenario injects and when, read and checked here
-//! (`part_flap` is expanded into plain partitions and heals).
+//! (`part_flap` is expanded into plain partitions and heals). Restarts are refused unless
+//! the scenario is durable: a replica restarted without its disk would forget what it
+//! acknowledged, and the run would fail for the scenario's fault, not the replica's.
 
 use serde_json::{Map, Value};
 
@@ -31,6 +33,32 @@ pub enum EventKind {
     },
     /// Cut the leader off in one direction only (until `part_end`).
     PartOneWay(OneWay),
+    /// SIGKILL replicas and start them again on their data dirs `duration_s` later.
+    Restart {
+        who: Restarted,
+        duration_s: f64,
+    },
+}
+
+/// Which replicas a restart event takes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarted {
+    Leader,
+    /// A random living non-leader.
+    NonLeader,
+    /// Every living replica.
+    All,
+}
+
+impl Restarted {
+    /// The event's `type` in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Restarted::Leader => "restart_leader",
+            Restarted::NonLeader => "restart_non_leader",
+            Restarted::All => "restart_all",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +71,7 @@ pub struct Event {
 pub(super) fn parse_events(
     value: Option<&Value>,
     lifetime_s: f64,
+    durable: bool,
 ) -> Result<Vec<Event>, ConfigError> {
     let Some(value) = value else {
         return Ok(Vec::new());
@@ -79,12 +108,13 @@ pub(super) fn parse_events(
                 )),
                 None => Err(err(
                     field("duration"),
-                    "missing (seconds the replica stays paused)",
+                    "missing (seconds the replica stays paused or down)",
                 )),
             }
         };
         let allowed: &[&str] = match kind {
-            "pause_leader" | "pause_non_leader" => &["type", "time", "duration"],
+            "pause_leader" | "pause_non_leader" | "restart_leader" | "restart_non_leader"
+            | "restart_all" => &["type", "time", "duration"],
             "part_oneway" => &["type", "time", "direction"],
             "part_flap" => &["type", "time", "period", "until"],
             _ => &["type", "time"],
@@ -104,6 +134,25 @@ pub(super) fn parse_events(
             "pause_non_leader" => EventKind::PauseNonLeader {
                 duration_s: duration(obj)?,
             },
+            "restart_leader" | "restart_non_leader" | "restart_all" => {
+                let who = match kind {
+                    "restart_leader" => Restarted::Leader,
+                    "restart_non_leader" => Restarted::NonLeader,
+                    _ => Restarted::All,
+                };
+                if !durable {
+                    return Err(err(
+                        field("type"),
+                        format!(
+                            "{kind} needs \"durable\": true (a replica restarted without its data dir would forget what it acknowledged)"
+                        ),
+                    ));
+                }
+                EventKind::Restart {
+                    who,
+                    duration_s: duration(obj)?,
+                }
+            }
             "part_oneway" => match obj.get("direction").and_then(Value::as_str) {
                 Some("from_leader") => EventKind::PartOneWay(OneWay::FromLeader),
                 Some("to_leader") => EventKind::PartOneWay(OneWay::ToLeader),

@@ -63,7 +63,7 @@ pub struct TypeSeries {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultSpan {
-    /// `kill`, `died`, `pause`, `partition` or `one_way`.
+    /// `kill`, `died`, `pause`, `restart`, `partition` or `one_way`.
     pub kind: &'static str,
     pub replica: Option<usize>,
     /// A partition's sides: `majority` holds the replicas of the first.
@@ -241,6 +241,7 @@ fn fault_span(f: &crate::timeline::Fault) -> FaultSpan {
         FaultKind::Kill { replica } => ("kill", Some(*replica), None, None),
         FaultKind::Died { replica } => ("died", Some(*replica), None, None),
         FaultKind::Pause { replica } => ("pause", Some(*replica), None, None),
+        FaultKind::Restart { replica } => ("restart", Some(*replica), None, None),
         FaultKind::Partition { majority } => ("partition", None, Some(majority.clone()), None),
         FaultKind::OneWay {
             replica,

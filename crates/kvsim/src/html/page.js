@@ -185,6 +185,7 @@ function laneLegend(box) {
   swatch(lg, 'vote requests (an election; taller: more per 100 ms)', (s) =>
     svg('rect', { x: 8, y: 2, width: 5, height: 11, fill: '#d62728' }, s));
   swatch(lg, 'killed / died', (s) => svg('rect', { x: 1, y: 1, width: 20, height: 12, class: 'span kill' }, s));
+  swatch(lg, 'down for a restart (until its hello)', (s) => svg('rect', { x: 1, y: 1, width: 20, height: 12, class: 'span restart' }, s));
   swatch(lg, 'paused', (s) => svg('rect', { x: 1, y: 1, width: 20, height: 12, class: 'span pause' }, s));
   swatch(lg, 'partition: majority side', (s) => svg('rect', { x: 1, y: 1, width: 20, height: 12, class: 'span partition majority' }, s));
   swatch(lg, 'minority side', (s) => svg('rect', { x: 1, y: 1, width: 20, height: 12, class: 'span partition minority' }, s));

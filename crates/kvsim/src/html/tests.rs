@@ -175,11 +175,23 @@ fn a_page_is_one_file_whose_data_cannot_close_its_script() {
     timeline.message(1_600_000, Some(1), "rv", 2);
     timeline.claim(1_000_000, 0, NodeId(0));
     timeline.start(2_000_000, FaultKind::Kill { replica: 2 });
+    timeline.down(3_000_000, 1);
+    timeline.back(4_000_000, 1);
     let data = RunData::new(&cfg, &timeline, &c, &LinReport::default(), 7_000_000, None);
     assert_eq!(data.types.len(), 2);
     assert_eq!(data.votes[1][16], 2);
     assert_eq!(data.claims, [[1_000_000, 0, 0]]);
     assert_eq!(data.faults[0].kind, "kill");
+    let restart = &data.faults[1];
+    assert_eq!(
+        (
+            restart.kind,
+            restart.replica,
+            restart.from_us,
+            restart.to_us
+        ),
+        ("restart", Some(1), 3_000_000, Some(4_000_000))
+    );
     assert_eq!(
         data.ok_gets.iter().sum::<u32>() + data.ok_puts.iter().sum::<u32>(),
         c.history.iter().filter(|h| h.acked).count() as u32

@@ -42,7 +42,7 @@ function drawLanes(box) {
       label = 'partition ' + a.join(' ') + ' | ' + b.join(' ');
     } else {
       const r = f.replica;
-      const what = { kill: 'killed', died: 'died', pause: 'paused',
+      const what = { kill: 'killed', died: 'died', pause: 'paused', restart: 'down for a restart',
         one_way: f.from_leader ? 'cut off: its messages are lost' : 'cut off: hears nobody' }[f.kind];
       const rect = svg('rect', { x: x0, y: laneY(r), width: w, height: LANE - 2,
         class: 'span ' + f.kind, 'data-kind': f.kind }, g);
@@ -51,7 +51,7 @@ function drawLanes(box) {
       label = what.split(':')[0] + ' ' + R.replicas[r];
     }
     svg('rect', { x: x0, y: AXIS + 2, width: w, height: 6, class: 'fault-mark',
-      fill: { partition: '#7b4fbf', kill: '#3a3f4b', died: '#3a3f4b', pause: '#ff9f1c', one_way: '#d62728' }[f.kind] }, g);
+      fill: { partition: '#7b4fbf', kill: '#3a3f4b', died: '#3a3f4b', pause: '#ff9f1c', restart: '#1f77b4', one_way: '#d62728' }[f.kind] }, g);
     // The label runs until the next fault's; too long, it shortens to its kind, or goes
     // (the span's tooltip has it).
     const next = R.faults.slice(k + 1).map((o) => xOf(o.from_us)).find((x) => x > x0 + 2);
@@ -62,11 +62,19 @@ function drawLanes(box) {
   });
   // kvsim's own leader, as it changed.
   drawLeaderSegments(claimsBox, R.sim_leader.map((p) => [p[0], -1, p[1]]), AXIS + ROW + 4, 14, -1, R.end_us);
-  // Each replica's claims, until it was killed or died (it sends nothing after).
+  // Each replica's claims, until it was killed or died (it sends nothing after), and not
+  // while it is down for a restart: each process's claims are drawn apart.
   for (let r = 0; r < n; r++) {
     const claims = R.claims.filter((c) => c[1] === r);
     const end = R.faults.find((f) => f.replica === r && (f.kind === 'kill' || f.kind === 'died'));
-    drawLeaderSegments(claimsBox, claims, laneY(r) + 4, LANE - 10, r, end ? end.from_us : R.end_us);
+    const last = end ? end.from_us : R.end_us;
+    let from = 0;
+    for (const down of R.faults.filter((f) => f.replica === r && f.kind === 'restart')) {
+      const mine = claims.filter((c) => c[0] >= from && c[0] < down.from_us);
+      drawLeaderSegments(claimsBox, mine, laneY(r) + 4, LANE - 10, r, Math.min(last, down.from_us));
+      from = down.to_us === null ? Infinity : down.to_us;
+    }
+    drawLeaderSegments(claimsBox, claims.filter((c) => c[0] >= from), laneY(r) + 4, LANE - 10, r, last);
   }
   // Vote requests per bucket, as red bars from the lane's foot.
   for (let r = 0; r < n; r++) {

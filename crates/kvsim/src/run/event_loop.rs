@@ -112,7 +112,8 @@ impl Sim<'_> {
         let mut undrained = vec![false; self.n];
         loop {
             let now = self.now_us();
-            if now >= end_us || self.living_list.is_empty() {
+            // With every replica down, a restart to come still keeps the run going.
+            if now >= end_us || (self.living_list.is_empty() && !self.restarting.contains(&true)) {
                 break;
             }
             if self.stats.total_msgs >= self.cfg.max_packets {
@@ -300,6 +301,7 @@ impl Sim<'_> {
                 let now = self.now_us();
                 self.timeline.resume(now, r);
             }
+            Action::StartAgain(r) => self.start_again(r),
             Action::Fault(kind) => self.fault(kind),
         }
     }

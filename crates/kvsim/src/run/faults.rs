@@ -1,6 +1,7 @@
 //! Faults: what happens to replicas and to the traffic between them.
 //!
-//! The scenario's events as they fire (kills, pauses, partitions, one-way cuts), the
+//! The scenario's events as they fire (kills, pauses, partitions, one-way cuts; restarts
+//! are `restarts`'), the
 //! network's verdict on each replica-to-replica datagram as it is routed (partitions, drops,
 //! duplicates, delays: decided by `network`, applied here), and replicas that die on their
 //! own. The choices made here (which replica, which majority) draw on the faults' own
@@ -87,6 +88,7 @@ impl Sim<'_> {
                 }
                 None => self.warn.say("part_oneway: no known leader; no partition"),
             },
+            EventKind::Restart { who, duration_s } => self.restart(who, duration_s),
         }
     }
 
@@ -94,23 +96,28 @@ impl Sim<'_> {
         if self.living[r] {
             self.stats.killed += 1;
             self.killed[r] = true;
-            self.mark_not_living(r);
-            // As the classic simulator does, close the replica's socket before signalling
-            // it: nothing it sends while dying, nor anything still queued from it, is
-            // routed. (A leader killed mid-commit must not finish replicating.)
-            let _ = self.poll.registry().deregister(&mut self.sockets[r]);
-            self.socket_closed[r] = true;
-            // Nothing queued for it is sent either; what it sent before the kill was
-            // routed before the kill and leaves now, as it had with one send each.
-            self.outbox.discard(r);
-            self.flush_all();
+            self.cut_off(r);
             self.procs[r].kill();
             let now = self.now_us();
             self.timeline.start(now, FaultKind::Kill { replica: r });
         }
     }
 
-    fn random_non_leader(&mut self) -> Option<usize> {
+    /// Stops routing to and from living replica `r`, about to be killed.
+    pub(super) fn cut_off(&mut self, r: usize) {
+        self.mark_not_living(r);
+        // As the classic simulator does, close the replica's socket before signalling
+        // it: nothing it sends while dying, nor anything still queued from it, is
+        // routed. (A leader killed mid-commit must not finish replicating.)
+        let _ = self.poll.registry().deregister(&mut self.sockets[r]);
+        self.socket_closed[r] = true;
+        // Nothing queued for it is sent either; what it sent before the kill was
+        // routed before the kill and leaves now, as it had with one send each.
+        self.outbox.discard(r);
+        self.flush_all();
+    }
+
+    pub(super) fn random_non_leader(&mut self) -> Option<usize> {
         let candidates: Vec<usize> = self
             .living_list
             .iter()
@@ -177,6 +184,8 @@ impl Sim<'_> {
                 if self.living[r] {
                     self.mark_not_living(r);
                 }
+                // A restarted process that ends before its hello is not coming back.
+                self.restarting[r] = false;
             }
         }
     }

@@ -57,7 +57,9 @@ impl Sim<'_> {
             let gap_s = end_us.saturating_sub(since) as f64 / 1e6;
             self.extra.leaderless_s_max = self.extra.leaderless_s_max.max(gap_s);
         }
-        self.stats.died = (self.n - self.living_list.len()) as u64 - self.stats.killed;
+        // Down for a restart at the end is neither killed nor died.
+        let restarting = self.restarting.iter().filter(|&&r| r).count();
+        self.stats.died = (self.n - self.living_list.len() - restarting) as u64 - self.stats.killed;
         self.extra.unanswered = self.clients.finalize(&mut self.stats);
         self.stats.finalize();
         let cfg = self.cfg;

@@ -41,6 +41,8 @@ impl Sim<'_> {
             if addr.is_some() {
                 self.remote[from] = addr;
             }
+            // A second hello comes from a restarted replica's new process.
+            self.hello_again(from);
             return;
         }
         let src = self.replica_index(h.src.canonical_id());

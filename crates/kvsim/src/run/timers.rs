@@ -1,5 +1,5 @@
 //! Timed actions: everything but client requests that falls due at a time (faults, resumes
-//! of paused replicas, delayed deliveries), earliest first, ties in the order scheduled.
+//! of paused replicas, restarts, delayed deliveries), earliest first, ties in the order scheduled.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -9,7 +9,12 @@ use crate::config::EventKind;
 pub(super) enum Action {
     Fault(EventKind),
     Resume(usize),
-    Deliver { dst: usize, bytes: Vec<u8> },
+    /// A replica taken down by a restart event starts again.
+    StartAgain(usize),
+    Deliver {
+        dst: usize,
+        bytes: Vec<u8>,
+    },
 }
 
 struct Timed {
