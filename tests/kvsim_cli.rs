@@ -215,6 +215,7 @@ wait
         // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
         placement: kvsim::placement::Placement::Shared,
         keep_data: false,
+        durable: false,
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);
@@ -286,4 +287,32 @@ fn a_stand_in_cannot_run_a_durable_scenario() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("durable"), "{err}");
+}
+
+#[test]
+fn durable_makes_a_scenario_persist_that_does_not_ask_for_it() {
+    let out = kvsim_with_replica()
+        .args([
+            "configs/classic/simple-1.json",
+            "--silence",
+            "--durable",
+            "--keep-data",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("kvsim: the replicas' data dirs are in "))
+        .and_then(|l| l.strip_suffix(" (kept: --keep-data)"))
+        .unwrap_or_else(|| panic!("no data dir line in {stdout}"));
+    let kept = PathBuf::from(kept);
+    let wal = kept.join("0000").join("wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "{}: nothing persisted",
+        wal.display()
+    );
+    std::fs::remove_dir_all(&kept).unwrap();
 }

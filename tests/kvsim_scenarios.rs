@@ -22,6 +22,7 @@ fn options() -> Options {
         // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
         placement: kvsim::placement::Placement::Shared,
         keep_data: false,
+        durable: false,
     }
 }
 

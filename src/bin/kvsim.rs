@@ -86,6 +86,10 @@ struct Args {
     /// temporary directory) instead of removing them, and print where they are.
     #[arg(long)]
     keep_data: bool,
+    /// Run every scenario durable, as if its file said `"durable": true`: each replica
+    /// gets a data dir (to compare a scenario's cost with and without storage).
+    #[arg(long)]
+    durable: bool,
 }
 
 /// What the positional arguments ask for.
@@ -172,6 +176,7 @@ fn main() -> ExitCode {
         page: false,
         placement,
         keep_data: args.keep_data,
+        durable: args.durable,
     };
     let reports = Reports {
         json: args.json.as_deref(),

@@ -77,6 +77,8 @@ pub struct Options {
     pub placement: Placement,
     /// Leave a durable run's data dirs in place (and say where) instead of removing them.
     pub keep_data: bool,
+    /// Run the scenario durable even if its file does not say so (`--durable`).
+    pub durable: bool,
 }
 
 /// The seed to use: `--seed`, else the config's, else one from the clock.
@@ -207,7 +209,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     );
     let start = Instant::now();
     let ids: Vec<NodeId> = (0..n).map(|i| NodeId(i as u16)).collect();
-    let data_dirs = match cfg.durable {
+    let data_dirs = match cfg.durable || opts.durable {
         true => Some(DataDirs::create(&cfg.name, &ids, opts.keep_data)?),
         false => None,
     };

@@ -161,7 +161,7 @@ fn load(path: &Path) -> Result<Config, SuiteError> {
 /// A stand-in keeps nothing on disk: restarting one would only show that.
 fn check_runnable(cfg: &Config, opts: &Options) -> Result<(), SuiteError> {
     match opts.stand_in {
-        Some(kind) if cfg.durable => Err(SuiteError::Input(format!(
+        Some(kind) if cfg.durable || opts.durable => Err(SuiteError::Input(format!(
             "scenario {} is durable; stand-in {} has no data dir to restart from",
             cfg.name,
             kind.name()
