@@ -262,12 +262,7 @@ fn keep_data_keeps_the_data_dirs_and_says_where() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("Restarted: "), "{stdout}");
-    let kept = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("kvsim: the replicas' data dirs are in "))
-        .and_then(|l| l.strip_suffix(" (kept: --keep-data)"))
-        .unwrap_or_else(|| panic!("no data dir line in {stdout}"));
-    let kept = PathBuf::from(kept);
+    let kept = kept_data_dir(&stdout);
     for id in ["0000", "0001", "0002"] {
         let files = std::fs::read_dir(kept.join(id)).unwrap().count();
         assert!(files > 0, "{id}: nothing persisted");
@@ -302,12 +297,7 @@ fn durable_makes_a_scenario_persist_that_does_not_ask_for_it() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    let kept = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("kvsim: the replicas' data dirs are in "))
-        .and_then(|l| l.strip_suffix(" (kept: --keep-data)"))
-        .unwrap_or_else(|| panic!("no data dir line in {stdout}"));
-    let kept = PathBuf::from(kept);
+    let kept = kept_data_dir(&stdout);
     let wal = kept.join("0000").join("wal");
     assert!(
         std::fs::metadata(&wal).unwrap().len() > 0,
@@ -315,4 +305,14 @@ fn durable_makes_a_scenario_persist_that_does_not_ask_for_it() {
         wal.display()
     );
     std::fs::remove_dir_all(&kept).unwrap();
+}
+
+/// Where kvsim says, with `--keep-data`, that it left the replicas' data dirs.
+fn kept_data_dir(stdout: &str) -> PathBuf {
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("kvsim: the replicas' data dirs are in "))
+        .and_then(|l| l.strip_suffix(" (kept: --keep-data)"))
+        .unwrap_or_else(|| panic!("no data dir line in {stdout}"));
+    PathBuf::from(kept)
 }

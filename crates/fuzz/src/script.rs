@@ -215,20 +215,7 @@ fn deliver(node: &mut Node, now: Time, from: NodeId, message: PeerMessage) -> Re
             ack,
             entries,
         } => {
-            let entries: Vec<Entry> = entries
-                .iter()
-                .take(ENTRIES_MAX)
-                .map(|&(entry_term, put)| {
-                    let put = put.map(|(k, v)| (format!("k{}", k % 8), format!("v{v}")));
-                    Entry::from_ref(EntryRef {
-                        term: Term(entry_term.resolve(term)),
-                        command: match &put {
-                            Some((key, value)) => CommandRef::Put { key, value },
-                            None => CommandRef::Noop,
-                        },
-                    })
-                })
-                .collect();
+            let entries = fuzzed_entries(&entries, |t| Term(t.resolve(term)));
             let refs: Vec<EntryRef<'_>> = entries.iter().map(as_ref).collect();
             let message = Message::AppendEntries(AppendEntries {
                 term: Term(t.resolve(term)),
@@ -284,20 +271,7 @@ fn deliver_as_snapshot(
             ack,
             entries,
         } => {
-            let pairs: Vec<Entry> = entries
-                .iter()
-                .take(ENTRIES_MAX)
-                .map(|&(_, put)| {
-                    let put = put.map(|(k, v)| (format!("k{}", k % 8), format!("v{v}")));
-                    Entry::from_ref(EntryRef {
-                        term: Term(0),
-                        command: match &put {
-                            Some((key, value)) => CommandRef::Put { key, value },
-                            None => CommandRef::Noop,
-                        },
-                    })
-                })
-                .collect();
+            let pairs = fuzzed_entries(&entries, |_| Term(0));
             let refs: Vec<EntryRef<'_>> = pairs.iter().map(as_ref).collect();
             let message = Message::InstallSnapshot(InstallSnapshot {
                 term: Term(t.resolve(term)),
@@ -330,6 +304,25 @@ fn deliver_as_snapshot(
         }
         vote => deliver(node, now, from, vote),
     }
+}
+
+/// The entries a fuzzed append carries, at most `ENTRIES_MAX`: each a no-op or a put to one
+/// of 8 keys, its term given by `term`.
+fn fuzzed_entries(entries: &[(Num, Option<(u8, u8)>)], term: impl Fn(Num) -> Term) -> Vec<Entry> {
+    entries
+        .iter()
+        .take(ENTRIES_MAX)
+        .map(|&(entry_term, put)| {
+            let put = put.map(|(k, v)| (format!("k{}", k % 8), format!("v{v}")));
+            Entry::from_ref(EntryRef {
+                term: term(entry_term),
+                command: match &put {
+                    Some((key, value)) => CommandRef::Put { key, value },
+                    None => CommandRef::Noop,
+                },
+            })
+        })
+        .collect()
 }
 
 fn as_ref(entry: &Entry) -> EntryRef<'_> {

@@ -56,10 +56,6 @@ impl Node {
             }
             return;
         }
-        let through = self.compaction_point();
-        if through <= self.log.snapshot_index() {
-            return;
-        }
         let threshold = self
             .config
             .compaction_log_bytes
@@ -69,7 +65,13 @@ impl Node {
         // machines at different moments rather than all at once.
         let stagger = (self.config.seed % 512) as usize;
         let threshold = threshold.saturating_add(threshold / 1024 * stagger);
-        if self.log.bytes_through(through) < threshold {
+        // Every flush asks; the commit index bounds where compaction may stop, so most
+        // flushes answer here without looking at the followers.
+        if self.log.bytes_through(self.commit_index) < threshold {
+            return;
+        }
+        let through = self.compaction_point();
+        if through <= self.log.snapshot_index() || self.log.bytes_through(through) < threshold {
             return;
         }
         self.start_compaction(through);
