@@ -18,7 +18,7 @@ use replica::raft::{
     ClientRequest, Config, Effect, EntryRef, Message, Node, Operation, OutgoingMessage, ReplyKind,
     Role, Timer,
 };
-use replica::storage::Storage;
+use replica::storage::{DataDir, Identity, Storage};
 use replica::time::{Span, Time};
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -68,7 +68,13 @@ impl Bench {
                     let mine = dir.join(id.to_string());
                     std::fs::create_dir_all(&mine).expect("a temporary directory");
                     let peers: Vec<NodeId> = ids.iter().copied().filter(|&p| p != id).collect();
-                    Storage::open(&mine, id, &peers)
+                    let identity = Identity {
+                        id,
+                        peers,
+                        cluster: "bench".to_owned(),
+                    };
+                    let dir = DataDir::new(&mine).expect("a temporary directory");
+                    Storage::open(dir, &identity, u64::from(id.0))
                         .expect("a fresh data directory")
                         .0
                 })

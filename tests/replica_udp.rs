@@ -7,14 +7,14 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_3700kvstore");
-const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR] <port> <my id> <peer id> [<peer id> ...]";
+const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR [--cluster NAME]] <port> <my id> <peer id> [<peer id> ...]";
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -369,8 +369,20 @@ impl Simulator {
         value: Option<&str>,
         timeout: Duration,
     ) -> Option<Value> {
+        let first = self.replicas.keys().next().unwrap().clone();
+        self.request_at(&first, key, value, timeout)
+    }
+
+    /// `request_within`, sent to `first` first.
+    fn request_at(
+        &mut self,
+        first: &str,
+        key: &str,
+        value: Option<&str>,
+        timeout: Duration,
+    ) -> Option<Value> {
         let deadline = Instant::now() + timeout;
-        let mut target = self.replicas.keys().next().unwrap().clone();
+        let mut target = first.to_owned();
         loop {
             self.next_mid += 1;
             let mid = format!("MID{:013}", self.next_mid);
@@ -586,8 +598,80 @@ fn a_data_directory_it_cannot_use_is_one_line_and_a_failure() {
     let _ = std::fs::remove_dir_all(&dirs);
 }
 
+/// Lowers the file size limit of a running process (`prlimit`): its writes past `bytes`
+/// fail with `EFBIG`, as on a full disk.
+fn limit_file_size(pid: u32, bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: prlimit(2) on a child of ours, with a valid limit and no old-limit pointer.
+    let rc = unsafe {
+        libc::prlimit(
+            i32::try_from(pid).expect("pid fits"),
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
 #[test]
-fn durable_replicas_that_cannot_write_stop_acknowledging() {
+fn a_leader_whose_disk_fails_exits_and_the_others_go_on() {
+    let dirs = temp_dir("leader-disk");
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let ids = ["0000", "0001", "0002"];
+    let mut procs = spawn_durable(port, &ids, &dirs);
+    let mut buf = vec![0u8; 65_535];
+    let replicas = await_hellos(&socket, &mut buf, ids.len());
+    let mut sim = Simulator {
+        socket,
+        replicas,
+        buf,
+        next_mid: 0,
+    };
+    let first = sim.request("before", Some("1"));
+    let leader = first["src"].as_str().unwrap().to_owned();
+    let at = procs.iter().position(|r| r.id == leader).unwrap();
+    let wal = dirs.join(&leader).join("wal");
+    limit_file_size(
+        procs[at].child.id(),
+        std::fs::metadata(&wal).unwrap().len() + 64,
+    );
+    // Its next write fails: it must exit, not keep its followers from electing another.
+    let mut leader_proc = procs.remove(at);
+    let value = "v".repeat(200);
+    let _ = sim.request_at(&leader, "doomed", Some(&value), Duration::from_secs(2));
+    let status = wait_timeout(&mut leader_proc.child, EXIT_TIMEOUT)
+        .unwrap_or_else(|| panic!("leader {leader} stayed up after its disk failed"));
+    assert_ne!(status.code(), Some(0));
+    let mut stderr = String::new();
+    leader_proc
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("storage failed, exiting"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let survivor = procs[0].id.clone();
+    let after = sim.request_at(&survivor, "after", Some("2"), CLIENT_TIMEOUT);
+    assert!(after.is_some(), "no put acknowledged by the two left");
+    let read = sim
+        .request_at(&survivor, "before", None, CLIENT_TIMEOUT)
+        .unwrap();
+    assert_eq!(read["value"], "1");
+    for replica in procs {
+        replica.stop_with(libc::SIGTERM);
+    }
+    let _ = std::fs::remove_dir_all(&dirs);
+}
+
+#[test]
+fn durable_replicas_that_cannot_write_exit_and_nothing_more_is_acknowledged() {
     let dirs = temp_dir("full-disk");
     let socket = simulator_socket();
     let port = port_of(&socket);
@@ -667,18 +751,19 @@ fn durable_replicas_that_cannot_write_stop_acknowledging() {
     }
     let mut stderr_lines = Vec::new();
     for mut replica in procs {
-        assert!(
-            replica.is_alive(),
-            "{} died instead of refusing",
-            replica.id
-        );
         let stderr = replica.child.stderr.take().unwrap();
-        replica.stop_with(libc::SIGTERM);
+        if replica.id == "0000" {
+            replica.stop_with(libc::SIGTERM);
+        } else {
+            let status = wait_timeout(&mut replica.child, EXIT_TIMEOUT)
+                .unwrap_or_else(|| panic!("{} stayed up after its disk failed", replica.id));
+            assert_ne!(status.code(), Some(0), "{}", replica.id);
+        }
         stderr_lines.extend(BufReader::new(stderr).lines().map_while(Result::ok));
     }
     let failed = stderr_lines
         .iter()
-        .filter(|l| l.contains("storage failed, acknowledging nothing"))
+        .filter(|l| l.contains("storage failed, exiting"))
         .count();
     assert_eq!(failed, 2, "{stderr_lines:#?}");
     let _ = std::fs::remove_dir_all(&dirs);

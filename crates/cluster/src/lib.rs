@@ -6,14 +6,12 @@
 //! exactly. Events (deliveries, timers, client requests) run in virtual-time order; after
 //! each, [`invariants::Invariants`] checks the safety properties of Raft.
 
-pub mod disk;
 pub mod history;
 pub mod invariants;
 pub mod network;
 pub mod workload;
 
 use datagram::NodeId;
-use disk::SimDisk;
 use invariants::Invariants;
 use network::{Links, NetworkConfig};
 use rand::rngs::SmallRng;
@@ -22,7 +20,7 @@ use replica::raft::{
     AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, LogIndex, Message, Node, Operation,
     Reply, Role, Timer,
 };
-use replica::storage::Storage;
+use replica::storage::{Identity, MemDisk, Storage};
 use replica::time::{Span, Time};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -35,6 +33,9 @@ const SYNC_DELAY_US_MIN: u64 = 50;
 const SYNC_DELAY_US_MAX: u64 = 400;
 const SLOW_SYNC_DELAY_US_MAX: u64 = 5_000;
 const SLOW_SYNC_FRACTION: f64 = 0.1;
+/// Of the crashes of durable replicas, the share that are power losses (unsynced writes
+/// torn or lost) rather than process kills (the page cache survives them).
+const POWER_LOSS_FRACTION: f64 = 0.5;
 
 /// A message in flight, owning its entries (the sender's log may change before delivery).
 pub type OwnedMessage = Message<Vec<Entry>>;
@@ -123,7 +124,7 @@ struct Replica {
     /// Events that reached the replica while it was paused, in arrival order.
     parked: Vec<Event>,
     /// For a durable replica: its storage, on a simulated disk.
-    storage: Option<Storage<SimDisk>>,
+    storage: Option<Storage<MemDisk>>,
     /// Messages to peers waiting for the next sync to be issued, and those waiting for
     /// the sync in flight (with the log index it makes durable): the event loop's
     /// contract (`replica::event_loop::durable`), with the sync taking time.
@@ -193,7 +194,10 @@ impl Cluster {
                 let mut config = Config::new(id, peers, rng.random());
                 configure(&mut config);
                 let slots = Timer::count(config.peers.len());
-                let storage = config.durable.then(|| Storage::on(SimDisk::default()));
+                let storage = config
+                    .durable
+                    .then(|| open_disk(&config, MemDisk::default(), rng.random()))
+                    .map(|opened| opened.expect("an empty disk opens").0);
                 Replica {
                     node: Node::new(config, Time::ZERO),
                     crashed: false,
@@ -692,7 +696,7 @@ impl Cluster {
             return;
         };
         if let Some(storage) = r.storage.as_mut() {
-            storage.device_mut().synced();
+            storage.disk_mut().complete_syncs();
         }
         r.node.persisted(now, through);
         for (j, message) in held {
@@ -700,11 +704,13 @@ impl Cluster {
         }
     }
 
-    /// Replica `i` is killed (SIGKILL) and comes back from its disk after `down`: what it
-    /// had not synced is lost, and the write in flight may be torn anywhere. Its requests
-    /// are never answered, as with any crash. Only a durable replica can come back.
-    /// `while_writing`: the kill waits for the replica's next write and lands in it, so
-    /// that torn writes happen, not only kills between writes.
+    /// Replica `i` crashes and comes back from its disk after `down`: a process kill (the
+    /// page cache survives, the syncs it waited for may not have completed) or, in
+    /// `POWER_LOSS_FRACTION` of them, a power loss (what was not synced is lost, the last
+    /// unsynced write of each file torn in any of its pages). Its requests are never
+    /// answered, as with any crash. Only a durable replica can come back.
+    /// `while_writing`: the crash waits for the replica's next write and lands in it, so
+    /// that torn writes happen, not only crashes between writes.
     pub fn crash_and_restart(&mut self, i: usize, down: Span, while_writing: bool) {
         assert!(
             self.replicas[i].storage.is_some(),
@@ -715,14 +721,14 @@ impl Cluster {
             return;
         }
         self.crash(i);
-        let in_flight = self.replicas[i]
-            .storage
-            .as_ref()
-            .map_or(0, |s| s.device().in_flight.len());
-        let kept = self.rng.random_range(0..=in_flight);
+        let power_loss = self.rng.random_bool(POWER_LOSS_FRACTION);
         let r = &mut self.replicas[i];
         if let Some(storage) = r.storage.as_mut() {
-            storage.device_mut().crash(kept);
+            if power_loss {
+                storage.disk_mut().lose_power(&mut self.rng);
+            } else {
+                storage.disk_mut().kill();
+            }
         }
         r.held.clear();
         r.in_sync = None;
@@ -731,6 +737,8 @@ impl Cluster {
         self.schedule(self.now + down, Event::Restart { node: i });
     }
 
+    /// Replica `i` starts again on its disk, through the same `Storage::open` as a real
+    /// replica, and comes back as `Recovered::restore` makes it.
     fn restart(&mut self, i: usize) -> Result<(), String> {
         let now = self.now;
         let seed = self.rng.random();
@@ -739,31 +747,17 @@ impl Cluster {
         let Some(storage) = r.storage.take() else {
             return Ok(());
         };
-        let mut disk = SimDisk {
-            durable: storage.device().durable.clone(),
-            snapshot: storage.device().snapshot.clone(),
-            ..SimDisk::default()
-        };
-        let recovered = replica::storage::recover(&disk.snapshot, &disk.durable)
-            .map_err(|(at, what)| format!("{id}: its disk does not recover: byte {at}: {what}"))?;
-        if let Some(torn) = recovered.torn_tail {
-            disk.durable.truncate(torn.offset as usize);
-            self.stats.torn_tails += 1;
-        }
         let mut config = r.node.config().clone();
         config.seed = seed;
         // No head start now: the cluster has been running.
         config.startup_delay = Span::ZERO;
-        let state = recovered.hard_state;
-        r.node = Node::restore(
-            config,
-            now,
-            state.term,
-            state.voted_for,
-            recovered.snapshot,
-            recovered.log,
-        );
-        r.storage = Some(Storage::on(disk));
+        let (storage, recovered) = open_disk(&config, storage.into_disk(), 0)
+            .map_err(|e| format!("{id}: its disk does not recover: {e}"))?;
+        if recovered.torn_tail.is_some() {
+            self.stats.torn_tails += 1;
+        }
+        r.node = recovered.restore(config, now);
+        r.storage = Some(storage);
         r.crashed = false;
         r.paused_until = None;
         for slot in 0..r.timer_armed.len() {
@@ -776,4 +770,21 @@ impl Cluster {
         self.carry_out_effects(i);
         Ok(())
     }
+}
+
+/// Opens a replica's disk as its event loop would: open blocks on its syncs, so they
+/// complete before it returns.
+fn open_disk(
+    config: &Config,
+    disk: MemDisk,
+    nonce: u64,
+) -> Result<(Storage<MemDisk>, replica::storage::Recovered), replica::storage::StorageError> {
+    let identity = Identity {
+        id: config.id,
+        peers: config.peers.clone(),
+        cluster: "simulation".to_owned(),
+    };
+    let (mut storage, recovered) = Storage::open(disk, &identity, nonce)?;
+    storage.disk_mut().complete_syncs();
+    Ok((storage, recovered))
 }

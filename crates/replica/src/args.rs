@@ -1,7 +1,7 @@
 //! The replica's command line:
 //!
 //! ```text
-//! 3700kvstore [--debug-log DIR] [--data-dir DIR] <port> <my id> <peer id> [<peer id> ...]
+//! 3700kvstore [--debug-log DIR] [--data-dir DIR [--cluster NAME]] <port> <my id> <peer id> [<peer id> ...]
 //! ```
 //!
 //! Parsed by hand rather than with clap because the contract is tiny and exact: on any error
@@ -13,13 +13,16 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The one line printed on a bad command line (followed by the reason).
-pub const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR] <port> <my id> <peer id> [<peer id> ...]";
+pub const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR [--cluster NAME]] <port> <my id> <peer id> [<peer id> ...]";
 /// The exit status for a bad command line.
 pub const USAGE_EXIT_STATUS: u8 = 2;
 /// The flag naming a debug log directory; flags come before the positional arguments.
 pub const DEBUG_LOG_FLAG: &str = "--debug-log";
 /// The flag naming the data directory that makes the replica durable.
 pub const DATA_DIR_FLAG: &str = "--data-dir";
+/// The flag naming the cluster, written into a new data directory and checked against
+/// it at every later start: two clusters with the same replica ids are told apart.
+pub const CLUSTER_FLAG: &str = "--cluster";
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ReplicaArgs {
@@ -31,6 +34,8 @@ pub struct ReplicaArgs {
     pub debug_log_dir: Option<PathBuf>,
     /// Where the replica keeps its term, vote and log; `None`: in memory only.
     pub data_dir: Option<PathBuf>,
+    /// The cluster's name (`--cluster`; empty if not given).
+    pub cluster: String,
     /// Experiment knobs; the binary fills them from the environment.
     pub tuning: crate::tuning::Tuning,
 }
@@ -92,6 +97,7 @@ where
     let mut rest = args.as_slice();
     let mut debug_log_dir = None;
     let mut data_dir = None;
+    let mut cluster = None;
     while let Some(first) = rest.first() {
         if !first.starts_with('-') {
             break;
@@ -104,6 +110,7 @@ where
         let (flag, slot) = match name {
             DEBUG_LOG_FLAG => (DEBUG_LOG_FLAG, &mut debug_log_dir),
             DATA_DIR_FLAG => (DATA_DIR_FLAG, &mut data_dir),
+            CLUSTER_FLAG => (CLUSTER_FLAG, &mut cluster),
             _ => return Err(ArgsError::UnknownOption(first.clone())),
         };
         let (value, used) = match inline {
@@ -111,7 +118,7 @@ where
             None => (rest.get(1).map(String::as_str), 2),
         };
         match value {
-            Some(dir) if !dir.is_empty() => *slot = Some(PathBuf::from(dir)),
+            Some(value) if !value.is_empty() => *slot = Some(value.to_owned()),
             _ => return Err(ArgsError::MissingValue(flag)),
         }
         rest = &rest[used..];
@@ -140,8 +147,9 @@ where
         port,
         id,
         peers,
-        debug_log_dir,
-        data_dir,
+        debug_log_dir: debug_log_dir.map(PathBuf::from),
+        data_dir: data_dir.map(PathBuf::from),
+        cluster: cluster.unwrap_or_default(),
         tuning: crate::tuning::Tuning::default(),
     })
 }

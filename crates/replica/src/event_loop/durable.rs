@@ -5,8 +5,10 @@
 //! does; it counts its own log toward a commit only once the sync returns
 //! (`Node::persisted`). Every other message to a peer (votes, vote requests, append
 //! answers, anything carrying a term just adopted) is held here until the sync, as §5.1
-//! asks. If the write or the sync fails, the held messages are dropped and nothing is
-//! acknowledged from then on: a replica that cannot persist stops promising.
+//! asks. If the write or the sync fails, the held messages are dropped and the replica
+//! exits with the reason: after a failed `fdatasync` the page cache may have dropped what
+//! it could not write, so retrying proves nothing, and a leader that stayed up would keep
+//! its followers from electing anyone while it could never count its own log again.
 
 use super::Replica;
 use super::clock::Clock;
@@ -20,8 +22,8 @@ pub(super) struct Durable {
     pub(super) storage: Storage,
     /// Messages to peers waiting for this turn's sync.
     pub(super) held: Vec<(NodeId, OutgoingMessage)>,
-    /// Whether storage failed (said once, on stderr and in the debug log).
-    failed: bool,
+    /// Why storage failed, if it did: the loop stops, and the replica exits with it.
+    pub(super) failed: Option<std::io::Error>,
 }
 
 impl Durable {
@@ -29,7 +31,7 @@ impl Durable {
         Durable {
             storage,
             held: Vec::with_capacity(64),
-            failed: false,
+            failed: None,
         }
     }
 }
@@ -69,17 +71,12 @@ impl<C: Clock> Replica<C> {
             Err(error) => {
                 self.stats.unpersisted_sends += durable.held.len() as u64;
                 durable.held.clear();
-                if !std::mem::replace(&mut durable.failed, true) {
-                    debug_log!(
-                        self.log,
-                        now,
-                        "storage failed, acknowledging nothing from now on: {error}"
-                    );
-                    eprintln!(
-                        "{}: storage failed, acknowledging nothing from now on: {error}",
-                        self.id
-                    );
-                }
+                debug_log!(self.log, now, "storage failed, exiting: {error}");
+                durable.failed = Some(std::io::Error::new(
+                    error.kind(),
+                    format!("storage failed, exiting without acknowledging more: {error}"),
+                ));
+                self.stop = true;
             }
         }
     }

@@ -35,7 +35,7 @@ use crate::codec::{
 use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::raft::{Config, Effect, LogIndex, Node, Role, Term, Timer};
-use crate::storage::Storage;
+use crate::storage::{DataDir, Identity, Recovered, Storage};
 use crate::time::{Span, Time};
 use crate::timer_wheel::{TimerHandle, TimerWheel};
 use datagram::NodeId;
@@ -94,10 +94,7 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     // A data directory is recovered before the hello: a replica that cannot use its
     // directory says why and exits, without joining the cluster.
     let recovered = match &args.data_dir {
-        Some(dir) => Some(
-            Storage::open(dir, args.id, &args.peers)
-                .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?,
-        ),
+        Some(dir) => Some(open_data_dir(dir, args, seed)?),
         None => None,
     };
     // Signals first, so a SIGTERM right after the hello ends us cleanly rather than by
@@ -162,21 +159,31 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
                     args.id, torn.bytes, torn.offset
                 );
             }
-            let node = Node::restore(
-                config,
-                now,
-                state.term,
-                state.voted_for,
-                recovered.snapshot,
-                recovered.log,
-            );
-            (node, Some(Durable::new(storage)))
+            (recovered.restore(config, now), Some(Durable::new(storage)))
         }
     };
     let mut replica = Replica::new(node, clock, socket, signals, simulator, log, durable)?;
     let result = replica.run();
     replica.finish();
     result
+}
+
+/// Opens and recovers the data directory `dir`; any failure is one line of error.
+fn open_data_dir(
+    dir: &std::path::Path,
+    args: &ReplicaArgs,
+    seed: u64,
+) -> io::Result<(Storage, Recovered)> {
+    let data_dir = DataDir::new(dir)
+        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", dir.display())))?;
+    let identity = Identity {
+        id: args.id,
+        peers: args.peers.clone(),
+        cluster: args.cluster.clone(),
+    };
+    // The seed mixes the clock and the pid: a nonce no other directory shares.
+    Storage::open(data_dir, &identity, seed ^ 0x6E6F_6E63_6521_0000)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
 }
 
 /// Counters reported in the debug log at exit.
@@ -304,7 +311,10 @@ impl<C: Clock> Replica<C> {
         while !self.stop {
             self.turn(None)?;
         }
-        Ok(())
+        match self.durable.as_mut().and_then(|d| d.failed.take()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// One turn: wait for input or the next deadline (at most `wait_max`), then handle

@@ -59,9 +59,11 @@ impl Node {
         );
     }
 
-    /// Whether a leader was heard from recently enough that no election may start.
+    /// Whether a leader was heard from recently enough that no election may start (or,
+    /// just after a restart, may have been: `no_vote_before`).
     fn in_leader_lease(&self, now: Time) -> bool {
         self.role == Role::Leader
+            || now < self.no_vote_before
             || self
                 .leader_contact_at
                 .is_some_and(|t| now < t + self.config.election_timeout_min)

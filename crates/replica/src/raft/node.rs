@@ -111,6 +111,10 @@ pub struct Node {
     /// When an append from the current leader last arrived. No vote is granted until
     /// `election_timeout_min` after it, which is what makes the leader's lease safe.
     pub(super) leader_contact_at: Option<Time>,
+    /// A replica restarted from its disk grants no vote before this: before its crash it
+    /// may have acknowledged a leader whose read lease counts on that promise, and a
+    /// crash erases `leader_contact_at`, not the promise (see `Node::restore`).
+    pub(super) no_vote_before: Time,
     /// Voters that granted this (pre-)candidacy, this replica included.
     pub(super) votes_granted: Vec<NodeId>,
     /// Peers that answered this (pre-)candidacy either way; the others are asked again.
@@ -161,6 +165,7 @@ impl Node {
             election_deadline: now,
             election_timer_armed_at: None,
             leader_contact_at: None,
+            no_vote_before: now,
             votes_granted: Vec::new(),
             votes_answered: Vec::new(),
             round_started_at: now,
@@ -182,6 +187,10 @@ impl Node {
     /// pairs of every key as of the log's snapshot index, empty if it has none) and its
     /// log. It starts as a follower that knows no leader, with only its snapshot known to
     /// be committed (the leader will say the rest), and nothing left to persist.
+    ///
+    /// It grants no vote, pre-vote or real, for `election_timeout_min` after `now`: the
+    /// last append it acknowledged before the crash promised the leader exactly that
+    /// (§6.4's lease), and the leader may still be serving reads on it.
     pub fn restore(
         config: Config,
         now: Time,
@@ -193,6 +202,7 @@ impl Node {
         let mut node = Node::new(config, now);
         node.current_term = term;
         node.voted_for = voted_for;
+        node.no_vote_before = now + node.config.election_timeout_min;
         let (index, snapshot_term) = (log.snapshot_index(), log.snapshot_term());
         if index.0 > 0 {
             node.kv.install(snapshot, index, snapshot_term);

@@ -1,8 +1,11 @@
 //! The write-ahead log's records: `[payload length u32][crc32 u32][kind u8][payload]`,
-//! little-endian, the checksum over the kind and the payload. Three kinds: the hard state
-//! (term and vote); a run of entries that replaces the log from its first index on; and
-//! the head of a snapshot file (its index, term and number of pairs, which follow as runs
-//! of entries numbered from 1: puts whose terms mean nothing).
+//! little-endian, the checksum over the kind and the payload. Five kinds: the hard state
+//! (term and vote); a run of entries that replaces the log from its first index on; the
+//! head of a snapshot file (its index, term and number of pairs, which follow as runs of
+//! entries numbered from 1: puts whose terms mean nothing); and the two that frame a
+//! turn's write in the log: a batch head (the directory's nonce, the batch's sequence
+//! number, the length and checksum of the records that follow it), and a sync mark
+//! (nonce and sequence number), written once the batch's sync has returned.
 //! Decoding is total: any bytes give a record or a reason, never a panic.
 
 use crate::raft::{CommandRef, EntryRef, HardState, LogIndex, Term};
@@ -10,13 +13,22 @@ use datagram::NodeId;
 
 /// Bytes before the payload: length, checksum, kind.
 pub const HEADER_BYTES: usize = 9;
-/// The largest payload a record may claim. A run of entries is what one turn appended,
-/// bounded by what a turn receives; anything larger is damage, not data.
+/// The largest payload a record may claim; anything larger is damage, not data. Writers
+/// split runs of entries at `ENTRIES_PAYLOAD_BYTES_TARGET`, far below it.
 pub const PAYLOAD_BYTES_MAX: usize = 64 << 20;
+/// A run of entries is closed once its payload reaches this; one entry (at most a
+/// datagram, 64 KiB) more keeps it far under `PAYLOAD_BYTES_MAX`.
+pub const ENTRIES_PAYLOAD_BYTES_TARGET: usize = 1 << 20;
+/// A batch head's whole size: header, nonce, sequence number, length, checksum.
+pub const BATCH_HEAD_BYTES: usize = HEADER_BYTES + 28;
+/// A sync mark's whole size: header, nonce, sequence number.
+pub const SYNC_MARK_BYTES: usize = HEADER_BYTES + 16;
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRIES: u8 = 2;
 const KIND_SNAPSHOT: u8 = 3;
+const KIND_BATCH: u8 = 4;
+const KIND_SYNC_MARK: u8 = 5;
 /// `key_len` of a no-op entry.
 const NOOP_KEY_LEN: u32 = u32::MAX;
 
@@ -35,6 +47,18 @@ pub enum Record<'a> {
         index: LogIndex,
         term: Term,
         pairs: u64,
+    },
+    /// The records of one turn's write follow: `length` bytes whose CRC-32 is `crc`.
+    Batch {
+        nonce: u64,
+        seq: u64,
+        length: u64,
+        crc: u32,
+    },
+    /// The batch `seq` was synced.
+    SyncMark {
+        nonce: u64,
+        seq: u64,
     },
 }
 
@@ -67,18 +91,55 @@ pub fn encode_snapshot(out: &mut Vec<u8>, index: LogIndex, term: Term, pairs: u6
     });
 }
 
+/// Writes, over the `BATCH_HEAD_BYTES` reserved at `out[at..]`, the head of a batch whose
+/// records are the rest of `out`.
+pub fn fill_batch_head(out: &mut [u8], at: usize, nonce: u64, seq: u64) {
+    let body = &out[at + BATCH_HEAD_BYTES..];
+    let (length, crc) = (body.len() as u64, crc32fast::hash(body));
+    let mut head = Vec::with_capacity(BATCH_HEAD_BYTES);
+    frame(&mut head, KIND_BATCH, |p| {
+        p.extend_from_slice(&nonce.to_le_bytes());
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&length.to_le_bytes());
+        p.extend_from_slice(&crc.to_le_bytes());
+    });
+    out[at..at + BATCH_HEAD_BYTES].copy_from_slice(&head);
+}
+
+/// Appends the sync mark of batch `seq` to `out`.
+pub fn encode_sync_mark(out: &mut Vec<u8>, nonce: u64, seq: u64) {
+    frame(out, KIND_SYNC_MARK, |p| {
+        p.extend_from_slice(&nonce.to_le_bytes());
+        p.extend_from_slice(&seq.to_le_bytes());
+    });
+}
+
 /// Appends a record of `entries`, the log from `first` on, to `out`.
+#[cfg(test)]
 pub fn encode_entries<'e>(
     out: &mut Vec<u8>,
     first: LogIndex,
     entries: impl IntoIterator<Item = EntryRef<'e>>,
 ) {
+    encode_entries_until(out, first, &mut entries.into_iter(), usize::MAX);
+}
+
+/// Appends a record of entries taken from `entries`, the log from `first` on, closing it
+/// once its payload reaches `payload_bytes_target`; returns how many it took.
+pub fn encode_entries_until<'e>(
+    out: &mut Vec<u8>,
+    first: LogIndex,
+    entries: &mut impl Iterator<Item = EntryRef<'e>>,
+    payload_bytes_target: usize,
+) -> u32 {
+    let mut count = 0u32;
     frame(out, KIND_ENTRIES, |p| {
+        let start = p.len();
         p.extend_from_slice(&first.0.to_le_bytes());
         let count_at = p.len();
         p.extend_from_slice(&0u32.to_le_bytes());
-        let mut count = 0u32;
-        for entry in entries {
+        while p.len() - start < payload_bytes_target {
+            let Some(entry) = entries.next() else { break };
             p.extend_from_slice(&entry.term.0.to_le_bytes());
             match entry.command {
                 CommandRef::Noop => {
@@ -96,6 +157,7 @@ pub fn encode_entries<'e>(
         }
         p[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
     });
+    count
 }
 
 fn len_u32(len: usize) -> u32 {
@@ -137,6 +199,8 @@ pub fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), Bad> {
         KIND_HARD_STATE => decode_hard_state(payload)?,
         KIND_ENTRIES => decode_entries(payload)?,
         KIND_SNAPSHOT => decode_snapshot(payload)?,
+        KIND_BATCH => decode_batch(payload)?,
+        KIND_SYNC_MARK => decode_sync_mark(payload)?,
         _ => return Err(Bad::Malformed("unknown record kind")),
     };
     Ok((record, end))
@@ -161,6 +225,30 @@ fn decode_snapshot(p: &[u8]) -> Result<Record<'_>, Bad> {
         index: LogIndex(r.u64()?),
         term: Term(r.u64()?),
         pairs: r.u64()?,
+    })
+}
+
+fn decode_batch(p: &[u8]) -> Result<Record<'_>, Bad> {
+    if p.len() != 28 {
+        return Err(Bad::Malformed("batch head of the wrong size"));
+    }
+    let mut r = Reader { bytes: p };
+    Ok(Record::Batch {
+        nonce: r.u64()?,
+        seq: r.u64()?,
+        length: r.u64()?,
+        crc: r.u32()?,
+    })
+}
+
+fn decode_sync_mark(p: &[u8]) -> Result<Record<'_>, Bad> {
+    if p.len() != 16 {
+        return Err(Bad::Malformed("sync mark of the wrong size"));
+    }
+    let mut r = Reader { bytes: p };
+    Ok(Record::SyncMark {
+        nonce: r.u64()?,
+        seq: r.u64()?,
     })
 }
 

@@ -20,8 +20,12 @@
 //!   lose what they send each other; `heal` ends it.
 //! - `crash 3`: replica 3 stops: what is in flight to or from it is lost, and so is what is
 //!   sent to it, its timers do not fire. Its state is kept, frozen, and `recover 3`
-//!   resumes it (timers that fell due meanwhile fire at the next `advance`): the core keeps
-//!   its "persistent" state in memory and has no restart from disk to test.
+//!   resumes it (timers that fell due meanwhile fire at the next `advance`): a pause, in
+//!   effect, with its memory intact.
+//! - `restart 3` (with `durable=on`): replica 3 is killed and started again at once from
+//!   what its `persist` commands wrote, through the real storage code on a disk in memory
+//!   (`replica::storage::MemDisk`): what is in flight to or from it is lost, its timers
+//!   start over, and it comes back as `Recovered::restore` makes it.
 //! - `put 1 a=1 [b=2 ...] [client=c] [mid=m1]`, `get 1 a [b ...] [client=c] [mid=m1]`:
 //!   client requests handled as one batch of input (one flush). MIDs default to `m1`,
 //!   `m2`, ... in script order; the client to `c`.
@@ -45,6 +49,7 @@ use datagram::NodeId;
 use replica::raft::{
     AsEntryRef, Effect, Entry, EntryRef, Message, Node, ReplyKind, Role, Term, Timer,
 };
+use replica::storage::{Identity, MemDisk, Storage, StorageError};
 use replica::time::Time;
 use std::collections::VecDeque;
 
@@ -65,6 +70,8 @@ struct Replica {
     /// Deadline per `Timer::slot`, as the last `SetTimer`/`CancelTimer` left it.
     timers: Vec<Option<Time>>,
     down: bool,
+    /// With `durable=on`: what `persist` wrote.
+    storage: Option<Storage<MemDisk>>,
 }
 
 /// What happens to messages while the clock moves.
@@ -352,6 +359,19 @@ impl Cluster {
                 None => self.in_flight.push_back(m),
             }
         }
+    }
+
+    /// Opens replica `i`'s disk (empty at first) as its event loop would.
+    fn open_disk(
+        node: &Node,
+        disk: MemDisk,
+    ) -> Result<(Storage<MemDisk>, replica::storage::Recovered), StorageError> {
+        let identity = Identity {
+            id: node.id(),
+            peers: node.peers().to_vec(),
+            cluster: "script".to_owned(),
+        };
+        Storage::open(disk, &identity, u64::from(node.id().0))
     }
 
     // ----- naming things -------------------------------------------------------------

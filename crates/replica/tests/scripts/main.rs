@@ -73,6 +73,7 @@ scripts! {
     put_answered_once_committed,
     read_sees_batched_apply,
     replication_stall,
+    restart_withholds_votes,
     silent_follower_backoff,
     step_down_redirects,
 }

@@ -5,6 +5,7 @@ use super::{Cluster, FIRST_CLIENT_ID, InFlight, Network, Replica};
 use crate::text::{self, Args};
 use datagram::NodeId;
 use replica::raft::{ClientRequest, Config, Node, Operation, Timer};
+use replica::storage::MemDisk;
 use replica::time::{Span, Time};
 use std::collections::VecDeque;
 
@@ -68,10 +69,18 @@ impl Cluster {
         };
         for config in configs {
             let slots = Timer::count(config.peers.len());
+            let node = Node::new(config, Time::ZERO);
+            let storage = node
+                .config()
+                .durable
+                .then(|| Cluster::open_disk(&node, MemDisk::new()).map(|(s, _)| s))
+                .transpose()
+                .map_err(|e| format!("an empty disk: {e}"))?;
             cluster.replicas.push(Replica {
-                node: Node::new(config, Time::ZERO),
+                node,
                 timers: vec![None; slots],
                 down: false,
+                storage,
             });
             // The first election timer.
             cluster.carry_out_effects(cluster.replicas.len() - 1);
@@ -131,6 +140,7 @@ impl Cluster {
                 self.replicas[i].down = false;
                 Ok(())
             }
+            "restart" => self.restart(args),
             "put" | "get" => self.client_requests(args),
             "inject" => self.inject(args),
             "persist" => {
@@ -138,8 +148,13 @@ impl Cluster {
                 let i = self.replica_arg(args)?;
                 let now = self.now;
                 let mut wrote = None;
+                let mut storage = self.replicas[i].storage.take();
                 self.input(i, |node, _| {
                     let changes = node.take_unpersisted();
+                    if let Some(storage) = storage.as_mut() {
+                        replica::storage::save_changes(storage, node, changes);
+                        storage.sync().expect("a disk in memory");
+                    }
                     let log = node.log();
                     let last = log.last_index();
                     if changes.snapshot.is_some() {
@@ -154,6 +169,7 @@ impl Cluster {
                     }
                     node.persisted(now, last);
                 });
+                self.replicas[i].storage = storage;
                 self.out.extend(wrote);
                 Ok(())
             }
@@ -183,6 +199,38 @@ impl Cluster {
             }
             other => Err(format!("no command {other:?}")),
         }
+    }
+
+    /// `restart 3`: killed, then started again from its disk.
+    fn restart(&mut self, args: &mut Args) -> Result<(), String> {
+        let i = self.replica_arg(args)?;
+        let storage = self.replicas[i]
+            .storage
+            .take()
+            .ok_or("restart needs durable=on: a replica without a disk cannot come back")?;
+        let mut disk = storage.into_disk();
+        disk.kill();
+        let (storage, recovered) = Cluster::open_disk(&self.replicas[i].node, disk)
+            .map_err(|e| format!("its disk does not recover: {e}"))?;
+        let config = self.replicas[i].node.config().clone();
+        let r = &mut self.replicas[i];
+        r.node = recovered.restore(config, self.now);
+        r.storage = Some(storage);
+        r.down = false;
+        r.timers.iter_mut().for_each(|t| *t = None);
+        // What it had in flight went with the process; what was on its way to it is lost.
+        let id = r.node.id();
+        self.in_flight.retain(|m| m.from != id && m.to != id);
+        let node = &self.replicas[i].node;
+        self.out.push(format!(
+            "{}: restarted term={} vote={} log={}",
+            text::id(id),
+            node.term().0,
+            node.voted_for().map_or("none".into(), text::id),
+            node.log().last_index().0
+        ));
+        self.carry_out_effects(i);
+        Ok(())
     }
 
     fn client_requests(&mut self, args: &mut Args) -> Result<(), String> {

@@ -1,0 +1,133 @@
+//! The few file-system operations a data directory needs, named by file: a real directory
+//! (`DataDir`), or in the simulation and tests a model of one with a page cache
+//! (`MemDisk`), so that recovery is the same code in both.
+//!
+//! The contract is POSIX's, as a careful program may rely on it: a write is durable once
+//! `sync` of its file returns; a file's creation, rename or removal once `sync_dir`
+//! returns; a process that dies keeps everything it wrote (the page cache survives it),
+//! a machine that loses power keeps only what was made durable, and the last unsynced
+//! write of a file may then survive in any part, not only a prefix.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// A file is written as this before it is renamed into place.
+pub const TEMP_SUFFIX: &str = ".new";
+
+pub trait Disk {
+    /// The file's bytes as a read sees them now; `None` if there is no such file.
+    fn read(&mut self, name: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Appends `bytes` to the file, creating it (empty) if there is none.
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Makes the file's bytes durable (`fdatasync`).
+    fn sync(&mut self, name: &str) -> io::Result<()>;
+    /// Cuts the file to `len` bytes.
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()>;
+    /// Renames `from` over `to`, atomically.
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes the file; no such file is no error.
+    fn remove(&mut self, name: &str) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&mut self) -> io::Result<()>;
+    /// Where the file is, for messages.
+    fn path(&self, name: &str) -> PathBuf;
+}
+
+/// Replaces `name` with `bytes` so that a crash leaves the old file or the new one, never
+/// a mix: a temporary file, synced, renamed into place, and the directory synced.
+pub fn write_atomically<D: Disk + ?Sized>(
+    disk: &mut D,
+    name: &str,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let temp = format!("{name}{TEMP_SUFFIX}");
+    disk.remove(&temp)?;
+    disk.append(&temp, bytes)?;
+    disk.sync(&temp)?;
+    disk.rename(&temp, name)?;
+    disk.sync_dir()
+}
+
+/// A real directory. The file appended to last stays open, so the write-ahead log costs
+/// one `write` a turn, not an `open` as well.
+#[derive(Debug)]
+pub struct DataDir {
+    dir: PathBuf,
+    open: Option<(String, File)>,
+}
+
+impl DataDir {
+    /// `dir` must exist and be a directory.
+    pub fn new(dir: &Path) -> io::Result<DataDir> {
+        if !fs::metadata(dir)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Ok(DataDir {
+            dir: dir.to_path_buf(),
+            open: None,
+        })
+    }
+
+    fn file(&mut self, name: &str) -> io::Result<&mut File> {
+        if self.open.as_ref().is_none_or(|(open, _)| open != name) {
+            let file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(self.dir.join(name))?;
+            self.open = Some((name.to_owned(), file));
+        }
+        Ok(&mut self.open.as_mut().expect("just opened").1)
+    }
+
+    /// Forgets an open handle that may no longer name `name`'s file.
+    fn forget(&mut self, name: &str) {
+        if self.open.as_ref().is_some_and(|(open, _)| open == name) {
+            self.open = None;
+        }
+    }
+}
+
+impl Disk for DataDir {
+    fn read(&mut self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::new();
+        match File::open(self.dir.join(name)) {
+            Ok(mut file) => {
+                file.read_to_end(&mut bytes)?;
+                Ok(Some(bytes))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.file(name)?.write_all(bytes)
+    }
+    fn sync(&mut self, name: &str) -> io::Result<()> {
+        self.file(name)?.sync_data()
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.file(name)?.set_len(len)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        self.forget(from);
+        self.forget(to);
+        fs::rename(self.dir.join(from), self.dir.join(to))
+    }
+    fn remove(&mut self, name: &str) -> io::Result<()> {
+        self.forget(name);
+        match fs::remove_file(self.dir.join(name)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+    fn sync_dir(&mut self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
