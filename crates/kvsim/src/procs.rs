@@ -131,8 +131,10 @@ pub struct Launch<'a> {
 }
 
 impl ReplicaProc {
-    /// Launches `program [--data-dir DIR] <port> <id> <peer ids...>` in its own process
-    /// group, pinned to `cpus` if given (`placement`).
+    /// Launches `program [--data-dir DIR --cluster kvsim-PORT] <port> <id> <peer ids...>`
+    /// in its own process group, pinned to `cpus` if given (`placement`). The cluster's
+    /// name is the run's port: the same across the run's restarts, and another run's
+    /// directory is refused.
     pub fn spawn(launch: &Launch<'_>) -> std::io::Result<ReplicaProc> {
         let &Launch {
             program,
@@ -148,7 +150,10 @@ impl ReplicaProc {
         } = launch;
         let mut cmd = Command::new(program);
         if let Some(dir) = data_dir {
-            cmd.arg("--data-dir").arg(dir);
+            cmd.arg("--data-dir")
+                .arg(dir)
+                .arg("--cluster")
+                .arg(format!("kvsim-{port}"));
         }
         cmd.arg(port.to_string()).arg(id.to_string());
         for p in peers {
