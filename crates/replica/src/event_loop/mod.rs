@@ -182,8 +182,10 @@ fn open_data_dir(
         cluster: args.cluster.clone(),
     };
     // The seed mixes the clock and the pid: a nonce no other directory shares.
-    Storage::open(data_dir, &identity, seed ^ 0x6E6F_6E63_6521_0000)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    let (storage, recovered) = Storage::open(data_dir, &identity, seed ^ 0x6E6F_6E63_6521_0000)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    // Compactions are written off the Raft loop's thread.
+    Ok((storage.with_snapshot_writer()?, recovered))
 }
 
 /// Counters reported in the debug log at exit.

@@ -126,7 +126,7 @@ impl KvStore {
         let Some(done) = compacting.take() else {
             return false;
         };
-        self.snapshot = done.arena;
+        self.snapshot = std::sync::Arc::new(done.arena);
         self.snapshot_index = done.index;
         self.snapshot_term = done.term;
         self.rebase_if_far(done.index);

@@ -46,6 +46,7 @@ mod table;
 use crate::raft::log::Log;
 use crate::raft::message::{CommandRef, LogIndex, Term};
 use ahash::RandomState;
+use std::sync::Arc;
 use table::{LatestPut, Table};
 
 /// Where the store reads the puts it indexes: the log, in a replica.
@@ -117,7 +118,9 @@ pub struct KvStore {
     hasher: RandomState,
     /// Every key's value as of `snapshot_index`, one put per key (their terms mean
     /// nothing). Empty until the first compaction or installed snapshot.
-    snapshot: Log,
+    /// Shared, never changed once made: a durable driver writes it to disk on another
+    /// thread while this one goes on.
+    snapshot: Arc<Log>,
     /// The log index the snapshot is of (0 for none), and its term.
     snapshot_index: LogIndex,
     snapshot_term: Term,
@@ -185,7 +188,7 @@ impl KvStore {
                 hash_seed.rotate_left(32) ^ HASH_KEY_MIX[1],
                 hash_seed.rotate_left(48) ^ HASH_KEY_MIX[2],
             ),
-            snapshot: Log::new(),
+            snapshot: Arc::new(Log::new()),
             snapshot_index: LogIndex(0),
             snapshot_term: Term(0),
             base: LogIndex(0),
@@ -368,7 +371,7 @@ impl KvStore {
             });
         }
         self.latest_put = tables;
-        self.snapshot = pairs;
+        self.snapshot = Arc::new(pairs);
         self.snapshot_index = index;
         self.snapshot_term = term;
         self.base = index;
@@ -380,6 +383,11 @@ impl KvStore {
     /// are sent.
     pub fn snapshot(&self) -> &Log {
         &self.snapshot
+    }
+
+    /// The snapshot's pairs, shared: they never change, a newer snapshot replaces them.
+    pub fn shared_snapshot(&self) -> Arc<Log> {
+        Arc::clone(&self.snapshot)
     }
 
     /// The log index the snapshot is of (0 before any), and its term.

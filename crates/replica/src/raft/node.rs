@@ -54,9 +54,12 @@ pub struct Unpersisted {
     pub hard_state: Option<HardState>,
     pub entries_from: Option<LogIndex>,
     /// The log was compacted, or a snapshot installed, through this index: the snapshot
-    /// (`Node::snapshot`) must be made durable first, then the log from just past it
-    /// replaces everything storage holds (a new write-ahead log).
+    /// (`Node::snapshot`) must be made durable.
     pub snapshot: Option<LogIndex>,
+    /// The snapshot was installed from a leader, not made by compacting this log: the
+    /// log after it may have been replaced, and must be written again whole after the
+    /// snapshot is durable. A compaction changes nothing of the log that remains.
+    pub snapshot_installed: bool,
 }
 
 /// A client request kept while no leader is known, to be answered once one is.
@@ -88,6 +91,8 @@ pub struct Node {
     /// The snapshot changed (a compaction, or one installed) since the driver last took
     /// what to persist.
     pub(super) snapshot_changed: bool,
+    /// The last snapshot change was an install (see `Unpersisted::snapshot_installed`).
+    pub(super) snapshot_installed: bool,
     /// A snapshot being received from the leader, chunk by chunk (`snapshot`).
     pub(super) incoming_snapshot: Option<IncomingSnapshot>,
     /// Snapshots received from a leader and installed, for observers.
@@ -155,6 +160,7 @@ impl Node {
             hard_state_changed: false,
             persisted_index: LogIndex(0),
             snapshot_changed: false,
+            snapshot_installed: false,
             incoming_snapshot: None,
             snapshots_installed: 0,
             commit_index: LogIndex(0),
@@ -295,7 +301,8 @@ impl Node {
         }
         let snapshot =
             std::mem::take(&mut self.snapshot_changed).then(|| self.log.snapshot_index());
-        if snapshot.is_some() {
+        let snapshot_installed = std::mem::take(&mut self.snapshot_installed);
+        if snapshot_installed {
             // The whole log is written again after the snapshot.
             self.persisted_index = self.persisted_index.min(self.log.snapshot_index());
         }
@@ -303,6 +310,7 @@ impl Node {
             hard_state,
             entries_from,
             snapshot,
+            snapshot_installed,
         }
     }
 
@@ -390,6 +398,10 @@ impl Node {
     /// before the first compaction), for a durable driver to write.
     pub fn snapshot(&self) -> &Log {
         self.kv.snapshot()
+    }
+    /// The same, shared, for a driver that writes it on another thread.
+    pub fn shared_snapshot(&self) -> std::sync::Arc<Log> {
+        self.kv.shared_snapshot()
     }
     /// The entries an `AppendEntries` effect names, for encoding without copying.
     pub fn log_entries(&self, span: EntrySpan) -> LogSlice<'_> {

@@ -199,6 +199,7 @@ impl Node {
         self.last_applied = index;
         self.persisted_index = self.persisted_index.min(self.log.last_index());
         self.snapshot_changed = true;
+        self.snapshot_installed = true;
         self.snapshots_installed += 1;
     }
 

@@ -30,6 +30,8 @@ pub trait Disk {
     fn remove(&mut self, name: &str) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&mut self) -> io::Result<()>;
+    /// The names of the directory's files.
+    fn list(&mut self) -> io::Result<Vec<String>>;
     /// Where the file is, for messages.
     fn path(&self, name: &str) -> PathBuf;
 }
@@ -127,7 +129,26 @@ impl Disk for DataDir {
     fn sync_dir(&mut self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
     }
+    fn list(&mut self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+}
+
+impl DataDir {
+    /// The same directory, for another thread (no file open).
+    pub fn try_clone(&self) -> DataDir {
+        DataDir {
+            dir: self.dir.clone(),
+            open: None,
+        }
     }
 }

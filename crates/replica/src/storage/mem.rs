@@ -256,6 +256,9 @@ impl Disk for MemDisk {
         self.issue(Issued::Dir(self.names.clone()));
         Ok(())
     }
+    fn list(&mut self) -> io::Result<Vec<String>> {
+        Ok(self.names.keys().cloned().collect())
+    }
     fn path(&self, name: &str) -> PathBuf {
         PathBuf::from(name)
     }

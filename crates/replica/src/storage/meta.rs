@@ -1,7 +1,7 @@
 //! The `meta` file: whose directory this is, and its nonce.
 
 use super::disk::{Disk, write_atomically};
-use super::{FORMAT_VERSION, Identity, META_FILE, StorageError, WAL_FILE};
+use super::{FORMAT_VERSION, Identity, META_FILE, StorageError, segment_name, segment_seq};
 
 /// Checks that the directory is `identity`'s and returns its nonce, or claims a new one:
 /// the log file first, durably, then `meta`, so that `meta` never exists without it.
@@ -27,20 +27,24 @@ pub(super) fn check_or_create<D: Disk>(
         &identity.cluster
     };
     let Some(text) = disk.read(META_FILE).map_err(io(&path))? else {
-        let wal = disk.path(WAL_FILE);
-        if disk
-            .read(WAL_FILE)
-            .map_err(io(&wal))?
-            .is_some_and(|b| !b.is_empty())
-        {
-            // Written only after meta: a log without it is not one this code made.
-            return Err(StorageError::UnknownFormat {
-                path,
-                found: "a log without meta".to_owned(),
-            });
+        let first = segment_name(1);
+        let wal = disk.path(&first);
+        let names = disk.list().map_err(io(&wal))?;
+        for name in names.iter().filter(|n| segment_seq(n).is_some()) {
+            if disk
+                .read(name)
+                .map_err(io(&wal))?
+                .is_some_and(|b| !b.is_empty())
+            {
+                // Written only after meta: a log without it is not one this code made.
+                return Err(StorageError::UnknownFormat {
+                    path,
+                    found: format!("a log ({name}) without meta"),
+                });
+            }
         }
-        disk.append(WAL_FILE, &[]).map_err(io(&wal))?;
-        disk.sync(WAL_FILE).map_err(io(&wal))?;
+        disk.append(&first, &[]).map_err(io(&wal))?;
+        disk.sync(&first).map_err(io(&wal))?;
         disk.sync_dir().map_err(io(&wal))?;
         let text = format!(
             "kvstore data v{FORMAT_VERSION}\nid {}\npeers {peers}\ncluster {cluster}\nnonce {nonce_if_new:016x}\n",

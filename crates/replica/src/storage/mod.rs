@@ -31,26 +31,29 @@ mod disk;
 pub mod mem;
 mod record;
 mod recovery;
+mod writer;
 
 pub use disk::{DataDir, Disk, TEMP_SUFFIX, write_atomically};
 pub use mem::MemDisk;
 pub use record::{HEADER_BYTES, PAYLOAD_BYTES_MAX};
-pub use recovery::{Recovered, TornTail, recover};
+pub use recovery::{Recovered, TornTail, recover, recover_segments};
+use writer::{SnapshotJob, SnapshotWriter};
 
-use crate::raft::{Config, EntryRef, EntrySpan, HardState, LogIndex, Node, Term, Unpersisted};
+use crate::raft::{Config, EntryRef, EntrySpan, HardState, Log, LogIndex, Node, Term, Unpersisted};
 use crate::time::Time;
 use datagram::NodeId;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 2;
 pub const META_FILE: &str = "meta";
-pub const WAL_FILE: &str = "wal";
+/// The write-ahead log's segments are `wal.` and the sequence number of their first
+/// batch, in hexadecimal.
+pub const WAL_PREFIX: &str = "wal.";
 pub const SNAPSHOT_FILE: &str = "snapshot";
-/// Pairs per record of a snapshot file, so that no record nears `PAYLOAD_BYTES_MAX`.
-const SNAPSHOT_PAIRS_PER_RECORD: usize = 1024;
 
 /// Who a data directory belongs to.
 #[derive(Clone, Debug)]
@@ -135,17 +138,41 @@ pub struct Storage<D: Disk = DataDir> {
     nonce: u64,
     /// The sequence number of the next batch.
     next_seq: u64,
+    /// The log's segments, oldest first, each with the last log index written to it;
+    /// batches go to the last.
+    segments: Vec<(String, LogIndex)>,
+    /// The next batch starts a new segment.
+    rotate: bool,
     /// Records of this turn after a batch head to be filled in, written and synced
     /// together by `sync`.
     pending: Vec<u8>,
-    /// A snapshot file to put in place before `pending`, which is then a whole new
-    /// write-ahead log (`save_snapshot`).
-    snapshot: Option<Vec<u8>>,
+    /// Whether `pending` holds the hard state (a new segment must: `hard_state`).
+    pending_has_hard_state: bool,
+    /// The last log index `pending` writes.
+    pending_last_index: LogIndex,
+    /// The hard state last saved, which each new segment starts with, so that removing
+    /// older segments never loses it.
+    hard_state: HardState,
+    /// A snapshot installed from a leader, encoded, to write before `pending`, which then
+    /// starts a new segment that supersedes every older one.
+    installed: Option<SnapshotJob>,
+    /// A snapshot this replica made by compaction, to write without holding anything up.
+    compacted: Option<SnapshotJob>,
+    /// Writes compacted snapshots on a thread of its own; without it, `sync` does.
+    writer: Option<SnapshotWriter>,
     /// The last sync mark written (a buffer kept, so that a turn allocates nothing).
     mark: Vec<u8>,
     /// A failed write or sync leaves the file in an unknown state: nothing is written
     /// after it, and the replica must acknowledge nothing more (`sync` keeps failing).
     failed: bool,
+}
+
+impl Storage<DataDir> {
+    /// Compacted snapshots are written on a thread of their own from now on.
+    pub fn with_snapshot_writer(mut self) -> io::Result<Storage<DataDir>> {
+        self.writer = Some(SnapshotWriter::start(self.disk.try_clone())?);
+        Ok(self)
+    }
 }
 
 impl<D: Disk> Storage<D> {
@@ -162,38 +189,48 @@ impl<D: Disk> Storage<D> {
             let path = disk.path(name);
             move |error| StorageError::Io { path, error }
         };
-        for name in [SNAPSHOT_FILE, WAL_FILE] {
-            // A file not yet renamed into place was never part of the state: a crash
-            // came before its rename.
-            let temp = format!("{name}{TEMP_SUFFIX}");
-            disk.remove(&temp).map_err(io(&disk, &temp))?;
-        }
+        // A file not yet renamed into place was never part of the state: a crash came
+        // before its rename.
+        let temp = format!("{SNAPSHOT_FILE}{TEMP_SUFFIX}");
+        disk.remove(&temp).map_err(io(&disk, &temp))?;
         let snapshot = disk.read(SNAPSHOT_FILE).map_err(io(&disk, SNAPSHOT_FILE))?;
-        let wal = disk
-            .read(WAL_FILE)
-            .map_err(io(&disk, WAL_FILE))?
-            .ok_or_else(|| StorageError::MissingLog {
-                path: disk.path(WAL_FILE),
-            })?;
-        let recovered = recover(snapshot.as_deref().unwrap_or_default(), &wal, nonce).map_err(
-            |(offset, what)| StorageError::Corrupt {
-                path: disk.path(if what.starts_with(SNAPSHOT_FILE) {
-                    SNAPSHOT_FILE
-                } else {
-                    WAL_FILE
-                }),
+        let mut names: Vec<String> = disk
+            .list()
+            .map_err(io(&disk, "."))?
+            .into_iter()
+            .filter(|name| segment_seq(name).is_some())
+            .collect();
+        names.sort_by_key(|name| segment_seq(name));
+        if names.is_empty() {
+            return Err(StorageError::MissingLog {
+                path: disk.path(&segment_name(1)),
+            });
+        }
+        let mut segments = Vec::with_capacity(names.len());
+        for name in &names {
+            let bytes = disk
+                .read(name)
+                .map_err(io(&disk, name))?
+                .unwrap_or_default();
+            segments.push((name.clone(), bytes));
+        }
+        let recovered = recover_segments(snapshot.as_deref().unwrap_or_default(), &segments, nonce)
+            .map_err(|(file, offset, what)| StorageError::Corrupt {
+                path: disk.path(&file),
                 offset,
                 what,
-            },
-        )?;
+            })?;
+        let last = names.last().expect("one segment at least").clone();
         if recovered.torn_tail.is_some() {
             // Cut the torn tail off, so that new batches follow the last whole one.
-            disk.truncate(WAL_FILE, recovered.valid_bytes)
-                .map_err(io(&disk, WAL_FILE))?;
+            disk.truncate(&last, recovered.valid_bytes)
+                .map_err(io(&disk, &last))?;
         }
         // What a killed process wrote is in the page cache, not necessarily on disk: make
         // it durable before anything is promised on it.
-        disk.sync(WAL_FILE).map_err(io(&disk, WAL_FILE))?;
+        for name in &names {
+            disk.sync(name).map_err(io(&disk, name))?;
+        }
         if snapshot.is_some() {
             disk.sync(SNAPSHOT_FILE).map_err(io(&disk, SNAPSHOT_FILE))?;
         }
@@ -202,8 +239,18 @@ impl<D: Disk> Storage<D> {
             disk,
             nonce,
             next_seq: recovered.last_batch.map_or(1, |(seq, _)| seq + 1),
+            segments: names
+                .into_iter()
+                .zip(recovered.segment_last_indexes.iter().copied())
+                .collect(),
+            rotate: false,
             pending: Vec::with_capacity(64 << 10),
-            snapshot: None,
+            pending_has_hard_state: false,
+            pending_last_index: LogIndex(0),
+            hard_state: recovered.hard_state,
+            installed: None,
+            compacted: None,
+            writer: None,
             mark: Vec::with_capacity(record::SYNC_MARK_BYTES),
             failed: false,
         };
@@ -212,7 +259,7 @@ impl<D: Disk> Storage<D> {
             // Synced just now: say so, so that damage to it later is told from a tear.
             storage
                 .append_sync_mark(seq)
-                .map_err(io(&storage.disk, WAL_FILE))?;
+                .map_err(io(&storage.disk, &last))?;
         }
         Ok((storage, recovered))
     }
@@ -220,43 +267,58 @@ impl<D: Disk> Storage<D> {
     fn begin_batch(&mut self) {
         self.pending.clear();
         self.pending.resize(record::BATCH_HEAD_BYTES, 0);
+        self.pending_has_hard_state = false;
+        self.pending_last_index = LogIndex(0);
+    }
+
+    fn current_segment(&self) -> &str {
+        &self.segments.last().expect("one segment at least").0
     }
 
     fn append_sync_mark(&mut self, seq: u64) -> io::Result<()> {
         self.mark.clear();
         record::encode_sync_mark(&mut self.mark, self.nonce, seq);
-        self.disk.append(WAL_FILE, &self.mark)
+        let segment = self
+            .segments
+            .last()
+            .expect("one segment at least")
+            .0
+            .clone();
+        self.disk.append(&segment, &self.mark)
     }
 
-    /// A snapshot of the state machine as of `index` (of `term`): every key's value, as
-    /// `pairs`. Everything saved before it this turn is dropped: what follows it (the
-    /// hard state, and the log after `index`) must be saved next, and becomes the whole
-    /// new write-ahead log.
-    pub fn save_snapshot<'e>(
-        &mut self,
-        index: LogIndex,
-        term: Term,
-        pairs: impl ExactSizeIterator<Item = EntryRef<'e>>,
-    ) {
-        let mut bytes = Vec::new();
-        record::encode_snapshot(&mut bytes, index, term, pairs.len() as u64);
-        let mut pairs = pairs.peekable();
-        let mut first = 1;
-        while pairs.peek().is_some() {
-            let mut run = pairs.by_ref().take(SNAPSHOT_PAIRS_PER_RECORD);
-            first += u64::from(record::encode_entries_until(
-                &mut bytes,
-                LogIndex(first),
-                &mut run,
-                usize::MAX,
-            ));
-        }
+    /// A snapshot installed from a leader, as of `index` (of `term`): every key's value,
+    /// as `pairs`. Written in this turn, before anything else; what is saved after it
+    /// (the hard state, and the whole log after `index`) starts a new segment, and every
+    /// older segment is removed once that is durable.
+    pub fn save_installed_snapshot(&mut self, index: LogIndex, term: Term, pairs: Arc<Log>) {
         self.begin_batch();
-        self.snapshot = Some(bytes);
+        // The log that follows begins after this snapshot, whatever older segments say.
+        record::encode_snapshot(&mut self.pending, index, term, 0);
+        self.installed = Some(SnapshotJob {
+            index,
+            term,
+            pairs,
+            unneeded_segments: Vec::new(),
+        });
+        self.compacted = None;
+    }
+
+    /// A snapshot this replica made by compacting its log through `index` (of `term`):
+    /// written without holding up the turn (see `writer`); the log is unchanged.
+    pub fn save_compacted_snapshot(&mut self, index: LogIndex, term: Term, pairs: Arc<Log>) {
+        self.compacted = Some(SnapshotJob {
+            index,
+            term,
+            pairs,
+            unneeded_segments: Vec::new(),
+        });
     }
 
     pub fn save_hard_state(&mut self, state: HardState) {
         record::encode_hard_state(&mut self.pending, state);
+        self.pending_has_hard_state = true;
+        self.hard_state = state;
     }
 
     /// The log from `first` on: replaces whatever storage holds from there. Written in
@@ -281,6 +343,7 @@ impl<D: Disk> Storage<D> {
                 break;
             }
         }
+        self.pending_last_index = first.prev();
     }
 
     /// The disk written to.
@@ -297,46 +360,129 @@ impl<D: Disk> Storage<D> {
         self.disk
     }
 
+    /// The write-ahead log's segments, oldest first.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|(name, _)| name.as_str())
+    }
+
     /// Whether anything waits to be written.
     pub fn has_pending(&self) -> bool {
-        self.pending.len() > record::BATCH_HEAD_BYTES || self.snapshot.is_some()
+        self.pending.len() > record::BATCH_HEAD_BYTES
+            || self.installed.is_some()
+            || self.compacted.is_some()
     }
 
     /// Writes what was saved since the last call and makes it durable: one write, one
-    /// sync, then the batch's sync mark. After any failure this keeps failing: the
-    /// replica must not acknowledge anything it cannot prove it persisted.
+    /// sync, then the batch's sync mark. A compacted snapshot starts a new segment and
+    /// goes to the writer thread (or, without one, is written here). After any failure
+    /// this keeps failing: the replica must not acknowledge anything it cannot prove it
+    /// persisted.
     pub fn sync(&mut self) -> io::Result<()> {
-        let snapshot = self.snapshot.take();
+        let result = self.try_sync();
+        self.begin_batch();
+        if result.is_err() {
+            self.failed = true;
+            self.installed = None;
+            self.compacted = None;
+        }
+        result
+    }
+
+    fn try_sync(&mut self) -> io::Result<()> {
         if self.failed {
             // Dropped, not kept: nothing will be written again, and memory stays bounded.
-            self.begin_batch();
             return Err(io::Error::other(
                 "an earlier write failed; nothing is written since",
             ));
         }
-        if !self.has_pending() && snapshot.is_none() {
-            return Ok(());
+        if let Some(writer) = self.writer.as_mut() {
+            writer.poll()?;
         }
+        let mut superseded = Vec::new();
+        if let Some(job) = self.installed.take() {
+            if let Some(writer) = self.writer.as_mut() {
+                // Its rename must not land after this one.
+                writer.wait_idle()?;
+            }
+            writer::write_snapshot(&mut self.disk, &job)?;
+            superseded = self.segments.iter().map(|(name, _)| name.clone()).collect();
+            self.rotate = true;
+        }
+        let compacted = self.compacted.take().map(|mut job| {
+            // Segments wholly covered by the snapshot go once it is durable; the one
+            // written to now is closed, so that the next snapshot can remove it.
+            let (unneeded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.segments)
+                .into_iter()
+                .partition(|&(_, last)| last <= job.index);
+            self.segments = kept;
+            job.unneeded_segments = unneeded.into_iter().map(|(name, _)| name).collect();
+            self.rotate = true;
+            job
+        });
+        if self.rotate && !self.pending_has_hard_state {
+            // A segment must stand without those before it, which will be removed.
+            let state = self.hard_state;
+            self.save_hard_state(state);
+        }
+        if self.pending.len() > record::BATCH_HEAD_BYTES {
+            self.write_batch(superseded)?;
+        }
+        if let Some(job) = compacted {
+            // Only now, with the new segment durable (it holds the hard state), may the
+            // segments the snapshot covers be removed.
+            match self.writer.as_mut() {
+                Some(writer) => writer.submit(job)?,
+                None => writer::write_snapshot(&mut self.disk, &job)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `pending` as the next batch, to a new segment if `rotate` (then removing
+    /// `superseded`), syncs it, and marks it synced.
+    fn write_batch(&mut self, superseded: Vec<String>) -> io::Result<()> {
         let seq = self.next_seq;
         record::fill_batch_head(&mut self.pending, 0, self.nonce, seq);
-        let result = match &snapshot {
-            Some(snapshot) => write_atomically(&mut self.disk, SNAPSHOT_FILE, snapshot)
-                .and_then(|()| write_atomically(&mut self.disk, WAL_FILE, &self.pending)),
-            None => self
-                .disk
-                .append(WAL_FILE, &self.pending)
-                .and_then(|()| self.disk.sync(WAL_FILE)),
+        let last_index = self.pending_last_index;
+        if std::mem::take(&mut self.rotate) {
+            let name = segment_name(seq);
+            self.segments.push((name.clone(), LogIndex(0)));
+            self.disk.append(&name, &self.pending)?;
+            self.disk.sync(&name)?;
+            // The new segment's name is durable before anything is promised on it.
+            self.disk.sync_dir()?;
+            for old in superseded {
+                // Older than the snapshot written first: a removal lost to a crash only
+                // leaves a segment recovery skips.
+                self.disk.remove(&old)?;
+                self.segments.retain(|(name, _)| *name != old);
+            }
+        } else {
+            let name = self.current_segment().to_owned();
+            self.disk.append(&name, &self.pending)?;
+            self.disk.sync(&name)?;
         }
-        .and_then(|()| {
-            self.next_seq += 1;
-            self.append_sync_mark(seq)
-        });
-        self.begin_batch();
-        if result.is_err() {
-            self.failed = true;
+        if last_index.0 > 0 {
+            let current = self.segments.last_mut().expect("one segment at least");
+            current.1 = current.1.max(last_index);
         }
-        result
+        self.next_seq += 1;
+        self.append_sync_mark(seq)
     }
+}
+
+/// The name of the segment whose first batch is `seq`: hexadecimal, fixed width, so that
+/// names sort as their batches do.
+pub(super) fn segment_name(seq: u64) -> String {
+    format!("{WAL_PREFIX}{seq:016x}")
+}
+
+/// The first batch of the segment `name`, if it names one.
+pub(super) fn segment_seq(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix(WAL_PREFIX)?;
+    (hex.len() == 16)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
 }
 
 /// Hands storage what the core changed: a new snapshot first if there is one (then the
@@ -347,17 +493,24 @@ pub fn save_changes<D: Disk>(storage: &mut Storage<D>, node: &Node, changes: Unp
     let log = node.log();
     let last = log.last_index();
     if changes.snapshot.is_some() {
-        storage.save_snapshot(
+        if changes.snapshot_installed {
+            storage.save_installed_snapshot(
+                log.snapshot_index(),
+                log.snapshot_term(),
+                node.shared_snapshot(),
+            );
+            storage.save_hard_state(HardState {
+                term: node.term(),
+                voted_for: node.voted_for(),
+            });
+            storage.save_entries(log.snapshot_index().next(), log.entries());
+            return;
+        }
+        storage.save_compacted_snapshot(
             log.snapshot_index(),
             log.snapshot_term(),
-            node.snapshot().entries().into_iter(),
+            node.shared_snapshot(),
         );
-        storage.save_hard_state(HardState {
-            term: node.term(),
-            voted_for: node.voted_for(),
-        });
-        storage.save_entries(log.snapshot_index().next(), log.entries());
-        return;
     }
     if let Some(state) = changes.hard_state {
         storage.save_hard_state(state);

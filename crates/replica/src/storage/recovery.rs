@@ -19,12 +19,15 @@ pub struct Recovered {
     pub snapshot: Log,
     /// The log after the snapshot.
     pub log: Log,
-    /// Bytes of a torn last write that were cut off, and where, if any.
+    /// Bytes of a torn last write that were cut off, and where in the last segment, if
+    /// any.
     pub torn_tail: Option<TornTail>,
     /// The last whole batch's sequence number and whether its sync mark was found.
     pub(super) last_batch: Option<(u64, bool)>,
-    /// Where the whole batches (and their marks) end.
+    /// Where the whole batches (and their marks) of the last segment end.
     pub(super) valid_bytes: u64,
+    /// Per segment, the last log index its records wrote (0 if none).
+    pub(super) segment_last_indexes: Vec<LogIndex>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,54 +36,89 @@ pub struct TornTail {
     pub bytes: u64,
 }
 
-/// Reads a whole `snapshot` file (empty if there is none) and a whole `wal` file written
-/// with `nonce`. `Err((offset, what))` if the snapshot is damaged at all (it was renamed
-/// into place whole, so no crash tears it; `what` then starts with "snapshot"), or if
-/// the log is damaged anywhere but in its last write.
+/// `recover_segments` on a log of one segment, `wal`.
 pub fn recover(snapshot: &[u8], wal: &[u8], nonce: u64) -> Result<Recovered, (u64, String)> {
-    let (pairs, mut log) =
-        recover_snapshot(snapshot).map_err(|(at, what)| (at, format!("snapshot: {what}")))?;
-    let after = log.snapshot_index();
+    recover_segments(snapshot, &[("wal".to_owned(), wal.to_vec())], nonce)
+        .map_err(|(_, at, what)| (at, what))
+}
+
+/// Reads a whole `snapshot` file (empty if there is none) and the write-ahead log's
+/// segments, oldest first, written with `nonce`. `Err((file, offset, what))` if the
+/// snapshot is damaged at all (it was renamed into place whole, so no crash tears it), or
+/// if the log is damaged anywhere but in its last write, or a segment is missing.
+pub fn recover_segments(
+    snapshot: &[u8],
+    segments: &[(String, Vec<u8>)],
+    nonce: u64,
+) -> Result<Recovered, (String, u64, String)> {
+    let (pairs, mut log) = recover_snapshot(snapshot)
+        .map_err(|(at, what)| (super::SNAPSHOT_FILE.to_owned(), at, what))?;
     let mut replay = Replay {
-        after,
+        after: log.snapshot_index(),
         hard_state: HardState {
             term: Term(0),
             voted_for: None,
         },
         entries: Vec::new(),
         term_at_snapshot: None,
+        segment_last: LogIndex(0),
     };
-    let mut at = 0;
     let mut last_batch: Option<(u64, bool)> = None;
     let mut torn_tail = None;
-    while at < wal.len() {
-        let end = match next_unit(wal, at, nonce, last_batch) {
-            Some(Unit::Batch { seq, body }) => {
-                replay
-                    .batch(wal, body)
-                    .map_err(|(off, what)| (off, what.to_owned()))?;
-                last_batch = Some((seq, false));
-                body.1
-            }
-            Some(Unit::Mark { end }) => {
-                last_batch = last_batch.map(|(seq, _)| (seq, true));
-                end
-            }
-            None => {
-                if let Some(next) = (at + 1..wal.len()).find(|&i| is_unit_of(wal, i, nonce)) {
-                    return Err((
-                        at as u64,
-                        format!("damaged, yet a synced batch or mark follows at byte {next}"),
+    let mut valid_bytes = 0;
+    let mut segment_last_indexes = Vec::with_capacity(segments.len());
+    for (k, (name, wal)) in segments.iter().enumerate() {
+        let is_last = k + 1 == segments.len();
+        let bad = |at: usize, what: String| (name.clone(), at as u64, what);
+        replay.segment_last = LogIndex(0);
+        let mut at = 0;
+        while at < wal.len() {
+            let end = match next_unit(wal, at, nonce, last_batch) {
+                Some(Unit::Batch { seq, body }) => {
+                    replay
+                        .batch(wal, body)
+                        .map_err(|(off, what)| bad(off as usize, what.to_owned()))?;
+                    last_batch = Some((seq, false));
+                    body.1
+                }
+                Some(Unit::Mark { end }) => {
+                    last_batch = last_batch.map(|(seq, _)| (seq, true));
+                    end
+                }
+                None if !is_last => {
+                    // Only the last write can be torn, and it is in the last segment; but
+                    // an older segment ends with the sync mark of its last batch, written
+                    // unsynced.
+                    if wal.len() - at <= record::SYNC_MARK_BYTES
+                        && last_batch.is_some_and(|(_, marked)| !marked)
+                    {
+                        break;
+                    }
+                    return Err(bad(
+                        at,
+                        "damaged, in a segment a later one follows".to_owned(),
                     ));
                 }
-                torn_tail = Some(TornTail {
-                    offset: at as u64,
-                    bytes: (wal.len() - at) as u64,
-                });
-                break;
-            }
-        };
-        at = end;
+                None => {
+                    if let Some(next) = (at + 1..wal.len()).find(|&i| is_unit_of(wal, i, nonce)) {
+                        return Err(bad(
+                            at,
+                            format!("damaged, yet a synced batch or mark follows at byte {next}"),
+                        ));
+                    }
+                    torn_tail = Some(TornTail {
+                        offset: at as u64,
+                        bytes: (wal.len() - at) as u64,
+                    });
+                    break;
+                }
+            };
+            at = end;
+        }
+        segment_last_indexes.push(replay.segment_last);
+        if is_last {
+            valid_bytes = torn_tail.map_or(wal.len() as u64, |t| t.offset);
+        }
     }
     let Replay {
         mut hard_state,
@@ -89,13 +127,14 @@ pub fn recover(snapshot: &[u8], wal: &[u8], nonce: u64) -> Result<Recovered, (u6
         ..
     } = replay;
     // §7: entries after a snapshot are kept only if the log agrees with it at its index.
-    // A crash between the snapshot's rename and the new log's leaves the old log, whose
-    // suffix the snapshot may have replaced.
+    // A crash between an installed snapshot's rename and the new segment leaves the old
+    // log, whose suffix the snapshot may have replaced.
     if term_at_snapshot.is_some_and(|term| term != log.snapshot_term()) {
         entries.clear();
     }
     // The snapshot's term was adopted before it was installed; that hard state may be in
-    // the log the crash kept from its rename. Adopting a term without a vote is safe.
+    // the segment the crash kept from being written. Adopting a term without a vote is
+    // safe.
     if hard_state.term < log.snapshot_term() {
         hard_state = HardState {
             term: log.snapshot_term(),
@@ -112,7 +151,8 @@ pub fn recover(snapshot: &[u8], wal: &[u8], nonce: u64) -> Result<Recovered, (u6
         log,
         torn_tail,
         last_batch,
-        valid_bytes: torn_tail.map_or(wal.len() as u64, |t| t.offset),
+        valid_bytes,
+        segment_last_indexes,
     })
 }
 
@@ -176,6 +216,8 @@ struct Replay {
     /// The term of the entry at the snapshot's index, if the records rebuilt it: they
     /// were written before the snapshot replaced the log.
     term_at_snapshot: Option<Term>,
+    /// The last index the current segment's records wrote.
+    segment_last: LogIndex,
 }
 
 impl Replay {
@@ -196,9 +238,21 @@ impl Replay {
             })?;
             match record {
                 Record::HardState(state) => self.hard_state = state,
-                Record::Entries { first, entries } => self
-                    .entries_from(first, entries)
-                    .map_err(|what| (at as u64, what))?,
+                Record::Entries { first, entries } => {
+                    let last = LogIndex(first.0 + entries.len() as u64).prev();
+                    self.segment_last = self.segment_last.max(last);
+                    self.entries_from(first, entries)
+                        .map_err(|what| (at as u64, what))?
+                }
+                Record::Snapshot { index, .. } => {
+                    // An installed snapshot: the log after it was written whole next.
+                    if index > self.after {
+                        return Err((at as u64, "the log begins after a snapshot it lacks"));
+                    }
+                    self.entries.clear();
+                    self.term_at_snapshot = None;
+                    self.segment_last = self.segment_last.max(index);
+                }
                 _ => return Err((at as u64, "a record out of place in a batch")),
             }
             at += len;

@@ -5,6 +5,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kvstore-storage-{name}-{}", std::process::id()));
@@ -45,6 +46,11 @@ fn big_put(term: u64, key: &'static str, bytes: usize) -> EntryRef<'static> {
         term: Term(term),
         command: CommandRef::Put { key, value },
     }
+}
+
+/// The first segment of the write-ahead log, which these tests never rotate past.
+fn wal() -> String {
+    segment_name(1)
 }
 
 fn entries(log: &Log) -> Vec<Entry> {
@@ -99,18 +105,18 @@ fn two_batches(second: &[EntryRef<'static>]) -> (MemDisk, Vec<u8>, usize, usize)
     let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
     storage.save_entries(LogIndex(1), [put(1, "a")]);
     storage.sync().unwrap();
-    let first = storage.disk().len(WAL_FILE).unwrap();
+    let first = storage.disk().len(&wal()).unwrap();
     storage.save_entries(LogIndex(2), second.iter().copied());
     storage.sync().unwrap();
     let mut disk = storage.disk().clone();
-    let whole = disk.read(WAL_FILE).unwrap().unwrap();
+    let whole = disk.read(&wal()).unwrap().unwrap();
     let second_end = whole.len() - record::SYNC_MARK_BYTES;
     (disk, whole, first, second_end)
 }
 
 fn with_wal(mut disk: MemDisk, bytes: &[u8]) -> MemDisk {
-    disk.truncate(WAL_FILE, 0).unwrap();
-    disk.append(WAL_FILE, bytes).unwrap();
+    disk.truncate(&wal(), 0).unwrap();
+    disk.append(&wal(), bytes).unwrap();
     disk
 }
 
@@ -132,10 +138,10 @@ fn a_torn_last_write_is_cut_back_and_writing_goes_on_after_it() {
     // A whole last batch whose mark never came is kept, and marked at open.
     let (storage, recovered) = open_mem(with_wal(disk.clone(), &whole[..second_end])).unwrap();
     assert_eq!(recovered.log.last_index(), LogIndex(3));
-    assert_eq!(storage.disk().len(WAL_FILE), Some(whole.len()));
+    assert_eq!(storage.disk().len(&wal()), Some(whole.len()));
     // Writing goes on after a cut.
     let (mut storage, _) = open_mem(with_wal(disk, &whole[..first + 5])).unwrap();
-    assert_eq!(storage.disk().len(WAL_FILE), Some(first));
+    assert_eq!(storage.disk().len(&wal()), Some(first));
     storage.save_entries(LogIndex(2), [put(2, "z")]);
     storage.sync().unwrap();
     let (_, recovered) = open_mem(storage.disk().clone()).unwrap();
@@ -165,7 +171,7 @@ fn damage_to_synced_bytes_stops_the_start_with_file_and_offset() {
     storage.sync().unwrap();
     let mut disk = storage.disk().clone();
     assert!(disk.flip_bit(
-        WAL_FILE,
+        &wal(),
         record::BATCH_HEAD_BYTES + record::HEADER_BYTES + 2,
         4
     ));
@@ -176,7 +182,7 @@ fn damage_to_synced_bytes_stops_the_start_with_file_and_offset() {
         "{line}"
     );
     assert!(
-        line.starts_with("wal: corrupt at byte 0") && !line.contains('\n'),
+        line.starts_with("wal.0000000000000001: corrupt at byte 0") && !line.contains('\n'),
         "{line}"
     );
     // Anywhere in the first of two batches, the same.
@@ -225,7 +231,7 @@ fn a_suffix_the_snapshot_replaced_does_not_come_back() {
         storage.save_hard_state(vote(2, 2));
         storage.save_entries(LogIndex(1), terms.iter().map(|&t| put(t, "k")));
         storage.sync().unwrap();
-        storage.disk_mut().read(WAL_FILE).unwrap().unwrap()
+        storage.disk_mut().read(&wal()).unwrap().unwrap()
     };
     let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
     let wal = old_log(&mut storage);
@@ -252,32 +258,127 @@ fn a_suffix_the_snapshot_replaced_does_not_come_back() {
     assert_eq!(recovered.hard_state, vote(2, 2));
 }
 
+fn pairs(keys: &[&'static str]) -> Arc<Log> {
+    let mut log = Log::new();
+    for &key in keys {
+        log.append(put(0, key));
+    }
+    Arc::new(log)
+}
+
 #[test]
-fn a_crash_between_the_snapshot_and_the_new_log_recovers_either() {
+fn a_crash_anywhere_in_an_install_recovers_the_old_state_or_the_new() {
+    // A follower held 1..10 at term 1 and installs snapshot 20@2 from a leader: the
+    // snapshot file, then a new segment (the log after it), then the old one removed.
     let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
     storage.save_hard_state(vote(1, 1));
     storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
     storage.sync().unwrap();
     storage.disk_mut().syncs_complete_at_once = false;
-    let pairs = [put(0, "k")];
-    storage.save_snapshot(LogIndex(8), Term(1), pairs.iter().copied());
-    storage.save_hard_state(vote(1, 1));
-    storage.save_entries(LogIndex(9), (0..2).map(|_| put(1, "k")));
+    storage.save_installed_snapshot(LogIndex(20), Term(2), pairs(&["k", "j"]));
+    storage.save_hard_state(vote(2, 2));
+    storage.save_entries(LogIndex(21), (0..2).map(|_| put(2, "k")));
     storage.sync().unwrap();
     let mut rng = SmallRng::seed_from_u64(7);
-    for completed in 0..=6 {
-        for _ in 0..8 {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for completed in 0..=8 {
+        for _ in 0..16 {
             let mut disk = storage.disk().clone();
             disk.complete_some(completed);
             disk.lose_power(&mut rng);
             let (_, recovered) = open_mem(disk).unwrap();
-            assert_eq!(
-                recovered.log.last_index(),
-                LogIndex(10),
-                "after {completed}"
+            let state = (
+                recovered.log.snapshot_index().0,
+                recovered.log.last_index().0,
             );
+            assert!(
+                state == (0, 10) || state == (20, 20) || state == (20, 22),
+                "after {completed} syncs: snapshot and last index {state:?}"
+            );
+            if state.0 == 20 {
+                assert_eq!(recovered.hard_state.term, Term(2));
+            }
+            outcomes.insert(state);
         }
     }
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+}
+
+#[test]
+fn a_compaction_starts_a_segment_and_removes_those_its_snapshot_covers() {
+    let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
+    storage.save_hard_state(vote(1, 1));
+    storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
+    storage.sync().unwrap();
+    // Compacted through 8: the segment holding 1..10 is closed, not yet removable.
+    storage.save_compacted_snapshot(LogIndex(8), Term(1), pairs(&["k"]));
+    storage.save_entries(LogIndex(11), [put(1, "k")]);
+    storage.sync().unwrap();
+    assert_eq!(storage.segments().count(), 2);
+    let (_, recovered) = open_mem(storage.disk().clone()).unwrap();
+    assert_eq!(recovered.log.snapshot_index(), LogIndex(8));
+    assert_eq!(recovered.log.last_index(), LogIndex(11));
+    assert_eq!(recovered.hard_state, vote(1, 1));
+    // Compacted through 11: both segments go, a third starts with the hard state.
+    storage.save_compacted_snapshot(LogIndex(11), Term(1), pairs(&["k"]));
+    storage.sync().unwrap();
+    let names: Vec<&str> = storage.segments().collect();
+    assert_eq!(names, [segment_name(3)]);
+    let (_, recovered) = open_mem(storage.disk().clone()).unwrap();
+    assert_eq!(recovered.log.snapshot_index(), LogIndex(11));
+    assert_eq!(recovered.log.last_index(), LogIndex(11));
+    assert_eq!(recovered.hard_state, vote(1, 1));
+}
+
+#[test]
+fn a_lost_segment_between_two_others_is_refused() {
+    let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
+    storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
+    storage.sync().unwrap();
+    for (through, next) in [(2, 11), (4, 12)] {
+        storage.save_compacted_snapshot(LogIndex(through), Term(1), pairs(&["k"]));
+        storage.save_entries(LogIndex(next), [put(1, "k")]);
+        storage.sync().unwrap();
+    }
+    let names: Vec<String> = storage.segments().map(str::to_owned).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let mut disk = storage.disk().clone();
+    disk.remove(&names[1]).unwrap();
+    let error = open_mem(disk).unwrap_err();
+    assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
+}
+
+#[test]
+fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
+    let dir = temp_dir("writer");
+    let (storage, _) = open_dir(&dir).unwrap();
+    let mut storage = storage.with_snapshot_writer().unwrap();
+    storage.save_hard_state(vote(1, 1));
+    storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
+    storage.sync().unwrap();
+    for through in [5, 10] {
+        storage.save_compacted_snapshot(LogIndex(through), Term(1), pairs(&["k", "j"]));
+        storage.save_entries(LogIndex(through / 5 + 10), [put(1, "k")]);
+        storage.sync().unwrap();
+        storage.writer.as_mut().unwrap().wait_idle().unwrap();
+    }
+    drop(storage);
+    let (_, recovered) = open_dir(&dir).unwrap();
+    assert_eq!(recovered.log.snapshot_index(), LogIndex(10));
+    assert_eq!(recovered.snapshot.last_index(), LogIndex(2));
+    assert_eq!(recovered.log.last_index(), LogIndex(12));
+    let segments = fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            segment_seq(name.to_str().unwrap()).is_some()
+        })
+        .count();
+    assert_eq!(
+        segments, 2,
+        "the segment the second snapshot covers is gone"
+    );
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -313,7 +414,7 @@ fn meta_without_its_log_is_refused() {
     storage.save_hard_state(vote(3, 2));
     storage.sync().unwrap();
     let mut disk = storage.disk().clone();
-    disk.remove(WAL_FILE).unwrap();
+    disk.remove(&wal()).unwrap();
     let error = open_mem(disk).unwrap_err();
     assert!(matches!(error, StorageError::MissingLog { .. }), "{error}");
     // A first start's files, made durable before anything was promised, survive a power
