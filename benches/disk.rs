@@ -1,0 +1,71 @@
+//! What the disk under the data directories costs, to read the durable figures against:
+//! a 4 KiB append followed by `fdatasync`, the shape of a durable replica's turn, on a
+//! file in the system's temporary directory (the one `kvsim --durable` uses). Prints the
+//! p50, p90 and p99 of 2,000 such syncs after criterion's estimate of the mean:
+//!
+//!     cargo bench --bench disk
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const APPEND_BYTES: usize = 4096;
+const SAMPLES: usize = 2_000;
+/// The file is cut back to empty past this, so it never grows without bound.
+const FILE_BYTES_MAX: u64 = 64 << 20;
+
+fn temp_file() -> (PathBuf, File) {
+    let path = std::env::temp_dir().join(format!("kvstore-bench-disk-{}", std::process::id()));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .append(true)
+        .open(&path)
+        .expect("a temporary file");
+    (path, file)
+}
+
+fn append_and_sync(file: &mut File, block: &[u8], written: &mut u64) {
+    if *written >= FILE_BYTES_MAX {
+        file.set_len(0).expect("truncate");
+        *written = 0;
+    }
+    file.write_all(block).expect("write");
+    file.sync_data().expect("fdatasync");
+    *written += block.len() as u64;
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    format!(
+        "p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms ({} samples)",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        samples.len()
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let (path, mut file) = temp_file();
+    let block = vec![0xA5u8; APPEND_BYTES];
+    let mut written = 0;
+    c.bench_function("disk/append_4k_fdatasync", |b| {
+        b.iter(|| append_and_sync(&mut file, &block, &mut written));
+    });
+    let samples = (0..SAMPLES)
+        .map(|_| {
+            let start = Instant::now();
+            append_and_sync(&mut file, &block, &mut written);
+            start.elapsed()
+        })
+        .collect();
+    println!("disk/append_4k_fdatasync: {}", percentiles(samples));
+    let _ = std::fs::remove_file(path);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
