@@ -298,7 +298,8 @@ fn durable_makes_a_scenario_persist_that_does_not_ask_for_it() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let kept = kept_data_dir(&stdout);
-    let wal = kept.join("0000").join("wal");
+    // The write-ahead log's first segment (see docs/ARCHITECTURE.md, Durability).
+    let wal = kept.join("0000").join("wal.0000000000000001");
     assert!(
         std::fs::metadata(&wal).unwrap().len() > 0,
         "{}: nothing persisted",
