@@ -635,7 +635,13 @@ fn a_leader_whose_disk_fails_exits_and_the_others_go_on() {
     let first = sim.request("before", Some("1"));
     let leader = first["src"].as_str().unwrap().to_owned();
     let at = procs.iter().position(|r| r.id == leader).unwrap();
-    let wal = dirs.join(&leader).join("wal");
+    // The write-ahead log's newest segment (`wal.` and 16 hex digits) is the one written.
+    let wal = std::fs::read_dir(dirs.join(&leader))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("wal."))
+        .max()
+        .expect("a segment");
     limit_file_size(
         procs[at].child.id(),
         std::fs::metadata(&wal).unwrap().len() + 64,

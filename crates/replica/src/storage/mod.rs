@@ -271,10 +271,6 @@ impl<D: Disk> Storage<D> {
         self.pending_last_index = LogIndex(0);
     }
 
-    fn current_segment(&self) -> &str {
-        &self.segments.last().expect("one segment at least").0
-    }
-
     fn append_sync_mark(&mut self, seq: u64) -> io::Result<()> {
         self.mark.clear();
         record::encode_sync_mark(&mut self.mark, self.nonce, seq);
@@ -458,9 +454,15 @@ impl<D: Disk> Storage<D> {
                 self.segments.retain(|(name, _)| *name != old);
             }
         } else {
-            let name = self.current_segment().to_owned();
-            self.disk.append(&name, &self.pending)?;
-            self.disk.sync(&name)?;
+            let Storage {
+                disk,
+                segments,
+                pending,
+                ..
+            } = self;
+            let name = &segments.last().expect("one segment at least").0;
+            disk.append(name, pending)?;
+            disk.sync(name)?;
         }
         if last_index.0 > 0 {
             let current = self.segments.last_mut().expect("one segment at least");
