@@ -20,10 +20,10 @@ fn temp_file() -> (PathBuf, File) {
     let path = std::env::temp_dir().join(format!("kvstore-bench-disk-{}", std::process::id()));
     let file = OpenOptions::new()
         .create(true)
-        .truncate(true)
         .append(true)
         .open(&path)
         .expect("a temporary file");
+    file.set_len(0).expect("an empty file");
     (path, file)
 }
 
