@@ -394,6 +394,10 @@ impl<D: Disk> Storage<D> {
         if let Some(writer) = self.writer.as_mut() {
             writer.poll()?;
         }
+        // A segment that holds no batch yet (a new directory's first, or one whose only
+        // batch was cut as torn) already bears the next batch's name: rotating writes to
+        // it, and it is never among those to remove.
+        let next = segment_name(self.next_seq);
         let mut superseded = Vec::new();
         if let Some(job) = self.installed.take() {
             if let Some(writer) = self.writer.as_mut() {
@@ -401,7 +405,12 @@ impl<D: Disk> Storage<D> {
                 writer.wait_idle()?;
             }
             writer::write_snapshot(&mut self.disk, &job)?;
-            superseded = self.segments.iter().map(|(name, _)| name.clone()).collect();
+            superseded = self
+                .segments
+                .iter()
+                .map(|(name, _)| name.clone())
+                .filter(|name| *name != next)
+                .collect();
             self.rotate = true;
         }
         let compacted = self.compacted.take().map(|mut job| {
@@ -409,7 +418,7 @@ impl<D: Disk> Storage<D> {
             // written to now is closed, so that the next snapshot can remove it.
             let (unneeded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.segments)
                 .into_iter()
-                .partition(|&(_, last)| last <= job.index);
+                .partition(|(name, last)| *last <= job.index && *name != next);
             self.segments = kept;
             job.unneeded_segments = unneeded.into_iter().map(|(name, _)| name).collect();
             self.rotate = true;
@@ -442,7 +451,9 @@ impl<D: Disk> Storage<D> {
         let last_index = self.pending_last_index;
         if std::mem::take(&mut self.rotate) {
             let name = segment_name(seq);
-            self.segments.push((name.clone(), LogIndex(0)));
+            if self.segments.last().is_none_or(|(last, _)| *last != name) {
+                self.segments.push((name.clone(), LogIndex(0)));
+            }
             self.disk.append(&name, &self.pending)?;
             self.disk.sync(&name)?;
             // The new segment's name is durable before anything is promised on it.

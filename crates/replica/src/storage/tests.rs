@@ -349,6 +349,30 @@ fn a_lost_segment_between_two_others_is_refused() {
 }
 
 #[test]
+fn a_first_write_that_is_an_installed_snapshot_keeps_its_segment() {
+    // Found by the simulation (seed 1282): the new directory's empty first segment has
+    // the name the install's new segment gets; it was written, then removed as old.
+    let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
+    storage.save_installed_snapshot(LogIndex(20), Term(2), pairs(&["k"]));
+    storage.save_hard_state(vote(2, 2));
+    storage.save_entries(LogIndex(21), [put(2, "k")]);
+    storage.sync().unwrap();
+    assert_eq!(storage.segments().collect::<Vec<_>>(), [wal()]);
+    storage.save_entries(LogIndex(22), [put(2, "k")]);
+    storage.sync().unwrap();
+    let (_, recovered) = open_mem(storage.disk().clone()).unwrap();
+    assert_eq!(recovered.log.snapshot_index(), LogIndex(20));
+    assert_eq!(recovered.log.last_index(), LogIndex(22));
+    assert_eq!(recovered.hard_state, vote(2, 2));
+    // The same for a compaction whose log segment holds no batch yet.
+    let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
+    storage.save_compacted_snapshot(LogIndex(0), Term(0), pairs(&[]));
+    storage.sync().unwrap();
+    assert_eq!(storage.segments().collect::<Vec<_>>(), [wal()]);
+    assert!(open_mem(storage.disk().clone()).is_ok());
+}
+
+#[test]
 fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
     let dir = temp_dir("writer");
     let (storage, _) = open_dir(&dir).unwrap();
