@@ -83,8 +83,12 @@ impl Node {
     /// serves last, or one sharing a busy CPU) would send it the whole state machine
     /// instead of a few appends; a follower further behind than that, or gone, gets a
     /// snapshot, so that no follower keeps the log growing.
+    ///
+    /// A durable replica compacts only what it has persisted: its snapshot is written in
+    /// the background, and until it is durable the write-ahead log must hold every entry
+    /// the snapshot covers (a follower may commit an entry in the turn it appends it).
     fn compaction_point(&self) -> LogIndex {
-        let commit = self.commit_index;
+        let commit = self.commit_index.min(self.own_match_index());
         let Some(leader) = self.leader_state.as_ref() else {
             return commit;
         };

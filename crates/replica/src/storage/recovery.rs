@@ -81,8 +81,8 @@ pub fn recover_segments(
                     last_batch = Some((seq, false));
                     body.1
                 }
-                Some(Unit::Mark { end }) => {
-                    last_batch = last_batch.map(|(seq, _)| (seq, true));
+                Some(Unit::Mark { seq, end }) => {
+                    last_batch = Some((seq, true));
                     end
                 }
                 None if !is_last => {
@@ -159,8 +159,8 @@ pub fn recover_segments(
 enum Unit {
     /// A whole batch: its records are `wal[body.0..body.1]`.
     Batch { seq: u64, body: (usize, usize) },
-    /// The sync mark of the batch before it.
-    Mark { end: usize },
+    /// The sync mark of batch `seq`: the one before it, or one in a removed segment.
+    Mark { seq: u64, end: usize },
 }
 
 /// The batch or mark at `at`, if it is whole, of this directory and in sequence.
@@ -180,10 +180,12 @@ fn next_unit(wal: &[u8], at: usize, nonce: u64, last: Option<(u64, bool)>) -> Op
                 body: (start, end),
             })
         }
+        // A mark first of all: its batch was in a segment since removed (a restart
+        // marks its last batch in the segment it writes to next).
         Record::SyncMark { nonce: n, seq }
-            if n == nonce && last.is_some_and(|(s, marked)| s == seq && !marked) =>
+            if n == nonce && last.is_none_or(|(s, marked)| s == seq && !marked) =>
         {
-            Some(Unit::Mark { end: at + len })
+            Some(Unit::Mark { seq, end: at + len })
         }
         _ => None,
     }

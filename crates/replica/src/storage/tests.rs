@@ -373,6 +373,42 @@ fn a_first_write_that_is_an_installed_snapshot_keeps_its_segment() {
 }
 
 #[test]
+fn a_restart_marks_its_last_batch_in_a_new_segment_that_outlives_the_batch() {
+    // Found by the simulation (seed 18418): a power loss tore a new segment's first
+    // batch away; the restart cut it to nothing and marked the last batch (in the older
+    // segment) at the head of the empty one; a later compaction removed the older
+    // segment, and the mark then led a segment whose first batch is gone.
+    let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
+    storage.save_hard_state(vote(1, 1));
+    storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
+    storage.sync().unwrap();
+    storage.save_compacted_snapshot(LogIndex(5), Term(1), pairs(&["k"]));
+    storage.sync().unwrap();
+    let second = segment_name(2);
+    assert_eq!(
+        storage.segments().collect::<Vec<_>>(),
+        [wal(), second.clone()]
+    );
+    let mut disk = storage.into_disk();
+    // The second segment's only batch torn away: as if never written, with no mark
+    // after the first segment's last batch either.
+    disk.truncate(&second, 0).unwrap();
+    let first_len = disk.len(&wal()).unwrap() - record::SYNC_MARK_BYTES;
+    disk.truncate(&wal(), first_len as u64).unwrap();
+    let (mut storage, _) = open_mem(disk).unwrap();
+    assert_eq!(storage.disk().len(&second), Some(record::SYNC_MARK_BYTES));
+    storage.save_entries(LogIndex(11), [put(1, "k")]);
+    storage.sync().unwrap();
+    storage.save_compacted_snapshot(LogIndex(10), Term(1), pairs(&["k"]));
+    storage.sync().unwrap();
+    assert!(!storage.segments().any(|s| s == wal()));
+    let (_, recovered) = open_mem(storage.disk().clone()).unwrap();
+    assert_eq!(recovered.log.snapshot_index(), LogIndex(10));
+    assert_eq!(recovered.log.last_index(), LogIndex(11));
+    assert_eq!(recovered.hard_state, vote(1, 1));
+}
+
+#[test]
 fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
     let dir = temp_dir("writer");
     let (storage, _) = open_dir(&dir).unwrap();
