@@ -46,6 +46,7 @@ use super::schedule::RequestSchedule;
 use super::stand_in::StandIn;
 use super::stats::{Extra, Stats};
 use super::timeline::Timeline;
+use super::timing::{ClassicPace, Timing};
 use super::turns::TurnMeter;
 use super::warn::Warnings;
 use datagram::NodeId;
@@ -79,6 +80,10 @@ pub struct Options {
     pub keep_data: bool,
     /// Run the scenario durable even if its file does not say so (`--durable`).
     pub durable: bool,
+    /// Overrides the scenario's timing (`--timing`).
+    pub timing: Option<Timing>,
+    /// What routing costs in classic timing.
+    pub classic_pace: ClassicPace,
 }
 
 /// The seed to use: `--seed`, else the config's, else one from the clock.
@@ -115,6 +120,9 @@ impl Streams {
 struct Sim<'a> {
     cfg: &'a Config,
     n: usize,
+    /// When due requests and faults fire, and what routing costs (`timing`).
+    timing: Timing,
+    pace: ClassicPace,
     start: Instant,
     poll: Poll,
     sockets: Vec<UdpSocket>,
@@ -227,6 +235,8 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     let mut sim = Sim {
         cfg,
         n,
+        timing: Timing::resolve(opts.timing, cfg.timing),
+        pace: opts.classic_pace,
         start,
         poll,
         socket_closed: vec![false; n],
@@ -269,6 +279,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         machine_start,
     };
     sim.populate();
+    sim.extra.timing = sim.timing.describe(&sim.pace);
     sim.extra.loop_rt_priority = raised;
     sim.extra.placement = match (&opts.placement, raised) {
         (Placement::Shared, _) => opts.placement.describe(),
