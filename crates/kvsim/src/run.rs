@@ -174,9 +174,36 @@ struct Sim<'a> {
     socket_drops: Vec<u64>,
 }
 
+/// Where a run's loop and replicas go: as asked, except that classic timing shares every
+/// CPU, as the classic simulator does (a replica that waits for a CPU while the loop sends
+/// a burst sees the burst whole, which changes how it batches).
+pub fn placement_for(cfg: &Config, opts: &Options) -> Placement {
+    match Timing::resolve(opts.timing, cfg.timing) {
+        Timing::Classic => Placement::Shared,
+        Timing::Exact => opts.placement.clone(),
+    }
+}
+
+/// Puts the calling thread back on the CPUs it had, however the run ends: a run that
+/// shares the CPUs must not inherit the pinning of a split run before it.
+struct RestoreAffinity(Vec<usize>);
+
+impl Drop for RestoreAffinity {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = placement::pin_this_thread(&self.0);
+        }
+    }
+}
+
 /// Runs one scenario.
 pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     super::procs::install_cleanup();
+    let opts = &Options {
+        placement: placement_for(cfg, opts),
+        ..opts.clone()
+    };
+    let _restore = RestoreAffinity(placement::allowed_cpus());
     let mut raised = false;
     if let Placement::Split { sim, .. } = &opts.placement {
         placement::pin_this_thread(&[*sim])?;

@@ -216,7 +216,7 @@ pub fn one(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, Su
         "kvsim: scenario {} with seed {seed}, {} timing; {}",
         cfg.name,
         Timing::resolve(opts.timing, cfg.timing).name(),
-        opts.placement.describe()
+        run::placement_for(&cfg, opts).describe()
     );
     let notice = stand_in_notice(opts);
     if let Some(notice) = &notice {
@@ -309,7 +309,7 @@ pub fn calibrate(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bo
         "kvsim calibrate: scenario {} with seed {seed}, {} timing; {}",
         cfg.name,
         Timing::resolve(opts.timing, cfg.timing).name(),
-        opts.placement.describe()
+        run::placement_for(&cfg, opts).describe()
     );
     let runs: [(String, Option<StandIn>); 3] = [
         ("instant".into(), Some(StandIn::Instant)),
@@ -429,7 +429,7 @@ pub fn repeat(
         "kvsim repeat: scenario {} {n} times with seed {seed}, {} timing; {}",
         cfg.name,
         Timing::resolve(opts.timing, cfg.timing).name(),
-        opts.placement.describe()
+        run::placement_for(&cfg, opts).describe()
     );
     if let Some(s) = opts.stand_in {
         println!("kvsim: {}", s.notice());

@@ -8,7 +8,10 @@
 //! leave together when it wakes: a burst. Every datagram a replica sends wakes it, and
 //! keeps the requests on time while traffic flows. Routing is Python's speed: a datagram
 //! takes [`CLASSIC_ROUTE_COST_US`] to read, check and pass on, a request
-//! [`CLASSIC_REQUEST_COST_US`] to make and send, one after another.
+//! [`CLASSIC_REQUEST_COST_US`] to make and send, one after another. And the classic shares
+//! every CPU with the replicas, so a run in classic timing does too
+//! (`run::placement_for`): a leader waiting for a CPU while the loop sends a burst then
+//! sees the burst whole, as under the classic.
 //!
 //! Exact timing, kvsim's own, fires each request when it falls due (to the millisecond of
 //! its poll) and routes at kvsim's speed. The run then measures the replica, not the
@@ -36,7 +39,8 @@ pub enum Timing {
     #[default]
     Exact,
     /// As the classic loop: only when a datagram wakes it or after [`RECV_WAIT_MS`] of
-    /// silence, routing one datagram per ready socket per wake at Python's speed.
+    /// silence, routing one datagram per ready socket per wake at Python's speed, on CPUs
+    /// shared with the replicas.
     Classic,
 }
 
