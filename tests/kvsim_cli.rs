@@ -216,6 +216,8 @@ wait
         placement: kvsim::placement::Placement::Shared,
         keep_data: false,
         durable: false,
+        timing: None,
+        classic_pace: kvsim::timing::ClassicPace::measured(),
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);

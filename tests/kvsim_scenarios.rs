@@ -23,6 +23,8 @@ fn options() -> Options {
         placement: kvsim::placement::Placement::Shared,
         keep_data: false,
         durable: false,
+        timing: None,
+        classic_pace: kvsim::timing::ClassicPace::measured(),
     }
 }
 

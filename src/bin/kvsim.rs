@@ -13,6 +13,7 @@ use kvsim::placement::Placement;
 use kvsim::procs::Output;
 use kvsim::stand_in::StandIn;
 use kvsim::suite::{self, Progress, Reports};
+use kvsim::timing::{ClassicPace, Timing};
 use kvsim::{Options, checker};
 
 #[derive(Parser, Debug)]
@@ -25,8 +26,10 @@ struct Args {
     /// A scenario file; `all` for every scenario under --config-dir; `calibrate FILE` for
     /// the scenario with the `instant` and `majority-ack` stand-ins and then the replica,
     /// side by side with their ratios; `repeat N FILE` for the scenario N times, with each
-    /// run's p99 and how many were under --under-ms.
-    #[arg(num_args = 1..=3, required = true, value_name = "FILE | all | calibrate FILE | repeat N FILE")]
+    /// run's p99 and how many were under --under-ms; `floor [DIR]` for every scenario
+    /// under DIR (configs/floor) in both timings (or --timing's), each run's messages
+    /// against the classic floor.
+    #[arg(num_args = 1..=3, required = true, value_name = "FILE | all | calibrate FILE | repeat N FILE | floor [DIR]")]
     test: Vec<String>,
     /// The replica program (default: 3700kvstore next to this executable).
     #[arg(short, long)]
@@ -90,6 +93,18 @@ struct Args {
     /// gets a data dir (to compare a scenario's cost with and without storage).
     #[arg(long)]
     durable: bool,
+    /// When requests and faults fire, over the scenario's `"timing"`: `exact` (kvsim's
+    /// default: each when it falls due) or `classic` (as the classic simulator's loop:
+    /// only when a datagram wakes it or after 100 ms of silence, routing at Python's pace).
+    #[arg(long, value_name = "classic|exact", value_parser = Timing::parse)]
+    timing: Option<Timing>,
+    /// In classic timing, what routing a datagram and making a request cost the loop, in
+    /// microseconds (default: what the classic's Python takes, 11,33).
+    #[arg(long, value_name = "ROUTE_US,REQUEST_US", value_parser = parse_pace)]
+    classic_pace: Option<ClassicPace>,
+    /// With `floor`: the multiple of its floor each run must send at least.
+    #[arg(long, default_value_t = 1.2, value_parser = parse_margin)]
+    margin: f64,
 }
 
 /// What the positional arguments ask for.
@@ -98,13 +113,19 @@ enum Command {
     All,
     Calibrate(PathBuf),
     Repeat(u32, PathBuf),
+    Floor(PathBuf),
 }
+
+/// Where `floor` finds its sweep unless told.
+const FLOOR_DIR_DEFAULT: &str = "configs/floor";
 
 fn command(test: &[String]) -> Result<Command, String> {
     match test {
         [all] if all == "all" => Ok(Command::All),
+        [floor] if floor == "floor" => Ok(Command::Floor(FLOOR_DIR_DEFAULT.into())),
         [file] if file != "calibrate" && file != "repeat" => Ok(Command::One(file.into())),
         [c, file] if c == "calibrate" => Ok(Command::Calibrate(file.into())),
+        [f, dir] if f == "floor" => Ok(Command::Floor(dir.into())),
         [r, n, file] if r == "repeat" => match n.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(Command::Repeat(n, file.into())),
             _ => Err(format!(
@@ -112,7 +133,7 @@ fn command(test: &[String]) -> Result<Command, String> {
             )),
         },
         _ => Err(format!(
-            "expected FILE, all, calibrate FILE or repeat N FILE, not {:?}",
+            "expected FILE, all, calibrate FILE, repeat N FILE or floor [DIR], not {:?}",
             test.join(" ")
         )),
     }
@@ -177,6 +198,8 @@ fn main() -> ExitCode {
         placement,
         keep_data: args.keep_data,
         durable: args.durable,
+        timing: args.timing,
+        classic_pace: args.classic_pace.unwrap_or_else(ClassicPace::measured),
     };
     let reports = Reports {
         json: args.json.as_deref(),
@@ -194,6 +217,20 @@ fn main() -> ExitCode {
         Command::One(file) => suite::one(file, &opts, reports),
         Command::Calibrate(file) => suite::calibrate(file, &opts, reports),
         Command::Repeat(n, file) => suite::repeat(file, *n, args.under_ms, &opts, reports),
+        Command::Floor(dir) => {
+            let timings = match args.timing {
+                Some(t) => vec![t],
+                None => vec![Timing::Exact, Timing::Classic],
+            };
+            suite::floor(
+                dir,
+                &timings,
+                args.margin,
+                &opts,
+                reports,
+                &mut Bar(ProgressBar::hidden()),
+            )
+        }
     };
     match verdict {
         Ok(true) => ExitCode::SUCCESS,
@@ -261,5 +298,30 @@ fn parse_pause(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if (0.0..=PAUSE_S_MAX).contains(&s) => Ok(s),
         _ => Err(format!("seconds from 0 to {PAUSE_S_MAX}, not {text:?}")),
+    }
+}
+
+/// `ROUTE_US,REQUEST_US`: whole microseconds, each at most a second.
+fn parse_pace(text: &str) -> Result<ClassicPace, String> {
+    const PACE_US_MAX: u64 = 1_000_000;
+    let us = |t: &str| match t.trim().parse::<u64>() {
+        Ok(v) if v <= PACE_US_MAX => Ok(Duration::from_micros(v)),
+        _ => Err(format!("microseconds from 0 to {PACE_US_MAX}, not {t:?}")),
+    };
+    match text.split_once(',') {
+        Some((route, request)) => Ok(ClassicPace {
+            route: us(route)?,
+            request: us(request)?,
+        }),
+        None => Err(format!("ROUTE_US,REQUEST_US, not {text:?}")),
+    }
+}
+
+/// A margin is a finite multiple of the floor, 0 to 100.
+fn parse_margin(text: &str) -> Result<f64, String> {
+    const MARGIN_MAX: f64 = 100.0;
+    match text.parse::<f64>() {
+        Ok(m) if (0.0..=MARGIN_MAX).contains(&m) => Ok(m),
+        _ => Err(format!("a multiple from 0 to {MARGIN_MAX}, not {text:?}")),
     }
 }

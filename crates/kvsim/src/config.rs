@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::path::Path;
 
+use super::timing::Timing;
 use events::parse_events;
 use thresholds::parse_tests;
 
@@ -85,6 +86,9 @@ pub struct Config {
     /// Each replica gets a data dir of its own for the run (`--data-dir`), so that it can be
     /// restarted.
     pub durable: bool,
+    /// How the run times requests and faults (`None`: the file does not say; `--timing`
+    /// or exact decides).
+    pub timing: Option<Timing>,
 }
 
 impl Config {
@@ -100,6 +104,7 @@ impl Config {
             && self.duplicate == 0.0
             && self.reorder == 0.0
             && !self.durable
+            && self.timing.is_none()
             && self.events.iter().all(|e| {
                 matches!(
                     e.kind,
@@ -150,6 +155,7 @@ impl Config {
             "reorder",
             "reorder_delay_ms",
             "durable",
+            "timing",
         ];
         for key in conf.keys() {
             if !KNOWN.contains(&key.as_str()) {
@@ -214,6 +220,16 @@ impl Config {
                 ));
             }
         };
+        let timing = match conf.get("timing") {
+            None => None,
+            Some(Value::String(t)) => Some(Timing::parse(t).map_err(|e| err("timing", e))?),
+            Some(other) => {
+                return Err(err(
+                    "timing",
+                    format!("must be \"classic\" or \"exact\", found {other}"),
+                ));
+            }
+        };
         let events = parse_events(conf.get("events"), lifetime_s, durable)?;
         let tests = parse_tests(conf.get("tests"))?;
         let description = match conf.get("description") {
@@ -262,6 +278,7 @@ impl Config {
             reorder,
             reorder_delay_ms_max,
             durable,
+            timing,
         })
     }
 }
@@ -347,6 +364,18 @@ mod tests {
                     m.remove("lifetime");
                 }),
                 "lifetime",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("timing".into(), "python".into());
+                }),
+                "timing",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("timing".into(), 100.into());
+                }),
+                "timing",
             ),
             (
                 Box::new(|m| {
@@ -446,6 +475,7 @@ mod tests {
         })
         .unwrap();
         assert!(!c.is_classic());
+        assert_eq!(c.timing, None);
         assert_eq!(c.clients, 32);
         assert_eq!(c.shared_keys, Some(4));
         assert_eq!(c.events[0].kind, EventKind::PauseLeader { duration_s: 2.0 });
@@ -467,6 +497,14 @@ mod tests {
         let e = with(|m| m["events"] = serde_json::json!([{"type": "pause_leader", "time": 3}]))
             .unwrap_err();
         assert_eq!(e.field, "events[0].duration");
+        for (text, timing) in [("classic", Timing::Classic), ("exact", Timing::Exact)] {
+            let c = with(|m| {
+                m.insert("timing".into(), text.into());
+            })
+            .unwrap();
+            assert_eq!(c.timing, Some(timing));
+            assert!(!c.is_classic(), "a field of kvsim's own");
+        }
     }
 
     #[test]

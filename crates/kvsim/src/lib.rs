@@ -74,6 +74,7 @@ pub mod stats;
 pub mod suite;
 pub mod throughput;
 pub mod timeline;
+pub mod timing;
 pub mod turns;
 pub mod warn;
 pub mod wire;

@@ -118,6 +118,7 @@ fn extras(o: &Outcome, cfg: &Config) -> String {
         "Seed: {} (rerun with the same seed for the same schedule, faults and drops)",
         o.seed
     );
+    let _ = writeln!(out, "Timing: {}", e.timing);
     let r = &e.reply_latency_s;
     let _ = writeln!(
         out,

@@ -46,6 +46,7 @@ use super::schedule::RequestSchedule;
 use super::stand_in::StandIn;
 use super::stats::{Extra, Stats};
 use super::timeline::Timeline;
+use super::timing::{ClassicPace, Timing};
 use super::turns::TurnMeter;
 use super::warn::Warnings;
 use datagram::NodeId;
@@ -79,6 +80,10 @@ pub struct Options {
     pub keep_data: bool,
     /// Run the scenario durable even if its file does not say so (`--durable`).
     pub durable: bool,
+    /// Overrides the scenario's timing (`--timing`).
+    pub timing: Option<Timing>,
+    /// What routing costs in classic timing.
+    pub classic_pace: ClassicPace,
 }
 
 /// The seed to use: `--seed`, else the config's, else one from the clock.
@@ -115,6 +120,9 @@ impl Streams {
 struct Sim<'a> {
     cfg: &'a Config,
     n: usize,
+    /// When due requests and faults fire, and what routing costs (`timing`).
+    timing: Timing,
+    pace: ClassicPace,
     start: Instant,
     poll: Poll,
     sockets: Vec<UdpSocket>,
@@ -166,9 +174,36 @@ struct Sim<'a> {
     socket_drops: Vec<u64>,
 }
 
+/// Where a run's loop and replicas go: as asked, except that classic timing shares every
+/// CPU, as the classic simulator does (a replica that waits for a CPU while the loop sends
+/// a burst sees the burst whole, which changes how it batches).
+pub fn placement_for(cfg: &Config, opts: &Options) -> Placement {
+    match Timing::resolve(opts.timing, cfg.timing) {
+        Timing::Classic => Placement::Shared,
+        Timing::Exact => opts.placement.clone(),
+    }
+}
+
+/// Puts the calling thread back on the CPUs it had, however the run ends: a run that
+/// shares the CPUs must not inherit the pinning of a split run before it.
+struct RestoreAffinity(Vec<usize>);
+
+impl Drop for RestoreAffinity {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = placement::pin_this_thread(&self.0);
+        }
+    }
+}
+
 /// Runs one scenario.
 pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     super::procs::install_cleanup();
+    let opts = &Options {
+        placement: placement_for(cfg, opts),
+        ..opts.clone()
+    };
+    let _restore = RestoreAffinity(placement::allowed_cpus());
     let mut raised = false;
     if let Placement::Split { sim, .. } = &opts.placement {
         placement::pin_this_thread(&[*sim])?;
@@ -227,6 +262,8 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     let mut sim = Sim {
         cfg,
         n,
+        timing: Timing::resolve(opts.timing, cfg.timing),
+        pace: opts.classic_pace,
         start,
         poll,
         socket_closed: vec![false; n],
@@ -269,6 +306,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         machine_start,
     };
     sim.populate();
+    sim.extra.timing = sim.timing.describe(&sim.pace);
     sim.extra.loop_rt_priority = raised;
     sim.extra.placement = match (&opts.placement, raised) {
         (Placement::Shared, _) => opts.placement.describe(),

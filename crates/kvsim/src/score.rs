@@ -26,14 +26,20 @@ impl Check {
     }
 }
 
+/// The classic floor on messages between replicas: the requests' share of puts, times the
+/// replicas, less the fraction of appends that may be batched away. A run under it fails.
+pub fn message_floor(config: &Config) -> f64 {
+    config.requests as f64
+        * config.replicas as f64
+        * (1.0 - config.mix)
+        * (1.0 - config.tests.appends_batched_frac)
+}
+
 /// The classic checks, in the classic order. `put_oks` is the number of puts that got `ok`
 /// (the classic looks at the clients' stored items; it is the same thing).
 pub fn classic_checks(stats: &Stats, config: &Config, put_oks: u64) -> Vec<Check> {
     let t = &config.tests;
-    let floor = config.requests as f64
-        * config.replicas as f64
-        * (1.0 - config.mix)
-        * (1.0 - t.appends_batched_frac);
+    let floor = message_floor(config);
     vec![
         Check {
             name: "incorrect",

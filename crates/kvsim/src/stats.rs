@@ -193,6 +193,8 @@ pub struct Extra {
     pub outstanding_max: u64,
     pub sim_socket_queued_bytes_max: u64,
     pub sim_socket_drops: u64,
+    /// When requests and faults fired, and what routing cost (`timing`), in words.
+    pub timing: String,
     /// Where the loop and the replicas ran, and whether the loop had real-time priority
     /// (`placement`).
     pub placement: String,

@@ -8,15 +8,20 @@
 //! a long suite runs (the binary's progress bar) comes in through [`Progress`], so this
 //! module decides what is said and the caller only how it is drawn.
 
+mod floor;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use floor::{FloorRun, floor, floor_line, floor_summary};
 
 use super::config::Config;
 use super::html::{self, HtmlDir};
 use super::report::{self, Row};
 use super::run::{self, Options, pick_seed};
 use super::stand_in::StandIn;
+use super::timing::Timing;
 
 /// The classic suite in the classic order, with the descriptions the classic `all` prints.
 const CLASSIC: [(&str, &str); 17] = [
@@ -208,9 +213,10 @@ pub fn one(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, Su
     };
     let seed = pick_seed(&cfg, opts);
     println!(
-        "kvsim: scenario {} with seed {seed}; {}",
+        "kvsim: scenario {} with seed {seed}, {} timing; {}",
         cfg.name,
-        opts.placement.describe()
+        Timing::resolve(opts.timing, cfg.timing).name(),
+        run::placement_for(&cfg, opts).describe()
     );
     let notice = stand_in_notice(opts);
     if let Some(notice) = &notice {
@@ -300,9 +306,10 @@ pub fn calibrate(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bo
     }
     let (cfg, seed) = load_for_runs("calibrate", path, opts, reports)?;
     println!(
-        "kvsim calibrate: scenario {} with seed {seed}; {}",
+        "kvsim calibrate: scenario {} with seed {seed}, {} timing; {}",
         cfg.name,
-        opts.placement.describe()
+        Timing::resolve(opts.timing, cfg.timing).name(),
+        run::placement_for(&cfg, opts).describe()
     );
     let runs: [(String, Option<StandIn>); 3] = [
         ("instant".into(), Some(StandIn::Instant)),
@@ -419,9 +426,10 @@ pub fn repeat(
     }
     let (cfg, seed) = load_for_runs("repeat", path, opts, reports)?;
     println!(
-        "kvsim repeat: scenario {} {n} times with seed {seed}; {}",
+        "kvsim repeat: scenario {} {n} times with seed {seed}, {} timing; {}",
         cfg.name,
-        opts.placement.describe()
+        Timing::resolve(opts.timing, cfg.timing).name(),
+        run::placement_for(&cfg, opts).describe()
     );
     if let Some(s) = opts.stand_in {
         println!("kvsim: {}", s.notice());

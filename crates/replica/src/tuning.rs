@@ -30,7 +30,7 @@ pub struct Knob {
 }
 
 /// Every knob there is.
-pub const KNOBS: [Knob; 8] = [
+pub const KNOBS: [Knob; 10] = [
     Knob {
         name: "KV_APPEND_ENTRIES_MAX",
         what: "entries per append (`Config::append_entries_max`; 1 turns batching off)",
@@ -54,6 +54,16 @@ pub const KNOBS: [Knob; 8] = [
         name: "KV_COALESCE_APPENDS",
         what: "hold new entries while a quorum answers a recent round (1), or send every batch of input at once (0)",
         setter: Setter::Flag(|c, on| c.coalesce_appends = on),
+    },
+    Knob {
+        name: "KV_MESSAGE_FLOOR",
+        what: "keep the classic floor on messages, batching less when short of it (1), or batch freely (0)",
+        setter: Setter::Flag(|c, on| c.message_floor = on),
+    },
+    Knob {
+        name: "KV_FLOOR_PUTS_PER_S_MAX",
+        what: "puts per second that add to the floor on messages (`Config::floor_puts_per_s_max`)",
+        setter: Setter::Count(|c, n| c.floor_puts_per_s_max = n),
     },
     Knob {
         name: "KV_RETRANSMIT_TIMEOUT_MS",
@@ -156,6 +166,8 @@ mod tests {
             ("KV_INFLIGHT_APPENDS_MAX", "2"),
             ("KV_REPLICATE_TO_QUORUM_ONLY", "0"),
             ("KV_COALESCE_APPENDS", "0"),
+            ("KV_MESSAGE_FLOOR", "0"),
+            ("KV_FLOOR_PUTS_PER_S_MAX", "50"),
             ("KV_RETRANSMIT_TIMEOUT_MS", "150"),
             ("KV_REPLICATION_STALL_TIMEOUT_US", "700"),
             ("KV_APPLY_BATCH", "1"),
@@ -170,6 +182,8 @@ mod tests {
                 config.inflight_appends_max,
                 config.replicate_to_quorum_only,
                 config.coalesce_appends,
+                config.message_floor,
+                config.floor_puts_per_s_max,
                 config.retransmit_timeout,
                 config.replication_stall_timeout,
                 config.apply_batch,
@@ -180,6 +194,8 @@ mod tests {
                 2,
                 false,
                 false,
+                false,
+                50,
                 Span::from_millis(150),
                 Span(700),
                 1,

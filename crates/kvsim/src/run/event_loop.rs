@@ -14,6 +14,13 @@
 //! when no datagram arrives a scheduled request can start up to a millisecond late; the
 //! turn that wakes fires every request that is due. Under load datagrams wake the loop
 //! far more often than that. `request_lateness_s` in the figures measures it.
+//!
+//! In classic timing (`crate::timing`) a turn is the classic loop's: `poll` waits
+//! `RECV_WAIT_MS` whatever is due, one datagram is read from each socket that is ready
+//! (a socket read from is looked at again next turn without waiting, as `select` would
+//! report it while it holds more), each datagram and request holds the loop for what
+//! Python takes to handle it and leaves at once, and what is due fires, all of it, only in
+//! a turn where the wait ran out or a datagram was read.
 
 use mio::Events;
 use std::io;
@@ -24,6 +31,7 @@ use super::Sim;
 use super::timers::Action;
 use crate::memory;
 use crate::schedule::ScheduledRequest;
+use crate::timing::{ClassicPace, RECV_WAIT_MS, Timing};
 use crate::turns::Counters;
 use datagram::NodeId;
 use datagram::udp_batch::RecvBatch;
@@ -44,6 +52,13 @@ const RECV_CALLS_PER_TURN_MAX: usize = 4;
 /// The loop wakes at least this often (to notice replicas that exit, and to sample their
 /// memory).
 const POLL_MS_MAX: u64 = 100;
+
+/// What one drain of a socket did.
+struct Drained {
+    datagrams: usize,
+    /// It stopped at its cap, or (one datagram a turn) may hold more.
+    more: bool,
+}
 
 /// Keeps in `max` the longest `took` seen, with when it began.
 fn record_max(max: &mut (u64, u64), took: u64, began_us: u64) {
@@ -75,11 +90,11 @@ impl Sim<'_> {
     }
 
     /// Starts the requests and carries out the timed actions due by `now`, in time order,
-    /// at most [`ACTIONS_PER_TURN_MAX`] of them; true if some due ones are left.
-    fn fire_due(&mut self, now: u64) -> bool {
+    /// at most `actions_max` of them; true if some due ones are left.
+    fn fire_due(&mut self, now: u64, actions_max: usize) -> bool {
         let backlog = self.requests.due_by(now);
         self.extra.requests_due_max = self.extra.requests_due_max.max(backlog);
-        for _ in 0..ACTIONS_PER_TURN_MAX {
+        for _ in 0..actions_max {
             let request = self.requests.next_due_us().filter(|&t| t <= now);
             let timer = self.timers.next_due_us().filter(|&t| t <= now);
             match (request, timer) {
@@ -101,9 +116,22 @@ impl Sim<'_> {
     }
 
     pub(super) fn event_loop(&mut self) -> io::Result<()> {
+        let classic = self.timing == Timing::Classic;
         let end_us = (self.cfg.total_s() * 1e6) as u64;
         let mut events = Events::with_capacity(64);
-        let mut batch = RecvBatch::new(RECV_BATCH_DATAGRAMS);
+        // The classic reads one datagram per ready socket per turn, and fires every due
+        // event at once.
+        let (mut batch, recv_calls_max, actions_max) = match classic {
+            false => (
+                RecvBatch::new(RECV_BATCH_DATAGRAMS),
+                RECV_CALLS_PER_TURN_MAX,
+                ACTIONS_PER_TURN_MAX,
+            ),
+            true => (RecvBatch::new(1), 1, usize::MAX),
+        };
+        // Whether this turn's wait ran out or brought a datagram: the classic loop fires
+        // what is due only then (exact timing, every turn).
+        let mut woke = true;
         let mut next_exit_check_us = 0;
         let mut turn_began_us = self.now_us();
         self.turns.begin(turn_began_us, self.counters());
@@ -125,7 +153,7 @@ impl Sim<'_> {
                 break;
             }
             let fire_began = Instant::now();
-            let behind = self.fire_due(now);
+            let behind = woke && self.fire_due(now, actions_max);
             self.extra.fire_ns_total += fire_began.elapsed().as_nanos() as u64;
             if now >= next_exit_check_us {
                 self.check_exits();
@@ -147,6 +175,8 @@ impl Sim<'_> {
             self.turns.end(poll_began_us, self.counters());
             let wait_us = if behind || undrained.contains(&true) {
                 0
+            } else if classic {
+                (RECV_WAIT_MS * 1000).min(end_us.saturating_sub(poll_began_us))
             } else {
                 next.saturating_sub(poll_began_us)
             };
@@ -168,17 +198,25 @@ impl Sim<'_> {
             self.turns.begin(poll_ended_us, self.counters());
             match polled {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    // Python's `select` waits again after a signal: no wake.
+                    woke = !classic;
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
             for ev in events.iter() {
                 undrained[ev.token().0] = true;
             }
+            let mut read = 0;
             for (i, more) in undrained.iter_mut().enumerate() {
                 if *more {
-                    *more = self.drain(i, &mut batch);
+                    let drained = self.drain(i, &mut batch, recv_calls_max);
+                    read += drained.datagrams;
+                    *more = drained.more;
                 }
             }
+            woke = !classic || read > 0 || (wait_us > 0 && events.is_empty());
         }
         // Whatever the last turn routed still leaves, as it did with one send each.
         self.flush_all();
@@ -200,13 +238,17 @@ impl Sim<'_> {
     }
 
     /// Reads the datagrams waiting on replica `i`'s socket and routes each, up to
-    /// [`RECV_CALLS_PER_TURN_MAX`] batches; true if it stopped there with more waiting.
-    fn drain(&mut self, i: usize, batch: &mut RecvBatch) -> bool {
+    /// `calls_max` batches: how many it read, and whether it stopped with more waiting.
+    fn drain(&mut self, i: usize, batch: &mut RecvBatch, calls_max: usize) -> Drained {
+        let mut drained = Drained {
+            datagrams: 0,
+            more: false,
+        };
         if self.socket_closed[i] {
-            return false;
+            return drained;
         }
         let fd = self.sockets[i].as_raw_fd();
-        for _ in 0..RECV_CALLS_PER_TURN_MAX {
+        for _ in 0..calls_max {
             let t_recv = Instant::now();
             let received = batch.recv(fd);
             let t0 = Instant::now();
@@ -215,9 +257,13 @@ impl Sim<'_> {
             self.batch_us = t0.saturating_duration_since(self.start).as_micros() as u64;
             match received {
                 Ok(count) => {
+                    drained.datagrams += count;
                     // Routing may send a full batch early: that time is sending, not logic.
                     let send_ns_before = self.extra.send_ns_total;
                     for k in 0..count {
+                        if self.timing == Timing::Classic {
+                            ClassicPace::hold(t_recv, self.pace.route);
+                        }
                         let (raw, addr) = batch.datagram_mut(k);
                         self.route(i, raw, addr);
                     }
@@ -229,21 +275,22 @@ impl Sim<'_> {
                         // The socket was empty when the kernel looked; the edge-triggered
                         // poll reports anything newer. Asking again would cost a system
                         // call per drain, on the path of every datagram.
-                        return false;
+                        return drained;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return drained,
                 Err(e) => {
                     // ICMP errors on loopback and the like: not fatal.
                     self.warn.say(&format!(
                         "receive from replica {} failed: {e}",
                         NodeId(i as u16)
                     ));
-                    return false;
+                    return drained;
                 }
             }
         }
-        true
+        drained.more = true;
+        drained
     }
 
     /// Samples what waits in kvsim's own receive buffers, and what they dropped.
@@ -282,14 +329,24 @@ impl Sim<'_> {
         }
         self.request_lateness_s
             .push(now.saturating_sub(r.at_us) as f64 / 1e6);
+        let began = Instant::now();
         if let Some(d) =
             self.clients
                 .create(r.client, r.get, now, &self.living_list, &mut self.stats)
         {
-            let out = std::mem::take(&mut self.clients.out);
-            self.send(d, &out);
-            self.clients.out = out;
+            self.send_request(d, began);
         }
+    }
+
+    /// Sends the request the clients just made (`clients.out`) to replica `d`; in classic
+    /// timing, once Python would have made it (`began`: when the making began).
+    pub(super) fn send_request(&mut self, d: usize, began: Instant) {
+        if self.timing == Timing::Classic {
+            ClassicPace::hold(began, self.pace.request);
+        }
+        let out = std::mem::take(&mut self.clients.out);
+        self.send(d, &out);
+        self.clients.out = out;
     }
 
     /// Carries out a timed action that is due.

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use super::Sim;
 use crate::outbox::Sent;
 use crate::timeline::FaultKind;
+use crate::timing::Timing;
 use crate::wire::{self, WireError};
 use datagram::NodeId;
 
@@ -83,9 +84,7 @@ impl Sim<'_> {
                 &mut self.warn,
             );
             if let Some(d) = retry {
-                let out = std::mem::take(&mut self.clients.out);
-                self.send(d, &out);
-                self.clients.out = out;
+                self.send_request(d, std::time::Instant::now());
             }
         } else {
             self.incorrect("Unknown destination", raw);
@@ -164,6 +163,10 @@ impl Sim<'_> {
             self.flush(dst);
         }
         self.outbox.queue(dst, addr, bytes);
+        if self.timing == Timing::Classic {
+            // The classic sends each datagram as it routes it.
+            self.flush(dst);
+        }
     }
 
     /// Sends what is queued for replica `dst`, counting losses as the classic does.

@@ -92,6 +92,12 @@ impl Node {
                 .pending_puts
                 .push_back(PendingPut { index, client, mid });
             leader.record_append(index, now);
+            leader.floor.owe_put(
+                now,
+                self.config.cluster_size(),
+                self.config.floor_puts_per_s_max,
+                self.config.floor_burst_puts,
+            );
         }
         // Sent at the next flush, batched with whatever else this round of input appends.
     }

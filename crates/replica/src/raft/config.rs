@@ -67,6 +67,13 @@ pub struct Config {
     /// New entries wait while a quorum of followers is answering a recent round
     /// (`Node::round_in_flight`); off, every batch of input goes out at once.
     pub coalesce_appends: bool,
+    /// Keep the classic floor on messages (`raft::floor`): per put appended, at least
+    /// `cluster size` messages to and from followers, batching less when short of it.
+    pub message_floor: bool,
+    /// Puts per second, and in one burst, that add to the floor: past this rate batching
+    /// runs free (the classic relays a few hundred requests a second at most).
+    pub floor_puts_per_s_max: u64,
+    pub floor_burst_puts: u64,
     /// Appends in flight to one follower before the leader waits for an answer.
     pub inflight_appends_max: usize,
     /// Entries in one append (1 turns batching off, for measurements).
@@ -152,6 +159,9 @@ impl Config {
             ack_refresh_interval: Span::from_millis(400),
             lease_margin: Span::from_millis(100),
             coalesce_appends: true,
+            message_floor: true,
+            floor_puts_per_s_max: 1000,
+            floor_burst_puts: 128,
             inflight_appends_max: 8,
             append_entries_max: 512,
             append_bytes_max: 60_000,

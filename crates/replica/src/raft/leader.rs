@@ -2,6 +2,7 @@
 //! requests it owes answers to.
 
 use crate::inline_str::InlineStr;
+use crate::raft::floor::FloorAccount;
 use crate::raft::message::LogIndex;
 use crate::raft::progress::Progress;
 use crate::time::{Span, Time};
@@ -44,6 +45,8 @@ pub struct LeaderState {
     /// Smoothed round-trip time of appends, from the send times followers echo (RFC 6298
     /// weights): sizes the replication stall timeout to the network at hand.
     pub smoothed_rtt: Option<Span>,
+    /// Messages this leader owes the classic floor (`floor`).
+    pub floor: FloorAccount,
     /// Scratch for quorum computations, kept to avoid allocating.
     scratch: Vec<u64>,
 }
@@ -58,6 +61,7 @@ impl LeaderState {
             pending_reads: VecDeque::new(),
             append_times: VecDeque::new(),
             smoothed_rtt: None,
+            floor: FloorAccount::new(),
             scratch,
         }
     }

@@ -12,6 +12,7 @@
 //! - `node`: the state of §5.1, dispatch, role changes, applying committed entries;
 //! - `election`: pre-vote, votes, becoming leader, check-quorum (§5.2, §9.6);
 //! - `replication`: appends, batching, pipelining, fast backtracking, commit (§5.3, §5.4);
+//! - `floor`: the classic floor on messages, kept by batching less when short of it;
 //! - `client`: puts, reads by lease or read round, held requests (§8);
 //! - `snapshot`: log compaction and InstallSnapshot (§7);
 //! - `leader`, `progress`: the bookkeeping only a leader keeps;
@@ -29,6 +30,7 @@ mod client;
 pub mod config;
 pub mod effect;
 mod election;
+pub mod floor;
 pub mod leader;
 pub mod log;
 pub mod message;

@@ -113,6 +113,9 @@ impl Node {
         from: NodeId,
         m: AppendEntriesResponse,
     ) {
+        if let Some(leader) = self.leader_state.as_mut() {
+            leader.floor.pay();
+        }
         let Some((i, sent_at)) = self.answer_of_this_leadership(now, from, m.term, m.sent_at_us)
         else {
             return;
@@ -166,11 +169,20 @@ impl Node {
 
     /// After a batch of input: new entries go at once to as many followers as a commit
     /// needs (all of them unless `replicate_to_quorum_only`), and anything requested
-    /// (heartbeats, read rounds, probes) goes out.
+    /// (heartbeats, read rounds, probes) goes out. A leader short of the classic floor on
+    /// messages batches less (`floor`): it does not wait for a round in flight, and sends
+    /// to more followers, in smaller appends if need be.
     pub(super) fn flush_leader(&mut self, now: Time) {
-        let eager = self.choose_replication_targets(now);
+        let shortfall = self.floor_shortfall();
+        let quorum = self.choose_replication_targets(now, shortfall <= 0);
+        let plan = self.floor_plan(now, quorum, shortfall);
         for i in 0..self.config.peers.len() {
-            self.replicate_to(now, i, eager & (1 << i) != 0);
+            self.replicate_to(
+                now,
+                i,
+                plan.targets & (1 << i) != 0,
+                plan.entries_per_append,
+            );
             self.arm_peer_timer(i);
         }
     }
@@ -180,8 +192,9 @@ impl Node {
     /// unanswered for longer than the stall timeout), then least recently sent to, so the
     /// load rotates and each follower hears from us often enough to need no heartbeat.
     /// Runs after every batch of input, so it allocates nothing: the few picks (at most
-    /// half the peers) are found by repeated minimum scans.
-    fn choose_replication_targets(&self, now: Time) -> u64 {
+    /// half the peers) are found by repeated minimum scans. `coalesce`: new entries may
+    /// wait for a round in flight (`Config::coalesce_appends` permitting).
+    fn choose_replication_targets(&self, now: Time, coalesce: bool) -> u64 {
         let peers = self.config.peers.len();
         let everyone = u64::MAX.checked_shr(64 - peers as u32).unwrap_or(0);
         let Some(leader) = self.leader_state.as_ref() else {
@@ -201,32 +214,37 @@ impl Node {
             return 0;
         }
         let stall = self.stall_timeout();
-        if self.config.coalesce_appends && self.round_in_flight(now, stall) {
+        if coalesce && self.config.coalesce_appends && self.round_in_flight(now, stall) {
             return 0;
         }
-        let heard_within = self.config.heartbeat_interval;
-        let rank = |i: usize| {
-            let p = &leader.progress[i];
-            // Silent past the stall timeout and not heard from lately: likely dead or cut
-            // off. One lost message does not make a follower that answered recently
-            // unresponsive; its next append carries what was lost.
-            let unresponsive = p
-                .oldest_inflight_sent_at()
-                .is_some_and(|t| now >= t + stall)
-                && p.acked_sent_at.is_none_or(|t| now >= t + heard_within);
-            (unresponsive, p.last_sent_at, i)
-        };
         let mut chosen = 0u64;
         for _ in 0..needed {
             let best = (0..peers)
                 .filter(|&i| chosen & (1 << i) == 0 && leader.progress[i].next_index <= last_index)
-                .min_by_key(|&i| rank(i));
+                .min_by_key(|&i| self.replication_rank(now, i, stall));
             match best {
                 Some(i) => chosen |= 1 << i,
                 None => break,
             }
         }
         chosen
+    }
+
+    /// How follower `i` ranks for new entries, lowest first: responsive ones first, then
+    /// the least recently sent to.
+    pub(super) fn replication_rank(&self, now: Time, i: usize, stall: Span) -> (bool, Time, usize) {
+        let Some(p) = self.leader_state.as_ref().map(|l| &l.progress[i]) else {
+            return (true, now, i);
+        };
+        // Silent past the stall timeout and not heard from lately: likely dead or cut
+        // off. One lost message does not make a follower that answered recently
+        // unresponsive; its next append carries what was lost.
+        let unresponsive = p
+            .oldest_inflight_sent_at()
+            .is_some_and(|t| now >= t + stall)
+            && p.acked_sent_at
+                .is_none_or(|t| now >= t + self.config.heartbeat_interval);
+        (unresponsive, p.last_sent_at, i)
     }
 
     /// Whether a quorum of followers is still answering a recent round of uncommitted
@@ -252,9 +270,16 @@ impl Node {
     }
 
     /// Sends follower `i` what was asked for: its missing entries if `eager` (as far as
-    /// the pipeline window allows), and at least an empty append if it asked for a send.
-    /// Whenever a message goes out anyway it carries the entries the follower lacks.
-    pub(super) fn replicate_to(&mut self, now: Time, i: usize, eager: bool) {
+    /// the pipeline window allows, at most `entries_per_append` in one append), and at
+    /// least an empty append if it asked for a send. Whenever a message goes out anyway it
+    /// carries the entries the follower lacks.
+    pub(super) fn replicate_to(
+        &mut self,
+        now: Time,
+        i: usize,
+        eager: bool,
+        entries_per_append: usize,
+    ) {
         let wanted = eager
             || self
                 .leader_state
@@ -280,7 +305,7 @@ impl Node {
                 break;
             }
             let first = p.next_index;
-            let span = self.batch_from(first);
+            let span = self.batch_from(first, entries_per_append);
             self.send_append(now, i, first.prev(), span, true);
         }
         let requested = self
@@ -328,11 +353,11 @@ impl Node {
         )
     }
 
-    /// Entries from `first` that fit one append.
-    fn batch_from(&self, first: LogIndex) -> EntrySpan {
+    /// Entries from `first` that fit one append, at most `entries_max`.
+    fn batch_from(&self, first: LogIndex, entries_max: usize) -> EntrySpan {
         let entries = self.log.span(EntrySpan {
             first,
-            count: self.config.append_entries_max.max(1) as u32,
+            count: u32::try_from(entries_max.max(1)).unwrap_or(u32::MAX),
         });
         EntrySpan {
             first,
@@ -382,6 +407,7 @@ impl Node {
         let last = LogIndex(prev.0 + u64::from(entries.count));
         if let Some(leader) = self.leader_state.as_mut() {
             leader.progress[i].record_send(last, now, entries.count > 0);
+            leader.floor.pay();
         }
     }
 
@@ -534,7 +560,7 @@ impl Node {
         } else if now >= deadlines.heartbeat {
             p.send_requested = true;
         }
-        self.replicate_to(now, i, eager);
+        self.replicate_to(now, i, eager, self.config.append_entries_max);
         self.arm_peer_timer(i);
     }
 
@@ -562,7 +588,7 @@ impl Node {
     /// brought in: `stall_timeout_rtts` smoothed round trips, within
     /// `[replication_stall_timeout_min, replication_stall_timeout]`. On a fast network a
     /// lost message then costs a millisecond, not the three a slow one needs.
-    fn stall_timeout(&self) -> Span {
+    pub(super) fn stall_timeout(&self) -> Span {
         let max = self.config.replication_stall_timeout;
         let min = self.config.replication_stall_timeout_min.min(max);
         match self.leader_state.as_ref().and_then(|l| l.smoothed_rtt) {

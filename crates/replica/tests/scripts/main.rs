@@ -69,6 +69,7 @@ scripts! {
     held_requests,
     hostile_peers,
     lease_and_read_round,
+    message_floor,
     old_leadership_answers,
     put_answered_once_committed,
     read_sees_batched_apply,
