@@ -186,6 +186,20 @@ pub fn run_cluster(setup: ClusterSetup, port: Box<dyn ClientPort>) -> io::Result
     result
 }
 
+/// A seed for the core's election timeouts that differs between replicas and runs: the
+/// id (distinct within a cluster), the pid and the wall clock (distinct across runs),
+/// through SplitMix64's finalizer so that nearby inputs give unrelated seeds.
+pub fn fresh_seed(id: NodeId) -> u64 {
+    let clock_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = u64::from(id.0) ^ (u64::from(std::process::id()) << 16) ^ clock_ns;
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Opens the data directory, if any, and recovers what it holds; a directory that cannot
 /// be used is an error that names why.
 fn recover(
