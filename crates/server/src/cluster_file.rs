@@ -24,6 +24,9 @@ use std::path::Path;
 
 /// Nodes in one cluster, at most (Raft's messages grow with it; five or seven is usual).
 pub const CLUSTER_NODES_MAX: usize = 15;
+/// Nodes in one cluster, at least: the core advances its commit index on its followers'
+/// answers, so a node alone never commits.
+pub const CLUSTER_NODES_MIN: usize = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterFile {
@@ -112,9 +115,9 @@ impl ClusterFile {
                     .unwrap_or_default();
                 ClusterFileError(format!("{message}{at}"))
             })?;
-        if raw.node.is_empty() || raw.node.len() > CLUSTER_NODES_MAX {
+        if !(CLUSTER_NODES_MIN..=CLUSTER_NODES_MAX).contains(&raw.node.len()) {
             return Err(ClusterFileError(format!(
-                "a cluster has 1 to {CLUSTER_NODES_MAX} [[node]] tables, not {}",
+                "a cluster has {CLUSTER_NODES_MIN} to {CLUSTER_NODES_MAX} [[node]] tables, not {}",
                 raw.node.len()
             )));
         }
@@ -214,7 +217,11 @@ mod tests {
         };
         let cases = [
             (String::new(), "missing field `node`"),
-            (node(1, "127.0.0.1:1", "nowhere"), "is not an IP address"),
+            (node(1, "127.0.0.1:1", "127.0.0.1:2"), "2 to 15"),
+            (
+                node(1, "127.0.0.1:1", "nowhere") + &node(2, "127.0.0.1:3", "127.0.0.1:4"),
+                "is not an IP address",
+            ),
             (
                 node(1, "127.0.0.1:1", "127.0.0.1:2") + &node(1, "127.0.0.1:3", "127.0.0.1:4"),
                 "appears twice",
@@ -223,7 +230,10 @@ mod tests {
                 node(1, "127.0.0.1:1", "127.0.0.1:2") + &node(2, "127.0.0.1:1", "127.0.0.1:4"),
                 "given twice",
             ),
-            (node(65535, "127.0.0.1:1", "127.0.0.1:2"), "reserved"),
+            (
+                node(65535, "127.0.0.1:1", "127.0.0.1:2") + &node(2, "127.0.0.1:3", "127.0.0.1:4"),
+                "reserved",
+            ),
             (node(70000, "127.0.0.1:1", "127.0.0.1:2"), "invalid value"),
             (
                 "color = 1\n".to_owned() + &node(1, "127.0.0.1:1", "127.0.0.1:2"),

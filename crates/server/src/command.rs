@@ -61,6 +61,9 @@ pub enum Dispatched {
     Taken,
     /// Held until a leader is known: it stays in the input, first in line.
     Held,
+    /// Waits for the connection's commands of the other kind (read or write) to be
+    /// answered: it stays in the input, first in line.
+    Ordered,
 }
 
 pub fn dispatch(
@@ -159,6 +162,25 @@ fn keyed(
         return Dispatched::Taken;
     }
     conn.held_since = None;
+    // A connection's commands take effect in the order it sent them, as in Redis: a read
+    // pipelined after a write must see it, and a write after a read must not be seen by
+    // it. The core orders writes by their log positions and serves reads at once or at
+    // a later commit index, so reads and writes are never in flight together: a command
+    // of the other kind waits until those in flight are answered.
+    let in_flight_other = if what.is_write() {
+        conn.reads_in_flight
+    } else {
+        conn.writes_in_flight
+    };
+    if in_flight_other > 0 {
+        conn.waits_for_order = true;
+        return Dispatched::Ordered;
+    }
+    if what.is_write() {
+        conn.writes_in_flight += 1;
+    } else {
+        conn.reads_in_flight += 1;
+    }
     let mut owed = Owed {
         first_request: conn.next_request,
         what,

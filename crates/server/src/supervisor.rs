@@ -53,9 +53,9 @@ fn serve_args(cluster_file: &Path, data_dir: &Path, id: u16, in_memory: bool) ->
 
 /// Runs until a signal (then `Ok`) or until every node has exited (then an error).
 pub fn run(options: &ClusterOptions, kvstore: &Path) -> Result<(), String> {
-    if options.nodes == 0 || options.nodes > SUPERVISED_NODES_MAX {
+    if options.nodes < 2 || options.nodes > SUPERVISED_NODES_MAX {
         return Err(format!(
-            "--nodes must be 1 to {SUPERVISED_NODES_MAX}, not {}",
+            "--nodes must be 2 to {SUPERVISED_NODES_MAX}, not {}",
             options.nodes
         ));
     }

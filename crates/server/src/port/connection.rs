@@ -59,6 +59,12 @@ pub enum Awaited {
     Dbsize,
 }
 
+impl Awaited {
+    pub fn is_write(self) -> bool {
+        matches!(self, Awaited::Set | Awaited::Del { .. })
+    }
+}
+
 /// Why a command was not served, as its reply will say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -95,6 +101,12 @@ pub struct Connection {
     pub unread: bool,
     /// The first command in `input` waits for a leader to be known, since this time.
     pub held_since: Option<Time>,
+    /// Commands handed to the core and not yet answered, reads and writes. A connection
+    /// has one or the other in flight, never both (see `command::keep_order`).
+    pub reads_in_flight: usize,
+    pub writes_in_flight: usize,
+    /// The first command in `input` waits for the other kind in flight to be answered.
+    pub waits_for_order: bool,
     pub authenticated: bool,
     pub name: Option<Vec<u8>>,
     pub last_input_at: Time,
@@ -131,6 +143,9 @@ impl Connection {
             next_request: 0,
             unread: false,
             held_since: None,
+            reads_in_flight: 0,
+            writes_in_flight: 0,
+            waits_for_order: false,
             authenticated,
             name: None,
             last_input_at: now,
@@ -144,6 +159,7 @@ impl Connection {
     pub fn accepts_commands(&self) -> bool {
         !self.closing
             && !self.failed
+            && !self.waits_for_order
             && self.owed.len() < COMMANDS_OWED_MAX
             && self.output.len() - self.output_start < OUTPUT_BYTES_MAX
     }

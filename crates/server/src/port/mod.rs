@@ -255,7 +255,7 @@ impl RespPort {
                             conn.input_start += n;
                             counters.commands_processed += 1;
                         }
-                        Dispatched::Held => break,
+                        Dispatched::Held | Dispatched::Ordered => break,
                     }
                 }
             }
@@ -432,7 +432,20 @@ impl ClientPort for RespPort {
         }
         owed.missing = owed.missing.saturating_sub(1);
         if owed.missing == 0 {
+            let counter = if owed.what.is_write() {
+                &mut conn.writes_in_flight
+            } else {
+                &mut conn.reads_in_flight
+            };
+            *counter -= 1;
+            let resume = *counter == 0 && conn.waits_for_order;
+            if resume {
+                conn.waits_for_order = false;
+            }
             conn.release_ready(command::encode_owed);
+            if resume {
+                self.attend(i);
+            }
             self.mark_dirty(i);
         }
     }
