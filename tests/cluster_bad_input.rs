@@ -47,7 +47,10 @@ fn read_line(stream: &mut TcpStream) -> String {
 /// The node closed the connection: a read finds its end.
 fn closed(stream: &mut TcpStream) -> bool {
     let mut rest = Vec::new();
-    matches!(stream.read_to_end(&mut rest), Ok(_)) && rest.is_empty()
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => rest.is_empty(),
+        Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+    }
 }
 
 fn rss_bytes(pid: u32) -> u64 {

@@ -77,7 +77,7 @@ pub fn dispatch(
         return Dispatched::Taken;
     };
     let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
-    if !conn.authenticated && !(is("AUTH") || is("HELLO") || is("QUIT")) {
+    if !(conn.authenticated || is("AUTH") || is("HELLO") || is("QUIT")) {
         conn.error("NOAUTH Authentication required.");
         return Dispatched::Taken;
     }

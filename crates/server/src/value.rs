@@ -75,8 +75,10 @@ mod tests {
         fn any_value_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let stored = value_to_core(&bytes);
             prop_assert!(exists(&stored));
-            prop_assert_eq!(value_from_core(&stored).as_deref(), Some(&bytes[..]));
-            prop_assert_eq!(&*bytes_from_core(&to_core(&bytes)), &bytes[..]);
+            let read = value_from_core(&stored);
+            prop_assert_eq!(read.as_deref(), Some(&bytes[..]));
+            let key = to_core(&bytes);
+            prop_assert_eq!(&*bytes_from_core(&key), &bytes[..]);
         }
     }
 

@@ -169,7 +169,10 @@ mod tests {
         inline_bytes_max: 64,
     };
 
-    fn words(input: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, ProtocolError> {
+    /// A command's words and its length in bytes.
+    type Words<'a> = (Vec<&'a [u8]>, usize);
+
+    fn words(input: &[u8]) -> Result<Option<Words<'_>>, ProtocolError> {
         let mut args = Vec::new();
         Ok(parse_command(input, &LIMITS, &mut args)?
             .map(|n| (args.iter().map(|r| &input[r.clone()]).collect(), n)))
