@@ -8,7 +8,7 @@
 //! Parses the command line and hands over to the `server` crate.
 
 use clap::{Parser, Subcommand};
-use server::serve::{ServeOptions, serve};
+use server::serve::{PEER_DATAGRAM_BYTES_ENV, ServeOptions, serve};
 use server::supervisor::{self, ClusterOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,17 @@ enum Mode {
     },
 }
 
+/// The experiment knob, if set: the only environment this binary reads.
+fn peer_datagram_bytes() -> Result<Option<usize>, String> {
+    match std::env::var(PEER_DATAGRAM_BYTES_ENV) {
+        Err(_) => Ok(None),
+        Ok(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{PEER_DATAGRAM_BYTES_ENV}={text:?} is not a byte count")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -68,12 +79,15 @@ fn main() -> ExitCode {
             data_dir,
             in_memory,
             debug_log,
-        } => serve(&ServeOptions {
-            config,
-            id,
-            data_dir,
-            in_memory,
-            debug_log_dir: debug_log,
+        } => peer_datagram_bytes().and_then(|peer_datagram_bytes| {
+            serve(&ServeOptions {
+                config,
+                id,
+                data_dir,
+                in_memory,
+                debug_log_dir: debug_log,
+                peer_datagram_bytes,
+            })
         }),
         Mode::Cluster {
             nodes,

@@ -4,7 +4,7 @@ use crate::cluster_file::ClusterFile;
 use crate::command::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::port::RespPort;
 use datagram::NodeId;
-use replica::codec::{APPEND_HEADER_BYTES_MAX, SNAPSHOT_HEADER_BYTES_MAX};
+use replica::codec::{APPEND_HEADER_BYTES_MAX, DATAGRAM_BYTES_MAX, SNAPSHOT_HEADER_BYTES_MAX};
 use replica::event_loop::{ClusterSetup, fresh_seed, run_cluster};
 use replica::raft::Config;
 use std::net::SocketAddr;
@@ -28,7 +28,13 @@ pub struct ServeOptions {
     pub data_dir: Option<PathBuf>,
     pub in_memory: bool,
     pub debug_log_dir: Option<PathBuf>,
+    /// Overrides [`PEER_DATAGRAM_BYTES_TARGET`], for experiments (the binary reads it from
+    /// `KVSTORE_PEER_DATAGRAM_BYTES`).
+    pub peer_datagram_bytes: Option<usize>,
 }
+
+/// The environment variable that overrides [`PEER_DATAGRAM_BYTES_TARGET`].
+pub const PEER_DATAGRAM_BYTES_ENV: &str = "KVSTORE_PEER_DATAGRAM_BYTES";
 
 /// Runs the node until SIGTERM or SIGINT. An error is one line: a bad cluster file, id or
 /// data dir, an address that cannot be bound.
@@ -75,8 +81,17 @@ pub fn serve(options: &ServeOptions) -> Result<(), String> {
         .map(|n| (n.id, n.peer))
         .collect();
     let mut config = Config::new(id, peers.iter().map(|&(p, _)| p).collect(), fresh_seed(id));
-    config.append_bytes_max =
-        PEER_DATAGRAM_BYTES_TARGET - APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX);
+    let header_bytes = APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX);
+    let datagram_bytes = options
+        .peer_datagram_bytes
+        .unwrap_or(PEER_DATAGRAM_BYTES_TARGET);
+    if !(header_bytes + 64..=DATAGRAM_BYTES_MAX).contains(&datagram_bytes) {
+        return Err(format!(
+            "{PEER_DATAGRAM_BYTES_ENV}={datagram_bytes}: must be {} to {DATAGRAM_BYTES_MAX}",
+            header_bytes + 64
+        ));
+    }
+    config.append_bytes_max = datagram_bytes - header_bytes;
     config.inflight_appends_max = PEER_INFLIGHT_APPENDS_MAX;
     // Stored as Latin-1 (`value`): a byte may take two.
     config.key_bytes_max = 2 * KEY_BYTES_MAX;
