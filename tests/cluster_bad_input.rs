@@ -100,7 +100,11 @@ fn bad_input_is_refused_and_the_node_keeps_serving_others() {
     assert!(ask(&mut c, b"FLUSHALL\r\n").starts_with("-ERR unknown command 'FLUSHALL'"));
     assert!(ask(&mut c, b"SET k v EX 10\r\n").starts_with("-ERR SET options"));
     assert_eq!(ask(&mut c, b"*1\r\n$4\r\nPING\r\n"), "+PONG");
-    drop(c);
+    // QUIT after pipelined writes: their replies come first, then the close.
+    assert_eq!(ask(&mut c, b"SET q1 1\r\nSET q2 2\r\nQUIT\r\n"), "+OK");
+    assert_eq!(read_line(&mut c), "+OK");
+    assert_eq!(read_line(&mut c), "+OK");
+    assert!(closed(&mut c));
     served("after refusals");
 
     // Malformed RESP, and a bulk string over the limit announced but never sent: a

@@ -288,8 +288,9 @@ impl Connection {
     /// Whether the connection is done: failed, or closing (or closed by the client) with
     /// everything written that it will get.
     pub fn is_finished(&self) -> bool {
+        // Replies owed before a QUIT or an error are written first.
         let said_all =
-            self.closing || (self.eof && self.owed.is_empty() && self.pending_input().is_empty());
+            self.owed.is_empty() && (self.closing || (self.eof && self.pending_input().is_empty()));
         self.failed || (said_all && !self.has_output())
     }
 }

@@ -64,11 +64,14 @@ pub struct RespPort {
     /// the next one in its place.
     generations: Vec<u32>,
     free: Vec<usize>,
-    /// Connections with output to write or a close to finish this turn.
+    /// Connections with output to write or a close to finish this turn, and whether
+    /// each place is in the list.
     dirty: Vec<usize>,
+    is_dirty: Vec<bool>,
     /// Connections that may have input to take without an event (held for a leader,
-    /// capped, or paused by backpressure).
+    /// capped, or paused by backpressure), and whether each place is in the list.
     attention: Vec<usize>,
+    needs_attention: Vec<bool>,
     counters: Counters,
     next_client_id: u64,
     args: Vec<Range<usize>>,
@@ -102,7 +105,9 @@ impl RespPort {
             generations: Vec::new(),
             free: Vec::new(),
             dirty: Vec::new(),
+            is_dirty: Vec::new(),
             attention: Vec::new(),
+            needs_attention: Vec::new(),
             counters: Counters {
                 clients_max: limits.clients_max,
                 ..Counters::default()
@@ -144,6 +149,8 @@ impl RespPort {
             let i = self.free.pop().unwrap_or_else(|| {
                 self.connections.push(None);
                 self.generations.push(0);
+                self.is_dirty.push(false);
+                self.needs_attention.push(false);
                 self.connections.len() - 1
             });
             if let Err(error) = registry.register(
@@ -170,13 +177,13 @@ impl RespPort {
     }
 
     fn attend(&mut self, i: usize) {
-        if !self.attention.contains(&i) {
+        if !std::mem::replace(&mut self.needs_attention[i], true) {
             self.attention.push(i);
         }
     }
 
     fn mark_dirty(&mut self, i: usize) {
-        if !self.dirty.contains(&i) {
+        if !std::mem::replace(&mut self.is_dirty[i], true) {
             self.dirty.push(i);
         }
     }
@@ -288,7 +295,9 @@ impl RespPort {
         self.generations[i] = self.generations[i].wrapping_add(1);
         self.free.push(i);
         self.counters.connected_clients -= 1;
-        self.attention.retain(|&j| j != i);
+        if std::mem::take(&mut self.needs_attention[i]) {
+            self.attention.retain(|&j| j != i);
+        }
     }
 
     /// Tells connections idle past the timeout, with nothing owed, that they are closed.
@@ -354,6 +363,9 @@ impl ClientPort for RespPort {
         let now = clock.now();
         self.started_at.get_or_insert(now);
         let attention = std::mem::take(&mut self.attention);
+        for &i in &attention {
+            self.needs_attention[i] = false;
+        }
         for &i in &attention {
             let Some(conn) = self.connections[i].as_mut() else {
                 continue;
@@ -452,6 +464,9 @@ impl ClientPort for RespPort {
 
     fn flush(&mut self, registry: &Registry, _now: Time) {
         let dirty = std::mem::take(&mut self.dirty);
+        for &i in &dirty {
+            self.is_dirty[i] = false;
+        }
         for &i in &dirty {
             let Some(conn) = self.connections[i].as_mut() else {
                 continue;
