@@ -57,8 +57,9 @@ echo "datagram_bytes,run,set_rps,p50_ms,p99_ms,udp_packets_dropped"
 for run in $(seq 1 "$RUNS"); do
     for bytes in 1400 60000; do
         before=$(in_ns nft list ruleset | sed -n 's/.*packets \([0-9]*\).*/\1/p')
-        KVSTORE_PEER_DATAGRAM_BYTES=$bytes in_ns "$KVSTORE" cluster --nodes 3 --base-port $BASE \
-            --in-memory --data-dir "$work/run-$run-$bytes" >/dev/null &
+        # Not through in_ns: $! must be the supervisor itself (ip netns exec execs it).
+        ip netns exec "$NS" env KVSTORE_PEER_DATAGRAM_BYTES="$bytes" "$KVSTORE" cluster --nodes 3 \
+            --base-port $BASE --in-memory --data-dir "$work/run-$run-$bytes" >/dev/null &
         supervisor=$!
         port=$(leader)
         line=$(in_ns timeout 300 redis-benchmark -p "$port" -t set -n "$REQUESTS" -c 50 -P 16 -r 100000 --csv \

@@ -166,6 +166,23 @@ fn redis_cli_and_redis_benchmark_work_against_kvstore_cluster() {
     let size: u64 = redis_cli(leader, &["DBSIZE"]).parse().unwrap();
     assert!(size > 100 && size <= 1000, "DBSIZE {size}");
 
+    // A follower killed is reported, not restarted; the other two go on serving.
+    let victim = ports.iter().position(|&p| p == follower).unwrap();
+    // SAFETY: kill(2) on a node our supervisor started.
+    unsafe {
+        libc::kill(pids[victim], libc::SIGKILL);
+    }
+    let report = lines.next().unwrap().unwrap();
+    assert!(
+        report.starts_with(&format!(
+            "node {} (pid {}) exited",
+            victim + 1,
+            pids[victim]
+        )) && report.contains("not restarted"),
+        "{report}"
+    );
+    assert_eq!(redis_cli(leader, &["SET", "after:kill", "1"]), "OK");
+
     // SIGTERM stops the supervisor and every node.
     // SAFETY: kill(2) on our own child.
     unsafe {
