@@ -31,7 +31,8 @@ fn tools_present() -> bool {
 fn free_base_port() -> u16 {
     let seed = std::process::id() as u16;
     (0..200)
-        .map(|i| 20_000 + (seed.wrapping_mul(7).wrapping_add(i * 13)) % 20_000)
+        // Below the kernel's ephemeral range (from 32,768), where other tests bind.
+        .map(|i| 20_000 + (seed.wrapping_mul(7).wrapping_add(i * 13)) % 12_000)
         .find(|&base| {
             (0..NODES).all(|i| {
                 TcpListener::bind(("127.0.0.1", base + i)).is_ok()

@@ -34,14 +34,20 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A TCP and a UDP port free right now (the kernel's choice).
-fn free_ports() -> (u16, u16) {
-    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    (
-        tcp.local_addr().unwrap().port(),
-        udp.local_addr().unwrap().port(),
-    )
+/// A port free right now for both TCP and UDP, below the kernel's ephemeral range (from
+/// 32,768), so that no test binding port 0 can take it before the node binds it.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + ((std::process::id().wrapping_mul(7_919) + n * 97) % 20_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 impl TestCluster {
@@ -52,7 +58,7 @@ impl TestCluster {
         let mut text = format!("{extra}\n");
         let mut nodes = Vec::new();
         for id in 1..=n {
-            let (client, peer) = free_ports();
+            let (client, peer) = (free_port(), free_port());
             text.push_str(&format!(
                 "[[node]]\nid = {id}\npeer = \"127.0.0.1:{peer}\"\nclient = \"127.0.0.1:{client}\"\n"
             ));

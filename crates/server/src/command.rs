@@ -81,9 +81,9 @@ pub fn dispatch(
         conn.error("NOAUTH Authentication required.");
         return Dispatched::Taken;
     }
-    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
     let arity = |ok: bool, conn: &mut Connection| {
         if !ok {
+            let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
             conn.error(&format!(
                 "ERR wrong number of arguments for '{lower}' command"
             ));

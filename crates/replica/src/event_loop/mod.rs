@@ -10,6 +10,11 @@
 //!   the other end (`signal_hook::low_level::pipe`), so a signal wakes the poll and the
 //!   loop ends cleanly (debug log flushed, exit status 0).
 //!
+//! In cluster mode ([`run_cluster`]) the socket is bound to the node's own peer address
+//! and sends to each peer's ([`PeerRoute::Direct`]), and a [`ClientPort`] adds its
+//! listener and connections to the same poll (tokens from [`CLIENT_PORT_TOKENS_FROM`]):
+//! clients are served in this thread, between the peers' datagrams.
+//!
 //! Start-up sends the hello before anything else (the simulator declares dead a replica
 //! it must deliver to before its hello; see `docs/PROTOCOL.md`), then creates the Raft
 //! core.
