@@ -7,7 +7,6 @@ use replica::debug_log::DEBUG_LOG_DIR_ENV;
 use replica::tuning::Tuning;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
     let mut args = match args::parse(std::env::args_os().skip(1)) {
@@ -30,12 +29,8 @@ fn main() -> ExitCode {
             .filter(|dir| !dir.is_empty())
             .map(PathBuf::from);
     }
-    // Replicas must draw different election timeouts: mix the id (distinct within a run),
-    // the pid and the wall clock (distinct across runs).
-    let clock_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let seed = mix(u64::from(args.id.0) ^ (u64::from(std::process::id()) << 16) ^ clock_ns);
+    // Replicas must draw different election timeouts.
+    let seed = replica::event_loop::fresh_seed(args.id);
     match replica::event_loop::run(&args, seed) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -43,12 +38,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// SplitMix64's finalizer: nearby inputs give unrelated seeds.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

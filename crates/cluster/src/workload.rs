@@ -28,8 +28,13 @@ pub struct WorkloadConfig {
 pub enum Outcome {
     /// A put acknowledged, or a get answered with this value.
     Ok(Option<String>),
-    /// Redirected, failed, or its replica crashed: a put may or may not have happened.
+    /// Its leader lost leadership before answering, or its replica crashed, or it timed
+    /// out: a put may or may not have happened.
     Unknown,
+    /// Redirected or failed: the core answers so only for a request it never proposed,
+    /// so a put did not happen. The checker holds the core to that: a value read that
+    /// only such a put wrote is a violation.
+    NotDone,
 }
 
 /// One attempt in the history.
@@ -143,7 +148,7 @@ impl Workload {
             if lost && any_up {
                 self.stats.lost_to_crash += 1;
                 self.clients[c].leader_guess = None;
-                self.retry(cluster, c, now)?;
+                self.retry(cluster, c, now, Outcome::Unknown)?;
             }
         }
 
@@ -220,11 +225,15 @@ impl Workload {
             }
             ReplyKind::Redirect => {
                 self.stats.redirects += 1;
-                self.retry(cluster, c, record.at)?;
+                self.retry(cluster, c, record.at, Outcome::NotDone)?;
+            }
+            ReplyKind::OutcomeUnknown => {
+                self.stats.redirects += 1;
+                self.retry(cluster, c, record.at, Outcome::Unknown)?;
             }
             ReplyKind::Fail => {
                 self.stats.fails += 1;
-                self.retry(cluster, c, record.at)?;
+                self.retry(cluster, c, record.at, Outcome::NotDone)?;
             }
         }
         Ok(())
@@ -232,7 +241,13 @@ impl Workload {
 
     /// The current attempt of client `c` ended without an answer: record it as possibly
     /// done and send the same operation again under a new MID.
-    fn retry(&mut self, cluster: &mut Cluster, c: usize, now: Time) -> Result<(), String> {
+    fn retry(
+        &mut self,
+        cluster: &mut Cluster,
+        c: usize,
+        now: Time,
+        outcome: Outcome,
+    ) -> Result<(), String> {
         let flight = self.clients[c]
             .current
             .take()
@@ -249,7 +264,7 @@ impl Workload {
             op: flight.op.clone(),
             invoked: flight.sent_at,
             responded: None,
-            outcome: Outcome::Unknown,
+            outcome,
         });
         self.send(
             cluster,

@@ -8,6 +8,11 @@
 //!   panics it, and after every one its own invariants hold: its term never decreases,
 //!   its commit index never decreases and never passes its log, nothing committed ever
 //!   changes, it votes at most once per term, and it applies only what is committed.
+//! - [`resp`]: any bytes as what a Redis client sent on a connection, parsed command by
+//!   command as the client port does. The parser never panics, each command it returns
+//!   lies within the bytes given, every shorter prefix of a command asks for more bytes
+//!   (never an error: a command split across reads is parsed the same), and a command's
+//!   arguments, encoded again as a RESP array, parse back to the same arguments.
 //!
 //! The node's input is read from the bytes with `arbitrary`: every byte string is some
 //! script, so the fuzzer's mutations always reach the core rather than a parser of ours.
@@ -54,4 +59,47 @@ pub fn decode(data: &[u8]) {
             ),
         }
     });
+}
+
+/// Parses `data` as a connection's input, command after command, checking the parser's
+/// contract (see the module doc).
+pub fn resp(data: &[u8]) {
+    use server::port::REQUEST_LIMITS;
+    use server::resp::parse_command;
+    let mut args = Vec::new();
+    let mut again = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = match parse_command(rest, &REQUEST_LIMITS, &mut args) {
+            Ok(Some(n)) => n,
+            Ok(None) | Err(_) => return,
+        };
+        assert!(n > 0 && n <= rest.len(), "{n} bytes of {}", rest.len());
+        let words: Vec<&[u8]> = args
+            .iter()
+            .map(|r| {
+                assert!(r.start <= r.end && r.end <= n, "{r:?} past {n}");
+                &rest[r.clone()]
+            })
+            .collect();
+        for cut in 0..n {
+            assert_eq!(
+                parse_command(&rest[..cut], &REQUEST_LIMITS, &mut again),
+                Ok(None),
+                "a prefix of {cut} bytes of a {n}-byte command"
+            );
+        }
+        let mut encoded = Vec::new();
+        server::resp::reply::array(&mut encoded, words.len());
+        for word in &words {
+            server::resp::reply::bulk(&mut encoded, Some(word));
+        }
+        assert_eq!(
+            parse_command(&encoded, &REQUEST_LIMITS, &mut again),
+            Ok(Some(encoded.len()))
+        );
+        let reparsed: Vec<&[u8]> = again.iter().map(|r| &encoded[r.clone()]).collect();
+        assert_eq!(reparsed, words);
+        rest = &rest[n..];
+    }
 }

@@ -35,6 +35,14 @@ fn the_decode_corpus_replays_cleanly() {
 }
 
 #[test]
+fn the_resp_corpus_replays_cleanly() {
+    for (path, bytes) in inputs("resp") {
+        eprintln!("{}", path.display());
+        fuzz::resp(&bytes);
+    }
+}
+
+#[test]
 fn the_node_corpus_replays_cleanly_and_reaches_the_whole_core() {
     let mut all = fuzz::Reached::default();
     for (path, bytes) in inputs("node") {

@@ -1,7 +1,7 @@
 //! Carrying out what the core asks for: messages and replies encoded straight into the
 //! send batch, timers armed on the wheel; and firing the timers that are due.
 
-use super::{Observed, Replica, TIMERS_PER_TURN_MAX};
+use super::{Observed, PeerRoute, Replica, TIMERS_PER_TURN_MAX};
 use crate::codec::{Body, DATAGRAM_BYTES_MAX, Datagram, encode, encode_raft};
 use crate::debug_log;
 use crate::event_loop::clock::Clock;
@@ -99,7 +99,7 @@ impl<C: Clock> Replica<C> {
             "the core capped this append at {DATAGRAM_BYTES_MAX} bytes, not {}",
             buf.len()
         );
-        net.queue();
+        net.queue(to);
     }
 
     /// A reply or a timer change.
@@ -113,19 +113,31 @@ impl<C: Clock> Replica<C> {
             log,
             stats,
             stderr,
+            port,
             ..
         } = self;
         let id = *id;
         match effect {
             Effect::Send { .. } => unreachable!("sends are carried out by the caller"),
+            Effect::Reply(reply) if port.is_some() => {
+                if let Some(port) = port.as_mut() {
+                    port.reply(reply, node);
+                }
+            }
             Effect::Reply(Reply { client, mid, kind }) => {
+                let PeerRoute::Simulator(simulator) = net.route else {
+                    // Cluster mode has a port: no reply is owed over UDP.
+                    return;
+                };
                 let mid = mid.as_str();
                 let body = match &kind {
                     ReplyKind::Ok { value } => Body::Ok {
                         mid,
                         value: value.as_ref().map(|v| v.as_str()),
                     },
-                    ReplyKind::Redirect => Body::Redirect { mid },
+                    // The classic protocol has no word for an unknown outcome: its clients
+                    // retry a redirected put, and its checker allows for that.
+                    ReplyKind::Redirect | ReplyKind::OutcomeUnknown => Body::Redirect { mid },
                     ReplyKind::Fail => Body::Fail { mid },
                 };
                 let datagram = Datagram {
@@ -135,7 +147,7 @@ impl<C: Clock> Replica<C> {
                     body,
                 };
                 encode(net.next_buffer(now, stats, log, stderr, id), &datagram);
-                net.queue_reply();
+                net.queue_reply(simulator);
             }
             Effect::SetTimer { timer, at } => {
                 let slot = timer.slot();

@@ -4,8 +4,8 @@
 use super::{RECEIVES_PER_TURN_MAX, Replica};
 use crate::codec::Body;
 use crate::debug_log;
-use crate::event_loop::Observed;
 use crate::event_loop::clock::Clock;
+use crate::event_loop::{Observed, PeerRoute};
 use crate::raft::{ClientRequest, Operation};
 use crate::time::Time;
 use std::io;
@@ -81,7 +81,30 @@ impl<C: Clock> Replica<C> {
             debug_log!(self.log, now, "ignored a datagram for {}", datagram.dst);
             return;
         }
-        match datagram.body {
+        if !self.net.route.admits(datagram.src, from) {
+            self.stats.dropped_bad += 1;
+            debug_log!(
+                self.log,
+                now,
+                "dropped a datagram from {from:?} claiming to be {}: not that peer's address",
+                datagram.src
+            );
+            self.stderr.report(
+                now,
+                self.id,
+                format_args!("dropped a datagram from {from:?}: not a peer's address"),
+            );
+            return;
+        }
+        let body = match (datagram.body, &self.net.route) {
+            // Clients of a cluster-mode node use its client port.
+            (Body::Get { .. } | Body::Put { .. }, PeerRoute::Direct(_)) => {
+                self.stats.ignored += 1;
+                return;
+            }
+            (body, _) => body,
+        };
+        match body {
             Body::Get { mid, key } => self.node.handle_client_request(
                 now,
                 ClientRequest {

@@ -10,6 +10,11 @@
 //!   the other end (`signal_hook::low_level::pipe`), so a signal wakes the poll and the
 //!   loop ends cleanly (debug log flushed, exit status 0).
 //!
+//! In cluster mode ([`run_cluster`]) the socket is bound to the node's own peer address
+//! and sends to each peer's ([`PeerRoute::Direct`]), and a [`ClientPort`] adds its
+//! listener and connections to the same poll (tokens from [`CLIENT_PORT_TOKENS_FROM`]):
+//! clients are served in this thread, between the peers' datagrams.
+//!
 //! Start-up sends the hello before anything else (the simulator declares dead a replica
 //! it must deliver to before its hello; see `docs/PROTOCOL.md`), then creates the Raft
 //! core.
@@ -41,6 +46,7 @@ use crate::timer_wheel::{TimerHandle, TimerWheel};
 use datagram::NodeId;
 use datagram::udp_batch::{RecvBatch, SendBatch};
 
+pub mod client_port;
 pub mod clock;
 mod durable;
 mod effects;
@@ -50,14 +56,16 @@ mod startup;
 #[cfg(test)]
 mod tests;
 
+use client_port::{CLIENT_PORT_TOKENS_FROM, ClientPort};
 use clock::{Clock, MonotonicClock};
 use durable::Durable;
 use mio::net::{UdpSocket, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use network::{Network, StderrLimiter};
-use startup::{bind_and_say_hello, signal_pipe, survive_file_size_limit};
+use startup::{bind_and_say_hello, bind_peer_socket, signal_pipe, survive_file_size_limit};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The UDP socket.
@@ -93,23 +101,19 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     let clock = MonotonicClock::start();
     // A data directory is recovered before the hello: a replica that cannot use its
     // directory says why and exits, without joining the cluster.
-    let recovered = match &args.data_dir {
-        Some(dir) => Some(open_data_dir(dir, args, seed)?),
-        None => None,
+    let identity = Identity {
+        id: args.id,
+        peers: args.peers.clone(),
+        cluster: args.cluster.clone(),
     };
+    let recovered = recover(args.data_dir.as_deref(), &identity, seed)?;
     // Signals first, so a SIGTERM right after the hello ends us cleanly rather than by
     // the default action.
     let signals = signal_pipe()?;
     survive_file_size_limit();
     let simulator = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.port));
     let socket = bind_and_say_hello(args.id, simulator)?;
-    let mut log = match &args.debug_log_dir {
-        Some(dir) => DebugLog::open(dir, args.id).unwrap_or_else(|error| {
-            eprintln!("{}: debug log in {dir:?} disabled: {error}", args.id);
-            DebugLog::disabled()
-        }),
-        None => DebugLog::disabled(),
-    };
+    let mut log = open_debug_log(args.debug_log_dir.as_deref(), args.id);
     let now = clock.now();
     debug_log!(
         log,
@@ -128,64 +132,195 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
     for (knob, value) in args.tuning.set_knobs() {
         debug_log!(log, now, "knob {knob}={value}");
     }
-    debug_assert!(
-        config.append_bytes_max + APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX)
-            <= DATAGRAM_BYTES_MAX
-    );
-    let (node, durable) = match recovered {
-        None => (Node::new(config, now), None),
-        Some((storage, recovered)) => {
-            config.durable = true;
-            let state = recovered.hard_state;
-            debug_log!(
-                log,
-                now,
-                "recovered term {} vote {:?} and {} entries from {:?}",
-                state.term.0,
-                state.voted_for,
-                recovered.log.last_index().0,
-                args.data_dir
-            );
-            if let Some(torn) = recovered.torn_tail {
-                debug_log!(
-                    log,
-                    now,
-                    "cut a torn last write: {} bytes at byte {}",
-                    torn.bytes,
-                    torn.offset
-                );
-                eprintln!(
-                    "{}: cut a torn last write from its log: {} bytes at byte {}",
-                    args.id, torn.bytes, torn.offset
-                );
-            }
-            (recovered.restore(config, now), Some(Durable::new(storage)))
-        }
-    };
-    let mut replica = Replica::new(node, clock, socket, signals, simulator, log, durable)?;
+    let (node, durable) = start_core(config, now, recovered, &mut log);
+    let route = PeerRoute::Simulator(simulator);
+    let mut replica = Replica::new(node, clock, socket, signals, route, None, log, durable)?;
     let result = replica.run();
     replica.finish();
     result
 }
 
-/// Opens and recovers the data directory `dir`; any failure is one line of error.
-fn open_data_dir(
-    dir: &std::path::Path,
-    args: &ReplicaArgs,
-    seed: u64,
-) -> io::Result<(Storage, Recovered)> {
-    let data_dir = DataDir::new(dir)
-        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", dir.display())))?;
+/// Where a cluster-mode node is and whom it talks to (the `server` crate's cluster file).
+#[derive(Clone, Debug)]
+pub struct ClusterSetup {
+    /// The core's knobs; `entry_wire_bytes` is set to the codec's bound here.
+    pub config: Config,
+    /// The UDP address this node's peers send to, bound as given.
+    pub peer_address: SocketAddr,
+    /// Every peer's UDP address; datagrams from any other address are dropped.
+    pub peers: Vec<(NodeId, SocketAddr)>,
+    pub data_dir: Option<PathBuf>,
+    pub debug_log_dir: Option<PathBuf>,
+    /// The cluster's identity, written into a new data directory and checked at every
+    /// later start (`storage::Identity::cluster`).
+    pub cluster: String,
+}
+
+/// Runs a cluster-mode node until SIGTERM or SIGINT: Raft traffic straight to and from
+/// the peers' addresses, clients through `port`, all in this thread's one loop. Errors are
+/// start-up failures (data dir, sockets, signals) or a poll failure.
+pub fn run_cluster(setup: ClusterSetup, port: Box<dyn ClientPort>) -> io::Result<()> {
+    let clock = MonotonicClock::start();
+    let ClusterSetup {
+        mut config,
+        peer_address,
+        peers,
+        data_dir,
+        debug_log_dir,
+        cluster,
+    } = setup;
+    let id = config.id;
     let identity = Identity {
-        id: args.id,
-        peers: args.peers.clone(),
-        cluster: args.cluster.clone(),
+        id,
+        peers: config.peers.clone(),
+        cluster,
     };
+    let recovered = recover(data_dir.as_deref(), &identity, config.seed)?;
+    let signals = signal_pipe()?;
+    survive_file_size_limit();
+    let socket = bind_peer_socket(peer_address)?;
+    let mut log = open_debug_log(debug_log_dir.as_deref(), id);
+    let now = clock.now();
+    debug_log!(
+        log,
+        now,
+        "start (cluster mode): id {id} peers {peers:?} bound {peer_address} seed {:#x}",
+        config.seed
+    );
+    config.entry_wire_bytes = entry_wire_bytes;
+    let (node, durable) = start_core(config, now, recovered, &mut log);
+    let route = PeerRoute::Direct(peers);
+    let mut replica = Replica::new(
+        node,
+        clock,
+        socket,
+        signals,
+        route,
+        Some(port),
+        log,
+        durable,
+    )?;
+    let result = replica.run();
+    replica.finish();
+    result
+}
+
+/// A seed for the core's election timeouts that differs between replicas and runs: the
+/// id (distinct within a cluster), the pid and the wall clock (distinct across runs),
+/// through SplitMix64's finalizer so that nearby inputs give unrelated seeds.
+pub fn fresh_seed(id: NodeId) -> u64 {
+    let clock_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = u64::from(id.0) ^ (u64::from(std::process::id()) << 16) ^ clock_ns;
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Opens the data directory, if any, and recovers what it holds; a directory that cannot
+/// be used is an error that names why.
+/// Opens and recovers the data directory `dir`, if any, with compactions written off this
+/// thread; any failure is one line of error. `seed` gives a new directory its nonce.
+fn recover(
+    data_dir: Option<&Path>,
+    identity: &Identity,
+    seed: u64,
+) -> io::Result<Option<(Storage, Recovered)>> {
+    let Some(dir) = data_dir else {
+        return Ok(None);
+    };
+    let disk = DataDir::new(dir)
+        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", dir.display())))?;
     // The seed mixes the clock and the pid: a nonce no other directory shares.
-    let (storage, recovered) = Storage::open(data_dir, &identity, seed ^ 0x6E6F_6E63_6521_0000)
+    let (storage, recovered) = Storage::open(disk, identity, seed ^ 0x6E6F_6E63_6521_0000)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-    // Compactions are written off the Raft loop's thread.
-    Ok((storage.with_snapshot_writer()?, recovered))
+    Ok(Some((storage.with_snapshot_writer()?, recovered)))
+}
+
+fn open_debug_log(dir: Option<&Path>, id: NodeId) -> DebugLog {
+    match dir {
+        Some(dir) => DebugLog::open(dir, id).unwrap_or_else(|error| {
+            eprintln!("{id}: debug log in {dir:?} disabled: {error}");
+            DebugLog::disabled()
+        }),
+        None => DebugLog::disabled(),
+    }
+}
+
+/// The core, new or restored from what storage recovered.
+fn start_core(
+    mut config: Config,
+    now: Time,
+    recovered: Option<(Storage, Recovered)>,
+    log: &mut DebugLog,
+) -> (Node, Option<Durable>) {
+    debug_assert!(
+        config.append_bytes_max + APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX)
+            <= DATAGRAM_BYTES_MAX
+    );
+    let Some((storage, recovered)) = recovered else {
+        return (Node::new(config, now), None);
+    };
+    let id = config.id;
+    config.durable = true;
+    let state = recovered.hard_state;
+    debug_log!(
+        log,
+        now,
+        "recovered term {} vote {:?} and {} entries",
+        state.term.0,
+        state.voted_for,
+        recovered.log.last_index().0
+    );
+    if let Some(torn) = recovered.torn_tail {
+        debug_log!(
+            log,
+            now,
+            "cut a torn last write: {} bytes at byte {}",
+            torn.bytes,
+            torn.offset
+        );
+        eprintln!(
+            "{id}: cut a torn last write from its log: {} bytes at byte {}",
+            torn.bytes, torn.offset
+        );
+    }
+    (recovered.restore(config, now), Some(Durable::new(storage)))
+}
+
+/// Where messages to peers go, and whom the loop takes them from.
+#[derive(Clone, Debug)]
+pub enum PeerRoute {
+    /// The classic setting: everything goes to the simulator, which routes by `dst`, and
+    /// clients' requests come in on the same socket.
+    Simulator(SocketAddr),
+    /// Cluster mode: each peer at its own address, sorted by id. A datagram from any other
+    /// address, or claiming another sender than the one at its address, is dropped, and
+    /// so is a client request (clients use the client port).
+    Direct(Vec<(NodeId, SocketAddr)>),
+}
+
+impl PeerRoute {
+    /// Where a message to `to` goes; `None` for a peer this route does not know.
+    pub fn address_of(&self, to: NodeId) -> Option<SocketAddr> {
+        match self {
+            PeerRoute::Simulator(simulator) => Some(*simulator),
+            PeerRoute::Direct(peers) => peers
+                .binary_search_by_key(&to, |&(id, _)| id)
+                .ok()
+                .map(|i| peers[i].1),
+        }
+    }
+
+    /// Whether a datagram from `from` claiming to come from `src` is taken in.
+    pub fn admits(&self, src: NodeId, from: Option<SocketAddr>) -> bool {
+        match self {
+            PeerRoute::Simulator(_) => true,
+            PeerRoute::Direct(_) => from.is_some() && self.address_of(src) == from,
+        }
+    }
 }
 
 /// Counters reported in the debug log at exit.
@@ -256,17 +391,22 @@ struct Replica<C: Clock> {
     socket_writable_interest: bool,
     /// Storage and what waits for its sync, when the replica has a data directory.
     durable: Option<Durable>,
+    /// Clients on a port of their own (cluster mode); `None`: they use the UDP socket.
+    port: Option<Box<dyn ClientPort>>,
     stop: bool,
 }
 
 impl<C: Clock> Replica<C> {
-    /// Drives `node` over `socket`, sending everything to `simulator`.
+    /// Drives `node` over `socket`, sending to peers by `route`, serving clients on
+    /// `port` if given.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         node: Node,
         clock: C,
         mut socket: UdpSocket,
         mut signals: UnixStream,
-        simulator: SocketAddr,
+        route: PeerRoute,
+        mut port: Option<Box<dyn ClientPort>>,
         log: DebugLog,
         durable: Option<Durable>,
     ) -> io::Result<Replica<C>> {
@@ -275,6 +415,9 @@ impl<C: Clock> Replica<C> {
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        if let Some(port) = port.as_mut() {
+            port.register(poll.registry())?;
+        }
         let now = clock.now();
         let mut replica = Replica {
             id: node.id(),
@@ -284,7 +427,7 @@ impl<C: Clock> Replica<C> {
             signals,
             net: Network {
                 socket,
-                simulator,
+                route,
                 outbox: SendBatch::new(SEND_BATCH_DATAGRAMS_MAX).segmenting(),
             },
             timer_handles: vec![None; Timer::count(node.peers().len())],
@@ -302,6 +445,7 @@ impl<C: Clock> Replica<C> {
             socket_pending: false,
             socket_writable_interest: false,
             durable,
+            port,
             stop: false,
         };
         // The core may already have effects: the first election timer.
@@ -313,10 +457,7 @@ impl<C: Clock> Replica<C> {
         while !self.stop {
             self.turn(None)?;
         }
-        match self.durable.as_mut().and_then(|d| d.failed.take()) {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// One turn: wait for input or the next deadline (at most `wait_max`), then handle
@@ -342,6 +483,11 @@ impl<C: Clock> Replica<C> {
                 SOCKET if event.is_writable() && !event.is_readable() => {}
                 SOCKET => readable = true,
                 SIGNALS => self.stop = true,
+                token if token.0 >= CLIENT_PORT_TOKENS_FROM.0 => {
+                    if let Some(port) = self.port.as_mut() {
+                        port.ready(self.poll.registry(), event, &mut self.node, &self.clock);
+                    }
+                }
                 _ => {}
             }
         }
@@ -351,14 +497,25 @@ impl<C: Clock> Replica<C> {
             return Ok(());
         }
         let received_before = self.stats.received;
+        let mut handed = None;
         if readable {
-            let now = self.drain_socket();
+            handed = Some(self.drain_socket());
+        }
+        if let Some(port) = self.port.as_mut() {
+            port.service(self.poll.registry(), &mut self.node, &self.clock);
+            handed = Some(self.clock.now());
+        }
+        // What the socket and the port handed the core goes out in one flush.
+        if let Some(now) = handed {
             self.node.flush(now);
             self.carry_out_effects(now);
         }
         let now = self.fire_timers();
         self.persist(now);
         self.send_queued(now);
+        if let Some(port) = self.port.as_mut() {
+            port.flush(self.poll.registry(), now);
+        }
         self.watch_writable()?;
         if self.log.is_enabled() {
             let took = self.clock.now().since(woke);
@@ -414,6 +571,7 @@ impl<C: Clock> Replica<C> {
         if self.socket_pending {
             return Duration::ZERO;
         }
+        let port_deadline = self.port.as_ref().and_then(|port| port.deadline());
         // Buffered log lines wait at most about one flush interval for an idle loop.
         let cap_ms = if self.log.has_buffered() {
             debug_log::FLUSH_INTERVAL_MS
@@ -421,7 +579,11 @@ impl<C: Clock> Replica<C> {
             POLL_TIMEOUT_MS_MAX
         };
         let cap = Duration::from_millis(cap_ms);
-        match self.wheel.next_deadline() {
+        let deadline = match (self.wheel.next_deadline(), port_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match deadline {
             Some(deadline) => Duration::from_micros(deadline.since(now).as_micros()).min(cap),
             None => cap,
         }

@@ -4,7 +4,7 @@
 //! the socket is writable: clients never retry on silence, so a lost reply would leave
 //! its request unanswered for good.
 
-use super::{STDERR_REPORT_INTERVAL_MS, Stats};
+use super::{PeerRoute, STDERR_REPORT_INTERVAL_MS, Stats};
 use crate::debug_log;
 use crate::debug_log::DebugLog;
 use crate::time::Time;
@@ -46,11 +46,11 @@ impl StderrLimiter {
 /// congested but stuck, and memory must stay bounded.
 pub(super) const RETAINED_REPLIES_MAX: usize = 4_096;
 
-/// The network side of a replica: socket, simulator address, and the datagrams of this
+/// The network side of a replica: socket, where peers are, and the datagrams of this
 /// turn, sent together by [`Network::flush`].
 pub(super) struct Network {
     pub(super) socket: UdpSocket,
-    pub(super) simulator: SocketAddr,
+    pub(super) route: PeerRoute,
     pub(super) outbox: SendBatch,
 }
 
@@ -71,17 +71,21 @@ impl Network {
         self.outbox.next_buffer()
     }
 
-    /// Queues a message to a peer: lost if the kernel refuses it.
-    pub(super) fn queue(&mut self) {
-        self.outbox.queue(self.simulator);
+    /// Queues a message to peer `to`: lost if the kernel refuses it. The core sends
+    /// only to the peers its config names, which a route always knows.
+    pub(super) fn queue(&mut self, to: NodeId) {
+        if let Some(address) = self.route.address_of(to) {
+            self.outbox.queue(address);
+        }
     }
 
-    /// Queues a client reply: kept for the next flush if the socket buffer is full.
-    pub(super) fn queue_reply(&mut self) {
+    /// Queues a reply to a client of the simulator: kept for the next flush if the
+    /// socket buffer is full.
+    pub(super) fn queue_reply(&mut self, simulator: SocketAddr) {
         if self.outbox.retained() < RETAINED_REPLIES_MAX {
-            self.outbox.queue_retried(self.simulator);
+            self.outbox.queue_retried(simulator);
         } else {
-            self.outbox.queue(self.simulator);
+            self.outbox.queue(simulator);
         }
     }
 

@@ -52,3 +52,17 @@ pub(super) fn bind_and_say_hello(id: NodeId, simulator: SocketAddr) -> io::Resul
     ask_for_receive_buffer(&socket, RECEIVE_BUFFER_BYTES);
     Ok(UdpSocket::from_std(socket))
 }
+
+/// Binds a cluster-mode node's peer address as given (any interface the cluster file
+/// names), non-blocking, with the same receive buffer as the classic replica.
+pub(super) fn bind_peer_socket(address: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(address).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot bind peer address {address}: {error}"),
+        )
+    })?;
+    socket.set_nonblocking(true)?;
+    ask_for_receive_buffer(&socket, RECEIVE_BUFFER_BYTES);
+    Ok(UdpSocket::from_std(socket))
+}

@@ -1,7 +1,7 @@
 //! The loop on a real loopback socket with a clock the test controls.
 
-use super::Replica;
 use super::clock::Clock;
+use super::{PeerRoute, Replica};
 use crate::codec::{Body, Datagram, Decoder, encode};
 use crate::debug_log::DebugLog;
 use crate::raft::{
@@ -131,7 +131,8 @@ fn a_long_turn_does_not_stretch_the_lease() {
         clock,
         mio::net::UdpSocket::from_std(socket),
         signals,
-        simulator.local_addr().unwrap(),
+        PeerRoute::Simulator(simulator.local_addr().unwrap()),
+        None,
         DebugLog::disabled(),
         None,
     )

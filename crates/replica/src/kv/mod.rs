@@ -255,6 +255,20 @@ impl KvStore {
             .map_or("", |p| self.put_of(log, s, p.index).1)
     }
 
+    /// How many keys have a value that `counts` accepts. Reads every key's latest put: for
+    /// rare questions (a client's `DBSIZE`), not for a request path.
+    pub fn count_values(&self, log: &impl PutLog, mut counts: impl FnMut(&str) -> bool) -> usize {
+        let mut n = 0;
+        for (s, table) in self.latest_put.iter().enumerate() {
+            table.for_each(|put| {
+                if counts(self.put_of(log, s, put.index).1) {
+                    n += 1;
+                }
+            });
+        }
+        n
+    }
+
     /// Applies the entry at `index` of `log`: a put becomes its key's value; a no-op
     /// changes nothing.
     pub fn apply(&mut self, log: &impl PutLog, index: LogIndex) {
@@ -607,6 +621,12 @@ mod tests {
         let i = log.put("", "e");
         kv.apply(&log, i);
         assert_eq!(kv.get(&log, ""), "e");
+        // Counted by their latest values: "a", "b" and "" hold non-empty ones.
+        assert_eq!(kv.count_values(&log, |v| !v.is_empty()), 3);
+        let i = log.put("b", "");
+        kv.apply(&log, i);
+        assert_eq!(kv.count_values(&log, |v| !v.is_empty()), 2);
+        assert_eq!(kv.count_values(&log, |v| v == "uncommitted"), 1);
     }
 
     #[test]

@@ -102,6 +102,13 @@ impl Table {
         }
     }
 
+    /// Each stored put, in slot order.
+    pub fn for_each(&self, mut f: impl FnMut(LatestPut)) {
+        for &slot in self.slots.iter().filter(|s| s.index != EMPTY.index) {
+            f(slot);
+        }
+    }
+
     /// Lets `f` change where each stored put is (not its tag, which places it).
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut LatestPut)) {
         for slot in self.slots.iter_mut().filter(|s| s.index != EMPTY.index) {

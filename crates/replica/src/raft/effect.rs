@@ -52,7 +52,14 @@ pub enum ReplyKind {
     /// string for a key never written).
     Ok { value: Option<InlineStr> },
     /// "Ask the leader": the driver names the current leader in the reply's `leader` field.
+    /// The request was never proposed: retrying it elsewhere cannot apply it twice.
     Redirect,
+    /// A put this leader appended to its log and could not see committed before it lost
+    /// leadership: it may still commit (a new leader may hold the entry), or never. A
+    /// driver must say so to its client rather than report a failure: Jepsen found
+    /// RedisRaft answering such writes as failed that later took effect. The classic
+    /// protocol has no such answer, so there it is a redirect (its clients retry).
+    OutcomeUnknown,
     /// The request cannot be served.
     Fail,
 }

@@ -480,7 +480,7 @@ impl Node {
             self.leader = NodeId::UNKNOWN;
         }
         for put in state.pending_puts {
-            self.reply(put.client, put.mid, ReplyKind::Redirect);
+            self.reply(put.client, put.mid, ReplyKind::OutcomeUnknown);
         }
         for read in state.pending_reads {
             self.reply(read.client, read.mid, ReplyKind::Redirect);

@@ -181,6 +181,9 @@ impl Cluster {
                         ReplyKind::Redirect => {
                             format!("redirect leader={}", text::id(node.leader()))
                         }
+                        ReplyKind::OutcomeUnknown => {
+                            format!("unknown leader={}", text::id(node.leader()))
+                        }
                         ReplyKind::Fail => "fail".to_owned(),
                     };
                     let client = usize::from(reply.client.0 - FIRST_CLIENT_ID);

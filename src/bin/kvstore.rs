@@ -1,0 +1,118 @@
+//! `kvstore`: the store in cluster mode, for Redis clients.
+//!
+//! - `kvstore serve --config CLUSTER.toml --id ID [--data-dir DIR | --in-memory]` runs one
+//!   node;
+//! - `kvstore cluster [--nodes N] [--base-port P] [--data-dir DIR]` runs a local cluster
+//!   of N nodes as child processes.
+//!
+//! Parses the command line and hands over to the `server` crate.
+
+use clap::{Parser, Subcommand};
+use server::serve::{PEER_DATAGRAM_BYTES_ENV, ServeOptions, serve};
+use server::supervisor::{self, ClusterOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "kvstore",
+    about = "A Raft-replicated key-value store for Redis clients"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Run one node of the cluster that CLUSTER.toml describes.
+    Serve {
+        /// The cluster file: every node's id, peer (UDP) and client (TCP) address.
+        #[arg(long, value_name = "CLUSTER.toml")]
+        config: PathBuf,
+        /// This node's id in the cluster file.
+        #[arg(long)]
+        id: u16,
+        /// Where the node keeps its term, vote, log and snapshot (created if missing).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Keep nothing on disk (a restarted node comes back empty).
+        #[arg(long)]
+        in_memory: bool,
+        /// Write a debug log to DIR.
+        #[arg(long, value_name = "DIR")]
+        debug_log: Option<PathBuf>,
+    },
+    /// Run a local cluster: N nodes on 127.0.0.1 as child processes, until Ctrl-C.
+    Cluster {
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Client ports P..P+N-1; peer ports 100 above them.
+        #[arg(long, default_value_t = 7001)]
+        base_port: u16,
+        /// Where cluster.toml and each node's data dir go.
+        #[arg(long, value_name = "DIR", default_value = "kvstore-cluster")]
+        data_dir: PathBuf,
+        /// Nodes keep nothing on disk.
+        #[arg(long)]
+        in_memory: bool,
+    },
+}
+
+/// The experiment knob, if set: the only environment this binary reads.
+fn peer_datagram_bytes() -> Result<Option<usize>, String> {
+    match std::env::var(PEER_DATAGRAM_BYTES_ENV) {
+        Err(_) => Ok(None),
+        Ok(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{PEER_DATAGRAM_BYTES_ENV}={text:?} is not a byte count")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Mode::Serve {
+            config,
+            id,
+            data_dir,
+            in_memory,
+            debug_log,
+        } => peer_datagram_bytes().and_then(|peer_datagram_bytes| {
+            serve(&ServeOptions {
+                config,
+                id,
+                data_dir,
+                in_memory,
+                debug_log_dir: debug_log,
+                peer_datagram_bytes,
+            })
+        }),
+        Mode::Cluster {
+            nodes,
+            base_port,
+            data_dir,
+            in_memory,
+        } => std::env::current_exe()
+            .map_err(|e| format!("cannot find this program's path: {e}"))
+            .and_then(|kvstore| {
+                supervisor::run(
+                    &ClusterOptions {
+                        nodes,
+                        base_port,
+                        data_dir,
+                        in_memory,
+                    },
+                    &kvstore,
+                )
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kvstore: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
