@@ -124,7 +124,7 @@ pub fn config_get(names: &[&[u8]], durable: bool) -> Vec<(&'static str, String)>
         .collect()
 }
 
-/// `CLUSTER NODES | SLOTS | SHARDS | MYID | INFO | KEYSLOT key`: one shard, every slot at
+/// `CLUSTER NODES | SLOTS | MYID | INFO | KEYSLOT key`: one shard, every slot at
 /// the leader this node knows (none while it knows none).
 pub fn cluster(conn: &mut Connection, rest: &[&[u8]], node: &Node, cx: &Context<'_>) {
     let sub = |word: &str| {
