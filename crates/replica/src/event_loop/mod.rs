@@ -457,7 +457,11 @@ impl<C: Clock> Replica<C> {
         while !self.stop {
             self.turn(None)?;
         }
-        Ok(())
+        // A storage failure stops the loop; the replica exits with it.
+        match self.durable.as_mut().and_then(|d| d.failed.take()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// One turn: wait for input or the next deadline (at most `wait_max`), then handle
