@@ -9,11 +9,26 @@
 //! goes past what it was seen committing (a snapshot installed, or recovered from disk)
 //! gets the prefix from the committed log: its snapshot index must be committed already,
 //! with the same term.
+//!
+//! A durable replica restarted from its disk must hold what its last completed sync made
+//! durable (§5.1's stable storage): a term no lower, the same vote in that term, and its
+//! log through the index the sync covered, unless a leader has since replaced that part
+//! of it. Each log's terms never decrease along it, nor exceed the replica's term.
 
 use crate::{ClientOp, ReplyRecord};
 use datagram::NodeId;
 use replica::raft::{CommandRef, EntryRef, EntrySpan, LogIndex, Node, ReplyKind, Role, Term};
 use std::collections::BTreeMap;
+
+/// What a durable replica's completed sync made durable: its term and vote, and its log
+/// through `through`, whose entry there has the term `term_at_through`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Persisted {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub through: LogIndex,
+    pub term_at_through: Term,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Mirrored {
@@ -44,6 +59,9 @@ pub struct Invariants {
     installs_seen: Vec<u64>,
     /// Per replica: restarted from its disk since its mirror was last refreshed.
     from_disk: Vec<bool>,
+    /// Per durable replica: what its syncs made durable, its log part lowered to what
+    /// its log still shares with it when a leader replaces a suffix.
+    persisted: Vec<Option<Persisted>>,
 }
 
 fn mix(a: u64, b: u64) -> u64 {
@@ -87,6 +105,7 @@ impl Invariants {
             votes: BTreeMap::new(),
             installs_seen: vec![0; n],
             from_disk: vec![false; n],
+            persisted: vec![None; n],
         }
     }
 
@@ -193,13 +212,88 @@ impl Invariants {
         Ok(())
     }
 
-    /// Replica `i` came back from its disk: its commit index starts over (it is volatile
-    /// state, §5.1) and it leads nothing.
-    pub fn restarted(&mut self, i: usize) {
+    /// Replica `i` came back from its disk as `node`: it must hold what it had made
+    /// durable (its term, its vote, its log). Its commit index starts over (it is
+    /// volatile state, §5.1) and it leads nothing.
+    pub fn restarted(&mut self, i: usize, node: &Node) -> Result<(), String> {
         self.commit_seen[i] = LogIndex(0);
         self.leading[i] = None;
         self.installs_seen[i] = 0;
         self.from_disk[i] = true;
+        let (term, vote) = (node.term(), node.voted_for());
+        if let Some(&candidate) = self.votes.get(&(i, term))
+            && vote != Some(candidate)
+        {
+            return Err(format!(
+                "it forgot its vote for {candidate} in term {} (it recovered {vote:?})",
+                term.0
+            ));
+        }
+        let Some(p) = self.persisted[i] else {
+            return Ok(());
+        };
+        if term < p.term {
+            return Err(format!(
+                "it recovered term {}, though term {} had been made durable",
+                term.0, p.term.0
+            ));
+        }
+        if term == p.term && p.voted_for.is_some() && vote != p.voted_for {
+            return Err(format!(
+                "it recovered the vote {vote:?} in term {}, though {:?} had been made durable",
+                term.0, p.voted_for
+            ));
+        }
+        if p.through.0 == 0 {
+            return Ok(());
+        }
+        let log = node.log();
+        let found = if p.through < log.snapshot_index() {
+            // In the snapshot it recovered, which stands for the committed prefix.
+            self.committed
+                .get((p.through.0 - 1) as usize)
+                .map(|c| c.term)
+        } else {
+            log.term_at(p.through)
+        };
+        if found != Some(p.term_at_through) {
+            return Err(format!(
+                "its log through {} (term {} there) had been made durable; it recovered {} (through {}, term {:?} there)",
+                p.through.0,
+                p.term_at_through.0,
+                if found.is_none() { "less" } else { "another" },
+                log.last_index().0,
+                found.map(|t| t.0)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A sync of replica `i` completed, making `p` durable. Its log part counts only if
+    /// the log still holds it, as last seen (a leader may have replaced it since the write
+    /// was issued, by entries or by a snapshot; what replaced it is durable once a later
+    /// sync says so). Nothing changes a log between the step that last refreshed its
+    /// mirror and the completion of a sync.
+    pub fn persisted(&mut self, i: usize, p: Persisted) {
+        let through = p.through.0 as usize;
+        let holds = through == 0
+            || self.mirrors[i]
+                .get(through - 1)
+                .is_some_and(|m| m.term == p.term_at_through);
+        let before = self.persisted[i];
+        self.persisted[i] = Some(match before {
+            Some(before) if !holds => Persisted {
+                through: before.through,
+                term_at_through: before.term_at_through,
+                ..p
+            },
+            None if !holds => Persisted {
+                through: LogIndex(0),
+                term_at_through: Term(0),
+                ..p
+            },
+            _ => p,
+        });
     }
 
     /// Replica `voter` sent a vote for `candidate` in `term`. One vote per term (§5.2),
@@ -331,7 +425,8 @@ impl Invariants {
                         .is_some_and(|m| m.prefix_hash != c.prefix_hash)
                 })
         };
-        if mirror.len() < after || (replaced && after > 0) || stale(mirror) {
+        let rebuilt = mirror.len() < after || (replaced && after > 0) || stale(mirror);
+        if rebuilt {
             // A snapshot installed from a leader or recovered from disk, or entries
             // compacted in the step that brought them, stand for the committed prefix,
             // which may differ from what the mirror saw there (uncommitted entries that
@@ -376,12 +471,47 @@ impl Invariants {
         });
         for e in tail {
             let prev = mirror.last().map_or(0, |m| m.prefix_hash);
+            if let Some(before) = mirror.last()
+                && e.term < before.term
+            {
+                return Err(format!(
+                    "{}: its log goes back from term {} to term {} at index {}",
+                    node.id(),
+                    before.term.0,
+                    e.term.0,
+                    mirror.len() + 1
+                ));
+            }
             let h = entry_hash(e);
             mirror.push(Mirrored {
                 term: e.term,
                 entry_hash: h,
                 prefix_hash: mix(prev, h),
             });
+        }
+        if log.last_term() > node.term() {
+            return Err(format!(
+                "{}: its log ends in term {}, past its own term {}",
+                node.id(),
+                log.last_term().0,
+                node.term().0
+            ));
+        }
+        // What its syncs made durable and its log no longer holds (a leader replaced it,
+        // or a snapshot was installed over it) is no longer promised. A promise held
+        // before this refresh (`persisted` checks it against the mirror), so the logs
+        // differ only past `keep`, or anywhere in a prefix rebuilt from the committed one.
+        if let Some(p) = self.persisted[i].as_mut() {
+            let through = p.through.0 as usize;
+            let holds = through == 0
+                || mirror
+                    .get(through - 1)
+                    .is_some_and(|m| m.term == p.term_at_through);
+            if !holds {
+                let common = if rebuilt { 0 } else { keep.min(through) };
+                p.through = LogIndex(common as u64);
+                p.term_at_through = common.checked_sub(1).map_or(Term(0), |k| mirror[k].term);
+            }
         }
         Ok(())
     }

@@ -21,6 +21,9 @@ pub struct WorkloadConfig {
     pub get_fraction: f64,
     /// An operation bounced this many times means replicas send clients in circles.
     pub attempts_max: u32,
+    /// Each put's value carries up to this many more bytes (0: none), so that a turn's
+    /// write can span pages of the disk and tear between them.
+    pub value_padding_max: usize,
 }
 
 /// What one attempt (one MID) did, as a client saw it.
@@ -168,10 +171,12 @@ impl Workload {
             let op = if self.rng.random_bool(self.config.get_fraction) {
                 ClientOp::Get { key }
             } else {
-                ClientOp::Put {
-                    key,
-                    value: format!("{}-{}", self.clients[c].id, logical),
+                let mut value = format!("{}-{}", self.clients[c].id, logical);
+                if self.config.value_padding_max > 0 {
+                    let padding = self.rng.random_range(0..=self.config.value_padding_max);
+                    value.extend(std::iter::repeat_n('v', padding));
                 }
+                ClientOp::Put { key, value }
             };
             self.clients[c].backlog.push_back((logical, op));
         }

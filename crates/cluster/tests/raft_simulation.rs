@@ -9,16 +9,25 @@
 //!   bounded virtual time;
 //! - at the end: every key's history is linearizable.
 //!
+//! Half the seeds are durable: their replicas persist through the real storage code on a
+//! disk model (`replica::storage::MemDisk`), and the plan may kill them (the page cache
+//! survives), cut their power (unsynced writes lost or torn in any shape), kill one and
+//! cut its power after its restart, flip a bit of a stopped replica's synced bytes (its
+//! next start must refuse, and it stays down), or fail a write or a sync (it stops, and
+//! starts again later). Each restart goes through `Storage::open`, and the invariants
+//! check that it recovered what it had made durable.
+//!
 //! `RAFT_SIM_SEEDS=N` runs N seeds (default 1000); `RAFT_SIM_SEED=S` replays one seed and
 //! prints its plan, and with `TRACE_SIM=1` every event of it.
 
 use cluster::network::NetworkConfig;
 use cluster::workload::{Workload, WorkloadConfig};
-use cluster::{Cluster, ClusterStats};
+use cluster::{Cluster, ClusterStats, Crash, CrashAt};
 use datagram::NodeId;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use replica::raft::Config;
+use replica::storage::mem::Failing;
 use replica::time::{Span, Time};
 use std::io::Write;
 
@@ -62,6 +71,24 @@ enum Fault {
     RestartAll {
         down_ms: u64,
     },
+    /// Killed in its next write (what it wrote stays in the page cache), restarted
+    /// `down_ms` later, and `after_ms` after that the power fails.
+    KillThenPowerLoss {
+        leader: bool,
+        down_ms: u64,
+        after_ms: u64,
+    },
+    /// Crashed, and a bit of its synced bytes flips while it is down: it must refuse to
+    /// start, and stays down (counted with the crashes, within the minority).
+    CorruptWhileDown {
+        leader: bool,
+    },
+    /// Its next write (or sync) fails: it stops, and starts again `down_ms` later.
+    DiskFailure {
+        leader: bool,
+        sync: bool,
+        down_ms: u64,
+    },
     Heal,
 }
 
@@ -99,7 +126,7 @@ fn plan(seed: u64) -> Plan {
     for _ in 0..count {
         let at = FAULTS_FROM
             + Span(rng.random_range(0..HEAL_AT.since(FAULTS_FROM).as_micros() - 500_000));
-        let kinds = if durable { 11 } else { 8 };
+        let kinds = if durable { 14 } else { 8 };
         let fault = match rng.random_range(0..kinds) {
             0 if crashes < minority_max => {
                 crashes += 1;
@@ -137,6 +164,22 @@ fn plan(seed: u64) -> Plan {
             10 => Fault::RestartAll {
                 down_ms: rng.random_range(0..1500),
             },
+            11 => Fault::KillThenPowerLoss {
+                leader: rng.random_bool(0.5),
+                down_ms: rng.random_range(0..1500),
+                after_ms: rng.random_range(0..1500),
+            },
+            12 if crashes < minority_max => {
+                crashes += 1;
+                Fault::CorruptWhileDown {
+                    leader: rng.random_bool(0.5),
+                }
+            }
+            13 => Fault::DiskFailure {
+                leader: rng.random_bool(0.5),
+                sync: rng.random_bool(0.5),
+                down_ms: rng.random_range(0..1500),
+            },
             // 7, and a crash past the minority's share.
             _ => Fault::Flapping {
                 period_ms: rng.random_range(100..600),
@@ -158,6 +201,7 @@ fn plan(seed: u64) -> Plan {
         end: Time::from_millis(8_000),
         get_fraction: 0.5,
         attempts_max: 200,
+        value_padding_max: large_values(seed),
     };
     Plan {
         replicas,
@@ -175,8 +219,40 @@ fn leader_or_any(cluster: &mut Cluster) -> usize {
         .unwrap_or_else(|| cluster.rng().random_range(0..n))
 }
 
-fn apply(cluster: &mut Cluster, t: Time, fault: &Fault, flapping: &mut Option<(u64, Vec<usize>)>) {
+/// The leader (or any replica) if `leader`, else a live follower; `None` if it is down.
+fn pick_live(cluster: &mut Cluster, leader: bool) -> Option<usize> {
+    let l = leader_or_any(cluster);
+    if leader {
+        return (!cluster.is_crashed(l)).then_some(l);
+    }
+    (0..cluster.len()).find(|&i| i != l && !cluster.is_crashed(i))
+}
+
+fn apply(
+    cluster: &mut Cluster,
+    t: Time,
+    fault: &Fault,
+    flapping: &mut Option<(u64, Vec<usize>)>,
+    compacting: bool,
+    large_values: bool,
+) {
     let n = cluster.len();
+    // A crash now, in the next write, or where snapshots are written in the next
+    // snapshot's write (between the syncs of its files), or where values are large in the
+    // next write of several pages.
+    let mut when = vec![CrashAt::Now, CrashAt::InNextWrite];
+    if compacting {
+        when.push(CrashAt::InNextSnapshotWrite);
+    }
+    if large_values {
+        when.push(CrashAt::InNextLargeWrite);
+    }
+    let crash_at = |k: u64| when[(k % when.len() as u64) as usize];
+    // A large write is waited for to be torn: the power fails in it.
+    let restart = |cluster: &mut Cluster, i: usize, down: Span, at: CrashAt| {
+        let how = (at == CrashAt::InNextLargeWrite).then_some(Crash::PowerLoss);
+        cluster.crash_and_restart_as(i, down, at, how);
+    };
     match fault {
         Fault::CrashLeader => {
             let l = leader_or_any(cluster);
@@ -215,32 +291,64 @@ fn apply(cluster: &mut Cluster, t: Time, fault: &Fault, flapping: &mut Option<(u
         Fault::RestartLeader { down_ms } => {
             let l = leader_or_any(cluster);
             if !cluster.is_crashed(l) {
-                cluster.crash_and_restart(
+                restart(
+                    cluster,
                     l,
                     Span::from_millis(*down_ms),
-                    t.as_millis().is_multiple_of(2),
+                    crash_at(t.as_millis()),
                 );
             }
         }
         Fault::RestartFollower { down_ms } => {
             let l = leader_or_any(cluster);
             if let Some(f) = (0..n).find(|&i| i != l && !cluster.is_crashed(i)) {
-                cluster.crash_and_restart(
+                restart(
+                    cluster,
                     f,
                     Span::from_millis(*down_ms),
-                    t.as_millis().is_multiple_of(2),
+                    crash_at(t.as_millis()),
                 );
             }
         }
         Fault::RestartAll { down_ms } => {
             for i in 0..n {
                 if !cluster.is_crashed(i) {
-                    cluster.crash_and_restart(
+                    restart(
+                        cluster,
                         i,
                         Span::from_millis(*down_ms),
-                        (t.as_millis() + i as u64).is_multiple_of(2),
+                        crash_at(t.as_millis() + i as u64),
                     );
                 }
+            }
+        }
+        Fault::KillThenPowerLoss {
+            leader,
+            down_ms,
+            after_ms,
+        } => {
+            if let Some(i) = pick_live(cluster, *leader) {
+                cluster.kill_then_lose_power(
+                    i,
+                    Span::from_millis(*down_ms),
+                    Span::from_millis(*after_ms),
+                    Span::from_millis(*down_ms),
+                );
+            }
+        }
+        Fault::CorruptWhileDown { leader } => {
+            if let Some(i) = pick_live(cluster, *leader) {
+                cluster.crash_and_damage(i, Span::from_millis(100));
+            }
+        }
+        Fault::DiskFailure {
+            leader,
+            sync,
+            down_ms,
+        } => {
+            if let Some(i) = pick_live(cluster, *leader) {
+                let what = if *sync { Failing::Sync } else { Failing::Write };
+                cluster.fail_next_write(i, what, Span::from_millis(*down_ms));
             }
         }
         Fault::Heal => {
@@ -278,6 +386,13 @@ fn compaction(seed: u64) -> Option<(usize, usize, usize)> {
         3 => Some((200, 1, keys)),
         _ => None,
     }
+}
+
+/// Half the seeds (`(seed / 48) % 2`, independently of the rest) put values of up to
+/// 4,000 bytes (the replica takes up to 4 KiB), so that a turn's write spans several pages of the disk and a power loss
+/// can tear it with holes and out of order; the other half put a dozen bytes.
+fn large_values(seed: u64) -> usize {
+    if (seed / 48) % 2 == 1 { 4_000 } else { 0 }
 }
 
 /// Runs one seed: a summary and the cluster's counters, or the first broken property.
@@ -326,7 +441,14 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
             }
             let paused_before: Vec<bool> =
                 (0..cluster.len()).map(|i| cluster.is_paused(i)).collect();
-            apply(&mut cluster, t, fault, &mut flapping);
+            apply(
+                &mut cluster,
+                t,
+                fault,
+                &mut flapping,
+                compaction.is_some(),
+                large_values(seed) > 0,
+            );
             if let Fault::PauseLeader { for_ms } | Fault::PauseFollower { for_ms } = fault {
                 for (i, was) in paused_before.iter().enumerate() {
                     if !was && cluster.is_paused(i) {
@@ -376,19 +498,50 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         t = t + TICK;
     }
     cluster::history::check_linearizable(&workload.history)?;
+    let disk: Vec<String> = cluster
+        .stats
+        .disk_faults()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect();
     let summary = format!(
-        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, {} syncs, {} restarts ({} with a torn tail), settled at {:?}",
+        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, settled at {:?}; disk: {}",
         workload.stats.completed,
         cluster.stats.messages_sent,
         cluster.stats.snapshot_chunks_sent,
         workload.stats.redirects,
         workload.stats.fails,
-        cluster.stats.syncs,
-        cluster.stats.restarts,
-        cluster.stats.torn_tails,
-        t
+        t,
+        if disk.is_empty() {
+            "-".to_owned()
+        } else {
+            disk.join(", ")
+        }
     );
     Ok((summary, cluster.stats.clone()))
+}
+
+/// `run_seed`, with a panic in the code under test reported as that seed's failure (where
+/// and why, in one line), so that the run goes on and lists every failing seed.
+fn run_seed_catching(seed: u64) -> Result<(String, ClusterStats), String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        eprintln!("  panic at {at}");
+    }));
+    let result = std::panic::catch_unwind(|| run_seed(seed, false));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        Err(format!("panicked: {message}"))
+    })
 }
 
 #[test]
@@ -406,14 +559,20 @@ fn raft_simulation() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     let mut failures = Vec::new();
-    let (mut durable, mut restarts, mut torn) = (0, 0, 0);
+    let mut durable = 0;
+    // Per class of disk fault: how many happened, and in how many seeds.
+    let mut disk_faults = ClusterStats::default()
+        .disk_faults()
+        .map(|(name, _)| (name, 0, 0));
     let (mut compacting, mut installing, mut chunks) = (0, 0, 0);
     for seed in 0..seeds {
-        match run_seed(seed, false) {
+        match run_seed_catching(seed) {
             Ok((_, stats)) => {
                 durable += u64::from(stats.syncs > 0);
-                restarts += stats.restarts;
-                torn += stats.torn_tails;
+                for (total, (_, n)) in disk_faults.iter_mut().zip(stats.disk_faults()) {
+                    total.1 += n;
+                    total.2 += u64::from(n > 0);
+                }
                 compacting += u64::from(compaction(seed).is_some());
                 installing += u64::from(stats.snapshot_chunks_sent > 0);
                 chunks += stats.snapshot_chunks_sent;
@@ -433,8 +592,13 @@ fn raft_simulation() {
     );
     // Straight to the file descriptor: the test harness captures print!, and this line is
     // meant to be seen in every run.
+    let disk: Vec<String> = disk_faults
+        .iter()
+        .map(|(name, n, in_seeds)| format!("{n} {name} ({in_seeds} seeds)"))
+        .collect();
     let _ = writeln!(
         std::io::stderr().lock(),
-        "raft_simulation: {seeds} seeds passed ({durable} durable, with {restarts} restarts, {torn} of them after a torn write; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks)"
+        "raft_simulation: {seeds} seeds passed ({durable} durable; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks); disk faults: {}",
+        disk.join(", ")
     );
 }

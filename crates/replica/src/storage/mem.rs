@@ -12,7 +12,8 @@
 //! - `kill`, a process crash: nothing is lost, the page cache outlives the process;
 //! - `lose_power`: what was not made durable is lost, except that the last unsynced write
 //!   of each file may survive in any of its pages (a torn write, not only a prefix), and
-//!   the directory keeps either its durable entries or its current ones;
+//!   the directory keeps either its durable entries or its current ones; it says what it
+//!   left of each file (`Tear`), for a simulation to count the shapes it reached;
 //! - `flip_bit`: damage to bytes at rest, synced or not;
 //! - `fail_next`: the next write or sync fails, as `EIO` or a full disk would.
 
@@ -29,6 +30,18 @@ pub const PAGE_BYTES: usize = 4096;
 struct MemFile {
     cached: Vec<u8>,
     durable: Vec<u8>,
+}
+
+/// What a power loss left of a file's unsynced bytes, when it did not keep them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tear {
+    /// None of them.
+    Lost,
+    /// A prefix of them, cut anywhere.
+    Prefix,
+    /// Some of their pages, with holes (zeros) where others were lost: not a prefix.
+    /// `out_of_order`: a page survived after one that was lost.
+    Holes { out_of_order: bool },
 }
 
 /// Which operation `fail_next` makes fail.
@@ -97,6 +110,11 @@ impl MemDisk {
         !self.issued.is_empty()
     }
 
+    /// How many syncs wait for `complete_syncs`.
+    pub fn issued_syncs(&self) -> usize {
+        self.issued.len()
+    }
+
     /// The next write (`append`) or sync fails, once.
     pub fn fail_next(&mut self, what: Failing) {
         self.fail_next = Some(what);
@@ -123,8 +141,9 @@ impl MemDisk {
     /// Power is lost: syncs not completed are lost with the page cache (the one the
     /// process waited on may have completed); each file's unsynced bytes survive only as
     /// a random selection of their pages (holes read as zeros), up to a random length;
-    /// the directory keeps its durable entries or, at random, its current ones.
-    pub fn lose_power(&mut self, rng: &mut impl Rng) {
+    /// the directory keeps its durable entries or, at random, its current ones. Returns
+    /// what was left of each named file whose unsynced bytes did not all survive.
+    pub fn lose_power(&mut self, rng: &mut impl Rng) -> Vec<(String, Tear)> {
         self.back_to_first_waiting();
         if rng.random_bool(0.5) {
             self.complete_syncs();
@@ -134,25 +153,42 @@ impl MemDisk {
             self.durable_names = self.names.clone();
         }
         self.names = self.durable_names.clone();
-        for file in &mut self.files {
+        let mut tears = Vec::new();
+        for (inode, file) in self.files.iter_mut().enumerate() {
             let durable = file.durable.len();
             let mut content = file.durable.clone();
             if file.cached.len() > durable && file.cached[..durable] == file.durable[..] {
                 let end = rng.random_range(durable..=file.cached.len());
                 content.resize(end, 0);
+                let (mut kept_all, mut lost_any, mut out_of_order) = (true, false, false);
                 let mut page_start = durable;
                 while page_start < end {
                     let page_end = ((page_start / PAGE_BYTES + 1) * PAGE_BYTES).min(end);
                     if rng.random_bool(0.5) {
                         content[page_start..page_end]
                             .copy_from_slice(&file.cached[page_start..page_end]);
+                        out_of_order |= lost_any;
+                    } else {
+                        (kept_all, lost_any) = (false, true);
                     }
                     page_start = page_end;
+                }
+                let tear = if end == durable {
+                    Some(Tear::Lost)
+                } else if !kept_all {
+                    Some(Tear::Holes { out_of_order })
+                } else {
+                    (end < file.cached.len()).then_some(Tear::Prefix)
+                };
+                let name = self.names.iter().find(|&(_, &i)| i == inode);
+                if let (Some(tear), Some((name, _))) = (tear, name) {
+                    tears.push((name.clone(), tear));
                 }
             }
             file.cached = content.clone();
             file.durable = content;
         }
+        tears
     }
 
     /// Flips bit `bit` of byte `offset` of `name`, in the cache and on the disk alike.
@@ -170,6 +206,24 @@ impl MemDisk {
             }
         }
         flipped
+    }
+
+    /// The names of the directory's files, as a read sees them.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.keys().map(String::as_str)
+    }
+
+    /// How many of the file's first bytes, as a read sees them, are durable: the bytes
+    /// that damage at rest can hit and that no crash takes back.
+    pub fn synced_len(&self, name: &str) -> Option<usize> {
+        let file = &self.files[*self.names.get(name)?];
+        Some(
+            file.cached
+                .iter()
+                .zip(&file.durable)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        )
     }
 
     /// The file's length as a read sees it, if it exists.
