@@ -416,11 +416,18 @@ impl<D: Disk> Storage<D> {
         let compacted = self.compacted.take().map(|mut job| {
             // Segments wholly covered by the snapshot go once it is durable; the one
             // written to now is closed, so that the next snapshot can remove it.
-            let (unneeded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.segments)
-                .into_iter()
-                .partition(|(name, last)| *last <= job.index && *name != next);
-            self.segments = kept;
-            job.unneeded_segments = unneeded.into_iter().map(|(name, _)| name).collect();
+            // Only a prefix: removing a segment between two kept ones would leave a gap
+            // in the batches' sequence for recovery to take for damage.
+            let covered = self
+                .segments
+                .iter()
+                .take_while(|(name, last)| *last <= job.index && *name != next)
+                .count();
+            job.unneeded_segments = self
+                .segments
+                .drain(..covered)
+                .map(|(name, _)| name)
+                .collect();
             self.rotate = true;
             job
         });

@@ -71,6 +71,19 @@ pub fn recover_segments(
         let is_last = k + 1 == segments.len();
         let bad = |at: usize, what: String| (name.clone(), at as u64, what);
         replay.segment_last = LogIndex(0);
+        if k > 0
+            && next_unit(wal, 0, nonce, last_batch).is_none()
+            && next_unit(wal, 0, nonce, None).is_some()
+        {
+            // Out of sequence with the segments before it: those are older ones whose
+            // removal (after a snapshot that covers them) a crash undid, and the ones
+            // between them and this are gone. Start over from this segment: it opens
+            // with the hard state, and if the snapshot does not reach its first entry,
+            // the gap is refused below.
+            replay.entries.clear();
+            replay.term_at_snapshot = None;
+            last_batch = None;
+        }
         let mut at = 0;
         while at < wal.len() {
             let end = match next_unit(wal, at, nonce, last_batch) {
@@ -97,6 +110,15 @@ pub fn recover_segments(
                     return Err(bad(
                         at,
                         "damaged, in a segment a later one follows".to_owned(),
+                    ));
+                }
+                None if foreign_unit(wal, at, nonce) => {
+                    // Whole, but of another directory: `meta`'s nonce, or the log, is
+                    // not what was written. Cutting it as torn would wipe the replica.
+                    return Err(bad(
+                        at,
+                        "a whole batch whose nonce is not the directory's (meta damaged?)"
+                            .to_owned(),
                     ));
                 }
                 None => {
@@ -205,6 +227,16 @@ fn is_unit_of(wal: &[u8], at: usize, nonce: u64) -> bool {
     match record::decode(&wal[at..]) {
         Ok((Record::SyncMark { nonce: n, .. }, _)) => n == nonce,
         Ok((Record::Batch { .. }, _)) => next_unit(wal, at, nonce, None).is_some(),
+        _ => false,
+    }
+}
+
+/// Whether a whole batch of another nonce starts at `at` (its body's checksum holds).
+fn foreign_unit(wal: &[u8], at: usize, nonce: u64) -> bool {
+    match record::decode(&wal[at..]) {
+        Ok((Record::Batch { nonce: other, .. }, _)) if other != nonce => {
+            next_unit(wal, at, other, None).is_some()
+        }
         _ => false,
     }
 }

@@ -409,6 +409,31 @@ fn a_restart_marks_its_last_batch_in_a_new_segment_that_outlives_the_batch() {
 }
 
 #[test]
+fn a_log_of_another_nonce_is_refused_not_cut() {
+    // Found by the simulation's bit flips: a flipped hex digit in meta's nonce made every
+    // batch foreign, and recovery cut the whole log as torn, wiping the replica.
+    let (mut storage, _) = open_mem(MemDisk::new()).unwrap();
+    storage.save_hard_state(vote(3, 2));
+    storage.save_entries(LogIndex(1), [put(3, "k")]);
+    storage.sync().unwrap();
+    let error = Storage::open(storage.disk().clone(), &identity(), NONCE)
+        .and_then(|_| {
+            let mut disk = storage.disk().clone();
+            let meta = String::from_utf8(disk.read(META_FILE).unwrap().unwrap()).unwrap();
+            let flipped = meta.replace(&format!("{NONCE:016x}"), &format!("{:016x}", NONCE ^ 1));
+            assert_ne!(meta, flipped);
+            disk.remove(META_FILE).unwrap();
+            disk.append(META_FILE, flipped.as_bytes()).unwrap();
+            Storage::open(disk, &identity(), NONCE)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(error, StorageError::Corrupt { offset: 0, .. }),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
     let dir = temp_dir("writer");
     let (storage, _) = open_dir(&dir).unwrap();
