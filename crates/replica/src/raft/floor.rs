@@ -166,8 +166,8 @@ impl Node {
             .filter(|&i| chosen & (1 << i) != 0)
             .map(|i| due(i, batched).0)
             .sum();
+        let stall = self.stall_timeout();
         while planned < wanted {
-            let stall = self.stall_timeout();
             let best = (0..peers)
                 .filter(|&i| chosen & (1 << i) == 0 && due(i, batched).0 > 0)
                 .min_by_key(|&i| self.replication_rank(now, i, stall));
