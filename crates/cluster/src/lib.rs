@@ -179,11 +179,20 @@ struct Replica {
     killed_with_unsynced: bool,
     /// What its last power loss left of its files' unsynced bytes.
     tears: Vec<(String, Tear)>,
-    /// A bit of its synced bytes flipped while it was down (what and where): its next
-    /// start must refuse.
-    damaged: Option<String>,
+    /// A bit of its synced bytes flipped while it was down: its next start must refuse
+    /// (or, in `meta`, may read the same identity, such as a hex digit in another case).
+    damaged: Option<Damage>,
     /// Its next write or sync fails, and it stays down this long when it does.
     disk_failure: Option<(Failing, Span)>,
+}
+
+/// A bit flipped in a stopped replica's synced bytes.
+struct Damage {
+    /// Which bit of which byte of which file, for the message.
+    what: String,
+    /// In `meta`, whose text may read the same with the bit flipped (`a` and `A` are the
+    /// same hex digit): a start is then no fault, as long as it recovers everything.
+    in_meta: bool,
 }
 
 /// A sync in flight: the log index it makes durable, the messages that wait for it, and
@@ -229,6 +238,8 @@ pub struct ClusterStats {
     /// for them (it then stays down for good).
     pub bit_flips: u64,
     pub refused_starts: u64,
+    /// Bits flipped in `meta` that left it saying the same (a hex digit's case).
+    pub flips_read_the_same: u64,
     /// Writes and syncs that failed: the replica stopped, to be started again later.
     pub write_failures: u64,
     pub sync_failures: u64,
@@ -236,7 +247,7 @@ pub struct ClusterStats {
 
 impl ClusterStats {
     /// The disk faults a durable run reached, by class, named for a summary line.
-    pub fn disk_faults(&self) -> [(&'static str, u64); 14] {
+    pub fn disk_faults(&self) -> [(&'static str, u64); 15] {
         [
             ("restarts", self.restarts),
             ("kills", self.kills),
@@ -249,6 +260,7 @@ impl ClusterStats {
             ("power losses after a kill", self.power_losses_after_kill),
             ("bit flips", self.bit_flips),
             ("refused starts", self.refused_starts),
+            ("flips read the same", self.flips_read_the_same),
             ("write failures", self.write_failures),
             ("sync failures", self.sync_failures),
             ("syncs", self.syncs),
@@ -940,18 +952,19 @@ impl Cluster {
     }
 
     /// Replica `i` crashes (a kill or a power loss), and while it is down one bit of its
-    /// synced bytes flips where the format promises to notice: anywhere in the snapshot,
-    /// or in a log file before its last whole batch or sync mark (damage to the last one
-    /// cannot be told from a torn write once a power loss took its sync mark). Its next
-    /// start must refuse; it then stays down for good. Returns where the bit flipped, or
-    /// `None` if no synced byte qualified (then it restarts as from any crash).
+    /// synced bytes flips where the format promises to notice: anywhere in `meta` or the
+    /// snapshot, or in a log file before its last whole batch or sync mark (damage to the
+    /// last one cannot be told from a torn write once a power loss took its sync mark).
+    /// Its next start must refuse (for `meta`, unless the identity reads the same); it
+    /// then stays down for good. Returns where the bit flipped, or `None` if no synced
+    /// byte qualified (then it restarts as from any crash).
     pub fn crash_and_damage(&mut self, i: usize, down: Span) -> Option<String> {
         self.crash_and_restart_as(i, down, CrashAt::Now, None);
         let disk = self.replicas[i].storage.as_mut()?.disk_mut();
         let mut targets: Vec<(String, usize)> = Vec::new();
         for name in disk.names().map(str::to_owned).collect::<Vec<_>>() {
             let synced = disk.synced_len(&name).unwrap_or(0);
-            let damageable = if name == SNAPSHOT_FILE {
+            let damageable = if name == SNAPSHOT_FILE || name == META_FILE {
                 synced
             } else if is_log_file(&name) {
                 let bytes = replica::storage::Disk::read(disk, &name)
@@ -974,7 +987,10 @@ impl Cluster {
         let bit = self.rng.random_range(0..8u8);
         assert!(disk.flip_bit(name, offset, bit), "{name} has byte {offset}");
         let what = format!("bit {bit} of byte {offset} of {name} ({len} damageable)");
-        self.replicas[i].damaged = Some(what.clone());
+        self.replicas[i].damaged = Some(Damage {
+            what: what.clone(),
+            in_meta: name == META_FILE,
+        });
         self.stats.bit_flips += 1;
         Some(what)
     }
@@ -1043,24 +1059,29 @@ impl Cluster {
         config.seed = seed;
         // No head start now: the cluster has been running.
         config.startup_delay = Span::ZERO;
-        let (storage, recovered) = match (
-            open_disk(&config, storage.into_disk(), 0),
-            r.damaged.take(),
-        ) {
-            (Ok(opened), None) => opened,
-            (Err(StorageError::Corrupt { .. }), Some(_)) => {
-                // As the real replica does: one line, and it never joins. Its disk is
-                // gone with it.
-                self.stats.refused_starts += 1;
-                return Ok(());
-            }
-            (Ok(_), Some(damage)) => {
-                return Err(format!(
-                    "{id} started though {damage} had flipped: damage to synced bytes went unnoticed"
-                ));
-            }
-            (Err(e), _) => return Err(format!("{id}: its disk does not recover: {e}")),
-        };
+        let (storage, recovered) =
+            match (open_disk(&config, storage.into_disk(), 0), r.damaged.take()) {
+                (Ok(opened), None) => opened,
+                (Ok(opened), Some(Damage { in_meta: true, .. })) => {
+                    // The identity read the same: the invariants check that it recovered all
+                    // it had made durable.
+                    self.stats.flips_read_the_same += 1;
+                    opened
+                }
+                (Ok(_), Some(damage)) => {
+                    return Err(format!(
+                        "{id} started though {} had flipped: damage to synced bytes went unnoticed",
+                        damage.what
+                    ));
+                }
+                (Err(e), Some(damage)) if refuses_damage(&e, damage.in_meta) => {
+                    // As the real replica does: one line, and it never joins. Its disk is
+                    // gone with it.
+                    self.stats.refused_starts += 1;
+                    return Ok(());
+                }
+                (Err(e), _) => return Err(format!("{id}: its disk does not recover: {e}")),
+            };
         if recovered.torn_tail.is_some() {
             self.stats.torn_tails += 1;
             if r.tears
@@ -1099,6 +1120,18 @@ impl Cluster {
         }
         self.carry_out_effects(i);
         Ok(())
+    }
+}
+
+/// Whether `error` is the refusal a flipped bit must cause: damage named, or (for a bit
+/// of `meta`) a directory that is no longer this replica's.
+fn refuses_damage(error: &StorageError, in_meta: bool) -> bool {
+    match error {
+        StorageError::Corrupt { .. } => true,
+        StorageError::UnknownFormat { .. }
+        | StorageError::OtherReplica { .. }
+        | StorageError::OtherCluster { .. } => in_meta,
+        _ => false,
     }
 }
 
