@@ -25,7 +25,7 @@ pub const RECV_WAIT_MS: u64 = 100;
 
 /// What routing one datagram costs the classic loop: `select`, `recvfrom`, `json.loads`,
 /// the field checks, a drop draw and a `sendto`. Measured with CPython 3.11 on the
-/// project's VM (`scripts/classic_route_cost.py`: 10 to 12 µs).
+/// project's VM (`benches/classic_route_cost.py`: 10 to 12 µs).
 pub const CLASSIC_ROUTE_COST_US: u64 = 11;
 
 /// What making and sending one client request costs the classic loop: a random MID, key
