@@ -1,14 +1,24 @@
-//! The end of a durable replica's turn: what the core changed goes to storage in one
-//! write and one sync, and only then do the messages that depend on it leave.
+//! The end of a durable replica's turn: what the core changed goes to storage, and the
+//! messages that depend on it leave only once it is synced.
 //!
-//! A leader's appends are sent before the sync, so that its followers write while it
-//! does; it counts its own log toward a commit only once the sync returns
-//! (`Node::persisted`). Every other message to a peer (votes, vote requests, append
-//! answers, anything carrying a term just adopted) is held here until the sync, as §5.1
-//! asks. If the write or the sync fails, the held messages are dropped and the replica
-//! exits with the reason: after a failed `fdatasync` the page cache may have dropped what
-//! it could not write, so retrying proves nothing, and a leader that stayed up would keep
-//! its followers from electing anyone while it could never count its own log again.
+//! The `fdatasync` runs on a thread of its own, so that the loop goes on receiving while
+//! the disk works: a leader counts its followers' answers while its own sync is out (a
+//! quorum of them may commit without it: `Node::persisted` counts its own log only once
+//! the sync returns), and a follower takes in the next appends. While one batch's sync is
+//! in flight, later turns' changes gather in storage and go out as the next batch, synced
+//! once the first returns (group commit): one batch unsynced at a time, so recovery sees
+//! at most one torn write, as with a sync in the loop. A snapshot or a new segment (a
+//! compaction, an install: now and then) is written and synced in the turn, as before,
+//! after waiting for the sync in flight.
+//!
+//! A leader's appends are sent before its sync, so that its followers write while it
+//! does. Every other message to a peer (votes, vote requests, append answers, anything
+//! carrying a term just adopted) waits for the sync of the batch that holds what it
+//! depends on, as §5.1 asks. If a write or a sync fails, the waiting messages are dropped
+//! and the replica exits with the reason: after a failed `fdatasync` the page cache may
+//! have dropped what it could not write, so retrying proves nothing, and a leader that
+//! stayed up would keep its followers from electing anyone while it could never count its
+//! own log again.
 
 use super::Replica;
 use super::clock::Clock;
@@ -17,13 +27,65 @@ use crate::raft::{LogIndex, OutgoingMessage};
 use crate::storage::{Storage, save_changes};
 use crate::time::Time;
 use datagram::NodeId;
+use mio::{Registry, Token, Waker};
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+
+/// The sync thread's wake-up.
+pub const SYNCED: Token = Token(2);
+
+type Held = Vec<(NodeId, OutgoingMessage)>;
 
 pub(super) struct Durable {
     pub(super) storage: Storage,
-    /// Messages to peers waiting for this turn's sync.
-    pub(super) held: Vec<(NodeId, OutgoingMessage)>,
+    /// Messages to peers waiting for the next batch's sync (this turn's, or the one after
+    /// the sync in flight).
+    pub(super) held: Held,
+    /// An emptied `held` kept for reuse, so that a steady load allocates nothing.
+    spare: Held,
+    /// The batch whose sync is out, if one is.
+    in_flight: Option<InFlight>,
+    /// The first log index changed since the batch in flight was written: its sync does
+    /// not make those entries durable, whatever the batch held.
+    changed_since_write: Option<LogIndex>,
+    syncer: Option<Syncer>,
     /// Why storage failed, if it did: the loop stops, and the replica exits with it.
-    pub(super) failed: Option<std::io::Error>,
+    pub(super) failed: Option<io::Error>,
+}
+
+struct InFlight {
+    /// The log's last index when the batch was written.
+    last: LogIndex,
+    held: Held,
+}
+
+/// The thread that syncs: files in, results out, and a wake-up for the loop's poll.
+struct Syncer {
+    files: Sender<File>,
+    results: Receiver<io::Result<()>>,
+}
+
+impl Syncer {
+    fn start(registry: &Registry) -> io::Result<Syncer> {
+        let waker = Arc::new(Waker::new(registry, SYNCED)?);
+        let (files, to_sync) = mpsc::channel::<File>();
+        let (done, results) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("wal-sync".into())
+            .spawn(move || {
+                // Ends when the loop drops its sender.
+                for file in to_sync {
+                    if done.send(file.sync_data()).is_err() {
+                        break;
+                    }
+                    // A lost wake-up would only delay: the loop also looks each turn.
+                    let _ = waker.wake();
+                }
+            })?;
+        Ok(Syncer { files, results })
+    }
 }
 
 impl Durable {
@@ -31,53 +93,179 @@ impl Durable {
         Durable {
             storage,
             held: Vec::with_capacity(64),
+            spare: Vec::with_capacity(64),
+            in_flight: None,
+            changed_since_write: None,
+            syncer: None,
             failed: None,
+        }
+    }
+
+    /// Syncs go to a thread of their own from now on, which wakes `registry`'s poll with
+    /// `SYNCED` when one returns.
+    pub(super) fn sync_off_the_loop(&mut self, registry: &Registry) -> io::Result<()> {
+        self.syncer = Some(Syncer::start(registry)?);
+        Ok(())
+    }
+
+    fn note_changed(&mut self, from: LogIndex) {
+        if self.in_flight.is_some() {
+            let changed = self.changed_since_write.get_or_insert(from);
+            *changed = (*changed).min(from);
         }
     }
 }
 
 impl<C: Clock> Replica<C> {
-    /// Persists what the core changed, then releases what waited for it. Call after the
-    /// turn's inputs and timers, before the last flush.
+    /// Hands storage what the core changed, and writes it unless a sync is out; releases
+    /// what a returned sync settled. Call after the turn's inputs and timers, before the
+    /// last flush.
     pub(super) fn persist(&mut self, now: Time) {
+        self.collect_sync(now, false);
         let Some(durable) = self.durable.as_mut() else {
             return;
         };
+        if durable.failed.is_some() {
+            return;
+        }
         let changes = self.node.take_unpersisted();
-        let last: LogIndex = self.node.log().last_index();
+        if let Some(from) = changes.entries_from {
+            durable.note_changed(from);
+        }
+        if changes.snapshot_installed {
+            durable.note_changed(self.node.log().snapshot_index().next());
+        }
         save_changes(&mut durable.storage, &self.node, changes);
+        if durable.syncer.is_none() || durable.storage.sync_must_be_inline() {
+            self.collect_sync(now, true);
+            self.persist_inline(now);
+            return;
+        }
+        if let Some(in_flight) = durable.in_flight.as_mut() {
+            if !durable.storage.has_pending() {
+                // They depend only on what was written before the sync went out.
+                in_flight.held.append(&mut durable.held);
+            }
+            return;
+        }
+        self.write_and_send_to_sync(now);
+    }
+
+    /// Writes the batch storage gathered, sends the appends already queued (the
+    /// followers write while this replica does), and hands the batch to the sync thread;
+    /// with nothing to write, what waited is released at once.
+    fn write_and_send_to_sync(&mut self, now: Time) {
+        let durable = self.durable.as_mut().expect("a durable replica");
+        let last = self.node.log().last_index();
+        match durable.storage.write_unsynced() {
+            Ok(None) => self.settle(now, last, None),
+            Ok(Some(file)) => {
+                self.send_queued(now);
+                let durable = self.durable.as_mut().expect("a durable replica");
+                let spare = std::mem::take(&mut durable.spare);
+                let held = std::mem::replace(&mut durable.held, spare);
+                durable.in_flight = Some(InFlight { last, held });
+                let sent = durable
+                    .syncer
+                    .as_ref()
+                    .is_some_and(|syncer| syncer.files.send(file).is_ok());
+                if !sent {
+                    self.fail(now, io::Error::other("the sync thread is gone"));
+                }
+            }
+            Err(error) => self.fail(now, error),
+        }
+    }
+
+    /// Takes the result of the sync in flight, if it returned (or, with `wait`, once it
+    /// does): the batch is durable, so what waited for it leaves. What gathered meanwhile
+    /// is written by `persist`, with this turn's changes.
+    fn collect_sync(&mut self, now: Time, wait: bool) {
+        let Some(durable) = self.durable.as_mut() else {
+            return;
+        };
+        let (Some(_), Some(syncer)) = (durable.in_flight.as_ref(), durable.syncer.as_ref()) else {
+            return;
+        };
+        let result = if wait {
+            syncer
+                .results
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("the sync thread is gone")))
+        } else {
+            match syncer.results.try_recv() {
+                Ok(result) => result,
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    Err(io::Error::other("the sync thread is gone"))
+                }
+            }
+        };
+        let in_flight = durable.in_flight.take().expect("a sync in flight");
+        if let Err(error) = durable.storage.batch_synced(result) {
+            self.fail(now, error);
+            return;
+        }
+        let mut through = in_flight.last;
+        if let Some(changed) = durable.changed_since_write.take() {
+            through = through.min(changed.prev());
+        }
+        self.settle(now, through, Some(in_flight.held));
+    }
+
+    /// Writes and syncs in this turn (a snapshot, a new segment, or no sync thread).
+    fn persist_inline(&mut self, now: Time) {
+        let durable = self.durable.as_mut().expect("a durable replica");
+        if durable.failed.is_some() {
+            return;
+        }
+        let last = self.node.log().last_index();
         if durable.storage.has_pending() {
             // The appends already queued leave now: the followers write while we do.
             self.send_queued(now);
         }
-        let Some(durable) = self.durable.as_mut() else {
-            return;
-        };
+        let durable = self.durable.as_mut().expect("a durable replica");
         match durable.storage.sync() {
-            Ok(()) => {
-                let held = std::mem::take(&mut durable.held);
-                self.node.persisted(now, last);
-                for (to, message) in &held {
-                    self.send_to_peer(now, *to, *message);
-                }
-                // What the sync settled: commits, and the replies they answer.
-                self.carry_out_effects(now);
-                if let Some(durable) = self.durable.as_mut() {
-                    let mut held = held;
-                    held.clear();
-                    durable.held = held;
-                }
-            }
-            Err(error) => {
-                self.stats.unpersisted_sends += durable.held.len() as u64;
-                durable.held.clear();
-                debug_log!(self.log, now, "storage failed, exiting: {error}");
-                durable.failed = Some(std::io::Error::new(
-                    error.kind(),
-                    format!("storage failed, exiting without acknowledging more: {error}"),
-                ));
-                self.stop = true;
+            Ok(()) => self.settle(now, last, None),
+            Err(error) => self.fail(now, error),
+        }
+    }
+
+    /// The log through `through` and everything written before is durable: the core
+    /// counts it, and the messages that waited for it (`held`, and this turn's if it is
+    /// the batch's own) leave, with the commits and replies it settles.
+    fn settle(&mut self, now: Time, through: LogIndex, held: Option<Held>) {
+        let durable = self.durable.as_mut().expect("a durable replica");
+        let mut held = match held {
+            Some(held) => held,
+            None => std::mem::take(&mut durable.held),
+        };
+        self.node.persisted(now, through);
+        for (to, message) in &held {
+            self.send_to_peer(now, *to, *message);
+        }
+        self.carry_out_effects(now);
+        held.clear();
+        if let Some(durable) = self.durable.as_mut() {
+            if durable.held.capacity() == 0 {
+                durable.held = held;
+            } else if durable.spare.capacity() < held.capacity() {
+                durable.spare = held;
             }
         }
+    }
+
+    fn fail(&mut self, now: Time, error: io::Error) {
+        let durable = self.durable.as_mut().expect("a durable replica");
+        let dropped = durable.held.len() + durable.in_flight.as_ref().map_or(0, |f| f.held.len());
+        self.stats.unpersisted_sends += dropped as u64;
+        durable.held.clear();
+        durable.in_flight = None;
+        debug_log!(self.log, now, "storage failed, exiting: {error}");
+        durable.failed = Some(io::Error::new(
+            error.kind(),
+            format!("storage failed, exiting without acknowledging more: {error}"),
+        ));
+        self.stop = true;
     }
 }

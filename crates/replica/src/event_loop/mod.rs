@@ -418,6 +418,10 @@ impl<C: Clock> Replica<C> {
         if let Some(port) = port.as_mut() {
             port.register(poll.registry())?;
         }
+        let mut durable = durable;
+        if let Some(durable) = durable.as_mut() {
+            durable.sync_off_the_loop(poll.registry())?;
+        }
         let now = clock.now();
         let mut replica = Replica {
             id: node.id(),
@@ -487,6 +491,8 @@ impl<C: Clock> Replica<C> {
                 SOCKET if event.is_writable() && !event.is_readable() => {}
                 SOCKET => readable = true,
                 SIGNALS => self.stop = true,
+                // A sync returned: `persist`, at the end of the turn, takes its result.
+                durable::SYNCED => {}
                 token if token.0 >= CLIENT_PORT_TOKENS_FROM.0 => {
                     if let Some(port) = self.port.as_mut() {
                         port.ready(self.poll.registry(), event, &mut self.node, &self.clock);

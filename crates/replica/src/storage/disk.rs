@@ -144,6 +144,11 @@ impl Disk for DataDir {
 }
 
 impl DataDir {
+    /// Another handle on `name`'s file, for a thread to sync it while this one goes on.
+    pub fn handle(&mut self, name: &str) -> io::Result<File> {
+        self.file(name)?.try_clone()
+    }
+
     /// The same directory, for another thread (no file open).
     pub fn try_clone(&self) -> DataDir {
         DataDir {

@@ -162,6 +162,8 @@ pub struct Storage<D: Disk = DataDir> {
     writer: Option<SnapshotWriter>,
     /// The last sync mark written (a buffer kept, so that a turn allocates nothing).
     mark: Vec<u8>,
+    /// The batch `write_unsynced` wrote, whose sync has not returned yet.
+    unsynced_batch: Option<u64>,
     /// A failed write or sync leaves the file in an unknown state: nothing is written
     /// after it, and the replica must acknowledge nothing more (`sync` keeps failing).
     failed: bool,
@@ -252,6 +254,7 @@ impl<D: Disk> Storage<D> {
             compacted: None,
             writer: None,
             mark: Vec::with_capacity(record::SYNC_MARK_BYTES),
+            unsynced_batch: None,
             failed: false,
         };
         storage.begin_batch();
@@ -385,6 +388,7 @@ impl<D: Disk> Storage<D> {
     }
 
     fn try_sync(&mut self) -> io::Result<()> {
+        debug_assert!(self.unsynced_batch.is_none(), "a batch's sync is in flight");
         if self.failed {
             // Dropped, not kept: nothing will be written again, and memory stays bounded.
             return Err(io::Error::other(
@@ -454,15 +458,17 @@ impl<D: Disk> Storage<D> {
     /// `superseded`), syncs it, and marks it synced.
     fn write_batch(&mut self, superseded: Vec<String>) -> io::Result<()> {
         let seq = self.next_seq;
-        record::fill_batch_head(&mut self.pending, 0, self.nonce, seq);
-        let last_index = self.pending_last_index;
-        if std::mem::take(&mut self.rotate) {
+        let rotating = std::mem::take(&mut self.rotate);
+        if rotating {
             let name = segment_name(seq);
             if self.segments.last().is_none_or(|(last, _)| *last != name) {
-                self.segments.push((name.clone(), LogIndex(0)));
+                self.segments.push((name, LogIndex(0)));
             }
-            self.disk.append(&name, &self.pending)?;
-            self.disk.sync(&name)?;
+        }
+        self.append_batch()?;
+        let Storage { disk, segments, .. } = self;
+        disk.sync(&segments.last().expect("one segment at least").0)?;
+        if rotating {
             // The new segment's name is durable before anything is promised on it.
             self.disk.sync_dir()?;
             for old in superseded {
@@ -471,23 +477,83 @@ impl<D: Disk> Storage<D> {
                 self.disk.remove(&old)?;
                 self.segments.retain(|(name, _)| *name != old);
             }
-        } else {
-            let Storage {
-                disk,
-                segments,
-                pending,
-                ..
-            } = self;
-            let name = &segments.last().expect("one segment at least").0;
-            disk.append(name, pending)?;
-            disk.sync(name)?;
         }
-        if last_index.0 > 0 {
-            let current = self.segments.last_mut().expect("one segment at least");
-            current.1 = current.1.max(last_index);
-        }
-        self.next_seq += 1;
         self.append_sync_mark(seq)
+    }
+
+    /// Appends `pending`, headed as the next batch, to the last segment.
+    fn append_batch(&mut self) -> io::Result<()> {
+        record::fill_batch_head(&mut self.pending, 0, self.nonce, self.next_seq);
+        let Storage {
+            disk,
+            segments,
+            pending,
+            pending_last_index,
+            ..
+        } = self;
+        let current = segments.last_mut().expect("one segment at least");
+        disk.append(&current.0, pending)?;
+        current.1 = current.1.max(*pending_last_index);
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Whether what was saved must be written and synced by `sync`, in this turn: it
+    /// carries a snapshot or starts a segment (a compaction or an install, now and then).
+    /// Otherwise a `DataDir`'s storage may sync it off the loop's thread
+    /// (`write_unsynced`).
+    pub fn sync_must_be_inline(&self) -> bool {
+        self.installed.is_some() || self.compacted.is_some() || self.rotate
+    }
+}
+
+impl Storage<DataDir> {
+    /// Writes what was saved since the last call as the next batch, without syncing it,
+    /// and returns a handle on its file for another thread to sync (`None`: nothing was
+    /// saved). Nothing that depends on the batch may leave before that sync returns and
+    /// `batch_synced` is called; no other batch is written in between. Only when
+    /// `!sync_must_be_inline()`.
+    pub fn write_unsynced(&mut self) -> io::Result<Option<std::fs::File>> {
+        debug_assert!(!self.sync_must_be_inline() && self.unsynced_batch.is_none());
+        let result = self.try_write_unsynced();
+        self.begin_batch();
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn try_write_unsynced(&mut self) -> io::Result<Option<std::fs::File>> {
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write failed; nothing is written since",
+            ));
+        }
+        if let Some(writer) = self.writer.as_mut() {
+            writer.poll()?;
+        }
+        if self.pending.len() <= record::BATCH_HEAD_BYTES {
+            return Ok(None);
+        }
+        self.unsynced_batch = Some(self.next_seq);
+        self.append_batch()?;
+        let Storage { disk, segments, .. } = self;
+        disk.handle(&segments.last().expect("one segment at least").0)
+            .map(Some)
+    }
+
+    /// The sync of the batch `write_unsynced` wrote returned `result`: on success its
+    /// sync mark follows it; a failure fails every later write, as in `sync`.
+    pub fn batch_synced(&mut self, result: io::Result<()>) -> io::Result<()> {
+        let seq = self
+            .unsynced_batch
+            .take()
+            .expect("a batch written by write_unsynced");
+        let result = result.and_then(|()| self.append_sync_mark(seq));
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 }
 

@@ -581,3 +581,66 @@ fn after_a_failed_write_or_sync_every_sync_fails() {
         assert!(!storage.has_pending());
     }
 }
+
+/// The loop's way: each batch written in the turn and synced on another thread.
+fn write_and_sync_elsewhere(storage: &mut Storage, marked: bool) {
+    let file = storage.write_unsynced().unwrap().expect("a batch to write");
+    let synced = std::thread::spawn(move || file.sync_data()).join().unwrap();
+    if marked {
+        storage.batch_synced(synced).unwrap();
+    } else {
+        // As if the mark were lost: the loop died between the sync and the mark.
+        synced.unwrap();
+    }
+}
+
+#[test]
+fn batches_synced_on_another_thread_are_marked_so_later_damage_is_not_taken_for_a_tear() {
+    for marked in [true, false] {
+        let dir = temp_dir(&format!("sync-thread-{marked}"));
+        let (mut storage, _) = open_dir(&dir).unwrap();
+        storage.save_hard_state(vote(2, 1));
+        storage.save_entries(LogIndex(1), (0..3).map(|_| put(2, "k")));
+        write_and_sync_elsewhere(&mut storage, true);
+        storage.save_entries(LogIndex(4), (0..3).map(|_| put(2, "j")));
+        write_and_sync_elsewhere(&mut storage, marked);
+        if marked {
+            assert!(storage.write_unsynced().unwrap().is_none(), "nothing left");
+        }
+        drop(storage);
+
+        // A bit flipped in the second batch's entries, after it was synced.
+        let path = dir.join(wal());
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.len() - record::SYNC_MARK_BYTES * usize::from(marked) - 4;
+        bytes[at] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        let reopened = open_dir(&dir);
+        if marked {
+            assert!(
+                matches!(reopened, Err(StorageError::Corrupt { .. })),
+                "a synced batch is never cut as torn: {reopened:?}"
+            );
+        } else {
+            // Without its mark the damaged last batch looks torn: what the mark is for.
+            let (_, recovered) = reopened.unwrap();
+            assert_eq!(recovered.log.last_index(), LogIndex(3));
+            assert_eq!(recovered.hard_state, vote(2, 1));
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn a_failed_sync_on_another_thread_fails_every_later_write() {
+    let dir = temp_dir("sync-thread-failed");
+    let (mut storage, _) = open_dir(&dir).unwrap();
+    storage.save_entries(LogIndex(1), [put(1, "k")]);
+    storage.write_unsynced().unwrap().unwrap();
+    let refused = storage.batch_synced(Err(io::Error::other("EIO")));
+    assert!(refused.is_err());
+    storage.save_entries(LogIndex(2), [put(1, "j")]);
+    assert!(storage.write_unsynced().is_err());
+    assert!(storage.sync().is_err());
+    let _ = fs::remove_dir_all(&dir);
+}
