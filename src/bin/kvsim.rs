@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use kvsim::placement::Placement;
-use kvsim::procs::Output;
-use kvsim::stand_in::StandIn;
+use kvsim::Options;
+use kvsim::checks::linearizability;
+use kvsim::replicas::placement::Placement;
+use kvsim::replicas::processes::Output;
+use kvsim::replicas::stand_in::StandIn;
+use kvsim::scenario::timing::{ClassicPace, Timing};
 use kvsim::suite::{self, Progress, Reports};
-use kvsim::timing::{ClassicPace, Timing};
-use kvsim::{Options, checker};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -191,7 +192,7 @@ fn main() -> ExitCode {
         warnings: matches!(command, Command::One(_)),
         env,
         seed: args.seed,
-        lin_states_max: checker::LIN_STATES_MAX_PER_KEY,
+        lin_states_max: linearizability::LIN_STATES_MAX_PER_KEY,
         history_csv: args.history.clone(),
         stand_in: args.stand_in,
         page: false,

@@ -7,27 +7,33 @@
 //! not know is incorrect; a second reply to a MID that got `ok` is a duplicate. Clients never
 //! time out.
 //!
-//! Every MID names its attempt and every put value its id (`ids`), so replies are matched
+//! Every MID names its attempt and every put value its id (`indexed_ids`), so replies are matched
 //! by index into `attempts` and `values`, with no hash table on the per-request path.
 //!
 //! Shared-key mode (ours): every client reads and writes a common pool of keys, values are
 //! unique, and correctness is judged by the linearizability check over the history instead.
 //!
-//! This file holds the clients' state; what is done with it is split in two: `requests`
-//! makes each request and every attempt's datagram (retries included), `replies` checks
-//! each reply against the attempt its MID names and, at the end, lists what got none.
-//! The record of every attempt is `history::HistOp`.
+//! This file holds the clients' state; around it:
+//! - `schedule`: when requests are due (the classic's even spacing, from its own stream);
+//! - `requests`: each request, and every attempt's datagram (retries included);
+//! - `replies`: each reply checked against the attempt its MID names and, at the end, what
+//!   got none;
+//! - `indexed_ids`: MIDs and put values that carry their own index;
+//! - `history`: the record of every attempt (`HistOp`), and its CSV.
 
+pub mod history;
+pub mod indexed_ids;
 mod replies;
 mod requests;
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 
 use ahash::AHashMap;
 use rand::rngs::SmallRng;
 
-use super::history::HistOp;
-use super::ids::{MID_CHARS, Mid};
+use crate::clients::history::HistOp;
+use crate::clients::indexed_ids::{MID_CHARS, Mid};
 use datagram::NodeId;
 use requests::{KEY_LEN, random_string};
 
@@ -104,7 +110,7 @@ pub struct Clients {
     /// classic check of a get. Per-client keys only: each has one owner, so a vector
     /// indexed by key does what a map per client did, without a hash insert per put.
     acked_values: Vec<u32>,
-    /// Value ids: 0 is "" (a get of a missing key); ours carry their id (`ids::new_value`).
+    /// Value ids: 0 is "" (a get of a missing key); ours carry their id (`indexed_ids::new_value`).
     pub values: Vec<String>,
     /// Values a replica returned that we never wrote, so that each keeps one id.
     foreign_values: AHashMap<String, u32>,

@@ -32,23 +32,23 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::clients::{Clients, KeyMode};
-use super::config::Config;
-use super::data_dirs::DataDirs;
-use super::history;
-use super::machine;
-use super::memory::Memory;
-use super::network::Network;
-use super::outbox::Outbox;
-use super::placement::{self, Placement};
-use super::procs::{Output, Replica};
-use super::schedule::RequestSchedule;
-use super::stand_in::StandIn;
-use super::stats::{Extra, Stats};
-use super::timeline::Timeline;
-use super::timing::{ClassicPace, Timing};
-use super::turns::TurnMeter;
-use super::warn::Warnings;
+use crate::clients::history;
+use crate::clients::schedule::RequestSchedule;
+use crate::clients::{Clients, KeyMode};
+use crate::measure::loop_turns::TurnMeter;
+use crate::measure::machine_load;
+use crate::measure::memory::Memory;
+use crate::measure::stats::{Extra, Stats};
+use crate::measure::timeline::Timeline;
+use crate::network::outbox::Outbox;
+use crate::network::verdicts::Network;
+use crate::replicas::data_dirs::DataDirs;
+use crate::replicas::placement::{self, Placement};
+use crate::replicas::processes::{Output, Replica};
+use crate::replicas::stand_in::StandIn;
+use crate::report::warnings::Warnings;
+use crate::scenario::config::Config;
+use crate::scenario::timing::{ClassicPace, Timing};
 use datagram::NodeId;
 use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use launch::Launcher;
@@ -129,8 +129,8 @@ struct Sim<'a> {
     /// Sockets of killed replicas: no longer read.
     socket_closed: Vec<bool>,
     remote: Vec<Option<SocketAddr>>,
-    procs: Vec<Replica>,
-    /// Starts replicas again; holds the data dirs, so it is dropped after `procs`.
+    replicas: Vec<Replica>,
+    /// Starts replicas again; holds the data dirs, so it is dropped after `replicas`.
     launcher: Launcher,
     killed: Vec<bool>,
     /// Killed by a restart event and not back yet (its new process has not said hello):
@@ -152,7 +152,7 @@ struct Sim<'a> {
     /// (they were scheduled before anything else).
     timers: Timers,
     faults_rng: SmallRng,
-    warn: Warnings,
+    warnings: Warnings,
     /// Datagrams routed this turn, sent at its end.
     outbox: Outbox,
     memory: Memory,
@@ -167,8 +167,8 @@ struct Sim<'a> {
     batch_us: u64,
     /// Each turn of the loop measured.
     turns: TurnMeter,
-    /// The machine's counters when the run began (`machine`).
-    machine_start: machine::Reading,
+    /// The machine's counters when the run began (`machine_load`).
+    machine_start: machine_load::Reading,
     /// Per simulator socket, the datagrams the kernel dropped for want of room, as last
     /// read (kept once a socket is closed).
     socket_drops: Vec<u64>,
@@ -198,7 +198,7 @@ impl Drop for RestoreAffinity {
 
 /// Runs one scenario.
 pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
-    super::procs::install_cleanup();
+    crate::replicas::processes::install_cleanup();
     let opts = &Options {
         placement: placement_for(cfg, opts),
         ..opts.clone()
@@ -209,7 +209,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         placement::pin_this_thread(&[*sim])?;
         raised = placement::raise_this_thread().is_ok();
     }
-    let machine_start = machine::Reading::now();
+    let machine_start = machine_load::Reading::now();
     let n = cfg.replicas;
     let streams = Streams::new(seed);
     let poll = Poll::new()?;
@@ -255,9 +255,9 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     // A run writes at most one key per put it sends.
     let keys_hint = usize::try_from(cfg.requests).unwrap_or(usize::MAX);
     let launcher = Launcher::new(opts, &cfg.name, ports, start, keys_hint, data_dirs);
-    let mut procs = Vec::with_capacity(n);
+    let mut replicas = Vec::with_capacity(n);
     for r in 0..n {
-        procs.push(launcher.spawn(r, false)?);
+        replicas.push(launcher.spawn(r, false)?);
     }
     let mut sim = Sim {
         cfg,
@@ -269,7 +269,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         socket_closed: vec![false; n],
         sockets,
         remote: vec![None; n],
-        procs,
+        replicas,
         launcher,
         killed: vec![false; n],
         restarting: vec![false; n],
@@ -294,7 +294,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         ),
         timers: Timers::default(),
         faults_rng: streams.faults.clone(),
-        warn: Warnings::new(opts.warnings),
+        warnings: Warnings::new(opts.warnings),
         outbox: Outbox::new(n),
         memory: Memory::new(ids.iter().map(NodeId::to_string)),
         requests_started: false,

@@ -1,12 +1,13 @@
-//! Suites: what `kvsim <file>` and `kvsim all` do between their arguments and their exit
-//! status.
+//! Suites: what `kvsim <file>`, `all`, `calibrate`, `repeat` and `floor` (`floor`) do
+//! between their arguments and their exit status.
 //!
 //! A suite is one scenario file, or every `*.json` under a folder (the classic suite first,
 //! in the classic order). Every file is loaded before any replica starts, so a bad one
 //! stops the suite at once; then each scenario runs with its seed, and the suite prints the
-//! classic lines, the table, and writes the JSON of every row. What the caller shows while
-//! a long suite runs (the binary's progress bar) comes in through [`Progress`], so this
-//! module decides what is said and the caller only how it is drawn.
+//! classic lines, the table, and writes the JSON of every row. This module decides what
+//! runs, in what order, and when to stop; the lines and tables themselves are made in
+//! `report`. What the caller shows while a long suite runs (the binary's progress bar)
+//! comes in through [`Progress`], so the caller decides only how it is drawn.
 
 mod floor;
 
@@ -14,41 +15,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use floor::{FloorRun, floor, floor_line, floor_summary};
+pub use floor::floor;
 
-use super::config::Config;
-use super::html::{self, HtmlDir};
-use super::report::{self, Row};
-use super::run::{self, Options, pick_seed};
-use super::stand_in::StandIn;
-use super::timing::Timing;
-
-/// The classic suite in the classic order, with the descriptions the classic `all` prints.
-const CLASSIC: [(&str, &str); 17] = [
-    ("simple-1", "No drops, no failures, 80% read"),
-    ("simple-2", "No drops, no failures, 20% read"),
-    ("unreliable-1", "5% drops, no failures, 20% read"),
-    ("unreliable-2", "10% drops, no failures, 20% read"),
-    ("unreliable-3", "15% drops, no failures, 20% read"),
-    ("crash-1", "No drops, 1 replica failure, 20% read"),
-    ("crash-2", "No drops, 2 replica failures, 20% read"),
-    ("crash-3", "No drops, 1 leader failure, 20% read"),
-    ("crash-4", "No drops, 2 leader failures, 20% read"),
-    ("partition-1", "No drops, 1 easy partition, 20% read"),
-    ("partition-2", "No drops, 2 easy partitions, 20% read"),
-    ("partition-3", "No drops, 1 hard partition, 20% read"),
-    ("partition-4", "No drops, 2 hard partitions, 20% read"),
-    (
-        "advanced-1",
-        "10% drops, 2 hard partitions and 1 leader failures, 20% read",
-    ),
-    ("advanced-2", "15% drops, 2 leader failures, 20% read"),
-    ("advanced-3", "30% drops, 1 leader failure, 20% read"),
-    (
-        "advanced-4",
-        "10% drops, 3 hard partions and 1 leader kill, 20% read",
-    ),
-];
+use crate::replicas::stand_in::StandIn;
+use crate::report;
+use crate::report::headline::{Headline, calibration_table, repeat_summary};
+use crate::report::html::{self, HtmlDir};
+use crate::report::table::{Row, classic_line};
+use crate::run::{self, Options, pick_seed};
+use crate::scenario::classic_suite;
+use crate::scenario::config::Config;
+use crate::scenario::timing::Timing;
 
 /// Why a suite stopped without a verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,26 +114,12 @@ pub fn find_configs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let classic = CLASSIC
-            .iter()
-            .position(|&(c, _)| c == stem)
-            .unwrap_or(CLASSIC.len());
+        let classic = classic_suite::position(&stem);
         let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
         (dir, classic, p.clone())
     };
     found.sort_by_key(rank);
     Ok(found)
-}
-
-/// The classic `all` descriptions, or the file's own.
-pub fn describe(cfg: &Config) -> String {
-    if let Some(d) = &cfg.description {
-        return d.clone();
-    }
-    match CLASSIC.iter().find(|&&(name, _)| name == cfg.name) {
-        Some(&(_, classic)) => classic.to_string(),
-        None => cfg.name.clone(),
-    }
 }
 
 fn load(path: &Path) -> Result<Config, SuiteError> {
@@ -241,36 +204,6 @@ pub fn one(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bool, Su
     Ok(passed)
 }
 
-/// One run's headline figures, as `calibrate` and `repeat` print them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Headline {
-    pub passed: bool,
-    pub committed_puts_per_s: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub longest_turn_ms: f64,
-    /// Of the run after start_wait, the share kvsim spent in turns of 1 ms or more.
-    pub held_fraction: f64,
-    pub started_late: u64,
-}
-
-impl Headline {
-    pub fn of(o: &run::Outcome) -> Headline {
-        let e = &o.extra;
-        Headline {
-            passed: o.passed,
-            committed_puts_per_s: e.committed.steady_puts_per_s,
-            p50_ms: e.reply_latency_s.p50 * 1e3,
-            p99_ms: e.reply_latency_s.p99 * 1e3,
-            p999_ms: e.reply_latency_s.p999 * 1e3,
-            longest_turn_ms: e.loop_turn_max_us.0 as f64 / 1e3,
-            held_fraction: e.turns.held_fraction,
-            started_late: e.requests_started_late,
-        }
-    }
-}
-
 /// The scenario and seed of `calibrate` or `repeat` (`command`), which write no page and no
 /// history: those are for one run.
 fn load_for_runs(
@@ -331,7 +264,7 @@ pub fn calibrate(path: &Path, opts: &Options, reports: Reports<'_>) -> Result<bo
             seed,
         )?;
         let h = Headline::of(&o);
-        println!("kvsim: {name}: {}", headline_line(&h));
+        println!("kvsim: {name}: {}", h.line());
         for c in o.checks.iter().filter(|c| !c.holds()) {
             println!("kvsim: {name}: {}", c.message);
         }
@@ -350,65 +283,6 @@ fn replica_name(opts: &Options) -> String {
     opts.replica
         .file_name()
         .map_or("replica".into(), |f| f.to_string_lossy().into_owned())
-}
-
-fn headline_line(h: &Headline) -> String {
-    format!(
-        "{}; committed {:.0} puts/s; reply latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; kvsim's longest turn {:.3} ms, {:.3}% of the run in turns of 1 ms or more, {} requests started 1 ms late or more",
-        if h.passed { "PASS" } else { "FAIL" },
-        h.committed_puts_per_s,
-        h.p50_ms,
-        h.p99_ms,
-        h.p999_ms,
-        h.longest_turn_ms,
-        h.held_fraction * 100.0,
-        h.started_late
-    )
-}
-
-/// The three runs side by side, then the replica's ratios to each stand-in.
-pub fn calibration_table(cfg: &Config, lines: &[(String, Headline)]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let offered = cfg.requests as f64 * (1.0 - cfg.mix) / cfg.lifetime_s;
-    let _ = writeln!(
-        out,
-        "\nkvsim calibrate: {} ({:.0} puts/s offered, {} replicas)",
-        cfg.name, offered, cfg.replicas
-    );
-    let _ = writeln!(
-        out,
-        "{:<24} {:>16} {:>9} {:>9} {:>9} {:>13} {:>6}",
-        "run", "committed puts/s", "p50 ms", "p99 ms", "p99.9 ms", "longest turn", "passed"
-    );
-    for (name, h) in lines {
-        let _ = writeln!(
-            out,
-            "{:<24} {:>16.0} {:>9.3} {:>9.3} {:>9.3} {:>10.3} ms {:>6}",
-            name,
-            h.committed_puts_per_s,
-            h.p50_ms,
-            h.p99_ms,
-            h.p999_ms,
-            h.longest_turn_ms,
-            if h.passed { "yes" } else { "no" }
-        );
-    }
-    if let [.., (replica, r)] = lines {
-        for (name, s) in &lines[..lines.len() - 1] {
-            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-            let _ = writeln!(
-                out,
-                "{:<24} {:>16.2} {:>9.2} {:>9.2} {:>9.2}",
-                format!("{replica} / {name}"),
-                ratio(r.committed_puts_per_s, s.committed_puts_per_s),
-                ratio(r.p50_ms, s.p50_ms),
-                ratio(r.p99_ms, s.p99_ms),
-                ratio(r.p999_ms, s.p999_ms),
-            );
-        }
-    }
-    out
 }
 
 /// `kvsim repeat <n> <file>`: the scenario `n` times, one after another, each run's p99 and
@@ -439,7 +313,7 @@ pub fn repeat(
     for k in 1..=n {
         let o = run_quietly(&cfg, opts, seed)?;
         let h = Headline::of(&o);
-        println!("run {k}/{n}: {}", headline_line(&h));
+        println!("run {k}/{n}: {}", h.line());
         heads.push(h);
         // A run's outcome holds its whole history (hundreds of MB at high load): kept
         // only for the JSON report, so that the runs after it start from the same memory.
@@ -453,31 +327,6 @@ pub fn repeat(
     print!("{}", repeat_summary(&heads, under_ms));
     write_json(reports.json, &rows)?;
     Ok(heads.iter().all(|h| h.passed))
-}
-
-/// The closing lines of `repeat`: the runs under the limit, and the spread.
-pub fn repeat_summary(heads: &[Headline], under_ms: f64) -> String {
-    let mut p99: Vec<f64> = heads.iter().map(|h| h.p99_ms).collect();
-    p99.sort_by(f64::total_cmp);
-    let mut turns: Vec<f64> = heads.iter().map(|h| h.longest_turn_ms).collect();
-    turns.sort_by(f64::total_cmp);
-    let under = heads.iter().filter(|h| h.p99_ms < under_ms).count();
-    let passed = heads.iter().filter(|h| h.passed).count();
-    let spread = |v: &[f64]| match v {
-        [] => "-".to_string(),
-        _ => format!(
-            "{:.3} / {:.3} / {:.3}",
-            v[0],
-            v[v.len() / 2],
-            v[v.len() - 1]
-        ),
-    };
-    format!(
-        "p99 under {under_ms} ms in {under} of {} runs; {passed} passed every check\np99 min / median / max: {} ms\nkvsim's longest turn min / median / max: {} ms\n",
-        heads.len(),
-        spread(&p99),
-        spread(&turns)
-    )
 }
 
 /// `kvsim all`: runs every scenario under `dir`, `pause_s` seconds apart, then prints the
@@ -592,117 +441,9 @@ pub fn all(
         .all(|r| r.outcome.as_ref().is_ok_and(|o| o.passed)))
 }
 
-/// The classic `all` line for one scenario: its description and PASS with the tiers,
-/// FAIL with the failed checks, or ERROR.
-fn classic_line(cfg: &Config, outcome: &Result<run::Outcome, String>) -> String {
-    match outcome {
-        Ok(o) if o.passed => {
-            let tiers: Vec<String> = o.tiers.iter().map(|t| t.tier.to_string()).collect();
-            format!(
-                "\t{:<60}\t[PASS]\tPerformance Tiers: {}",
-                describe(cfg),
-                tiers.join(" ")
-            )
-        }
-        Ok(o) => {
-            let failed: Vec<&str> = o
-                .checks
-                .iter()
-                .filter(|c| !c.holds())
-                .map(|c| c.message.as_str())
-                .collect();
-            format!(
-                "\t{:<60}\t[FAIL]\n\t\t{}",
-                describe(cfg),
-                failed.join("\n\t\t")
-            )
-        }
-        Err(e) => format!("\t{:<60}\t[ERROR] {e}", describe(cfg)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(name: &str, description: Option<&str>) -> Config {
-        let mut c = Config::parse(
-            name,
-            r#"{"lifetime": 5, "replicas": 3, "requests": 1, "tests": {"benchmarks": {
-                "total_msgs": [1, 2, 3], "failures": [1, 2, 3], "duplicates": [1, 2, 3],
-                "median_latency": [1, 2, 3]}}}"#,
-        )
-        .unwrap();
-        c.description = description.map(str::to_string);
-        c
-    }
-
-    #[test]
-    fn descriptions_are_the_files_then_the_classics_then_the_name() {
-        assert_eq!(
-            describe(&config("crash-3", None)),
-            "No drops, 1 leader failure, 20% read"
-        );
-        assert_eq!(describe(&config("crash-3", Some("mine"))), "mine");
-        assert_eq!(describe(&config("chaos", None)), "chaos");
-    }
-
-    fn headline(p99_ms: f64, puts: f64) -> Headline {
-        Headline {
-            passed: true,
-            committed_puts_per_s: puts,
-            p50_ms: p99_ms / 4.0,
-            p99_ms,
-            p999_ms: p99_ms * 2.0,
-            longest_turn_ms: 0.5,
-            held_fraction: 0.0,
-            started_late: 0,
-        }
-    }
-
-    #[test]
-    fn repeat_counts_the_runs_under_the_limit_and_gives_the_spread() {
-        let runs: Vec<Headline> = [1.0, 7.0, 2.0, 4.99, 5.0]
-            .iter()
-            .map(|&p| headline(p, 100.0))
-            .collect();
-        let text = repeat_summary(&runs, 5.0);
-        assert!(text.contains("p99 under 5 ms in 3 of 5 runs"), "{text}");
-        assert!(
-            text.contains("p99 min / median / max: 1.000 / 4.990 / 7.000 ms"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn calibration_divides_the_replica_by_each_stand_in() {
-        let cfg = config("hl", None);
-        let lines = [
-            ("instant".to_string(), headline(0.5, 100.0)),
-            ("majority-ack".to_string(), headline(1.0, 100.0)),
-            ("3700kvstore".to_string(), headline(2.0, 50.0)),
-        ];
-        let table = calibration_table(&cfg, &lines);
-        let row = |name: &str| {
-            table
-                .lines()
-                .find(|l| l.starts_with(name))
-                .unwrap_or_else(|| panic!("{name} in {table}"))
-                .split_whitespace()
-                .skip(3)
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        };
-        // committed puts/s, p50, p99, p99.9
-        assert_eq!(
-            row("3700kvstore / instant"),
-            ["0.50", "4.00", "4.00", "4.00"]
-        );
-        assert_eq!(
-            row("3700kvstore / majority-ack"),
-            ["0.50", "2.00", "2.00", "2.00"]
-        );
-    }
 
     #[test]
     fn the_classic_suite_comes_first_in_its_order() {

@@ -4,10 +4,10 @@
 //! and at the end of the run the attempts that never got one.
 
 use super::{AttemptState, Clients, KeyMode};
-use crate::ids::{self, Mid};
-use crate::stats::Stats;
-use crate::warn::Warnings;
-use crate::wire::Header;
+use crate::clients::indexed_ids::{self, Mid};
+use crate::measure::stats::Stats;
+use crate::network::wire::Header;
+use crate::report::warnings::Warnings;
 
 /// What a reply's MID names, for client `c`.
 enum Match {
@@ -25,7 +25,7 @@ impl Clients {
         if value.is_empty() {
             return 0;
         }
-        if let Some(id) = ids::value_id(value)
+        if let Some(id) = indexed_ids::value_id(value)
             && self.values.get(id as usize).is_some_and(|v| v == value)
         {
             return id;
@@ -43,7 +43,7 @@ impl Clients {
     /// MID matches.
     fn attempt_of(&self, mid: &str) -> Option<usize> {
         let mid: &Mid = mid.as_bytes().try_into().ok()?;
-        let i = ids::mid_attempt(mid)?;
+        let i = indexed_ids::mid_attempt(mid)?;
         (self.attempts.get(i)?.mid == *mid).then_some(i)
     }
 

@@ -8,9 +8,9 @@ use rand::rngs::SmallRng;
 use std::io::Write;
 
 use super::{Attempt, AttemptState, Clients, KeyMode};
-use crate::history::HistOp;
-use crate::ids::{self, MID_CHARS};
-use crate::stats::Stats;
+use crate::clients::history::HistOp;
+use crate::clients::indexed_ids::{self, MID_CHARS};
+use crate::measure::stats::Stats;
 use datagram::NodeId;
 
 pub(super) const KEY_LEN: usize = 32;
@@ -18,7 +18,7 @@ pub(super) const KEY_LEN: usize = 32;
 impl Clients {
     fn fresh_value(&mut self) -> u32 {
         let id = self.values.len() as u32;
-        let v = ids::new_value(&mut self.rng, id);
+        let v = indexed_ids::new_value(&mut self.rng, id);
         self.values.push(v);
         id
     }
@@ -92,7 +92,7 @@ impl Clients {
         } else {
             stats.total_put += 1;
         }
-        let mid = ids::new_mid(&mut self.rng, self.history.len());
+        let mid = indexed_ids::new_mid(&mut self.rng, self.history.len());
         self.history.push(HistOp {
             client: c as u32,
             key,

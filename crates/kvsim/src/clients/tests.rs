@@ -1,8 +1,8 @@
 use super::*;
-use crate::ids;
-use crate::stats::Stats;
-use crate::warn::Warnings;
-use crate::wire::parse;
+use crate::clients::indexed_ids;
+use crate::measure::stats::Stats;
+use crate::network::wire::parse;
+use crate::report::warnings::Warnings;
 use rand::SeedableRng;
 
 fn reply(
@@ -204,7 +204,7 @@ fn a_mid_naming_a_real_attempt_with_another_random_part_is_unexpected() {
         &mid[1..]
     );
     assert_eq!(
-        ids::mid_attempt(forged.as_bytes().try_into().unwrap()),
+        indexed_ids::mid_attempt(forged.as_bytes().try_into().unwrap()),
         Some(0)
     );
     assert_eq!(deliver(&mut c, &mut s, 0, "ok", &forged, None), None);
@@ -273,7 +273,7 @@ fn a_value_like_ours_but_not_ours_is_foreign_and_incorrect() {
     let ours = one_acked_put(&mut c, &mut s);
     let last = if ours.ends_with('0') { "1" } else { "0" };
     let like = format!("{}{last}", &ours[..31]);
-    assert_eq!(ids::value_id(&like), ids::value_id(&ours));
+    assert_eq!(indexed_ids::value_id(&like), indexed_ids::value_id(&ours));
     let values = c.values.len();
     c.create(0, true, 0, &[0, 1, 2], &mut s);
     answer_last(&mut c, &mut s, 0, Some(&like));

@@ -15,7 +15,7 @@
 //! turn that wakes fires every request that is due. Under load datagrams wake the loop
 //! far more often than that. `request_lateness_s` in the figures measures it.
 //!
-//! In classic timing (`crate::timing`) a turn is the classic loop's: `poll` waits
+//! In classic timing (`crate::scenario::timing`) a turn is the classic loop's: `poll` waits
 //! `RECV_WAIT_MS` whatever is due, one datagram is read from each socket that is ready
 //! (a socket read from is looked at again next turn without waiting, as `select` would
 //! report it while it holds more), each datagram and request holds the loop for what
@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use super::Sim;
 use super::timers::Action;
-use crate::memory;
-use crate::schedule::ScheduledRequest;
-use crate::timing::{ClassicPace, RECV_WAIT_MS, Timing};
-use crate::turns::Counters;
+use crate::clients::schedule::ScheduledRequest;
+use crate::measure::loop_turns::Counters;
+use crate::measure::memory;
+use crate::scenario::timing::{ClassicPace, RECV_WAIT_MS, Timing};
 use datagram::NodeId;
 use datagram::udp_batch::RecvBatch;
 
@@ -146,7 +146,7 @@ impl Sim<'_> {
             }
             if self.stats.total_msgs >= self.cfg.max_packets {
                 self.extra.packet_storm = true;
-                self.warn.say(&format!(
+                self.warnings.say(&format!(
                     "Replicas sent too many packets (>{}), possible packet storm",
                     self.cfg.max_packets
                 ));
@@ -281,7 +281,7 @@ impl Sim<'_> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return drained,
                 Err(e) => {
                     // ICMP errors on loopback and the like: not fatal.
-                    self.warn.say(&format!(
+                    self.warnings.say(&format!(
                         "receive from replica {} failed: {e}",
                         NodeId(i as u16)
                     ));
@@ -310,10 +310,10 @@ impl Sim<'_> {
     /// Samples every running replica's memory; `baseline` when the first request goes.
     fn sample_memory(&mut self, baseline: bool) {
         for r in 0..self.n {
-            if self.killed[r] || self.procs[r].ended() {
+            if self.killed[r] || self.replicas[r].ended() {
                 continue;
             }
-            if let Some(status) = self.procs[r].pid().and_then(memory::read_status) {
+            if let Some(status) = self.replicas[r].pid().and_then(memory::read_status) {
                 self.memory.record(r, status, baseline);
             }
         }
@@ -354,7 +354,7 @@ impl Sim<'_> {
         match action {
             Action::Deliver { dst, bytes } => self.send(dst, &bytes),
             Action::Resume(r) => {
-                self.procs[r].resume();
+                self.replicas[r].resume();
                 let now = self.now_us();
                 self.timeline.resume(now, r);
             }

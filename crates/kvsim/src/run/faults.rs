@@ -3,7 +3,7 @@
 //! The scenario's events as they fire (kills, pauses, partitions, one-way cuts; restarts
 //! are `restarts`'), the
 //! network's verdict on each replica-to-replica datagram as it is routed (partitions, drops,
-//! duplicates, delays: decided by `network`, applied here), and replicas that die on their
+//! duplicates, delays: decided by `network::verdicts`, applied here), and replicas that die on their
 //! own. The choices made here (which replica, which majority) draw on the faults' own
 //! random stream.
 
@@ -11,9 +11,9 @@ use rand::Rng;
 
 use super::Sim;
 use super::timers::Action;
-use crate::config::EventKind;
-use crate::network::Fate;
-use crate::timeline::FaultKind;
+use crate::measure::timeline::FaultKind;
+use crate::network::verdicts::Fate;
+use crate::scenario::config::EventKind;
 use datagram::NodeId;
 
 impl Sim<'_> {
@@ -33,7 +33,7 @@ impl Sim<'_> {
                         self.kill(r);
                     }
                 } else {
-                    self.warn.say(&format!(
+                    self.warnings.say(&format!(
                         "too few living replicas to kill another ({})",
                         self.living_list.len()
                     ));
@@ -71,13 +71,13 @@ impl Sim<'_> {
             EventKind::PauseLeader { duration_s } => match self.leader {
                 Some(l) if self.living[l] => self.pause(l, duration_s),
                 _ => self
-                    .warn
+                    .warnings
                     .say("pause_leader: no known living leader; nothing paused"),
             },
             EventKind::PauseNonLeader { duration_s } => match self.random_non_leader() {
                 Some(r) => self.pause(r, duration_s),
                 None => self
-                    .warn
+                    .warnings
                     .say("pause_non_leader: no living non-leader; nothing paused"),
             },
             EventKind::PartOneWay(direction) => match self.leader {
@@ -86,7 +86,9 @@ impl Sim<'_> {
                     let now = self.now_us();
                     self.timeline.one_way(now, l, direction);
                 }
-                None => self.warn.say("part_oneway: no known leader; no partition"),
+                None => self
+                    .warnings
+                    .say("part_oneway: no known leader; no partition"),
             },
             EventKind::Restart { who, duration_s } => self.restart(who, duration_s),
         }
@@ -97,7 +99,7 @@ impl Sim<'_> {
             self.stats.killed += 1;
             self.killed[r] = true;
             self.cut_off(r);
-            self.procs[r].kill();
+            self.replicas[r].kill();
             let now = self.now_us();
             self.timeline.start(now, FaultKind::Kill { replica: r });
         }
@@ -129,7 +131,7 @@ impl Sim<'_> {
     }
 
     fn pause(&mut self, r: usize, duration_s: f64) {
-        self.procs[r].pause();
+        self.replicas[r].pause();
         let now = self.now_us();
         self.timeline.start(now, FaultKind::Pause { replica: r });
         let at = now + (duration_s * 1e6) as u64;
@@ -171,12 +173,12 @@ impl Sim<'_> {
 
     pub(super) fn check_exits(&mut self) {
         for r in 0..self.n {
-            if self.killed[r] || self.procs[r].ended() {
+            if self.killed[r] || self.replicas[r].ended() {
                 continue;
             }
-            if let Some(status) = self.procs[r].poll_exit() {
+            if let Some(status) = self.replicas[r].poll_exit() {
                 let id = NodeId(r as u16);
-                self.warn
+                self.warnings
                     .say(&format!("Replica {id} exited on its own ({status})"));
                 self.extra.exited_on_own.push(format!("{id}: {status}"));
                 let now = self.now_us();

@@ -6,9 +6,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::data_dirs::DataDirs;
-use crate::procs::{Launch, Output, Replica, ReplicaProc};
-use crate::stand_in::{self, StandIn};
+use crate::replicas::data_dirs::DataDirs;
+use crate::replicas::processes::{Launch, Output, Replica, ReplicaProc};
+use crate::replicas::stand_in::{self, StandIn};
 use datagram::NodeId;
 
 pub(super) struct Launcher {

@@ -4,12 +4,12 @@
 
 use super::Options;
 use super::Sim;
-use crate::checker::{self, LinReport};
-use crate::html::RunData;
-use crate::machine;
-use crate::score::{self, Check, Tier};
-use crate::stats::{Extra, Percentiles, Stats};
-use crate::throughput;
+use crate::checks::linearizability::{self, LinReport};
+use crate::checks::score::{self, Check, Tier};
+use crate::measure::machine_load;
+use crate::measure::stats::{Extra, Percentiles, Stats};
+use crate::measure::throughput;
+use crate::report::html::RunData;
 
 /// Everything a run produced.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -45,11 +45,11 @@ impl Sim<'_> {
         let end_us = self.now_us();
         self.sample_sockets();
         for r in 0..self.n {
-            self.procs[r].kill();
+            self.replicas[r].kill();
         }
         // The replicas are reaped: their CPU time is in our children's.
         self.extra.machine =
-            machine::Reading::now().since(&self.machine_start, end_us as f64 / 1e6);
+            machine_load::Reading::now().since(&self.machine_start, end_us as f64 / 1e6);
         if self.leader.is_none()
             && self.extra.first_leader_s.is_some()
             && let Some(since) = self.leaderless_since_us
@@ -108,7 +108,7 @@ impl Sim<'_> {
         e.send_us_per_sent_datagram = us_per(e.send_ns_total, e.sends);
         e.wall_s = end_us as f64 / 1e6;
 
-        let lin = checker::check_history(&self.clients, opts.lin_states_max);
+        let lin = linearizability::check_history(&self.clients, opts.lin_states_max);
         let mut checks = score::classic_checks(&self.stats, cfg, self.clients.put_oks);
         let what = if lin.violations.len() == 1 {
             "key is"

@@ -12,9 +12,9 @@ use std::io;
 
 use super::Sim;
 use super::timers::Action;
-use crate::config::Restarted;
-use crate::stats::Restart;
-use crate::timeline::FaultKind;
+use crate::measure::stats::Restart;
+use crate::measure::timeline::FaultKind;
+use crate::scenario::config::Restarted;
 use datagram::NodeId;
 
 impl Sim<'_> {
@@ -31,7 +31,7 @@ impl Sim<'_> {
             Restarted::All => self.living_list.clone(),
         };
         if down.is_empty() {
-            self.warn.say(&format!(
+            self.warnings.say(&format!(
                 "{}: no living replica to restart; nothing done",
                 who.name()
             ));
@@ -52,7 +52,7 @@ impl Sim<'_> {
     fn take_down(&mut self, r: usize) {
         self.restarting[r] = true;
         self.cut_off(r);
-        self.procs[r].crash();
+        self.replicas[r].crash();
         // Its new process speaks from another port: nothing goes to it before its hello.
         self.remote[r] = None;
         let now = self.now_us();
@@ -75,7 +75,7 @@ impl Sim<'_> {
                 .registry()
                 .register(&mut self.sockets[r], Token(r), Interest::READABLE)
         {
-            self.warn.say(&format!(
+            self.warnings.say(&format!(
                 "cannot listen to replica {} again: {e}",
                 NodeId(r as u16)
             ));
@@ -83,12 +83,12 @@ impl Sim<'_> {
         self.socket_closed[r] = false;
         let now = self.now_us();
         match self.launcher.spawn(r, true) {
-            Ok(replica) => self.procs[r] = replica,
+            Ok(replica) => self.replicas[r] = replica,
             Err(e) => {
                 // It stays down, and counts as died: it did not come back.
                 self.restarting[r] = false;
                 self.timeline.start(now, FaultKind::Died { replica: r });
-                self.warn
+                self.warnings
                     .say(&format!("cannot restart replica {}: {e}", NodeId(r as u16)));
                 self.extra
                     .exited_on_own

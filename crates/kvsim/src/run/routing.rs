@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use super::Sim;
-use crate::outbox::Sent;
-use crate::timeline::FaultKind;
-use crate::timing::Timing;
-use crate::wire::{self, WireError};
+use crate::measure::timeline::FaultKind;
+use crate::network::outbox::Sent;
+use crate::network::wire::{self, WireError};
+use crate::scenario::timing::Timing;
 use datagram::NodeId;
 
 impl Sim<'_> {
@@ -81,7 +81,7 @@ impl Sim<'_> {
                 now,
                 &self.living_list,
                 &mut self.stats,
-                &mut self.warn,
+                &mut self.warnings,
             );
             if let Some(d) = retry {
                 self.send_request(d, std::time::Instant::now());
@@ -104,7 +104,7 @@ impl Sim<'_> {
     }
 
     fn incorrect(&mut self, what: &str, raw: &[u8]) {
-        self.warn.raw(what, raw);
+        self.warnings.raw(what, raw);
         self.stats.incorrect += 1;
     }
 
@@ -139,7 +139,7 @@ impl Sim<'_> {
     /// `dst`'s queue fills). Something sent to a replica before its hello (or after it
     /// ended) marks it dead, as in the classic simulator.
     pub(super) fn send(&mut self, dst: usize, bytes: &[u8]) {
-        let addr = match (self.procs[dst].ended(), self.remote[dst]) {
+        let addr = match (self.replicas[dst].ended(), self.remote[dst]) {
             (false, Some(addr)) => addr,
             (_, remote) => {
                 if self.living[dst] {
@@ -149,7 +149,7 @@ impl Sim<'_> {
                         self.extra
                             .delivered_before_hello
                             .push(NodeId(dst as u16).to_string());
-                        self.warn.say(&format!(
+                        self.warnings.say(&format!(
                             "Replica {} got a message before its hello: marked dead",
                             NodeId(dst as u16)
                         ));
@@ -179,7 +179,7 @@ impl Sim<'_> {
         self.extra.send_calls += sent.calls as u64;
         self.extra.send_ns_total += sent.ns;
         for _ in 0..sent.blocked {
-            self.warn.say(&format!(
+            self.warnings.say(&format!(
                 "the socket to replica {} is blocked",
                 NodeId(dst as u16)
             ));
@@ -188,7 +188,7 @@ impl Sim<'_> {
         if sent.failed > 0 {
             let e = self.outbox.last_error.take();
             for _ in 0..sent.failed {
-                self.warn.say(&format!(
+                self.warnings.say(&format!(
                     "Unable to send to replica {}: {}",
                     NodeId(dst as u16),
                     e.as_ref().map_or(String::new(), ToString::to_string)

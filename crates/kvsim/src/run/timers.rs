@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::config::EventKind;
+use crate::scenario::config::EventKind;
 
 pub(super) enum Action {
     Fault(EventKind),

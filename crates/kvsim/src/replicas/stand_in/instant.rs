@@ -8,7 +8,7 @@ use std::time::Instant as Time;
 
 use super::peers::Peers;
 use super::{Behaviour, Outgoing};
-use crate::wire::Header;
+use crate::network::wire::Header;
 use datagram::NodeId;
 
 pub(super) struct Instant {
@@ -63,7 +63,7 @@ impl Behaviour for Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stand_in::tests::{feed, sent};
+    use crate::replicas::stand_in::tests::{feed, sent};
 
     const PUT: &str = r#"{"src": "0015", "dst": "0000", "leader": "FFFF", "type": "put", "MID": "M1", "key": "k", "value": "v1"}"#;
     const GET: &str = r#"{"src": "0015", "dst": "0000", "leader": "0000", "type": "get", "MID": "M2", "key": "k"}"#;

@@ -1,6 +1,6 @@
 //! The run's history: one record per attempt (one MID), kept by the clients as requests go
 //! out and replies come in, and read after the run by the linearizability check
-//! (`checker`), the commit rate (`throughput`), and the CSV file written here, one line per
+//! (`checks::linearizability`), the commit rate (`throughput`), and the CSV file written here, one line per
 //! attempt: for latency over time, per-client views and anything else the summary does not
 //! show.
 //!

@@ -4,7 +4,7 @@
 //! They are made new for every run (under the system's temporary directory, with a name
 //! no other run has) and removed when the run is over, whichever way it ends: by `Drop` on
 //! a normal end, an error or a panic, and by [`remove_registered`] when a signal stops
-//! kvsim (the cleanup in `procs` calls it once the replicas are killed). `--keep-data`
+//! kvsim (the cleanup in `processes` calls it once the replicas are killed). `--keep-data`
 //! keeps them and says where they are, to look at what the replicas wrote.
 
 use std::io;

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::config::{Config, Tiers};
-use super::stats::Stats;
+use crate::measure::stats::Stats;
+use crate::scenario::config::{Config, Tiers};
 
 /// One correctness check.
 #[derive(Debug, Clone, Serialize)]
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn checks_follow_the_classic_rules() {
-        let config = super::super::config::Config::parse(
+        let config = crate::scenario::config::Config::parse(
             "t",
             r#"{"lifetime": 30, "replicas": 5, "requests": 500, "mix": 0.2,
                 "tests": {"benchmarks": {"total_msgs": [1, 2, 3], "failures": [1, 2, 3],

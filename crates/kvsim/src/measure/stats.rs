@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::memory::Memory;
-use super::throughput::CommitRate;
+use crate::measure::memory::Memory;
+use crate::measure::throughput::CommitRate;
 
 /// The classic simulator's statistics, under its names.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -111,7 +111,7 @@ pub struct Extra {
     /// `total_msgs`): where a replica's message budget goes.
     pub msgs_by_type: std::collections::BTreeMap<String, u64>,
     /// Every request left without a reply: where it went and when.
-    pub unanswered: Vec<super::clients::Unanswered>,
+    pub unanswered: Vec<crate::clients::Unanswered>,
     /// MIDs that got two replies or more (any types).
     pub mids_with_two_replies: u64,
     /// Classic "incorrect" gets explained by the client's own unacknowledged put.
@@ -199,10 +199,10 @@ pub struct Extra {
     /// (`placement`).
     pub placement: String,
     pub loop_rt_priority: bool,
-    /// Every turn of the loop measured (`turns`).
-    pub turns: super::turns::TurnStats,
-    /// The CPU time of kvsim, its replicas and everything else over the run (`machine`).
-    pub machine: super::machine::MachineLoad,
+    /// Every turn of the loop measured (`loop_turns`).
+    pub turns: crate::measure::loop_turns::TurnStats,
+    /// The CPU time of kvsim, its replicas and everything else over the run (`machine_load`).
+    pub machine: crate::measure::machine_load::MachineLoad,
 }
 
 /// One restart: when the replica was killed, started again, and said hello again (each

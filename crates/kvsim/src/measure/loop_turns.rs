@@ -25,8 +25,8 @@
 
 use serde::Serialize;
 
-use crate::history::HistOp;
-use crate::stats::Percentiles;
+use crate::clients::history::HistOp;
+use crate::measure::stats::Percentiles;
 
 /// A turn at least this long counts as kvsim holding the run up: at the loads kvsim
 /// measures, a replica answers in a few hundred µs, so a millisecond without routing is

@@ -33,8 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
-use crate::wire::{self, Header};
+use crate::network::wire::{self, Header};
+use crate::scenario::config::Config;
 use datagram::NodeId;
 use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use datagram::udp_batch::{RecvBatch, SendBatch};
@@ -294,7 +294,7 @@ impl Running {
                 move || {
                     if let Some(cpus) = cpus {
                         // Not fatal: unpinned, it only competes with kvsim's loop.
-                        let _ = crate::placement::pin_this_thread(&cpus);
+                        let _ = crate::replicas::placement::pin_this_thread(&cpus);
                     }
                     serve(socket, sim, behaviour, &control)
                 }

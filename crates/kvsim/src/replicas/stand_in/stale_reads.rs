@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::peers::Peers;
 use super::{Behaviour, Escaped, Outgoing};
-use crate::wire::Header;
+use crate::network::wire::Header;
 use datagram::NodeId;
 
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
@@ -83,7 +83,7 @@ impl Behaviour for StaleReads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stand_in::tests::{feed, sent};
+    use crate::replicas::stand_in::tests::{feed, sent};
 
     fn request(kind: &str, key: &str, value: Option<&str>) -> String {
         let value = value.map_or(String::new(), |v| format!(r#", "value": "{v}""#));

@@ -8,7 +8,7 @@
 //! first seen, and a leader claim is stored only when it changes. What clients did is not
 //! recorded here: the history (`history`) already holds every attempt.
 
-use crate::config::OneWay;
+use crate::scenario::config::OneWay;
 use datagram::NodeId;
 
 /// The width of one bucket of message counts.

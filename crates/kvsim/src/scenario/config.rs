@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::path::Path;
 
-use super::timing::Timing;
+use crate::scenario::timing::Timing;
 use events::parse_events;
 use thresholds::parse_tests;
 
@@ -127,143 +127,63 @@ impl Config {
         Config::parse(&name, &text)
     }
 
+    /// Reads and validates a scenario. Fields are checked in a fixed order (the classic
+    /// loader's first), so a file with several errors always reports the same one.
     pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| err("<file>", format!("not valid JSON: {e}")))?;
-        let Value::Object(conf) = value else {
+        let Value::Object(fields) = value else {
             return Err(err("<file>", "the top level must be a JSON object"));
         };
-        const KNOWN: &[&str] = &[
-            "lifetime",
-            "replicas",
-            "requests",
-            "mix",
-            "drops",
-            "seed",
+        check_field_names(&fields)?;
+        let size = Size::parse(&fields)?;
+        let seed = seed(&fields)?;
+        let mix = ranged(&fields, "mix", 0.0, 1.0, MIX_DEFAULT)?;
+        let start_wait_s = ranged(
+            &fields,
             "start_wait",
+            0.0,
+            size.lifetime_s,
+            START_WAIT_S_DEFAULT,
+        )?;
+        let end_wait_s = ranged(
+            &fields,
             "end_wait",
-            "max_packets",
-            "events",
-            "tests",
-            // The classic suite puts this one at the top level, where the classic loader
-            // ignores it; so do we.
-            "maximum_get_generation_fail_fraction",
-            "description",
-            "clients",
-            "shared_keys",
-            "duplicate",
-            "reorder",
-            "reorder_delay_ms",
-            "durable",
-            "timing",
-        ];
-        for key in conf.keys() {
-            if !KNOWN.contains(&key.as_str()) {
-                return Err(err(key, "unknown field"));
-            }
-        }
-        for req in ["lifetime", "replicas", "requests", "tests"] {
-            if !conf.contains_key(req) {
-                return Err(err(req, "required field is missing"));
-            }
-        }
-        // The classic loader truncates these with int().
-        let lifetime_s = number(&conf, "lifetime")?.unwrap_or(0.0).trunc();
-        if lifetime_s < 5.0 {
-            return Err(err(
-                "lifetime",
-                "simulation lifetime must be at least 5 seconds",
-            ));
-        }
-        let replicas = number(&conf, "replicas")?.unwrap_or(0.0).trunc();
-        if !(3.0..=21.0).contains(&replicas) {
-            return Err(err(
-                "replicas",
-                "number of replicas must be at least 3 and at most 21",
-            ));
-        }
-        let requests = number(&conf, "requests")?.unwrap_or(0.0).trunc();
-        if requests < 0.0 {
-            return Err(err("requests", "number of requests cannot be negative"));
-        }
-        let seed = match conf.get("seed") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(s) => Some(s),
-                None => Some(
-                    n.as_i64()
-                        .map(|v| v as u64)
-                        .unwrap_or_else(|| hash_str(&n.to_string())),
-                ),
-            },
-            Some(Value::String(s)) => Some(hash_str(s)),
-            Some(_) => return Err(err("seed", "must be an integer or a string")),
-        };
-        let mix = ranged(&conf, "mix", 0.0, 1.0, MIX_DEFAULT)?;
-        let start_wait_s = ranged(&conf, "start_wait", 0.0, lifetime_s, START_WAIT_S_DEFAULT)?;
-        let end_wait_s = ranged(&conf, "end_wait", 0.0, lifetime_s, END_WAIT_S_DEFAULT)?;
-        let drops = ranged(&conf, "drops", 0.0, 1.0, 0.0)?;
+            0.0,
+            size.lifetime_s,
+            END_WAIT_S_DEFAULT,
+        )?;
+        let drops = ranged(&fields, "drops", 0.0, 1.0, 0.0)?;
         let max_packets = ranged(
-            &conf,
+            &fields,
             "max_packets",
-            requests,
+            size.requests,
             MAX_PACKETS_MAX as f64,
             MAX_PACKETS_DEFAULT as f64,
         )? as u64;
-        let durable = match conf.get("durable") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(err(
-                    "durable",
-                    format!("must be true or false, found {other}"),
-                ));
-            }
-        };
-        let timing = match conf.get("timing") {
-            None => None,
-            Some(Value::String(t)) => Some(Timing::parse(t).map_err(|e| err("timing", e))?),
-            Some(other) => {
-                return Err(err(
-                    "timing",
-                    format!("must be \"classic\" or \"exact\", found {other}"),
-                ));
-            }
-        };
-        let events = parse_events(conf.get("events"), lifetime_s, durable)?;
-        let tests = parse_tests(conf.get("tests"))?;
-        let description = match conf.get("description") {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(err("description", "must be a string")),
-        };
+        let durable = durable(&fields)?;
+        let timing = timing(&fields)?;
+        let events = parse_events(fields.get("events"), size.lifetime_s, durable)?;
+        let tests = parse_tests(fields.get("tests"))?;
+        let description = description(&fields)?;
         let clients = ranged(
-            &conf,
+            &fields,
             "clients",
             1.0,
             CLIENTS_MAX as f64,
             CLIENTS_DEFAULT as f64,
         )?
         .trunc() as usize;
-        let shared_keys = match number(&conf, "shared_keys")? {
-            None => None,
-            Some(k) if (1.0..=1_000_000.0).contains(&k) && k.fract() == 0.0 => Some(k as usize),
-            Some(_) => {
-                return Err(err(
-                    "shared_keys",
-                    "must be a whole number from 1 to 1000000",
-                ));
-            }
-        };
-        let duplicate = ranged(&conf, "duplicate", 0.0, 1.0, 0.0)?;
-        let reorder = ranged(&conf, "reorder", 0.0, 1.0, 0.0)?;
-        let reorder_delay_ms_max = ranged(&conf, "reorder_delay_ms", 0.0, 10_000.0, 5.0)?;
+        let shared_keys = shared_keys(&fields)?;
+        let duplicate = ranged(&fields, "duplicate", 0.0, 1.0, 0.0)?;
+        let reorder = ranged(&fields, "reorder", 0.0, 1.0, 0.0)?;
+        let reorder_delay_ms_max = ranged(&fields, "reorder_delay_ms", 0.0, 10_000.0, 5.0)?;
         Ok(Config {
             name: name.to_string(),
             description,
-            lifetime_s,
-            replicas: replicas as usize,
-            requests: requests as u64,
+            lifetime_s: size.lifetime_s,
+            replicas: size.replicas as usize,
+            requests: size.requests as u64,
             mix,
             drops,
             seed,
@@ -280,6 +200,148 @@ impl Config {
             durable,
             timing,
         })
+    }
+}
+
+/// Every field a scenario may have: the classic's, then ours.
+const FIELDS_KNOWN: &[&str] = &[
+    "lifetime",
+    "replicas",
+    "requests",
+    "mix",
+    "drops",
+    "seed",
+    "start_wait",
+    "end_wait",
+    "max_packets",
+    "events",
+    "tests",
+    // The classic suite puts this one at the top level, where the classic loader
+    // ignores it; so do we.
+    "maximum_get_generation_fail_fraction",
+    "description",
+    "clients",
+    "shared_keys",
+    "duplicate",
+    "reorder",
+    "reorder_delay_ms",
+    "durable",
+    "timing",
+];
+
+const FIELDS_REQUIRED: [&str; 4] = ["lifetime", "replicas", "requests", "tests"];
+
+/// A misspelt field would otherwise be a default silently taken.
+fn check_field_names(fields: &Map<String, Value>) -> Result<(), ConfigError> {
+    if let Some(unknown) = fields
+        .keys()
+        .find(|field| !FIELDS_KNOWN.contains(&field.as_str()))
+    {
+        return Err(err(unknown, "unknown field"));
+    }
+    match FIELDS_REQUIRED
+        .iter()
+        .find(|field| !fields.contains_key(**field))
+    {
+        Some(missing) => Err(err(*missing, "required field is missing")),
+        None => Ok(()),
+    }
+}
+
+/// How long a run lasts and how much it holds: the fields every other range depends on.
+/// Whole numbers, as the classic loader truncates them with `int()`; kept as `f64` until
+/// the ranges that depend on them are checked.
+struct Size {
+    lifetime_s: f64,
+    replicas: f64,
+    requests: f64,
+}
+
+impl Size {
+    fn parse(fields: &Map<String, Value>) -> Result<Size, ConfigError> {
+        let lifetime_s = number(fields, "lifetime")?.unwrap_or(0.0).trunc();
+        if lifetime_s < 5.0 {
+            return Err(err(
+                "lifetime",
+                "simulation lifetime must be at least 5 seconds",
+            ));
+        }
+        let replicas = number(fields, "replicas")?.unwrap_or(0.0).trunc();
+        if !(3.0..=21.0).contains(&replicas) {
+            return Err(err(
+                "replicas",
+                "number of replicas must be at least 3 and at most 21",
+            ));
+        }
+        let requests = number(fields, "requests")?.unwrap_or(0.0).trunc();
+        if requests < 0.0 {
+            return Err(err("requests", "number of requests cannot be negative"));
+        }
+        Ok(Size {
+            lifetime_s,
+            replicas,
+            requests,
+        })
+    }
+}
+
+/// A number is the seed itself (a negative one as its bits); a string is hashed, so a
+/// scenario can name its seed.
+fn seed(fields: &Map<String, Value>) -> Result<Option<u64>, ConfigError> {
+    match fields.get("seed") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(Some(match n.as_u64() {
+            Some(seed) => seed,
+            None => n
+                .as_i64()
+                .map(|negative| negative as u64)
+                .unwrap_or_else(|| hash_str(&n.to_string())),
+        })),
+        Some(Value::String(text)) => Ok(Some(hash_str(text))),
+        Some(_) => Err(err("seed", "must be an integer or a string")),
+    }
+}
+
+fn durable(fields: &Map<String, Value>) -> Result<bool, ConfigError> {
+    match fields.get("durable") {
+        None => Ok(false),
+        Some(Value::Bool(durable)) => Ok(*durable),
+        Some(other) => Err(err(
+            "durable",
+            format!("must be true or false, found {other}"),
+        )),
+    }
+}
+
+fn timing(fields: &Map<String, Value>) -> Result<Option<Timing>, ConfigError> {
+    match fields.get("timing") {
+        None => Ok(None),
+        Some(Value::String(name)) => Ok(Some(Timing::parse(name).map_err(|e| err("timing", e))?)),
+        Some(other) => Err(err(
+            "timing",
+            format!("must be \"classic\" or \"exact\", found {other}"),
+        )),
+    }
+}
+
+fn description(fields: &Map<String, Value>) -> Result<Option<String>, ConfigError> {
+    match fields.get("description") {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(err("description", "must be a string")),
+    }
+}
+
+fn shared_keys(fields: &Map<String, Value>) -> Result<Option<usize>, ConfigError> {
+    match number(fields, "shared_keys")? {
+        None => Ok(None),
+        Some(keys) if (1.0..=1_000_000.0).contains(&keys) && keys.fract() == 0.0 => {
+            Ok(Some(keys as usize))
+        }
+        Some(_) => Err(err(
+            "shared_keys",
+            "must be a whole number from 1 to 1000000",
+        )),
     }
 }
 
@@ -315,6 +377,21 @@ fn ranged(
             field,
             format!("{v} is out of range: must be between {low} and {high}"),
         )),
+    }
+}
+
+#[cfg(test)]
+impl Config {
+    /// The smallest valid scenario (3 replicas, 1 request in 5 s), for tests of what is
+    /// made from a config.
+    pub(crate) fn minimal_for_tests(name: &str) -> Config {
+        Config::parse(
+            name,
+            r#"{"lifetime": 5, "replicas": 3, "requests": 1, "tests": {"benchmarks": {
+                "total_msgs": [1, 2, 3], "failures": [1, 2, 3], "duplicates": [1, 2, 3],
+                "median_latency": [1, 2, 3]}}}"#,
+        )
+        .expect("the minimal scenario is valid")
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::clients::Clients;
+use crate::clients::Clients;
 use lincheck::{Op, OpKind, Reason, Verdict, check_key_bounded, prepare};
 
 /// States explored per key before the search gives up (reported as inconclusive).

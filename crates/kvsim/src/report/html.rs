@@ -21,10 +21,10 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::checks::score::Check;
 use crate::report::Row;
 use crate::run::Outcome;
-use crate::score::Check;
+use crate::scenario::config::Config;
 pub use model::RunData;
 pub use sample::SCATTER_ATTEMPTS_MAX;
 
@@ -170,7 +170,7 @@ fn summary<'a>(o: &'a Outcome, cfg: &Config) -> Summary<'a> {
     }
     Summary {
         scenario: &o.scenario,
-        description: crate::suite::describe(cfg),
+        description: crate::scenario::classic_suite::describe(cfg),
         seed: o.seed,
         passed: o.passed,
         checks: &o.checks,

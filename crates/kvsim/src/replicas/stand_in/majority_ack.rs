@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::peers::Peers;
 use super::{Behaviour, Escaped, Outgoing};
-use crate::wire::Header;
+use crate::network::wire::Header;
 use datagram::NodeId;
 
 /// A round unanswered this long is sent again.
@@ -266,7 +266,7 @@ impl Behaviour for MajorityAck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stand_in::tests::{feed, sent};
+    use crate::replicas::stand_in::tests::{feed, sent};
 
     fn put(mid: &str, key: &str) -> String {
         format!(

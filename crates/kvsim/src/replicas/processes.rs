@@ -80,7 +80,7 @@ pub fn install_cleanup() {
             thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
                     kill_all_registered();
-                    crate::data_dirs::remove_registered();
+                    crate::replicas::data_dirs::remove_registered();
                     eprintln!("kvsim: interrupted (signal {sig}); replicas killed");
                     std::process::exit(128 + sig);
                 }
@@ -165,7 +165,7 @@ impl ReplicaProc {
             // SAFETY: the closure runs in the child between fork and exec, and only makes
             // one system call (sched_setaffinity) on memory allocated before the fork.
             unsafe {
-                cmd.pre_exec(move || crate::placement::pin_this_thread(&cpus));
+                cmd.pre_exec(move || crate::replicas::placement::pin_this_thread(&cpus));
             }
         }
         for (k, v) in env {
@@ -317,7 +317,7 @@ fn echo(stream: impl Read + Send + 'static, id: NodeId, start: Instant) {
 /// runs in a thread of its own (`stand_in`).
 pub enum Replica {
     Process(ReplicaProc),
-    StandIn(crate::stand_in::Running),
+    StandIn(crate::replicas::stand_in::Running),
 }
 
 impl Replica {

@@ -8,10 +8,10 @@
 use serde::Serialize;
 
 use super::sample::{self, Sampling};
-use crate::checker::LinReport;
+use crate::checks::linearizability::LinReport;
 use crate::clients::{Clients, Reply};
-use crate::config::Config;
-use crate::timeline::{FaultKind, Timeline};
+use crate::measure::timeline::{FaultKind, Timeline};
+use crate::scenario::config::Config;
 
 /// Violations drawn on a page; the rest are listed in the text summary and `--json`.
 pub const VIOLATIONS_DRAWN_MAX: usize = 5;
@@ -236,7 +236,7 @@ fn percentile(sorted: &[u32], q: f64) -> i64 {
     i64::from(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-fn fault_span(f: &crate::timeline::Fault) -> FaultSpan {
+fn fault_span(f: &crate::measure::timeline::Fault) -> FaultSpan {
     let (kind, replica, majority, from_leader) = match &f.kind {
         FaultKind::Kill { replica } => ("kill", Some(*replica), None, None),
         FaultKind::Died { replica } => ("died", Some(*replica), None, None),
@@ -264,7 +264,10 @@ pub(super) fn short(text: &str) -> String {
 
 /// The key's operations around the offending ones: all of them when there are few, else
 /// the offending ones and those whose windows are nearest theirs.
-pub(super) fn violation_view(v: &crate::checker::LinViolation, clients: &Clients) -> ViolationView {
+pub(super) fn violation_view(
+    v: &crate::checks::linearizability::LinViolation,
+    clients: &Clients,
+) -> ViolationView {
     let op_of = |i: usize| {
         let h = &clients.history[i];
         ViolationOp {

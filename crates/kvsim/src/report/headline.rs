@@ -1,0 +1,193 @@
+//! The headline of a run, and the tables of `calibrate` and `repeat`, which put several
+//! runs of one scenario side by side: a line per run as it ends, then the comparison.
+
+use std::fmt::Write as _;
+
+use crate::run::Outcome;
+use crate::scenario::config::Config;
+
+/// One run's headline figures, as `calibrate` and `repeat` print them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Headline {
+    pub passed: bool,
+    pub committed_puts_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub longest_turn_ms: f64,
+    /// Of the run after start_wait, the share kvsim spent in turns of 1 ms or more.
+    pub held_fraction: f64,
+    pub started_late: u64,
+}
+
+impl Headline {
+    pub fn of(outcome: &Outcome) -> Headline {
+        let extra = &outcome.extra;
+        Headline {
+            passed: outcome.passed,
+            committed_puts_per_s: extra.committed.steady_puts_per_s,
+            p50_ms: extra.reply_latency_s.p50 * 1e3,
+            p99_ms: extra.reply_latency_s.p99 * 1e3,
+            p999_ms: extra.reply_latency_s.p999 * 1e3,
+            longest_turn_ms: extra.loop_turn_max_us.0 as f64 / 1e3,
+            held_fraction: extra.turns.held_fraction,
+            started_late: extra.requests_started_late,
+        }
+    }
+
+    /// The run in one line, as it ends.
+    pub fn line(&self) -> String {
+        format!(
+            "{}; committed {:.0} puts/s; reply latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; kvsim's longest turn {:.3} ms, {:.3}% of the run in turns of 1 ms or more, {} requests started 1 ms late or more",
+            if self.passed { "PASS" } else { "FAIL" },
+            self.committed_puts_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.p999_ms,
+            self.longest_turn_ms,
+            self.held_fraction * 100.0,
+            self.started_late
+        )
+    }
+}
+
+/// The three runs side by side, then the replica's ratios to each stand-in.
+pub fn calibration_table(cfg: &Config, lines: &[(String, Headline)]) -> String {
+    let mut out = String::new();
+    let offered = cfg.requests as f64 * (1.0 - cfg.mix) / cfg.lifetime_s;
+    let _ = writeln!(
+        out,
+        "\nkvsim calibrate: {} ({:.0} puts/s offered, {} replicas)",
+        cfg.name, offered, cfg.replicas
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:>16} {:>9} {:>9} {:>9} {:>13} {:>6}",
+        "run", "committed puts/s", "p50 ms", "p99 ms", "p99.9 ms", "longest turn", "passed"
+    );
+    for (name, run) in lines {
+        let _ = writeln!(
+            out,
+            "{:<24} {:>16.0} {:>9.3} {:>9.3} {:>9.3} {:>10.3} ms {:>6}",
+            name,
+            run.committed_puts_per_s,
+            run.p50_ms,
+            run.p99_ms,
+            run.p999_ms,
+            run.longest_turn_ms,
+            if run.passed { "yes" } else { "no" }
+        );
+    }
+    // The replica's run comes last; each stand-in's before it.
+    if let [stand_ins @ .., (replica, replica_run)] = lines {
+        for (name, stand_in) in stand_ins {
+            let ratio = |mine: f64, theirs: f64| {
+                if theirs > 0.0 {
+                    mine / theirs
+                } else {
+                    f64::NAN
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{:<24} {:>16.2} {:>9.2} {:>9.2} {:>9.2}",
+                format!("{replica} / {name}"),
+                ratio(
+                    replica_run.committed_puts_per_s,
+                    stand_in.committed_puts_per_s
+                ),
+                ratio(replica_run.p50_ms, stand_in.p50_ms),
+                ratio(replica_run.p99_ms, stand_in.p99_ms),
+                ratio(replica_run.p999_ms, stand_in.p999_ms),
+            );
+        }
+    }
+    out
+}
+
+/// The closing lines of `repeat`: the runs under the limit, and the spread.
+pub fn repeat_summary(heads: &[Headline], under_ms: f64) -> String {
+    let mut p99: Vec<f64> = heads.iter().map(|run| run.p99_ms).collect();
+    p99.sort_by(f64::total_cmp);
+    let mut turns: Vec<f64> = heads.iter().map(|run| run.longest_turn_ms).collect();
+    turns.sort_by(f64::total_cmp);
+    let under = heads.iter().filter(|run| run.p99_ms < under_ms).count();
+    let passed = heads.iter().filter(|run| run.passed).count();
+    let spread = |sorted: &[f64]| match sorted {
+        [] => "-".to_string(),
+        _ => format!(
+            "{:.3} / {:.3} / {:.3}",
+            sorted[0],
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1]
+        ),
+    };
+    format!(
+        "p99 under {under_ms} ms in {under} of {} runs; {passed} passed every check\np99 min / median / max: {} ms\nkvsim's longest turn min / median / max: {} ms\n",
+        heads.len(),
+        spread(&p99),
+        spread(&turns)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headline(p99_ms: f64, puts: f64) -> Headline {
+        Headline {
+            passed: true,
+            committed_puts_per_s: puts,
+            p50_ms: p99_ms / 4.0,
+            p99_ms,
+            p999_ms: p99_ms * 2.0,
+            longest_turn_ms: 0.5,
+            held_fraction: 0.0,
+            started_late: 0,
+        }
+    }
+
+    #[test]
+    fn repeat_counts_the_runs_under_the_limit_and_gives_the_spread() {
+        let runs: Vec<Headline> = [1.0, 7.0, 2.0, 4.99, 5.0]
+            .iter()
+            .map(|&p| headline(p, 100.0))
+            .collect();
+        let text = repeat_summary(&runs, 5.0);
+        assert!(text.contains("p99 under 5 ms in 3 of 5 runs"), "{text}");
+        assert!(
+            text.contains("p99 min / median / max: 1.000 / 4.990 / 7.000 ms"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn calibration_divides_the_replica_by_each_stand_in() {
+        let cfg = Config::minimal_for_tests("hl");
+        let lines = [
+            ("instant".to_string(), headline(0.5, 100.0)),
+            ("majority-ack".to_string(), headline(1.0, 100.0)),
+            ("3700kvstore".to_string(), headline(2.0, 50.0)),
+        ];
+        let table = calibration_table(&cfg, &lines);
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} in {table}"))
+                .split_whitespace()
+                .skip(3)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        // committed puts/s, p50, p99, p99.9
+        assert_eq!(
+            row("3700kvstore / instant"),
+            ["0.50", "4.00", "4.00", "4.00"]
+        );
+        assert_eq!(
+            row("3700kvstore / majority-ack"),
+            ["0.50", "2.00", "2.00", "2.00"]
+        );
+    }
+}
