@@ -12,18 +12,18 @@
 //!     cargo bench --bench commit
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use datagram::NodeId;
-use replica::raft::EntrySpan;
-use replica::raft::{
+use raft::EntrySpan;
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{
     ClientRequest, Config, Effect, EntryRef, Message, Node, Operation, OutgoingMessage, ReplyKind,
     Role, Timer,
 };
-use replica::storage::{DataDir, Identity, Storage};
-use replica::time::{Span, Time};
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use storage::{DataDir, Identity, Storage};
 
 const REPLICAS: usize = 5;
 const PUTS: usize = 2_000;

@@ -16,8 +16,8 @@
 //! of it. Each log's terms never decrease along it, nor exceed the replica's term.
 
 use crate::{ClientOp, ReplyRecord};
-use datagram::NodeId;
-use replica::raft::{CommandRef, EntryRef, EntrySpan, LogIndex, Node, ReplyKind, Role, Term};
+use raft::NodeId;
+use raft::{CommandRef, EntryRef, EntrySpan, LogIndex, Node, ReplyKind, Role, Term};
 use std::collections::BTreeMap;
 
 /// What a durable replica's completed sync made durable: its term and vote, and its log

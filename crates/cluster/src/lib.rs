@@ -11,22 +11,20 @@ pub mod invariants;
 pub mod network;
 pub mod workload;
 
-use datagram::NodeId;
 use invariants::Invariants;
 use network::{Links, NetworkConfig};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use replica::raft::{
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{
     AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, LogIndex, Message, Node, Operation,
     Reply, Role, Term, Timer,
 };
-use replica::storage::mem::{Failing, PAGE_BYTES, Tear};
-use replica::storage::{
-    Identity, META_FILE, MemDisk, SNAPSHOT_FILE, Storage, StorageError, TEMP_SUFFIX,
-};
-use replica::time::{Span, Time};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
+use storage::mem::{Failing, PAGE_BYTES, Tear};
+use storage::{Identity, META_FILE, MemDisk, SNAPSHOT_FILE, Storage, StorageError, TEMP_SUFFIX};
 
 /// A run that needs more events than this is storming (a timer re-armed in the past, a
 /// message loop); it fails instead of hanging.
@@ -777,7 +775,7 @@ impl Cluster {
         let changes = r.node.take_unpersisted();
         let snapshot_write = changes.snapshot.is_some();
         let last = r.node.log().last_index();
-        replica::storage::save_changes(storage, &r.node, changes);
+        storage::save_changes(storage, &r.node, changes);
         if !storage.has_pending() && r.held.is_empty() {
             return;
         }
@@ -967,7 +965,7 @@ impl Cluster {
             let damageable = if name == SNAPSHOT_FILE || name == META_FILE {
                 synced
             } else if is_log_file(&name) {
-                let bytes = replica::storage::Disk::read(disk, &name)
+                let bytes = storage::Disk::read(disk, &name)
                     .ok()
                     .flatten()
                     .unwrap_or_default();
@@ -1142,7 +1140,7 @@ fn is_log_file(name: &str) -> bool {
     name != META_FILE && name != SNAPSHOT_FILE && !name.ends_with(TEMP_SUFFIX)
 }
 
-/// The write-ahead log's framing as `replica::storage` documents it, read here on its own
+/// The write-ahead log's framing as the `storage` crate documents it, read here on its own
 /// so that a flipped bit is placed by this model of the format and not by the code under
 /// test: records are `[payload length u32][crc32 u32][kind u8][payload]`, little-endian,
 /// the checksum over the kind and the payload; a batch head (kind 4) carries the nonce,
@@ -1206,7 +1204,7 @@ fn open_disk(
     config: &Config,
     disk: MemDisk,
     nonce: u64,
-) -> Result<(Storage<MemDisk>, replica::storage::Recovered), replica::storage::StorageError> {
+) -> Result<(Storage<MemDisk>, storage::Recovered), storage::StorageError> {
     let identity = Identity {
         id: config.id,
         peers: config.peers.clone(),

@@ -1,9 +1,9 @@
 //! The virtual network between cores: delay, jitter (hence reordering), drops,
 //! duplication and partitions, all drawn from the cluster's seeded generator.
 
+use raft::time::Span;
 use rand::Rng;
 use rand::rngs::SmallRng;
-use replica::time::Span;
 
 /// How the network treats replica-to-replica messages.
 #[derive(Clone, Debug)]

@@ -3,11 +3,11 @@
 //! history a linearizability check needs.
 
 use crate::{ClientOp, Cluster, ReplyRecord};
-use datagram::NodeId;
+use raft::NodeId;
+use raft::ReplyKind;
+use raft::time::{Span, Time};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use replica::raft::ReplyKind;
-use replica::time::{Span, Time};
 use std::collections::VecDeque;
 
 #[derive(Clone, Debug)]

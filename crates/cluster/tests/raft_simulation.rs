@@ -10,7 +10,7 @@
 //! - at the end: every key's history is linearizable.
 //!
 //! Half the seeds are durable: their replicas persist through the real storage code on a
-//! disk model (`replica::storage::MemDisk`), and the plan may kill them (the page cache
+//! disk model (`storage::MemDisk`), and the plan may kill them (the page cache
 //! survives), cut their power (unsynced writes lost or torn in any shape), kill one and
 //! cut its power after its restart, flip a bit of a stopped replica's synced bytes (its
 //! next start must refuse, and it stays down), or fail a write or a sync (it stops, and
@@ -23,13 +23,13 @@
 use cluster::network::NetworkConfig;
 use cluster::workload::{Workload, WorkloadConfig};
 use cluster::{Cluster, ClusterStats, Crash, CrashAt};
-use datagram::NodeId;
+use raft::Config;
+use raft::NodeId;
+use raft::time::{Span, Time};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use replica::raft::Config;
-use replica::storage::mem::Failing;
-use replica::time::{Span, Time};
 use std::io::Write;
+use storage::mem::Failing;
 
 const FAULTS_FROM: Time = Time(1_000_000);
 const HEAL_AT: Time = Time(6_000_000);
@@ -215,7 +215,7 @@ fn plan(seed: u64) -> Plan {
 fn leader_or_any(cluster: &mut Cluster) -> usize {
     let n = cluster.len();
     (0..n)
-        .find(|&i| !cluster.is_crashed(i) && cluster.node(i).role() == replica::raft::Role::Leader)
+        .find(|&i| !cluster.is_crashed(i) && cluster.node(i).role() == raft::Role::Leader)
         .unwrap_or_else(|| cluster.rng().random_range(0..n))
 }
 

@@ -2,13 +2,13 @@
 //! own invariants checked after each.
 
 use arbitrary::{Arbitrary, Unstructured};
-use datagram::NodeId;
-use replica::raft::{
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{
     AppendEntries, AppendEntriesResponse, ClientRequest, CommandRef, Config, Dropped, Effect,
     Entry, EntryRef, InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, Node, Operation,
     RequestVote, RequestVoteResponse, Role, Term, Timer,
 };
-use replica::time::{Span, Time};
 
 /// The replica under test is `0000`; its peers are `0001` to `0004`.
 const PEERS: u16 = 4;
@@ -326,7 +326,7 @@ fn fuzzed_entries(entries: &[(Num, Option<(u8, u8)>)], term: impl Fn(Num) -> Ter
 }
 
 fn as_ref(entry: &Entry) -> EntryRef<'_> {
-    use replica::raft::AsEntryRef;
+    use raft::AsEntryRef;
     entry.as_entry_ref()
 }
 
@@ -360,7 +360,7 @@ impl Checker {
             self.term
         );
         assert!(
-            term <= replica::raft::validate::TERM_MAX,
+            term <= raft::validate::TERM_MAX,
             "term {term:?} past the limit"
         );
         if term == self.term

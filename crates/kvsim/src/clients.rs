@@ -28,7 +28,7 @@ use rand::rngs::SmallRng;
 
 use super::history::HistOp;
 use super::ids::{MID_CHARS, Mid};
-use datagram::NodeId;
+use raft::NodeId;
 use requests::{KEY_LEN, random_string};
 
 pub use replies::Unanswered;

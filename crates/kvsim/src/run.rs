@@ -49,9 +49,9 @@ use super::timeline::Timeline;
 use super::timing::{ClassicPace, Timing};
 use super::turns::TurnMeter;
 use super::warn::Warnings;
-use datagram::NodeId;
 use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use launch::Launcher;
+use raft::NodeId;
 use timers::Timers;
 
 pub use outcome::Outcome;

@@ -8,15 +8,15 @@
 //! and the properties that mutate them are one thing, each property drawing on the same
 //! generators.
 
-use datagram::NodeId;
+use raft::NodeId;
+use raft::{
+    AppendEntries, AppendEntriesResponse, Command, Entry, InstallSnapshot, InstallSnapshotResponse,
+    LogIndex, Message, RequestVote, RequestVoteResponse, Term,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use replica::codec::{
     Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder, encode, encode_raft,
-};
-use replica::raft::{
-    AppendEntries, AppendEntriesResponse, Command, Entry, InstallSnapshot, InstallSnapshotResponse,
-    LogIndex, Message, RequestVote, RequestVoteResponse, Term,
 };
 
 /// Valid encoded datagrams of every kind, with strings that need escaping.

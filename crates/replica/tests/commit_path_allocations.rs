@@ -4,12 +4,12 @@
 //! requests are only the rare doublings of growing structures (the log's arena, the state
 //! machine's table), never one per put, per get, per append or per answer.
 
-use datagram::NodeId;
-use replica::raft::{
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{
     ClientRequest, CommandRef, Config, Effect, EntryRef, Message, Node, Operation, OutgoingMessage,
     Role, Term, Timer,
 };
-use replica::time::{Span, Time};
 use std::collections::VecDeque;
 
 #[path = "support/counting_alloc.rs"]

@@ -2,12 +2,12 @@
 //! the golden scripts (`tests/testdata/`, run by `tests/scripts/`); a bound belongs here,
 //! where retuning the timeouts keeps it checked instead of rewriting it.
 
-use datagram::NodeId;
-use replica::raft::{
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{
     AppendEntriesResponse, Config, Effect, EntryRef, LogIndex, Message, Node, RequestVoteResponse,
     Role, Term, Timer,
 };
-use replica::time::{Span, Time};
 
 const ME: NodeId = NodeId(0);
 const PEERS: [NodeId; 4] = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];

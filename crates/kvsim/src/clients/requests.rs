@@ -11,7 +11,7 @@ use super::{Attempt, AttemptState, Clients, KeyMode};
 use crate::history::HistOp;
 use crate::ids::{self, MID_CHARS};
 use crate::stats::Stats;
-use datagram::NodeId;
+use raft::NodeId;
 
 pub(super) const KEY_LEN: usize = 32;
 

@@ -10,7 +10,7 @@ use crate::stats::{Extra, Stats};
 use crate::timeline::{FaultKind, Timeline};
 use crate::warn::Warnings;
 use crate::wire::parse;
-use datagram::NodeId;
+use raft::NodeId;
 
 const LIVING: [usize; 3] = [0, 1, 2];
 

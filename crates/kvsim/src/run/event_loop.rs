@@ -33,8 +33,8 @@ use crate::memory;
 use crate::schedule::ScheduledRequest;
 use crate::timing::{ClassicPace, RECV_WAIT_MS, Timing};
 use crate::turns::Counters;
-use datagram::NodeId;
 use datagram::udp_batch::RecvBatch;
+use raft::NodeId;
 
 /// Datagrams read by one `recvmmsg` (each slot holds the largest datagram, 65,535 bytes,
 /// as the classic reads). At 50,000 puts/s a replica sends a few dozen datagrams between

@@ -14,7 +14,7 @@ use super::timers::Action;
 use crate::config::EventKind;
 use crate::network::Fate;
 use crate::timeline::FaultKind;
-use datagram::NodeId;
+use raft::NodeId;
 
 impl Sim<'_> {
     /// Carries out one of the scenario's events as it falls due.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::data_dirs::DataDirs;
 use crate::procs::{Launch, Output, Replica, ReplicaProc};
 use crate::stand_in::{self, StandIn};
-use datagram::NodeId;
+use raft::NodeId;
 
 pub(super) struct Launcher {
     program: PathBuf,

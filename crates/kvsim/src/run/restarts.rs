@@ -15,7 +15,7 @@ use super::timers::Action;
 use crate::config::Restarted;
 use crate::stats::Restart;
 use crate::timeline::FaultKind;
-use datagram::NodeId;
+use raft::NodeId;
 
 impl Sim<'_> {
     /// Carries out a restart event: takes down the replicas it names, each to be started

@@ -13,7 +13,7 @@ use crate::outbox::Sent;
 use crate::timeline::FaultKind;
 use crate::timing::Timing;
 use crate::wire::{self, WireError};
-use datagram::NodeId;
+use raft::NodeId;
 
 impl Sim<'_> {
     /// Validates and routes one datagram that arrived on replica `from`'s socket.

@@ -13,10 +13,10 @@
 use super::Replica;
 use super::clock::Clock;
 use crate::debug_log;
-use crate::raft::{LogIndex, OutgoingMessage};
-use crate::storage::{Storage, save_changes};
-use crate::time::Time;
-use datagram::NodeId;
+use raft::NodeId;
+use raft::time::Time;
+use raft::{LogIndex, OutgoingMessage};
+use storage::{Storage, save_changes};
 
 pub(super) struct Durable {
     pub(super) storage: Storage,

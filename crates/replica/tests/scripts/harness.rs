@@ -24,7 +24,7 @@
 //!   effect, with its memory intact.
 //! - `restart 3` (with `durable=on`): replica 3 is killed and started again at once from
 //!   what its `persist` commands wrote, through the real storage code on a disk in memory
-//!   (`replica::storage::MemDisk`): what is in flight to or from it is lost, its timers
+//!   (`storage::MemDisk`): what is in flight to or from it is lost, its timers
 //!   start over, and it comes back as `Recovered::restore` makes it.
 //! - `put 1 a=1 [b=2 ...] [client=c] [mid=m1]`, `get 1 a [b ...] [client=c] [mid=m1]`:
 //!   client requests handled as one batch of input (one flush). MIDs default to `m1`,
@@ -45,13 +45,11 @@
 //! (`2: role=follower term=2 leader=1`). Armed timers are printed only by `timers`.
 
 use crate::text;
-use datagram::NodeId;
-use replica::raft::{
-    AsEntryRef, Effect, Entry, EntryRef, Message, Node, ReplyKind, Role, Term, Timer,
-};
-use replica::storage::{Identity, MemDisk, Storage, StorageError};
-use replica::time::Time;
+use raft::NodeId;
+use raft::time::Time;
+use raft::{AsEntryRef, Effect, Entry, EntryRef, Message, Node, ReplyKind, Role, Term, Timer};
 use std::collections::VecDeque;
+use storage::{Identity, MemDisk, Storage, StorageError};
 
 mod commands;
 pub use commands::exec;
@@ -202,7 +200,7 @@ impl Cluster {
     }
 
     /// Puts a message in flight, or reports why it cannot arrive.
-    fn send(&mut self, i: usize, to: NodeId, message: replica::raft::OutgoingMessage) {
+    fn send(&mut self, i: usize, to: NodeId, message: raft::OutgoingMessage) {
         let node = &self.replicas[i].node;
         let entries = match message {
             Message::AppendEntries(a) => node
@@ -368,7 +366,7 @@ impl Cluster {
     fn open_disk(
         node: &Node,
         disk: MemDisk,
-    ) -> Result<(Storage<MemDisk>, replica::storage::Recovered), StorageError> {
+    ) -> Result<(Storage<MemDisk>, storage::Recovered), StorageError> {
         let identity = Identity {
             id: node.id(),
             peers: node.peers().to_vec(),
@@ -420,7 +418,7 @@ impl Cluster {
             .entries()
             .into_iter()
             .enumerate()
-            .map(|(k, e)| text::entry(replica::raft::LogIndex(k as u64 + 1), e))
+            .map(|(k, e)| text::entry(raft::LogIndex(k as u64 + 1), e))
             .collect();
         format!("{} log: [{}]", i + 1, entries.join(", "))
     }

@@ -1,13 +1,13 @@
 //! How the scripts write things: arguments in, messages, entries and times out. One line
 //! per message, in the names of the Raft paper, so a golden file reads as a trace.
 
-use datagram::NodeId;
-use replica::raft::{
+use raft::NodeId;
+use raft::time::Time;
+use raft::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, Command, CommandRef, Entry, EntryRef,
     InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, RequestVote, RequestVoteResponse,
     Term,
 };
-use replica::time::Time;
 use std::str::FromStr;
 
 /// A command line split into its words: bare words in order (`positional`) and

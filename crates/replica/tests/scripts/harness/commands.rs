@@ -3,11 +3,11 @@
 
 use super::{Cluster, FIRST_CLIENT_ID, InFlight, Network, Replica};
 use crate::text::{self, Args};
-use datagram::NodeId;
-use replica::raft::{ClientRequest, Config, Node, Operation, Timer};
-use replica::storage::MemDisk;
-use replica::time::{Span, Time};
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{ClientRequest, Config, Node, Operation, Timer};
 use std::collections::VecDeque;
+use storage::MemDisk;
 
 /// Runs one command line against `cluster`, which the first command (`cluster`) creates.
 pub fn exec(cluster: &mut Option<Cluster>, line: &str) -> Result<Vec<String>, String> {
@@ -152,7 +152,7 @@ impl Cluster {
                 self.input(i, |node, _| {
                     let changes = node.take_unpersisted();
                     if let Some(storage) = storage.as_mut() {
-                        replica::storage::save_changes(storage, node, changes);
+                        storage::save_changes(storage, node, changes);
                         storage.sync().expect("a disk in memory");
                     }
                     let log = node.log();

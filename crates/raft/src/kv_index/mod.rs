@@ -1,5 +1,6 @@
-//! The replicated state machine: a map from key to value. Deterministic: the same
-//! commands in the same order give the same state on every replica.
+//! The replicated state machine, an index into the log: a map from key to value.
+//! Deterministic: the same commands in the same order give the same state on every
+//! replica.
 //!
 //! The map holds no keys or values of its own for puts still in the log. Every value it
 //! could return is the value of an applied put, which is a committed log entry, and
@@ -43,8 +44,8 @@
 mod compaction;
 mod table;
 
-use crate::raft::log::Log;
-use crate::raft::message::{CommandRef, LogIndex, Term};
+use crate::log::Log;
+use crate::message::{CommandRef, LogIndex, Term};
 use ahash::RandomState;
 use std::sync::Arc;
 use table::{LatestPut, Table};
@@ -66,6 +67,29 @@ pub trait PutLog {
     /// A hint that the key of the entry at `index` will soon be read: start loading its
     /// bytes. May read the entry's place (hinted earlier by `prefetch_entry`).
     fn prefetch_key(&self, _index: LogIndex) {}
+}
+
+/// The log is what a replica's state machine indexes: a put's key and value stay in the
+/// log's arena, where the index reads them back.
+impl PutLog for Log {
+    fn put_at(&self, index: LogIndex) -> Option<(&str, &str)> {
+        match self.get(index)?.command {
+            CommandRef::Put { key, value } => Some((key, value)),
+            CommandRef::Noop => None,
+        }
+    }
+
+    fn key_at(&self, index: LogIndex) -> Option<&str> {
+        Log::key_at(self, index)
+    }
+
+    fn prefetch_entry(&self, index: LogIndex) {
+        Log::prefetch_entry(self, index);
+    }
+
+    fn prefetch_key(&self, index: LogIndex) {
+        Log::prefetch_key(self, index);
+    }
 }
 
 /// How far past the snapshot index the store can refer to a put in the log (slots are
@@ -694,8 +718,8 @@ mod tests {
     /// of keys applied long before, and shards growing in the middle of a batch.
     #[test]
     fn a_batch_from_the_log_applies_like_one_entry_at_a_time() {
-        use crate::raft::log::Log;
-        use crate::raft::message::{CommandRef, EntryRef, Term};
+        use crate::log::Log;
+        use crate::message::{CommandRef, EntryRef, Term};
         let mut log = Log::new();
         for i in 0..6_000u64 {
             let key = format!("k{}", (i * 7919) % 2_500);

@@ -10,13 +10,13 @@
 //!   or serves it if it became the leader), or fails it after `held_request_timeout`;
 //! - a leader that steps down redirects everything it still owes.
 
+use crate::NodeId;
+use crate::effect::{ReplyKind, Timer};
 use crate::inline_str::InlineStr;
-use crate::raft::effect::{ReplyKind, Timer};
-use crate::raft::leader::{PendingPut, PendingRead};
-use crate::raft::message::{ClientRequest, CommandRef, EntryRef, Operation};
-use crate::raft::node::{HeldRequest, Node, Role};
+use crate::leader::{PendingPut, PendingRead};
+use crate::message::{ClientRequest, CommandRef, EntryRef, Operation};
+use crate::node::{HeldRequest, Node, Role};
 use crate::time::Time;
-use datagram::NodeId;
 
 /// Clients whose last redirect is remembered (the classic setting has 8).
 const RECENT_REDIRECTS_MAX: usize = 64;

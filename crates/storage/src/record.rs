@@ -8,8 +8,8 @@
 //! (nonce and sequence number), written once the batch's sync has returned.
 //! Decoding is total: any bytes give a record or a reason, never a panic.
 
-use crate::raft::{CommandRef, EntryRef, HardState, LogIndex, Term};
-use datagram::NodeId;
+use raft::NodeId;
+use raft::{CommandRef, EntryRef, HardState, LogIndex, Term};
 
 /// Bytes before the payload: length, checksum, kind.
 pub const HEADER_BYTES: usize = 9;

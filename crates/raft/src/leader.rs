@@ -1,12 +1,12 @@
 //! State a replica keeps only while it leads: each follower's progress, and the client
 //! requests it owes answers to.
 
+use crate::NodeId;
+use crate::floor::FloorAccount;
 use crate::inline_str::InlineStr;
-use crate::raft::floor::FloorAccount;
-use crate::raft::message::LogIndex;
-use crate::raft::progress::Progress;
+use crate::message::LogIndex;
+use crate::progress::Progress;
 use crate::time::{Span, Time};
-use datagram::NodeId;
 use std::collections::VecDeque;
 
 /// A put appended at `index` and not yet answered.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::kv_index::PutLog;
 
 fn put(term: u64, key: &'static str, value: &'static str) -> EntryRef<'static> {
     EntryRef {

@@ -1,8 +1,8 @@
 //! The knobs of a replica, each a named limit with its unit last.
 
-use crate::raft::message::{CommandRef, EntryRef};
+use crate::NodeId;
+use crate::message::{CommandRef, EntryRef};
 use crate::time::Span;
-use datagram::NodeId;
 
 /// How one replica behaves. `Config::new` gives the defaults tuned for the classic
 /// simulator (loopback, sub-millisecond delivery, up to 30% drops).

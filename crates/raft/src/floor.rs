@@ -25,8 +25,8 @@
 //! the followers sent beyond the account is credit, capped at one burst's worth, so a
 //! long quiet or busy stretch does not excuse the next one.
 
-use crate::raft::node::Node;
-use crate::raft::progress::{Progress, ReplicationState};
+use crate::node::Node;
+use crate::progress::{Progress, ReplicationState};
 use crate::time::Time;
 
 /// Millionths of a put: the token bucket's unit, so that refilling at a rate per second

@@ -9,7 +9,7 @@
 
 use super::disk::{Disk, TEMP_SUFFIX};
 use super::{SNAPSHOT_FILE, record};
-use crate::raft::{EntryRef, Log, LogIndex, Term};
+use raft::{EntryRef, Log, LogIndex, Term};
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};

@@ -1,6 +1,6 @@
 use super::mem::Failing;
 use super::*;
-use crate::raft::{CommandRef, Entry, Log};
+use raft::{CommandRef, Entry, Log};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::fs;

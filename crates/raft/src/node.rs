@@ -3,19 +3,19 @@
 //! The rules themselves live beside this file: `election` (§5.2, pre-vote §9.6),
 //! `replication` (§5.3, §5.4), `client` (§8: reads, puts, held requests).
 
+use crate::NodeId;
+use crate::config::Config;
+use crate::effect::{Effect, Reply, ReplyKind, Timer};
 use crate::inline_str::InlineStr;
-use crate::kv::KvStore;
-use crate::raft::config::Config;
-use crate::raft::effect::{Effect, Reply, ReplyKind, Timer};
-use crate::raft::leader::LeaderState;
-use crate::raft::log::{Log, LogSlice};
-use crate::raft::message::{
+use crate::kv_index::KvStore;
+use crate::leader::LeaderState;
+use crate::log::{Log, LogSlice};
+use crate::message::{
     ClientRequest, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage, Term,
 };
-use crate::raft::snapshot::IncomingSnapshot;
-use crate::raft::validate::{Dropped, check_message};
+use crate::snapshot::IncomingSnapshot;
 use crate::time::{Span, Time};
-use datagram::NodeId;
+use crate::validate::{Dropped, check_message};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;

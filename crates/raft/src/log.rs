@@ -12,9 +12,8 @@
 //! consistency check of an append that follows the snapshot (§7: "the last included index
 //! and term ... are used for the AppendEntries consistency check") needs them.
 
-use crate::kv::PutLog;
+use crate::message::{CommandRef, EntryRef, EntrySpan, LogIndex, Term};
 use crate::prefetch::prefetch_read;
-use crate::raft::message::{CommandRef, EntryRef, EntrySpan, LogIndex, Term};
 
 /// `Slot::key_len` of a no-op. No key reaches this length: a key arrives in one datagram.
 const NOOP_KEY_LEN: u32 = u32::MAX;
@@ -368,27 +367,24 @@ impl Log {
     }
 }
 
-impl PutLog for Log {
-    fn put_at(&self, index: LogIndex) -> Option<(&str, &str)> {
-        match self.get(index)?.command {
-            CommandRef::Put { key, value } => Some((key, value)),
-            CommandRef::Noop => None,
-        }
-    }
-
-    fn key_at(&self, index: LogIndex) -> Option<&str> {
+impl Log {
+    /// The key of the put at `index`, read without building its entry: what the state
+    /// machine's lookups compare. `None` for a no-op or outside the log.
+    pub fn key_at(&self, index: LogIndex) -> Option<&str> {
         let Slot { start, key_len } = *self.slots.get(self.offset(index)?)?;
         let start = start as usize;
         (key_len != NOOP_KEY_LEN).then(|| &self.text[start..start + key_len as usize])
     }
 
-    fn prefetch_entry(&self, index: LogIndex) {
+    /// Starts loading the slot of the entry at `index` (a hint; any index is allowed).
+    pub fn prefetch_entry(&self, index: LogIndex) {
         if let Some(slot) = self.offset(index).and_then(|o| self.slots.get(o)) {
             prefetch_read(slot);
         }
     }
 
-    fn prefetch_key(&self, index: LogIndex) {
+    /// Starts loading the first byte of the key at `index` (a hint; any index is allowed).
+    pub fn prefetch_key(&self, index: LogIndex) {
         if let Some(&Slot { start, .. }) = self.offset(index).and_then(|o| self.slots.get(o))
             && let Some(byte) = self.text.as_bytes().get(start as usize)
         {

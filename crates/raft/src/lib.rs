@@ -1,4 +1,5 @@
-//! The Raft core: a deterministic state machine with no I/O.
+//! The Raft core and its state machine: deterministic, with no I/O at all (no clock, no
+//! socket, no file), as quinn-proto keeps its protocol apart from quinn.
 //!
 //! A [`Node`] is one replica. Its driver feeds it inputs — a message from a peer
 //! ([`Node::handle_message`]), a client request ([`Node::handle_client_request`]), a timer
@@ -17,7 +18,11 @@
 //! - `snapshot`: log compaction and InstallSnapshot (§7);
 //! - `leader`, `progress`: the bookkeeping only a leader keeps;
 //! - `validate`: what a peer's message must satisfy before any rule sees it;
-//! - `log`, `message`, `effect`, `config`: data.
+//! - `log`, `message`, `effect`, `config`: data;
+//! - [`kv_index`]: the state machine, an index from each key into the log (it holds no
+//!   keys or values of its own);
+//! - [`id`], [`time`], [`inline_str`]: the ids replicas and clients are named by, time as
+//!   a number the driver passes in, and the short strings replies carry.
 //!
 //! Message economy, because the classic scenarios score every replica-to-replica message:
 //! the commit index rides on appends; a follower gets a heartbeat only after a quiet
@@ -31,17 +36,23 @@ pub mod config;
 pub mod effect;
 mod election;
 pub mod floor;
+pub mod id;
+pub mod inline_str;
+pub mod kv_index;
 pub mod leader;
 pub mod log;
 pub mod message;
 pub mod node;
+mod prefetch;
 pub mod progress;
 mod replication;
 mod snapshot;
+pub mod time;
 pub mod validate;
 
 pub use config::Config;
 pub use effect::{Effect, Reply, ReplyKind, Timer};
+pub use id::NodeId;
 pub use log::{Log, LogIter, LogSlice};
 pub use message::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, ClientRequest, Command, CommandRef, Entry,

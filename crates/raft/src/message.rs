@@ -2,7 +2,7 @@
 //! client requests they serve. Plain data: no JSON here (that is `codec`), no rules (that is
 //! `node`).
 
-use datagram::NodeId;
+use crate::NodeId;
 
 /// A Raft term. Terms only grow.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]

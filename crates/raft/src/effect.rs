@@ -1,10 +1,10 @@
 //! What the core asks its driver to do. The core never performs I/O; it appends effects to
 //! an outbox and the driver (the event loop, or a simulation) carries them out in order.
 
+use crate::NodeId;
 use crate::inline_str::InlineStr;
-use crate::raft::message::OutgoingMessage;
+use crate::message::OutgoingMessage;
 use crate::time::Time;
-use datagram::NodeId;
 
 /// The deadlines a replica keeps. Each is armed at most once at a time: setting one again
 /// replaces its earlier deadline.

@@ -9,7 +9,7 @@
 //! snapshot's index (`Log::compact`). Only committed entries are compacted, so none that
 //! could still be cut is lost. It happens in `flush`, between batches of input, never
 //! inside one: a message already asked for then still names what it meant. The snapshot
-//! is fuzzy (see `kv`): a key written during the copy may be copied with its newer value,
+//! is fuzzy (see `kv_index`): a key written during the copy may be copied with its newer value,
 //! which the entries after the snapshot's index, applied to it, write again.
 //!
 //! InstallSnapshot: a follower that needs an entry the leader has compacted (its
@@ -23,15 +23,15 @@
 //! the snapshot if its log holds the snapshot's last entry, and otherwise discards the log
 //! (§7), and answers so that the leader replicates from just past it.
 
-use crate::raft::log::{Log, LogSlice};
-use crate::raft::message::{
+use crate::NodeId;
+use crate::log::{Log, LogSlice};
+use crate::message::{
     EntryRef, EntrySpan, InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, Term,
 };
-use crate::raft::node::LeaderCheck;
-use crate::raft::node::Node;
-use crate::raft::progress::ReplicationState;
+use crate::node::LeaderCheck;
+use crate::node::Node;
+use crate::progress::ReplicationState;
 use crate::time::Time;
-use datagram::NodeId;
 
 /// A snapshot a follower is receiving: the pairs it holds so far.
 #[derive(Debug)]

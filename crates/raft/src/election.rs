@@ -6,12 +6,12 @@
 //! `election_timeout_min` refuses both kinds of vote: that is what keeps a replica coming
 //! back from a partition from deposing a healthy leader, and what makes leader leases safe.
 
-use crate::raft::leader::LeaderState;
-use crate::raft::message::{CommandRef, EntryRef, Message, RequestVote, RequestVoteResponse, Term};
-use crate::raft::node::{Node, Role};
-use crate::raft::progress::Progress;
+use crate::NodeId;
+use crate::leader::LeaderState;
+use crate::message::{CommandRef, EntryRef, Message, RequestVote, RequestVoteResponse, Term};
+use crate::node::{Node, Role};
+use crate::progress::Progress;
 use crate::time::{Span, Time};
-use datagram::NodeId;
 
 impl Node {
     pub(super) fn handle_election_timer(&mut self, now: Time) {
@@ -226,7 +226,7 @@ impl Node {
         let heard = since.max(self.became_leader_at);
         if now >= heard + window {
             let term = self.current_term;
-            self.become_follower(now, term, datagram::NodeId::UNKNOWN);
+            self.become_follower(now, term, crate::NodeId::UNKNOWN);
         } else {
             self.arm_election_timer(heard + window);
         }

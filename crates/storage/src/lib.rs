@@ -39,9 +39,9 @@ pub use record::{HEADER_BYTES, PAYLOAD_BYTES_MAX};
 pub use recovery::{Recovered, TornTail, recover, recover_segments};
 use writer::{SnapshotJob, SnapshotWriter};
 
-use crate::raft::{Config, EntryRef, EntrySpan, HardState, Log, LogIndex, Node, Term, Unpersisted};
-use crate::time::Time;
-use datagram::NodeId;
+use raft::NodeId;
+use raft::time::Time;
+use raft::{Config, EntryRef, EntrySpan, HardState, Log, LogIndex, Node, Term, Unpersisted};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -493,12 +493,12 @@ impl<D: Disk> Storage<D> {
 
 /// The name of the segment whose first batch is `seq`: hexadecimal, fixed width, so that
 /// names sort as their batches do.
-pub(super) fn segment_name(seq: u64) -> String {
+pub(crate) fn segment_name(seq: u64) -> String {
     format!("{WAL_PREFIX}{seq:016x}")
 }
 
 /// The first batch of the segment `name`, if it names one.
-pub(super) fn segment_seq(name: &str) -> Option<u64> {
+pub(crate) fn segment_seq(name: &str) -> Option<u64> {
     let hex = name.strip_prefix(WAL_PREFIX)?;
     (hex.len() == 16)
         .then(|| u64::from_str_radix(hex, 16).ok())

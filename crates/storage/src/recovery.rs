@@ -8,7 +8,7 @@
 //! whose sync mark a power loss kept from the disk. That takes two faults at once.
 
 use super::record::{self, Bad, Record};
-use crate::raft::{AsEntryRef, CommandRef, Entry, EntryRef, HardState, Log, LogIndex, Term};
+use raft::{AsEntryRef, CommandRef, Entry, EntryRef, HardState, Log, LogIndex, Term};
 
 /// What a restarting replica recovers.
 #[derive(Debug)]

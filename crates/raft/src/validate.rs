@@ -8,8 +8,8 @@
 //! sends can then make the core's arithmetic overflow, decrease its term or commit index,
 //! or change an entry it committed.
 
-use crate::raft::message::{AppendEntries, EntryRef, LogIndex, Message, Term};
-use datagram::NodeId;
+use crate::NodeId;
+use crate::message::{AppendEntries, EntryRef, LogIndex, Message, Term};
 use std::fmt;
 
 /// The largest term a message may carry. Correct replicas raise the term by one per
@@ -92,7 +92,7 @@ pub fn check_message(
             let puts_only = m
                 .pairs
                 .iter()
-                .all(|p| matches!(p.command, crate::raft::CommandRef::Put { .. }));
+                .all(|p| matches!(p.command, crate::CommandRef::Put { .. }));
             if m.last_term > m.term || end.is_none_or(|e| e > LOG_INDEX_MAX.0) || !puts_only {
                 return Err(Dropped::MalformedSnapshot);
             }
@@ -144,9 +144,7 @@ fn check_index(index: LogIndex) -> Result<(), Dropped> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::message::{
-        AppendEntriesResponse, CommandRef, RequestVote, RequestVoteResponse,
-    };
+    use crate::message::{AppendEntriesResponse, CommandRef, RequestVote, RequestVoteResponse};
 
     const ME: NodeId = NodeId(0);
     const PEERS: [NodeId; 2] = [NodeId(1), NodeId(2)];

@@ -1,6 +1,6 @@
 //! What a leader knows of one follower's log, and what it has in flight to it.
 
-use crate::raft::message::LogIndex;
+use crate::message::LogIndex;
 use crate::time::{Span, Time};
 use std::collections::VecDeque;
 

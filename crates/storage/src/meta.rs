@@ -69,7 +69,7 @@ pub(super) fn check_or_create<D: Disk>(
             .and_then(|l| l.strip_prefix(' '))
             .map(str::to_owned)
     };
-    let found_id = field("id").and_then(|id| datagram::NodeId::parse(&id));
+    let found_id = field("id").and_then(|id| raft::NodeId::parse(&id));
     let found_peers = field("peers");
     let found_cluster = field("cluster");
     let found_nonce = field("nonce").and_then(|n| u64::from_str_radix(&n, 16).ok());

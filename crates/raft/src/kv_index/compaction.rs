@@ -11,8 +11,8 @@
 //! fuzzy snapshot the module above describes.
 
 use super::{IN_SNAPSHOT, KvStore, Place, PutLog, SHARDS, Source, place, snapshot_slot};
-use crate::raft::log::Log;
-use crate::raft::message::{CommandRef, EntryRef, LogIndex, Term};
+use crate::log::Log;
+use crate::message::{CommandRef, EntryRef, LogIndex, Term};
 
 /// Log positions past `base` at which a finished compaction moves `base` up (a pass over
 /// every slot, so rare: once per 2^30 entries). Slots reach `2^31` before they overflow

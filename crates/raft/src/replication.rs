@@ -5,15 +5,15 @@
 //! conflict hint so the leader skips a whole term per round trip. The commit index rides
 //! on appends; a follower that is sent nothing for `heartbeat_interval` gets an empty one.
 
-use crate::raft::effect::Timer;
-use crate::raft::log::LogSlice;
-use crate::raft::message::{
+use crate::NodeId;
+use crate::effect::Timer;
+use crate::log::LogSlice;
+use crate::message::{
     AppendEntries, AppendEntriesResponse, EntryRef, EntrySpan, LogIndex, Message, Term,
 };
-use crate::raft::node::{LeaderCheck, Node};
-use crate::raft::progress::{PeerDeadlines, ReplicationState};
+use crate::node::{LeaderCheck, Node};
+use crate::progress::{PeerDeadlines, ReplicationState};
 use crate::time::{Span, Time};
-use datagram::NodeId;
 
 impl Node {
     // ----- follower side ------------------------------------------------------------
