@@ -11,20 +11,21 @@ pub mod invariants;
 pub mod network;
 pub mod workload;
 
+use harness::message::{copy_out, hand_in};
+use harness::{Core, Cores, Outbox, OwnedMessage, open_mem_disk, peers_of};
 use invariants::Invariants;
 use network::{Links, NetworkConfig};
-use raft::NodeId;
 use raft::time::{Span, Time};
 use raft::{
-    AsEntryRef, ClientRequest, Config, Effect, Entry, EntryRef, LogIndex, Message, Node, Operation,
-    Reply, Role, Term, Timer,
+    ClientRequest, Config, LogIndex, Message, Node, NodeId, Operation, OutgoingMessage, Reply,
+    Role, Term, Timer,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use storage::mem::{Failing, PAGE_BYTES, Tear};
-use storage::{Identity, META_FILE, MemDisk, SNAPSHOT_FILE, Storage, StorageError, TEMP_SUFFIX};
+use storage::{META_FILE, MemDisk, SNAPSHOT_FILE, StorageError, TEMP_SUFFIX};
 
 /// A run that needs more events than this is storming (a timer re-armed in the past, a
 /// message loop); it fails instead of hanging.
@@ -62,9 +63,6 @@ pub enum Crash {
     /// The machine loses power: what was not synced is lost or torn.
     PowerLoss,
 }
-
-/// A message in flight, owning its entries (the sender's log may change before delivery).
-pub type OwnedMessage = Message<Vec<Entry>>;
 
 /// A client operation in flight.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,19 +145,13 @@ impl Ord for Scheduled {
     }
 }
 
-/// The state of one replica slot.
+/// What the simulation keeps of one replica beyond its core, timers and storage (which
+/// are in `Cluster::cores`): its faults and its syncs in flight.
 struct Replica {
-    node: Node,
     crashed: bool,
     paused_until: Option<Time>,
-    /// Per timer slot: the generation of the armed deadline (bumped on every set and
-    /// cancel, so stale timer events are recognised and skipped).
-    timer_generation: Vec<u64>,
-    timer_armed: Vec<bool>,
     /// Events that reached the replica while it was paused, in arrival order.
     parked: Vec<Event>,
-    /// For a durable replica: its storage, on a simulated disk.
-    storage: Option<Storage<MemDisk>>,
     /// Messages to peers waiting for the next sync to be issued, and those waiting for
     /// the sync in flight (with the log index it makes durable): the event loop's
     /// contract (`replica::event_loop::durable`), with the sync taking time.
@@ -269,6 +261,8 @@ impl ClusterStats {
 pub struct Cluster {
     now: Time,
     ids: Vec<NodeId>,
+    /// Each replica's core, timers and (when durable) storage on a simulated disk.
+    cores: Cores,
     replicas: Vec<Replica>,
     queue: BinaryHeap<Scheduled>,
     seq: u64,
@@ -278,7 +272,8 @@ pub struct Cluster {
     /// Client messages take this long each way; they are never lost (as in the classic
     /// simulator).
     pub client_delay: Span,
-    effects: Vec<Effect>,
+    /// Reused for every core's effects.
+    actions: Actions,
     fates: Vec<Span>,
     replies: Vec<ReplyRecord>,
     pub stats: ClusterStats,
@@ -299,49 +294,48 @@ impl Cluster {
         assert!(n >= 1);
         let ids: Vec<NodeId> = (0..n).map(|i| NodeId(i as u16)).collect();
         let mut rng = SmallRng::seed_from_u64(seed);
-        let replicas = ids
+        let cores = ids
             .iter()
             .map(|&id| {
-                let peers = ids.iter().copied().filter(|&p| p != id).collect();
-                let mut config = Config::new(id, peers, rng.random());
+                let mut config = Config::new(id, peers_of(&ids, id), rng.random());
                 configure(&mut config);
-                let slots = Timer::count(config.peers.len());
                 let storage = config
                     .durable
                     .then(|| open_disk(&config, MemDisk::default(), rng.random()))
                     .map(|opened| opened.expect("an empty disk opens").0);
-                Replica {
-                    node: Node::new(config, Time::ZERO),
-                    crashed: false,
-                    paused_until: None,
-                    timer_generation: vec![0; slots],
-                    timer_armed: vec![false; slots],
-                    parked: Vec::new(),
-                    storage,
-                    held: Vec::new(),
-                    in_sync: None,
-                    sync_generation: 0,
-                    incarnation: 0,
-                    crash_when_writing: None,
-                    power_loss_after_restart: None,
-                    killed_with_unsynced: false,
-                    tears: Vec::new(),
-                    damaged: None,
-                    disk_failure: None,
-                }
+                Core::new(Node::new(config, Time::ZERO), storage)
+            })
+            .collect();
+        let replicas = ids
+            .iter()
+            .map(|_| Replica {
+                crashed: false,
+                paused_until: None,
+                parked: Vec::new(),
+                held: Vec::new(),
+                in_sync: None,
+                sync_generation: 0,
+                incarnation: 0,
+                crash_when_writing: None,
+                power_loss_after_restart: None,
+                killed_with_unsynced: false,
+                tears: Vec::new(),
+                damaged: None,
+                disk_failure: None,
             })
             .collect();
         let mut cluster = Cluster {
             now: Time::ZERO,
             links: Links::new(n),
             ids,
+            cores: Cores::new(cores),
             replicas,
             queue: BinaryHeap::new(),
             seq: 0,
             rng,
             network: NetworkConfig::reliable(),
             client_delay: Span::from_micros(50),
-            effects: Vec::new(),
+            actions: Actions::default(),
             fates: Vec::new(),
             replies: Vec::new(),
             stats: ClusterStats::default(),
@@ -367,7 +361,7 @@ impl Cluster {
         self.replicas.is_empty()
     }
     pub fn node(&self, i: usize) -> &Node {
-        &self.replicas[i].node
+        self.cores.node(i)
     }
     pub fn id(&self, i: usize) -> NodeId {
         self.ids[i]
@@ -396,14 +390,16 @@ impl Cluster {
     pub fn stable_leader(&self) -> Option<usize> {
         (0..self.len()).find(|&i| {
             let r = &self.replicas[i];
-            if r.crashed || r.paused_until.is_some() || r.node.role() != Role::Leader {
+            let node = self.cores.node(i);
+            if r.crashed || r.paused_until.is_some() || node.role() != Role::Leader {
                 return false;
             }
-            let term = r.node.term();
-            let followers = self
-                .replicas
-                .iter()
-                .filter(|o| !o.crashed && o.node.term() == term && o.node.leader() == self.ids[i])
+            let term = node.term();
+            let followers = (0..self.len())
+                .filter(|&j| {
+                    let o = self.cores.node(j);
+                    !self.replicas[j].crashed && o.term() == term && o.leader() == self.ids[i]
+                })
                 .count();
             followers > self.replicas.len() / 2
         })
@@ -539,21 +535,8 @@ impl Cluster {
         match event {
             Event::Deliver { to, from, message } => {
                 self.stats.messages_delivered += 1;
-                let entries: Vec<EntryRef<'_>> = match &message {
-                    Message::AppendEntries(m) => {
-                        m.entries.iter().map(AsEntryRef::as_entry_ref).collect()
-                    }
-                    Message::InstallSnapshot(m) => {
-                        m.pairs.iter().map(AsEntryRef::as_entry_ref).collect()
-                    }
-                    _ => Vec::new(),
-                };
-                let incoming = message.with_entries(&entries[..]);
                 let from_id = self.ids[from];
-                if let Err(dropped) = self.replicas[to]
-                    .node
-                    .handle_message(now, from_id, incoming)
-                {
+                if let Err(dropped) = hand_in(self.cores.node_mut(to), now, from_id, &message) {
                     // Every replica here is correct: a refusal is a bug in the sender or
                     // in the check.
                     self.violation.get_or_insert(format!(
@@ -567,12 +550,11 @@ impl Cluster {
                 slot,
                 generation,
             } => {
-                let r = &mut self.replicas[node];
-                if !r.timer_armed[slot] || r.timer_generation[slot] != generation {
+                let core = self.cores.core_mut(node);
+                if !core.timers.take_if_current(slot, generation) {
                     return Ok(true);
                 }
-                r.timer_armed[slot] = false;
-                r.node.handle_timer(now, Timer::from_slot(slot));
+                core.node.handle_timer(now, Timer::from_slot(slot));
             }
             Event::Synced { node, generation } => {
                 if generation != self.replicas[node].sync_generation {
@@ -596,7 +578,7 @@ impl Cluster {
                         ClientOp::Get { key } => Operation::Get { key },
                         ClientOp::Put { key, value } => Operation::Put { key, value },
                     };
-                    self.replicas[to].node.handle_client_request(
+                    self.cores.node_mut(to).handle_client_request(
                         now,
                         ClientRequest {
                             client,
@@ -607,14 +589,14 @@ impl Cluster {
                 }
             }
         }
-        self.replicas[target].node.flush(now);
+        self.cores.input(target, now, |_| {});
         self.carry_out_effects(target);
         self.issue_sync(target);
         if let Some(violation) = self.violation.take() {
             return Err(violation);
         }
         if self.check_invariants {
-            let nodes: Vec<&Node> = self.replicas.iter().map(|r| &r.node).collect();
+            let nodes: Vec<&Node> = self.cores.nodes().collect();
             self.invariants.check_after_step(&nodes, target)?;
         }
         Ok(true)
@@ -630,36 +612,24 @@ impl Cluster {
     }
 
     fn carry_out_effects(&mut self, i: usize) {
-        let mut effects = std::mem::take(&mut self.effects);
-        self.replicas[i].node.take_effects(&mut effects);
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, message } => {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.cores.carry_out(i, &mut actions);
+        for action in actions.0.drain(..) {
+            match action {
+                Action::Send { to, sent, owned } => {
                     let Some(j) = self.index_of(to) else { continue };
                     self.stats.messages_sent += 1;
-                    let entries = match message {
+                    match sent {
                         Message::AppendEntries(m) => {
                             self.stats.appends_sent += 1;
                             self.stats.entries_sent += u64::from(m.entries.count);
-                            self.replicas[i]
-                                .node
-                                .log_entries(m.entries)
-                                .into_iter()
-                                .map(Entry::from_ref)
-                                .collect()
                         }
-                        Message::InstallSnapshot(m) => {
-                            self.stats.snapshot_chunks_sent += 1;
-                            match self.replicas[i].node.snapshot_pairs(m.last_index, m.pairs) {
-                                Some(pairs) => pairs.into_iter().map(Entry::from_ref).collect(),
-                                // Cut from a snapshot since replaced: lost.
-                                None => continue,
-                            }
-                        }
-                        _ => Vec::new(),
-                    };
-                    let owned = message.with_entries(entries);
-                    if self.replicas[i].storage.is_some()
+                        Message::InstallSnapshot(_) => self.stats.snapshot_chunks_sent += 1,
+                        _ => {}
+                    }
+                    // `None`: a chunk cut from a snapshot since replaced: lost.
+                    let Some(owned) = owned else { continue };
+                    if self.cores.core(i).storage.is_some()
                         && !matches!(
                             owned,
                             Message::AppendEntries(_) | Message::InstallSnapshot(_)
@@ -670,11 +640,11 @@ impl Cluster {
                     }
                     self.transmit(i, j, owned);
                 }
-                Effect::Reply(reply) => {
+                Action::Reply(reply) => {
                     let record = ReplyRecord {
                         at: self.now,
                         from: i,
-                        leader: self.replicas[i].node.leader(),
+                        leader: self.cores.node(i).leader(),
                         reply,
                     };
                     let key = (record.reply.client, record.reply.mid.as_str().to_owned());
@@ -693,11 +663,9 @@ impl Cluster {
                         }
                         Some((_, op)) => {
                             if self.check_invariants
-                                && let Err(e) = self.invariants.record_reply(
-                                    &self.replicas[i].node,
-                                    &record,
-                                    &op,
-                                )
+                                && let Err(e) =
+                                    self.invariants
+                                        .record_reply(self.cores.node(i), &record, &op)
                             {
                                 self.violation.get_or_insert(e);
                             }
@@ -705,12 +673,11 @@ impl Cluster {
                     }
                     self.replies.push(record);
                 }
-                Effect::SetTimer { timer, at } => {
-                    let slot = timer.slot();
-                    let r = &mut self.replicas[i];
-                    r.timer_generation[slot] += 1;
-                    r.timer_armed[slot] = true;
-                    let generation = r.timer_generation[slot];
+                Action::TimerSet {
+                    slot,
+                    at,
+                    generation,
+                } => {
                     let at = at.max(self.now);
                     self.schedule(
                         at,
@@ -721,14 +688,9 @@ impl Cluster {
                         },
                     );
                 }
-                Effect::CancelTimer { timer } => {
-                    let r = &mut self.replicas[i];
-                    r.timer_generation[timer.slot()] += 1;
-                    r.timer_armed[timer.slot()] = false;
-                }
             }
         }
-        self.effects = effects;
+        self.actions = actions;
     }
 
     /// Puts a message from `i` on the network to `j`, as it leaves the replica.
@@ -769,13 +731,14 @@ impl Cluster {
         if r.in_sync.is_some() || r.crashed {
             return;
         }
-        let Some(storage) = r.storage.as_mut() else {
+        let Core { node, storage, .. } = self.cores.core_mut(i);
+        let Some(storage) = storage.as_mut() else {
             return;
         };
-        let changes = r.node.take_unpersisted();
+        let changes = node.take_unpersisted();
         let snapshot_write = changes.snapshot.is_some();
-        let last = r.node.log().last_index();
-        storage::save_changes(storage, &r.node, changes);
+        let last = node.log().last_index();
+        storage::save_changes(storage, node, changes);
         if !storage.has_pending() && r.held.is_empty() {
             return;
         }
@@ -808,10 +771,10 @@ impl Cluster {
         let large_write = wants_large
             && log_bytes(storage.disk()).saturating_sub(bytes_before) > LARGE_WRITE_BYTES;
         let persisted = invariants::Persisted {
-            term: r.node.term(),
-            voted_for: r.node.voted_for(),
+            term: node.term(),
+            voted_for: node.voted_for(),
             through: last,
-            term_at_through: r.node.log().term_at(last).unwrap_or(Term(0)),
+            term_at_through: node.log().term_at(last).unwrap_or(Term(0)),
         };
         r.in_sync = Some(InSync {
             through: last,
@@ -872,10 +835,11 @@ impl Cluster {
         else {
             return;
         };
-        if let Some(storage) = r.storage.as_mut() {
+        let core = self.cores.core_mut(i);
+        if let Some(storage) = core.storage.as_mut() {
             storage.disk_mut().complete_syncs();
         }
-        r.node.persisted(now, through);
+        core.node.persisted(now, through);
         if self.check_invariants {
             self.invariants.persisted(i, persisted);
         }
@@ -916,7 +880,7 @@ impl Cluster {
     /// `crash_and_restart`, of the kind `how` (`None`: either, at random).
     pub fn crash_and_restart_as(&mut self, i: usize, down: Span, at: CrashAt, how: Option<Crash>) {
         assert!(
-            self.replicas[i].storage.is_some(),
+            self.cores.core(i).storage.is_some(),
             "only a durable replica restarts"
         );
         let in_flight = self.replicas[i].in_sync.is_some();
@@ -958,7 +922,7 @@ impl Cluster {
     /// byte qualified (then it restarts as from any crash).
     pub fn crash_and_damage(&mut self, i: usize, down: Span) -> Option<String> {
         self.crash_and_restart_as(i, down, CrashAt::Now, None);
-        let disk = self.replicas[i].storage.as_mut()?.disk_mut();
+        let disk = self.cores.core_mut(i).storage.as_mut()?.disk_mut();
         let mut targets: Vec<(String, usize)> = Vec::new();
         for name in disk.names().map(str::to_owned).collect::<Vec<_>>() {
             let synced = disk.synced_len(&name).unwrap_or(0);
@@ -997,8 +961,7 @@ impl Cluster {
     fn crash_disk(&mut self, i: usize, how: Crash) {
         self.crash(i);
         let r = &mut self.replicas[i];
-        let disk = r
-            .storage
+        let disk = (self.cores.core_mut(i).storage)
             .as_mut()
             .expect("only a durable replica restarts")
             .disk_mut();
@@ -1050,10 +1013,11 @@ impl Cluster {
         let seed = self.rng.random();
         let id = self.ids[i];
         let r = &mut self.replicas[i];
-        let Some(storage) = r.storage.take() else {
+        let core = self.cores.core_mut(i);
+        let Some(storage) = core.storage.take() else {
             return Ok(());
         };
-        let mut config = r.node.config().clone();
+        let mut config = core.node.config().clone();
         config.seed = seed;
         // No head start now: the cluster has been running.
         config.startup_delay = Span::ZERO;
@@ -1090,14 +1054,9 @@ impl Cluster {
             }
         }
         r.tears.clear();
-        r.node = recovered.restore(config, now);
-        r.storage = Some(storage);
+        core.restart_as(storage, recovered, config, now);
         r.crashed = false;
         r.paused_until = None;
-        for slot in 0..r.timer_armed.len() {
-            r.timer_armed[slot] = false;
-            r.timer_generation[slot] += 1;
-        }
         r.incarnation += 1;
         if let Some((after, down)) = r.power_loss_after_restart.take() {
             let incarnation = r.incarnation;
@@ -1113,7 +1072,7 @@ impl Cluster {
         self.stats.restarts += 1;
         if self.check_invariants {
             self.invariants
-                .restarted(i, &self.replicas[i].node)
+                .restarted(i, self.cores.node(i))
                 .map_err(|e| format!("{id} restarted from its disk: {e}"))?;
         }
         self.carry_out_effects(i);
@@ -1204,13 +1163,51 @@ fn open_disk(
     config: &Config,
     disk: MemDisk,
     nonce: u64,
-) -> Result<(Storage<MemDisk>, storage::Recovered), storage::StorageError> {
-    let identity = Identity {
-        id: config.id,
-        peers: config.peers.clone(),
-        cluster: "simulation".to_owned(),
-    };
-    let (mut storage, recovered) = Storage::open(disk, &identity, nonce)?;
-    storage.disk_mut().complete_syncs();
-    Ok((storage, recovered))
+) -> Result<(storage::Storage<MemDisk>, storage::Recovered), StorageError> {
+    open_mem_disk(config, disk, nonce, "simulation")
+}
+
+/// What a core's effects ask of the simulation, in the order the core produced them (the
+/// order events are scheduled in, which a seed's replay depends on). Timers are already
+/// kept in the core's `Timers`.
+#[derive(Default)]
+struct Actions(Vec<Action>);
+
+enum Action {
+    /// A message as the core sent it (for the counters), and its entries copied out of
+    /// the sender's log (`None`: a chunk of a snapshot replaced since).
+    Send {
+        to: NodeId,
+        sent: OutgoingMessage,
+        owned: Option<OwnedMessage>,
+    },
+    Reply(Reply),
+    TimerSet {
+        slot: usize,
+        at: Time,
+        generation: u64,
+    },
+}
+
+impl Outbox for Actions {
+    fn send(&mut self, _: usize, sender: &Node, to: NodeId, message: OutgoingMessage) {
+        let owned = copy_out(sender, message);
+        self.0.push(Action::Send {
+            to,
+            sent: message,
+            owned,
+        });
+    }
+
+    fn reply(&mut self, _: usize, _: &Node, reply: Reply) {
+        self.0.push(Action::Reply(reply));
+    }
+
+    fn timer_set(&mut self, _: usize, slot: usize, at: Time, generation: u64) {
+        self.0.push(Action::TimerSet {
+            slot,
+            at,
+            generation,
+        });
+    }
 }

@@ -45,11 +45,11 @@
 //! (`2: role=follower term=2 leader=1`). Armed timers are printed only by `timers`.
 
 use crate::text;
-use raft::NodeId;
+use harness::message::{copy_out, hand_in};
+use harness::{Cores, Outbox, OwnedMessage};
 use raft::time::Time;
-use raft::{AsEntryRef, Effect, Entry, EntryRef, Message, Node, ReplyKind, Role, Term, Timer};
+use raft::{Node, NodeId, OutgoingMessage, Reply, ReplyKind, Role, Term, Timer};
 use std::collections::VecDeque;
-use storage::{Identity, MemDisk, Storage, StorageError};
 
 mod commands;
 pub use commands::exec;
@@ -62,15 +62,6 @@ const STABILIZE_ROUNDS_MAX: usize = 100;
 const CAMPAIGN_FIRINGS_MAX: usize = 100;
 /// Client IDs start here, clear of the replicas'.
 const FIRST_CLIENT_ID: u16 = 0x100;
-
-struct Replica {
-    node: Node,
-    /// Deadline per `Timer::slot`, as the last `SetTimer`/`CancelTimer` left it.
-    timers: Vec<Option<Time>>,
-    down: bool,
-    /// With `durable=on`: what `persist` wrote.
-    storage: Option<Storage<MemDisk>>,
-}
 
 /// What happens to messages while the clock moves.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -85,7 +76,7 @@ enum Network {
 struct InFlight {
     from: NodeId,
     to: NodeId,
-    message: Message<Vec<Entry>>,
+    message: OwnedMessage,
 }
 
 /// What a change line reports of a replica.
@@ -134,18 +125,26 @@ impl Observed {
     }
 }
 
+/// The replicas (with `durable=on`, each with what `persist` wrote on its disk in memory)
+/// and the messages between them.
 pub struct Cluster {
-    replicas: Vec<Replica>,
+    cores: Cores,
     now: Time,
+    network: Wire,
+}
+
+/// Where the replicas' effects go: messages in flight until a command moves them, and
+/// every line the script prints.
+struct Wire {
     /// In send order, across all links.
     in_flight: VecDeque<InFlight>,
     /// The partition group of each replica, if partitioned.
     groups: Option<Vec<usize>>,
+    /// Which replicas are down: they neither send nor receive.
+    down: Vec<bool>,
     clients: Vec<String>,
     mids_issued: u64,
     out: Vec<String>,
-    /// Scratch for `take_effects`.
-    effects: Vec<Effect>,
 }
 
 impl Cluster {
@@ -153,103 +152,36 @@ impl Cluster {
 
     /// One batch of input to replica `i`: `feed`, then `flush`, then its effects.
     fn input(&mut self, i: usize, feed: impl FnOnce(&mut Node, Time)) {
-        let node = &mut self.replicas[i].node;
-        let before = Observed::of(node);
-        feed(node, self.now);
-        node.flush(self.now);
-        let changes = Observed::of(node).changes_since(&before);
-        if !changes.is_empty() {
-            self.out
-                .push(format!("{}: {}", text::id(node.id()), changes.join(" ")));
-        }
+        let now = self.now;
+        let before = Observed::of(self.cores.node(i));
+        self.cores.input(i, now, |node| feed(node, now));
+        self.note_changes(i, &before);
         self.carry_out_effects(i);
     }
 
-    fn carry_out_effects(&mut self, i: usize) {
-        let mut effects = std::mem::take(&mut self.effects);
-        self.replicas[i].node.take_effects(&mut effects);
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, message } => self.send(i, to, message),
-                Effect::Reply(reply) => {
-                    let node = &self.replicas[i].node;
-                    let kind = match reply.kind {
-                        ReplyKind::Ok { value: None } => "ok".to_owned(),
-                        ReplyKind::Ok { value: Some(v) } => format!("ok {:?}", v.as_str()),
-                        ReplyKind::Redirect => {
-                            format!("redirect leader={}", text::id(node.leader()))
-                        }
-                        ReplyKind::OutcomeUnknown => {
-                            format!("unknown leader={}", text::id(node.leader()))
-                        }
-                        ReplyKind::Fail => "fail".to_owned(),
-                    };
-                    let client = usize::from(reply.client.0 - FIRST_CLIENT_ID);
-                    self.out.push(format!(
-                        "{}->{} {} {kind}",
-                        text::id(node.id()),
-                        self.clients[client],
-                        reply.mid
-                    ));
-                }
-                Effect::SetTimer { timer, at } => self.replicas[i].timers[timer.slot()] = Some(at),
-                Effect::CancelTimer { timer } => self.replicas[i].timers[timer.slot()] = None,
-            }
+    /// The fields of replica `i` that changed since `before`, on one line.
+    fn note_changes(&mut self, i: usize, before: &Observed) {
+        let node = self.cores.node(i);
+        let changes = Observed::of(node).changes_since(before);
+        if !changes.is_empty() {
+            self.network
+                .out
+                .push(format!("{}: {}", text::id(node.id()), changes.join(" ")));
         }
-        self.effects = effects;
     }
 
-    /// Puts a message in flight, or reports why it cannot arrive.
-    fn send(&mut self, i: usize, to: NodeId, message: raft::OutgoingMessage) {
-        let node = &self.replicas[i].node;
-        let entries = match message {
-            Message::AppendEntries(a) => node
-                .log_entries(a.entries)
-                .into_iter()
-                .map(Entry::from_ref)
-                .collect(),
-            Message::InstallSnapshot(m) => match node.snapshot_pairs(m.last_index, m.pairs) {
-                Some(pairs) => pairs.into_iter().map(Entry::from_ref).collect(),
-                None => {
-                    self.out.push(format!(
-                        "{}: a chunk of a replaced snapshot is not sent",
-                        text::id(node.id())
-                    ));
-                    return;
-                }
-            },
-            _ => Vec::new(),
-        };
-        let m = InFlight {
-            from: node.id(),
-            to,
-            message: message.with_entries(entries),
-        };
-        match self.undeliverable(&m) {
-            Some(why) => self
-                .out
-                .push(format!("{} (dropped: {why})", Self::line(&m))),
-            None => {
-                self.out.push(Self::line(&m));
-                self.in_flight.push_back(m);
-            }
-        }
+    fn carry_out_effects(&mut self, i: usize) {
+        self.cores.carry_out(i, &mut self.network);
     }
 
     fn deliver(&mut self, m: InFlight) {
         let to = self.index_of(m.to).expect("only replicas are sent to");
-        let refs: Vec<EntryRef<'_>> = match &m.message {
-            Message::AppendEntries(a) => a.entries.iter().map(AsEntryRef::as_entry_ref).collect(),
-            Message::InstallSnapshot(s) => s.pairs.iter().map(AsEntryRef::as_entry_ref).collect(),
-            _ => Vec::new(),
-        };
-        let incoming = m.message.with_entries(&refs[..]);
         let mut refused = None;
         self.input(to, |node, now| {
-            refused = node.handle_message(now, m.from, incoming).err();
+            refused = hand_in(node, now, m.from, &m.message).err();
         });
         if let Some(why) = refused {
-            self.out.push(format!(
+            self.network.out.push(format!(
                 "{}: dropped the message from {}: {why}",
                 text::id(m.to),
                 text::id(m.from)
@@ -262,16 +194,11 @@ impl Cluster {
             if network == Network::Delivers {
                 self.stabilize()?;
             }
-            let due = self
-                .replicas
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| !r.down)
-                .flat_map(|(i, r)| {
-                    r.timers
-                        .iter()
-                        .enumerate()
-                        .filter_map(move |(slot, at)| at.map(|at| (at, i, slot)))
+            let due = (0..self.cores.len())
+                .filter(|&i| !self.network.down[i])
+                .flat_map(|i| {
+                    let armed = self.cores.core(i).timers.armed();
+                    armed.map(move |(slot, at)| (at, i, slot))
                 })
                 .filter(|&(at, _, _)| at <= until)
                 .min();
@@ -281,18 +208,18 @@ impl Cluster {
             };
             // A recovered replica's overdue timers fire now, not in the past.
             self.now = self.now.max(at);
-            self.replicas[i].timers[slot] = None;
+            self.cores.core_mut(i).timers.disarm(slot);
             let timer = Timer::from_slot(slot);
-            let mark = self.out.len();
+            let mark = self.network.out.len();
             self.input(i, |node, now| node.handle_timer(now, timer));
-            if self.out.len() > mark {
+            if self.network.out.len() > mark {
                 let header = format!(
                     "@{} {} fires {}",
                     text::time(self.now),
                     i + 1,
                     self.timer_name(i, timer)
                 );
-                self.out.insert(mark, header);
+                self.network.out.insert(mark, header);
             }
         }
         Err(format!(
@@ -303,13 +230,13 @@ impl Cluster {
     /// Advances to replica `i`'s election deadline, and on until it stops being a follower
     /// (an election timer armed early only re-arms itself when it fires).
     fn campaign(&mut self, i: usize) -> Result<(), String> {
-        let slot = Timer::Election.slot();
         for _ in 0..CAMPAIGN_FIRINGS_MAX {
-            if self.replicas[i].node.role() != Role::Follower {
+            if self.cores.node(i).role() != Role::Follower {
                 return Ok(());
             }
-            let at = self.replicas[i].timers[slot]
-                .filter(|_| !self.replicas[i].down)
+            let at = (self.cores.core(i).timers)
+                .deadline(Timer::Election)
+                .filter(|_| !self.network.down[i])
                 .ok_or(format!(
                     "replica {} has no election timer to wait for",
                     i + 1
@@ -321,10 +248,10 @@ impl Cluster {
 
     fn stabilize(&mut self) -> Result<(), String> {
         for _ in 0..STABILIZE_ROUNDS_MAX {
-            if self.in_flight.is_empty() {
+            if self.network.in_flight.is_empty() {
                 return Ok(());
             }
-            for m in std::mem::take(&mut self.in_flight) {
+            for m in std::mem::take(&mut self.network.in_flight) {
                 self.deliver(m);
             }
         }
@@ -335,51 +262,24 @@ impl Cluster {
 
     // ----- the network ---------------------------------------------------------------
 
-    fn line(m: &InFlight) -> String {
-        text::message(m.from, m.to, &m.message)
-    }
-
-    /// Why `m` cannot arrive, if it cannot.
-    fn undeliverable(&self, m: &InFlight) -> Option<String> {
-        let (from, to) = (self.index_of(m.from)?, self.index_of(m.to)?);
-        for end in [from, to] {
-            if self.replicas[end].down {
-                return Some(format!("{} is down", end + 1));
-            }
-        }
-        let cut = self.groups.as_ref().is_some_and(|g| g[from] != g[to]);
-        cut.then(|| "partitioned".to_owned())
-    }
-
     /// Loses what is in flight and can no longer arrive (after a crash or a partition).
     fn drop_undeliverable(&mut self) {
-        let in_flight = std::mem::take(&mut self.in_flight);
+        let in_flight = std::mem::take(&mut self.network.in_flight);
         for m in in_flight {
-            match self.undeliverable(&m) {
-                Some(why) => self.out.push(format!("dropped {} ({why})", Self::line(&m))),
-                None => self.in_flight.push_back(m),
+            match self.network.undeliverable(&m) {
+                Some(why) => self
+                    .network
+                    .out
+                    .push(format!("dropped {} ({why})", Wire::line(&m))),
+                None => self.network.in_flight.push_back(m),
             }
         }
-    }
-
-    /// Opens replica `i`'s disk (empty at first) as its event loop would.
-    fn open_disk(
-        node: &Node,
-        disk: MemDisk,
-    ) -> Result<(Storage<MemDisk>, storage::Recovered), StorageError> {
-        let identity = Identity {
-            id: node.id(),
-            peers: node.peers().to_vec(),
-            cluster: "script".to_owned(),
-        };
-        Storage::open(disk, &identity, u64::from(node.id().0))
     }
 
     // ----- naming things -------------------------------------------------------------
 
     fn index_of(&self, id: NodeId) -> Option<usize> {
-        let i = usize::from(id.0).checked_sub(1)?;
-        (i < self.replicas.len()).then_some(i)
+        index_of(id, self.cores.len())
     }
 
     /// `election`, `held`, or `peerN` for the timer of peer N.
@@ -387,15 +287,14 @@ impl Cluster {
         match timer {
             Timer::Election => "election".to_owned(),
             Timer::HeldRequests => "held".to_owned(),
-            Timer::Peer(p) => format!("peer{}", text::id(self.replicas[i].node.peers()[p])),
+            Timer::Peer(p) => format!("peer{}", text::id(self.cores.node(i).peers()[p])),
         }
     }
 
     // ----- printing state ------------------------------------------------------------
 
     fn status_line(&self, i: usize) -> String {
-        let r = &self.replicas[i];
-        let n = &r.node;
+        let n = self.cores.node(i);
         let log = n.log();
         format!(
             "{} {} term={} vote={} leader={} last={} commit={} applied={} owed={}{}",
@@ -408,12 +307,12 @@ impl Cluster {
             n.commit_index().0,
             n.last_applied().0,
             n.requests_owed(),
-            if r.down { " down" } else { "" }
+            if self.network.down[i] { " down" } else { "" }
         )
     }
 
     fn log_line(&self, i: usize) -> String {
-        let log = self.replicas[i].node.log();
+        let log = self.cores.node(i).log();
         let entries: Vec<String> = log
             .entries()
             .into_iter()
@@ -424,15 +323,82 @@ impl Cluster {
     }
 
     fn timers_line(&self, i: usize) -> String {
-        let armed: Vec<String> = self.replicas[i]
-            .timers
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, at)| {
+        let armed: Vec<String> = (self.cores.core(i).timers)
+            .armed()
+            .map(|(slot, at)| {
                 let name = self.timer_name(i, Timer::from_slot(slot));
-                at.map(|at| format!("{name}@{}", text::time(at)))
+                format!("{name}@{}", text::time(at))
             })
             .collect();
         format!("{} timers: [{}]", i + 1, armed.join(", "))
+    }
+}
+
+/// Replica IDs are 1..=n: the replica at index `id - 1`.
+fn index_of(id: NodeId, n: usize) -> Option<usize> {
+    let i = usize::from(id.0).checked_sub(1)?;
+    (i < n).then_some(i)
+}
+
+impl Wire {
+    fn line(m: &InFlight) -> String {
+        text::message(m.from, m.to, &m.message)
+    }
+
+    /// Why `m` cannot arrive, if it cannot.
+    fn undeliverable(&self, m: &InFlight) -> Option<String> {
+        let n = self.down.len();
+        let (from, to) = (index_of(m.from, n)?, index_of(m.to, n)?);
+        for end in [from, to] {
+            if self.down[end] {
+                return Some(format!("{} is down", end + 1));
+            }
+        }
+        let cut = self.groups.as_ref().is_some_and(|g| g[from] != g[to]);
+        cut.then(|| "partitioned".to_owned())
+    }
+}
+
+impl Outbox for Wire {
+    /// Puts a message in flight, or reports why it cannot arrive.
+    fn send(&mut self, _: usize, sender: &Node, to: NodeId, message: OutgoingMessage) {
+        let Some(message) = copy_out(sender, message) else {
+            self.out.push(format!(
+                "{}: a chunk of a replaced snapshot is not sent",
+                text::id(sender.id())
+            ));
+            return;
+        };
+        let m = InFlight {
+            from: sender.id(),
+            to,
+            message,
+        };
+        match self.undeliverable(&m) {
+            Some(why) => self
+                .out
+                .push(format!("{} (dropped: {why})", Wire::line(&m))),
+            None => {
+                self.out.push(Wire::line(&m));
+                self.in_flight.push_back(m);
+            }
+        }
+    }
+
+    fn reply(&mut self, _: usize, node: &Node, reply: Reply) {
+        let kind = match reply.kind {
+            ReplyKind::Ok { value: None } => "ok".to_owned(),
+            ReplyKind::Ok { value: Some(v) } => format!("ok {:?}", v.as_str()),
+            ReplyKind::Redirect => format!("redirect leader={}", text::id(node.leader())),
+            ReplyKind::OutcomeUnknown => format!("unknown leader={}", text::id(node.leader())),
+            ReplyKind::Fail => "fail".to_owned(),
+        };
+        let client = usize::from(reply.client.0 - FIRST_CLIENT_ID);
+        self.out.push(format!(
+            "{}->{} {} {kind}",
+            text::id(node.id()),
+            self.clients[client],
+            reply.mid
+        ));
     }
 }

@@ -1,13 +1,16 @@
 //! The command language: each line of a script parsed and carried out on the cluster
 //! (the commands are listed in `harness`'s module doc).
 
-use super::{Cluster, FIRST_CLIENT_ID, InFlight, Network, Replica};
+use super::{Cluster, FIRST_CLIENT_ID, InFlight, Network, Observed, Wire};
 use crate::text::{self, Args};
-use raft::NodeId;
+use harness::{Core, Cores, open_mem_disk, peers_of};
 use raft::time::{Span, Time};
-use raft::{ClientRequest, Config, Node, Operation, Timer};
+use raft::{ClientRequest, Config, Node, NodeId, Operation, Timer};
 use std::collections::VecDeque;
 use storage::MemDisk;
+
+/// The identity's cluster name on the replicas' disks.
+const CLUSTER_NAME: &str = "script";
 
 /// Runs one command line against `cluster`, which the first command (`cluster`) creates.
 pub fn exec(cluster: &mut Option<Cluster>, line: &str) -> Result<Vec<String>, String> {
@@ -22,7 +25,7 @@ pub fn exec(cluster: &mut Option<Cluster>, line: &str) -> Result<Vec<String>, St
         .ok_or("no cluster yet: a script starts with `cluster n=3`")?;
     c.command(&mut args)?;
     args.finish()?;
-    Ok(std::mem::take(&mut c.out))
+    Ok(std::mem::take(&mut c.network.out))
 }
 
 impl Cluster {
@@ -39,11 +42,10 @@ impl Cluster {
         let mut configs: Vec<Config> = ids
             .iter()
             .map(|&me| {
-                let peers = ids.iter().copied().filter(|&p| p != me).collect();
                 // Each replica its own seed, so their election timeouts differ.
                 Config::new(
                     me,
-                    peers,
+                    peers_of(&ids, me),
                     seed.wrapping_mul(1000).wrapping_add(u64::from(me.0)),
                 )
             })
@@ -57,33 +59,39 @@ impl Cluster {
                 set_knob(config, &knob, values[i.min(values.len() - 1)])?;
             }
         }
-        let mut cluster = Cluster {
-            replicas: Vec::new(),
-            now: Time::ZERO,
-            in_flight: VecDeque::new(),
-            groups: None,
-            clients: Vec::new(),
-            mids_issued: 0,
-            out: Vec::new(),
-            effects: Vec::new(),
-        };
+        let mut cores = Vec::new();
         for config in configs {
-            let slots = Timer::count(config.peers.len());
-            let node = Node::new(config, Time::ZERO);
-            let storage = node
-                .config()
+            let storage = config
                 .durable
-                .then(|| Cluster::open_disk(&node, MemDisk::new()).map(|(s, _)| s))
+                .then(|| {
+                    open_mem_disk(
+                        &config,
+                        MemDisk::new(),
+                        u64::from(config.id.0),
+                        CLUSTER_NAME,
+                    )
+                })
                 .transpose()
-                .map_err(|e| format!("an empty disk: {e}"))?;
-            cluster.replicas.push(Replica {
-                node,
-                timers: vec![None; slots],
-                down: false,
-                storage,
-            });
+                .map_err(|e| format!("an empty disk: {e}"))?
+                .map(|(storage, _)| storage);
+            cores.push(Core::new(Node::new(config, Time::ZERO), storage));
+        }
+        let n = cores.len();
+        let mut cluster = Cluster {
+            cores: Cores::new(cores),
+            now: Time::ZERO,
+            network: Wire {
+                in_flight: VecDeque::new(),
+                groups: None,
+                down: vec![false; n],
+                clients: Vec::new(),
+                mids_issued: 0,
+                out: Vec::new(),
+            },
+        };
+        for i in 0..n {
             // The first election timer.
-            cluster.carry_out_effects(cluster.replicas.len() - 1);
+            cluster.carry_out_effects(i);
         }
         Ok(cluster)
     }
@@ -107,7 +115,7 @@ impl Cluster {
                 let i = self.replica_arg(args)?;
                 let name: String = args.positional("a timer (election, held, peerN)")?;
                 let timer = self.parse_timer(i, &name)?;
-                self.replicas[i].timers[timer.slot()] = None;
+                self.cores.core_mut(i).timers.disarm(timer.slot());
                 self.input(i, |node, now| node.handle_timer(now, timer));
                 Ok(())
             }
@@ -119,25 +127,25 @@ impl Cluster {
             }
             "drop" => {
                 for m in self.take_in_flight(args)? {
-                    self.out.push(format!("dropped {}", Self::line(&m)));
+                    self.network.out.push(format!("dropped {}", Wire::line(&m)));
                 }
                 Ok(())
             }
             "stabilize" => self.stabilize(),
             "partition" => self.partition(args),
             "heal" => {
-                self.groups = None;
+                self.network.groups = None;
                 Ok(())
             }
             "crash" => {
                 let i = self.replica_arg(args)?;
-                self.replicas[i].down = true;
+                self.network.down[i] = true;
                 self.drop_undeliverable();
                 Ok(())
             }
             "recover" => {
                 let i = self.replica_arg(args)?;
-                self.replicas[i].down = false;
+                self.network.down[i] = false;
                 Ok(())
             }
             "restart" => self.restart(args),
@@ -146,55 +154,53 @@ impl Cluster {
             "persist" => {
                 // A durable replica's driver: what changed is written and synced.
                 let i = self.replica_arg(args)?;
-                let now = self.now;
-                let mut wrote = None;
-                let mut storage = self.replicas[i].storage.take();
-                self.input(i, |node, _| {
-                    let changes = node.take_unpersisted();
-                    if let Some(storage) = storage.as_mut() {
-                        storage::save_changes(storage, node, changes);
-                        storage.sync().expect("a disk in memory");
-                    }
-                    let log = node.log();
-                    let last = log.last_index();
-                    if changes.snapshot.is_some() {
-                        wrote = Some(format!(
-                            "{}: wrote snapshot {} ({} keys), log {}..{}",
-                            text::id(node.id()),
-                            text::at(log.snapshot_index(), log.snapshot_term()),
-                            node.snapshot().len(),
-                            log.snapshot_index().0 + 1,
-                            last.0
-                        ));
-                    }
-                    node.persisted(now, last);
+                let before = Observed::of(self.cores.node(i));
+                let wrote_snapshot = self.cores.persist(i, self.now);
+                let node = self.cores.node(i);
+                let log = node.log();
+                let wrote = wrote_snapshot.then(|| {
+                    format!(
+                        "{}: wrote snapshot {} ({} keys), log {}..{}",
+                        text::id(node.id()),
+                        text::at(log.snapshot_index(), log.snapshot_term()),
+                        node.snapshot().len(),
+                        log.snapshot_index().0 + 1,
+                        log.last_index().0
+                    )
                 });
-                self.replicas[i].storage = storage;
-                self.out.extend(wrote);
+                self.cores.input(i, self.now, |_| {});
+                self.note_changes(i, &before);
+                self.carry_out_effects(i);
+                self.network.out.extend(wrote);
                 Ok(())
             }
             "status" => {
-                self.out.push(format!("now={}", text::time(self.now)));
+                self.network
+                    .out
+                    .push(format!("now={}", text::time(self.now)));
                 for i in self.replicas_arg(args)? {
-                    self.out.push(self.status_line(i));
+                    let line = self.status_line(i);
+                    self.network.out.push(line);
                 }
                 Ok(())
             }
             "log" => {
                 for i in self.replicas_arg(args)? {
-                    self.out.push(self.log_line(i));
+                    let line = self.log_line(i);
+                    self.network.out.push(line);
                 }
                 Ok(())
             }
             "timers" => {
                 for i in self.replicas_arg(args)? {
-                    self.out.push(self.timers_line(i));
+                    let line = self.timers_line(i);
+                    self.network.out.push(line);
                 }
                 Ok(())
             }
             "inflight" => {
-                let lines: Vec<String> = self.in_flight.iter().map(Self::line).collect();
-                self.out.extend(lines);
+                let lines: Vec<String> = self.network.in_flight.iter().map(Wire::line).collect();
+                self.network.out.extend(lines);
                 Ok(())
             }
             other => Err(format!("no command {other:?}")),
@@ -204,25 +210,24 @@ impl Cluster {
     /// `restart 3`: killed, then started again from its disk.
     fn restart(&mut self, args: &mut Args) -> Result<(), String> {
         let i = self.replica_arg(args)?;
-        let storage = self.replicas[i]
+        let core = self.cores.core_mut(i);
+        let storage = core
             .storage
             .take()
             .ok_or("restart needs durable=on: a replica without a disk cannot come back")?;
         let mut disk = storage.into_disk();
         disk.kill();
-        let (storage, recovered) = Cluster::open_disk(&self.replicas[i].node, disk)
+        let (storage, recovered) = open_mem_disk(core.node.config(), disk, 0, CLUSTER_NAME)
             .map_err(|e| format!("its disk does not recover: {e}"))?;
-        let config = self.replicas[i].node.config().clone();
-        let r = &mut self.replicas[i];
-        r.node = recovered.restore(config, self.now);
-        r.storage = Some(storage);
-        r.down = false;
-        r.timers.iter_mut().for_each(|t| *t = None);
+        core.restart(storage, recovered, self.now);
+        self.network.down[i] = false;
         // What it had in flight went with the process; what was on its way to it is lost.
-        let id = r.node.id();
-        self.in_flight.retain(|m| m.from != id && m.to != id);
-        let node = &self.replicas[i].node;
-        self.out.push(format!(
+        let node = self.cores.node(i);
+        let id = node.id();
+        self.network
+            .in_flight
+            .retain(|m| m.from != id && m.to != id);
+        self.network.out.push(format!(
             "{}: restarted term={} vote={} log={}",
             text::id(id),
             node.term().0,
@@ -235,7 +240,7 @@ impl Cluster {
 
     fn client_requests(&mut self, args: &mut Args) -> Result<(), String> {
         let i = self.replica_arg(args)?;
-        if self.replicas[i].down {
+        if self.network.down[i] {
             return Err(format!("replica {} is down", i + 1));
         }
         let client_name = args.take_raw("client").unwrap_or_else(|| "c".to_owned());
@@ -254,11 +259,11 @@ impl Cluster {
         let client = self.client_id(&client_name);
         let mut mids = Vec::new();
         for _ in &requests {
-            self.mids_issued += 1;
+            self.network.mids_issued += 1;
             mids.push(
                 fixed_mid
                     .clone()
-                    .unwrap_or(format!("m{}", self.mids_issued)),
+                    .unwrap_or(format!("m{}", self.network.mids_issued)),
             );
         }
         self.input(i, |node, now| {
@@ -283,12 +288,12 @@ impl Cluster {
     fn inject(&mut self, args: &mut Args) -> Result<(), String> {
         let from = NodeId(args.require("from")?);
         let to = NodeId(args.require("to")?);
-        if self.index_of(to).is_none_or(|i| self.replicas[i].down) {
+        if self.index_of(to).is_none_or(|i| self.network.down[i]) {
             return Err(format!("to={}: no such replica up", to.0));
         }
         let kind: String = args.positional("a message kind")?;
-        let round = self.replicas[self.index_of(to).expect("checked above")]
-            .node
+        let round = (self.cores)
+            .node(self.index_of(to).expect("checked above"))
             .round_started_at();
         let message = text::parse_message(&kind, args, self.now, round)?;
         self.deliver(InFlight { from, to, message });
@@ -296,7 +301,7 @@ impl Cluster {
     }
 
     fn partition(&mut self, args: &mut Args) -> Result<(), String> {
-        let n = self.replicas.len();
+        let n = self.cores.len();
         let mut groups = vec![usize::MAX; n];
         let mut group = 0;
         while let Some(word) = args.next_positional() {
@@ -312,7 +317,7 @@ impl Cluster {
                 *g = group + 1;
             }
         }
-        self.groups = Some(groups);
+        self.network.groups = Some(groups);
         self.drop_undeliverable();
         Ok(())
     }
@@ -324,7 +329,7 @@ impl Cluster {
         let mut count: usize = args.take("count")?.unwrap_or(usize::MAX);
         let mut taken = Vec::new();
         let mut kept = VecDeque::new();
-        for m in std::mem::take(&mut self.in_flight) {
+        for m in std::mem::take(&mut self.network.in_flight) {
             let selected =
                 count > 0 && from.is_none_or(|f| m.from.0 == f) && to.is_none_or(|t| m.to.0 == t);
             if selected {
@@ -334,7 +339,7 @@ impl Cluster {
                 kept.push_back(m);
             }
         }
-        self.in_flight = kept;
+        self.network.in_flight = kept;
         Ok(taken)
     }
 
@@ -354,23 +359,24 @@ impl Cluster {
     fn replicas_arg(&self, args: &mut Args) -> Result<Vec<usize>, String> {
         match args.next_positional() {
             Some(word) => Ok(vec![self.parse_replica(&word)?]),
-            None => Ok((0..self.replicas.len()).collect()),
+            None => Ok((0..self.cores.len()).collect()),
         }
     }
 
     fn client_id(&mut self, name: &str) -> NodeId {
-        let k = match self.clients.iter().position(|c| c == name) {
+        let clients = &mut self.network.clients;
+        let k = match clients.iter().position(|c| c == name) {
             Some(k) => k,
             None => {
-                self.clients.push(name.to_owned());
-                self.clients.len() - 1
+                clients.push(name.to_owned());
+                clients.len() - 1
             }
         };
         NodeId(FIRST_CLIENT_ID + k as u16)
     }
 
     fn parse_timer(&self, i: usize, name: &str) -> Result<Timer, String> {
-        let peers = self.replicas[i].node.peers();
+        let peers = self.cores.node(i).peers();
         match name {
             "election" => Ok(Timer::Election),
             "held" => Ok(Timer::HeldRequests),
