@@ -2,7 +2,7 @@
 //! append: however puts arrive, one by one or in bursts of one batch of input, the
 //! messages between the leader and its followers cover `cluster size` per put, which is
 //! the classic floor of any `maximum_appends_batched_fraction`. Past
-//! `Config::floor_puts_per_s_max` the floor lets batching run free. `testdata/
+//! `Config::floor_puts_per_s_max` the floor lets batching run free. `golden_scripts/
 //! message_floor.txt` shows the appends themselves.
 
 use raft::NodeId;

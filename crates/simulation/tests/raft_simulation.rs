@@ -4,7 +4,7 @@
 //! runs clients on shared keys through it, and checks:
 //! - after every event: election safety, log matching, leader completeness, state machine
 //!   safety, acknowledged puts committed, exactly one reply per request (see
-//!   `cluster::invariants`);
+//!   `simulation::invariants`);
 //! - after the faults heal: a leader is elected and every request is answered within a
 //!   bounded virtual time;
 //! - at the end: every key's history is linearizable.
@@ -20,14 +20,14 @@
 //! `RAFT_SIM_SEEDS=N` runs N seeds (default 1000); `RAFT_SIM_SEED=S` replays one seed and
 //! prints its plan, and with `TRACE_SIM=1` every event of it.
 
-use cluster::network::NetworkConfig;
-use cluster::workload::{Workload, WorkloadConfig};
-use cluster::{Cluster, ClusterStats, Crash, CrashAt};
 use raft::Config;
 use raft::NodeId;
 use raft::time::{Span, Time};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use simulation::network::NetworkConfig;
+use simulation::workload::{Workload, WorkloadConfig};
+use simulation::{Cluster, ClusterStats, Crash, CrashAt};
 use std::io::Write;
 use storage::mem::Failing;
 
@@ -497,7 +497,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         }
         t = t + TICK;
     }
-    cluster::history::check_linearizable(&workload.history)?;
+    simulation::history::check_linearizable(&workload.history)?;
     let disk: Vec<String> = cluster
         .stats
         .disk_faults()

@@ -1,5 +1,5 @@
-//! Scenarios for one core that assert a numeric bound rather than a trace. Traces live in
-//! the golden scripts (`tests/testdata/`, run by `tests/scripts/`); a bound belongs here,
+//! Runs of one core that assert a numeric bound rather than a trace. Traces live in the
+//! golden scripts (`tests/golden_scripts/`); a bound belongs here,
 //! where retuning the timeouts keeps it checked instead of rewriting it.
 
 use raft::NodeId;
@@ -110,7 +110,7 @@ fn a_silent_follower_is_retried_with_backoff() {
     // Retransmissions back off 40 ms doubling to 640 ms (about 5 in 2 s); once they are
     // rarer than the 300 ms heartbeat, the heartbeats go on (a live follower behind a lossy
     // link needs them): about 11 in all. A fixed 40 ms timeout would have sent about 50.
-    // `testdata/silent_follower_backoff.txt` shows the schedule itself.
+    // `golden_scripts/silent_follower_backoff.txt` shows the schedule itself.
     assert!(
         (6..=12).contains(&sent_to_silent),
         "{sent_to_silent} sends to a silent follower in 2 s"

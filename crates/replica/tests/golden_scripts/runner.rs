@@ -89,7 +89,7 @@ fn render(items: &[Item], outputs: &[Vec<String>]) -> String {
 /// `UPDATE_GOLDEN`, panics at the first case whose output differs, with a diff; with it,
 /// runs them all and writes their outputs into the file.
 pub fn run(path: &Path, mut exec: impl FnMut(&str) -> Result<Vec<String>, String>) {
-    // Named from the crate's root in messages, as `tests/testdata/x.txt:12`.
+    // Named from the crate's root in messages, as `tests/golden_scripts/x.txt:12`.
     let shown = path
         .strip_prefix(env!("CARGO_MANIFEST_DIR"))
         .unwrap_or(path);
@@ -118,7 +118,7 @@ pub fn run(path: &Path, mut exec: impl FnMut(&str) -> Result<Vec<String>, String
         if !update && output != *expected {
             panic!(
                 "{}:{line}: `{command}` printed other than expected \
-                 (`{UPDATE_VAR}=1 cargo test -p replica --test scripts` accepts it)\n{}",
+                 (`{UPDATE_VAR}=1 cargo test -p replica --test golden_scripts` accepts it)\n{}",
                 shown.display(),
                 diff(expected, &output, line + 2)
             );

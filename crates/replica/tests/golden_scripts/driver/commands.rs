@@ -1,5 +1,5 @@
 //! The command language: each line of a script parsed and carried out on the cluster
-//! (the commands are listed in `harness`'s module doc).
+//! (the commands are listed in `driver`'s module doc).
 
 use super::{Cluster, FIRST_CLIENT_ID, InFlight, Network, Observed, Wire};
 use crate::text::{self, Args};
