@@ -12,11 +12,11 @@
 //!     cargo bench --bench apply
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use raft::kv_index::KvStore;
+use raft::log::Log;
+use raft::message::{CommandRef, EntryRef, LogIndex, Term};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use replica::kv::KvStore;
-use replica::raft::log::Log;
-use replica::raft::message::{CommandRef, EntryRef, LogIndex, Term};
 use std::time::{Duration, Instant};
 
 const KEYS: u64 = 250_000;

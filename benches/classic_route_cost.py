@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the classic simulator's Python loop spends per datagram and per request.
 
-kvsim's classic timing (crates/kvsim/src/timing.rs) holds its loop this long for each
+kvsim's classic timing (crates/kvsim/src/scenario/timing.rs) holds its loop this long for each
 datagram it routes and each request it makes, as the classic's select loop takes. This
 does the same work in CPython on loopback UDP: for a datagram, a select over five
 sockets, one recvfrom, json.loads, the checks of the four header fields (IDs as four hex

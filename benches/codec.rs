@@ -13,11 +13,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use datagram::NodeId;
+use raft::NodeId;
+use raft::{AppendEntries, AsEntryRef, Command, CommandRef, Entry, Log, LogIndex, Message, Term};
 use replica::codec::{Body, Datagram, Decoder, encode, encode_raft};
-use replica::raft::{
-    AppendEntries, AsEntryRef, Command, CommandRef, Entry, Log, LogIndex, Message, Term,
-};
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize};

@@ -99,13 +99,13 @@ fn bad_cluster_files_flags_and_data_dirs_are_one_line_and_a_failure() {
     // A data dir written by node 1 refuses to be node 2's.
     let taken = Path::new(&data).join("node");
     std::fs::create_dir_all(&taken).unwrap();
-    let identity = replica::storage::Identity {
-        id: datagram::NodeId(1),
-        peers: vec![datagram::NodeId(2)],
+    let identity = storage::Identity {
+        id: raft::NodeId(1),
+        peers: vec![raft::NodeId(2)],
         cluster: String::new(),
     };
-    let disk = replica::storage::DataDir::new(&taken).unwrap();
-    let meta = replica::storage::Storage::open(disk, &identity, 1);
+    let disk = storage::DataDir::new(&taken).unwrap();
+    let meta = storage::Storage::open(disk, &identity, 1);
     assert!(meta.is_ok());
     drop(meta);
     let taken = taken.display().to_string();

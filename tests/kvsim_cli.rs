@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kvsim::procs::Output;
+use kvsim::Config;
+use kvsim::checks::linearizability as checker;
+use kvsim::replicas::processes::Output;
 use kvsim::run::{Options, run};
 use kvsim::suite::find_configs;
-use kvsim::{Config, checker};
 
 fn kvsim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kvsim"))
@@ -213,11 +214,11 @@ wait
         stand_in: None,
         page: false,
         // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
-        placement: kvsim::placement::Placement::Shared,
+        placement: kvsim::replicas::placement::Placement::Shared,
         keep_data: false,
         durable: false,
         timing: None,
-        classic_pace: kvsim::timing::ClassicPace::measured(),
+        classic_pace: kvsim::scenario::timing::ClassicPace::measured(),
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
-use kvsim::procs::Output;
+use kvsim::Config;
+use kvsim::checks::linearizability as checker;
+use kvsim::replicas::processes::Output;
 use kvsim::run::{Options, Outcome, run};
-use kvsim::{Config, checker};
 
 fn options() -> Options {
     Options {
@@ -20,11 +21,11 @@ fn options() -> Options {
         stand_in: None,
         page: false,
         // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
-        placement: kvsim::placement::Placement::Shared,
+        placement: kvsim::replicas::placement::Placement::Shared,
         keep_data: false,
         durable: false,
         timing: None,
-        classic_pace: kvsim::timing::ClassicPace::measured(),
+        classic_pace: kvsim::scenario::timing::ClassicPace::measured(),
     }
 }
 

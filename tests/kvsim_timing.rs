@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use kvsim::procs::Output;
+use kvsim::Config;
+use kvsim::checks::linearizability as checker;
+use kvsim::replicas::processes::Output;
 use kvsim::run::{Options, run};
-use kvsim::timing::{ClassicPace, Timing};
-use kvsim::{Config, checker};
+use kvsim::scenario::timing::{ClassicPace, Timing};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kvsim-test-{tag}-{}", std::process::id()));
@@ -50,7 +51,7 @@ fn options(replica: PathBuf, timing: Option<Timing>) -> Options {
         stand_in: None,
         page: false,
         // Tests run side by side: pinning each run's replicas to one CPU would pile them up.
-        placement: kvsim::placement::Placement::Shared,
+        placement: kvsim::replicas::placement::Placement::Shared,
         keep_data: false,
         durable: false,
         timing,

@@ -30,20 +30,20 @@ thread_local! {
 }
 
 /// Decodes `data` as a datagram; if it decodes, encodes it and checks that the encoding
-/// decodes to the same datagram.
-pub fn decode(data: &[u8]) {
+/// decodes to the same datagram. Returns whether `data` decoded.
+pub fn decode(data: &[u8]) -> bool {
     DECODERS.with(|decoders| {
         let (first, second) = &mut *decoders.borrow_mut();
         let mut bytes = data.to_vec();
         let Ok(datagram) = first.decode(&mut bytes) else {
-            return;
+            return false;
         };
         let mut encoded = Vec::new();
         encode(&mut encoded, &datagram);
         if encoded.len() > DATAGRAM_BYTES_MAX {
             // Escaping can lengthen strings past what one datagram carries: our own
             // encoder is never asked to send such a datagram (the core caps appends).
-            return;
+            return true;
         }
         let mut copy = encoded.clone();
         match second.decode(&mut copy) {
@@ -58,7 +58,8 @@ pub fn decode(data: &[u8]) {
                 String::from_utf8_lossy(&encoded)
             ),
         }
-    });
+        true
+    })
 }
 
 /// Parses `data` as a connection's input, command after command, checking the parser's

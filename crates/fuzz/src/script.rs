@@ -2,13 +2,14 @@
 //! own invariants checked after each.
 
 use arbitrary::{Arbitrary, Unstructured};
-use datagram::NodeId;
-use replica::raft::{
-    AppendEntries, AppendEntriesResponse, ClientRequest, CommandRef, Config, Dropped, Effect,
-    Entry, EntryRef, InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, Node, Operation,
+use harness::OwnedMessage;
+use harness::message::hand_in;
+use raft::time::{Span, Time};
+use raft::{
+    AppendEntries, AppendEntriesResponse, ClientRequest, CommandRef, Config, Effect, Entry,
+    EntryRef, InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, Node, NodeId, Operation,
     RequestVote, RequestVoteResponse, Role, Term, Timer,
 };
-use replica::time::{Span, Time};
 
 /// The replica under test is `0000`; its peers are `0001` to `0004`.
 const PEERS: u16 = 4;
@@ -134,14 +135,15 @@ pub fn node(data: &[u8]) -> Reached {
         };
         match step {
             Step::Message { from, message } => {
-                let result = if from >= SNAPSHOT_FROM_MIN {
+                // Refusals are the point: the replica must come out of them unchanged.
+                let (from, message) = if from >= SNAPSHOT_FROM_MIN {
                     let from = NodeId(u16::from(from) % PEERS + 1);
-                    deliver_as_snapshot(&mut node, now, from, message)
+                    (from, as_snapshot(&node, now, message))
                 } else {
                     let from = NodeId(u16::from(from) % (PEERS + 2));
-                    deliver(&mut node, now, from, message)
+                    (from, peer_message(&node, now, message))
                 };
-                reached.refused |= result.is_err();
+                reached.refused |= hand_in(&mut node, now, from, &message).is_err();
             }
             Step::Client { client, key, put } => {
                 let key = format!("k{}", key % 8);
@@ -175,10 +177,11 @@ pub fn node(data: &[u8]) -> Reached {
     reached
 }
 
-fn deliver(node: &mut Node, now: Time, from: NodeId, message: PeerMessage) -> Result<(), Dropped> {
+/// `message` as a peer would send it to `node`, its numbers resolved near `node`'s own.
+fn peer_message(node: &Node, now: Time, message: PeerMessage) -> OwnedMessage {
     let term = node.term().0;
     let last = node.log().last_index().0;
-    let message: Message<&[EntryRef<'_>]> = match message {
+    match message {
         PeerMessage::Vote {
             term: t,
             last_index,
@@ -214,21 +217,15 @@ fn deliver(node: &mut Node, now: Time, from: NodeId, message: PeerMessage) -> Re
             sent_at,
             ack,
             entries,
-        } => {
-            let entries = fuzzed_entries(&entries, |t| Term(t.resolve(term)));
-            let refs: Vec<EntryRef<'_>> = entries.iter().map(as_ref).collect();
-            let message = Message::AppendEntries(AppendEntries {
-                term: Term(t.resolve(term)),
-                prev_log_index: LogIndex(prev_index.resolve(last)),
-                prev_log_term: Term(prev_term.resolve(term)),
-                leader_commit: LogIndex(commit.resolve(last)),
-                sent_at_us: sent_at.resolve(now.as_micros()),
-                ack_requested: ack,
-                entries: &refs[..],
-            });
-            // Refusals are the point: the replica must come out of them unchanged.
-            return node.handle_message(now, from, message);
-        }
+        } => Message::AppendEntries(AppendEntries {
+            term: Term(t.resolve(term)),
+            prev_log_index: LogIndex(prev_index.resolve(last)),
+            prev_log_term: Term(prev_term.resolve(term)),
+            leader_commit: LogIndex(commit.resolve(last)),
+            sent_at_us: sent_at.resolve(now.as_micros()),
+            ack_requested: ack,
+            entries: fuzzed_entries(&entries, |t| Term(t.resolve(term))),
+        }),
         PeerMessage::AppendResponse {
             term: t,
             success,
@@ -244,8 +241,7 @@ fn deliver(node: &mut Node, now: Time, from: NodeId, message: PeerMessage) -> Re
             conflict_term: conflict_term.map(|c| Term(c.resolve(term))),
             sent_at_us: sent_at.resolve(now.as_micros()),
         }),
-    };
-    node.handle_message(now, from, message)
+    }
 }
 
 /// `message` as InstallSnapshot: an append becomes a chunk (`prev` its snapshot's last
@@ -253,12 +249,7 @@ fn deliver(node: &mut Node, now: Time, from: NodeId, message: PeerMessage) -> Re
 /// and all, which `validate` must refuse), an append's answer a chunk's answer (`match`
 /// the snapshot's index, `conflict` the pairs received, `success` installed); votes stay
 /// votes.
-fn deliver_as_snapshot(
-    node: &mut Node,
-    now: Time,
-    from: NodeId,
-    message: PeerMessage,
-) -> Result<(), Dropped> {
+fn as_snapshot(node: &Node, now: Time, message: PeerMessage) -> OwnedMessage {
     let term = node.term().0;
     let last = node.log().last_index().0;
     match message {
@@ -270,20 +261,15 @@ fn deliver_as_snapshot(
             sent_at,
             ack,
             entries,
-        } => {
-            let pairs = fuzzed_entries(&entries, |_| Term(0));
-            let refs: Vec<EntryRef<'_>> = pairs.iter().map(as_ref).collect();
-            let message = Message::InstallSnapshot(InstallSnapshot {
-                term: Term(t.resolve(term)),
-                last_index: LogIndex(prev_index.resolve(last)),
-                last_term: Term(prev_term.resolve(term)),
-                offset: commit.resolve(0),
-                done: ack,
-                sent_at_us: sent_at.resolve(now.as_micros()),
-                pairs: &refs[..],
-            });
-            node.handle_message(now, from, message)
-        }
+        } => Message::InstallSnapshot(InstallSnapshot {
+            term: Term(t.resolve(term)),
+            last_index: LogIndex(prev_index.resolve(last)),
+            last_term: Term(prev_term.resolve(term)),
+            offset: commit.resolve(0),
+            done: ack,
+            sent_at_us: sent_at.resolve(now.as_micros()),
+            pairs: fuzzed_entries(&entries, |_| Term(0)),
+        }),
         PeerMessage::AppendResponse {
             term: t,
             success,
@@ -293,16 +279,15 @@ fn deliver_as_snapshot(
             ..
         } => {
             let snapshot = node.log().snapshot_index().0;
-            let message = Message::InstallSnapshotResponse(InstallSnapshotResponse {
+            Message::InstallSnapshotResponse(InstallSnapshotResponse {
                 term: Term(t.resolve(term)),
                 last_index: LogIndex(match_index.resolve(snapshot)),
                 received: conflict_index.resolve(0),
                 installed: success,
                 sent_at_us: sent_at.resolve(now.as_micros()),
-            });
-            node.handle_message(now, from, message)
+            })
         }
-        vote => deliver(node, now, from, vote),
+        vote => peer_message(node, now, vote),
     }
 }
 
@@ -323,11 +308,6 @@ fn fuzzed_entries(entries: &[(Num, Option<(u8, u8)>)], term: impl Fn(Num) -> Ter
             })
         })
         .collect()
-}
-
-fn as_ref(entry: &Entry) -> EntryRef<'_> {
-    use replica::raft::AsEntryRef;
-    entry.as_entry_ref()
 }
 
 /// What one replica must keep true of itself, whatever its peers send.
@@ -360,7 +340,7 @@ impl Checker {
             self.term
         );
         assert!(
-            term <= replica::raft::validate::TERM_MAX,
+            term <= raft::validate::TERM_MAX,
             "term {term:?} past the limit"
         );
         if term == self.term

@@ -34,7 +34,7 @@ use rand::rngs::SmallRng;
 
 use crate::clients::history::HistOp;
 use crate::clients::indexed_ids::{MID_CHARS, Mid};
-use datagram::NodeId;
+use raft::NodeId;
 use requests::{KEY_LEN, random_string};
 
 pub use replies::Unanswered;

@@ -46,10 +46,3 @@ pub mod suite;
 
 pub use run::{Options, Outcome, pick_seed};
 pub use scenario::config::{Config, ConfigError};
-
-// The paths the end-to-end tests (`tests/kvsim_*.rs`) name, from before the rooms: they
-// stay so that those tests read as they did and prove the move changed nothing.
-pub use checks::linearizability as checker;
-pub use replicas::placement;
-pub use replicas::processes as procs;
-pub use scenario::timing;

@@ -49,9 +49,9 @@ use crate::replicas::stand_in::StandIn;
 use crate::report::warnings::Warnings;
 use crate::scenario::config::Config;
 use crate::scenario::timing::{ClassicPace, Timing};
-use datagram::NodeId;
 use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use launch::Launcher;
+use raft::NodeId;
 use timers::Timers;
 
 pub use outcome::Outcome;

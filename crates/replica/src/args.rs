@@ -7,7 +7,7 @@
 //! Parsed by hand rather than with clap because the contract is tiny and exact: on any error
 //! the binary prints one line, [`USAGE`] and the reason, and exits with status 2.
 
-use datagram::NodeId;
+use raft::NodeId;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;

@@ -10,8 +10,8 @@
 //! replicas with exactly `<port> <id> <peers...>`, so the environment is the only way in
 //! there).
 
-use crate::time::Time;
-use datagram::NodeId;
+use raft::NodeId;
+use raft::time::Time;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -27,7 +27,8 @@ const BUFFER_BYTES: usize = 64 * 1024;
 /// Writes `now`-stamped lines to a replica's debug log, if enabled.
 ///
 /// ```
-/// use replica::{debug_log, debug_log::DebugLog, time::Time};
+/// use raft::time::Time;
+/// use replica::{debug_log, debug_log::DebugLog};
 /// let mut log = DebugLog::disabled();
 /// debug_log!(log, Time(1_500), "became {} in term {}", "leader", 3);
 /// ```

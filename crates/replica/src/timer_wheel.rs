@@ -23,7 +23,7 @@
 //! current tick. A deadline already in the past goes into the cursor's slot, which every
 //! collection visits, so it fires at the next `pop_expired`/`advance`.
 
-use crate::time::{Span, Time};
+use raft::time::{Span, Time};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

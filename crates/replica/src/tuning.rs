@@ -7,8 +7,8 @@
 //! Every knob is declared once, in [`KNOBS`]: its name, what it does, and the field it
 //! sets. Reading the environment is the binary's job; this module is handed a lookup.
 
-use crate::raft::Config;
-use crate::time::Span;
+use raft::Config;
+use raft::time::Span;
 
 /// What a knob's value is, and so how its text is read.
 #[derive(Clone, Copy, Debug)]
@@ -143,7 +143,7 @@ impl Tuning {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datagram::NodeId;
+    use raft::NodeId;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Tuning, String> {
         Tuning::from_lookup(|name| {

@@ -1,16 +1,16 @@
 //! Round trips: any datagram we can encode decodes back to itself, the append size bounds
 //! are true upper bounds, and a warm decoder/encoder does not allocate.
 
-use datagram::NodeId;
 use proptest::prelude::*;
-use replica::codec::{
-    APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder,
-    SNAPSHOT_HEADER_BYTES_MAX, encode, encode_raft, entry_wire_bytes,
-};
-use replica::raft::{
+use raft::NodeId;
+use raft::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, Command, Entry, EntryRef, EntrySpan,
     InstallSnapshot, InstallSnapshotResponse, Log, LogIndex, Message, RequestVote,
     RequestVoteResponse, Term,
+};
+use replica::codec::{
+    APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder,
+    SNAPSHOT_HEADER_BYTES_MAX, encode, encode_raft, entry_wire_bytes,
 };
 
 // ---------------------------------------------------------------------------------------

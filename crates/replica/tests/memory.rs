@@ -7,8 +7,8 @@
 //! The measurement that counts is the replica's RSS under load (`docs/PERFORMANCE.md`); this
 //! one isolates the two structures.
 
-use replica::kv::KvStore;
-use replica::raft::{CommandRef, EntryRef, Log, LogIndex, Term};
+use raft::kv_index::KvStore;
+use raft::{CommandRef, EntryRef, Log, LogIndex, Term};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -54,7 +54,7 @@ fn stored_puts_cost_no_allocation_each_and_report_their_bytes() {
     // Growth by doubling: a few dozen reallocations for the log, and each shard of the
     // store doubles from 16 slots to hold about 100 keys (a few tables each, 8 at most),
     // where an allocation per key or value would be 25,000 or more.
-    let growth_max = 100 + 8 * replica::kv::SHARDS as u64;
+    let growth_max = 100 + 8 * raft::kv_index::SHARDS as u64;
     assert!(
         allocated < growth_max,
         "{allocated} allocations for {PUTS} puts: something allocates per entry"

@@ -2,15 +2,15 @@
 //! append: however puts arrive, one by one or in bursts of one batch of input, the
 //! messages between the leader and its followers cover `cluster size` per put, which is
 //! the classic floor of any `maximum_appends_batched_fraction`. Past
-//! `Config::floor_puts_per_s_max` the floor lets batching run free. `testdata/
+//! `Config::floor_puts_per_s_max` the floor lets batching run free. `golden_scripts/
 //! message_floor.txt` shows the appends themselves.
 
-use datagram::NodeId;
-use replica::raft::{
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{
     AppendEntriesResponse, ClientRequest, Config, Effect, Message, Node, Operation,
     RequestVoteResponse, Role, Timer,
 };
-use replica::time::{Span, Time};
 
 /// A leader of `n` replicas, its followers played by hand, and the messages counted.
 struct Leader {
@@ -43,7 +43,7 @@ impl Leader {
         let voters: Vec<NodeId> = l.peers[..usize::from(n / 2)].to_vec();
         for pre_vote in [true, false] {
             let term = if pre_vote {
-                replica::raft::Term(l.node.term().0 + 1)
+                raft::Term(l.node.term().0 + 1)
             } else {
                 l.node.term()
             };
@@ -83,10 +83,10 @@ impl Leader {
                     AppendEntriesResponse {
                         term: a.term,
                         success: true,
-                        match_index: replica::raft::LogIndex(
+                        match_index: raft::LogIndex(
                             a.prev_log_index.0 + u64::from(a.entries.count),
                         ),
-                        conflict_index: replica::raft::LogIndex(0),
+                        conflict_index: raft::LogIndex(0),
                         conflict_term: None,
                         sent_at_us: a.sent_at_us,
                     },

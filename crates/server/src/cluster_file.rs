@@ -15,7 +15,7 @@
 //!
 //! Everything is checked when the file is read, and a problem is one line naming it.
 
-use datagram::NodeId;
+use raft::NodeId;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;

@@ -21,9 +21,9 @@ use crate::info;
 use crate::port::connection::{Awaited, Connection, Failure, Owed};
 use crate::resp::reply;
 use crate::value;
-use datagram::NodeId;
-use replica::raft::{ClientRequest, CommandRef, Node, Operation, Role};
-use replica::time::{Span, Time};
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{ClientRequest, CommandRef, Node, Operation, Role};
 
 /// How long a command waits for a leader to be known before `-CLUSTERDOWN`: an election
 /// (the longest election timeout, 1.4 s, and a round of votes) with room to spare.

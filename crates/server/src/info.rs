@@ -6,9 +6,9 @@ use crate::command::Context;
 use crate::hash_slot::{HASH_SLOTS, hash_slot};
 use crate::port::connection::Connection;
 use crate::resp::reply;
-use datagram::NodeId;
-use replica::raft::{Node, Role};
-use replica::time::Time;
+use raft::NodeId;
+use raft::time::Time;
+use raft::{Node, Role};
 use std::fmt::Write;
 
 /// The Redis version whose RESP2 commands the subset here follows; clients read it to

@@ -3,10 +3,10 @@
 use crate::cluster_file::ClusterFile;
 use crate::command::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::port::RespPort;
-use datagram::NodeId;
+use raft::Config;
+use raft::NodeId;
 use replica::codec::{APPEND_HEADER_BYTES_MAX, DATAGRAM_BYTES_MAX, SNAPSHOT_HEADER_BYTES_MAX};
 use replica::event_loop::{ClusterSetup, fresh_seed, run_cluster};
-use replica::raft::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

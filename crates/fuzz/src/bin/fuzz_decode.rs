@@ -2,5 +2,7 @@
 //! target/release/fuzz_decode` (see `docs/TESTING.md`).
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| fuzz::decode(data));
+    afl::fuzz!(|data: &[u8]| {
+        fuzz::decode(data);
+    });
 }

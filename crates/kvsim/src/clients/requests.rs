@@ -11,7 +11,7 @@ use super::{Attempt, AttemptState, Clients, KeyMode};
 use crate::clients::history::HistOp;
 use crate::clients::indexed_ids::{self, MID_CHARS};
 use crate::measure::stats::Stats;
-use datagram::NodeId;
+use raft::NodeId;
 
 pub(super) const KEY_LEN: usize = 32;
 

@@ -9,7 +9,7 @@
 //! recorded here: the history (`history`) already holds every attempt.
 
 use crate::scenario::config::OneWay;
-use datagram::NodeId;
+use raft::NodeId;
 
 /// The width of one bucket of message counts.
 pub const BUCKET_US: u64 = 100_000;

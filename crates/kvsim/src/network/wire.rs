@@ -8,7 +8,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use std::borrow::Cow;
 use std::fmt;
 
-use datagram::NodeId;
+use raft::NodeId;
 
 /// A field of interest: absent, a string, or something else (a number, a list...).
 #[derive(Debug, Clone, Default, PartialEq)]

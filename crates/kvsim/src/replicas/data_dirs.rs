@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datagram::NodeId;
+use raft::NodeId;
 
 /// Run roots to remove if a signal stops kvsim.
 static REGISTERED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());

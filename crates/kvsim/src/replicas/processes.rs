@@ -16,7 +16,7 @@ use std::sync::{Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use datagram::NodeId;
+use raft::NodeId;
 
 static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();

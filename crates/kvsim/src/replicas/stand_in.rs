@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 
 use crate::network::wire::{self, Header};
 use crate::scenario::config::Config;
-use datagram::NodeId;
 use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use datagram::udp_batch::{RecvBatch, SendBatch};
+use raft::NodeId;
 
 /// The stand-ins kvsim can run instead of the replica program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

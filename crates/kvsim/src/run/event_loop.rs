@@ -33,8 +33,8 @@ use crate::clients::schedule::ScheduledRequest;
 use crate::measure::loop_turns::Counters;
 use crate::measure::memory;
 use crate::scenario::timing::{ClassicPace, RECV_WAIT_MS, Timing};
-use datagram::NodeId;
 use datagram::udp_batch::RecvBatch;
+use raft::NodeId;
 
 /// Datagrams read by one `recvmmsg` (each slot holds the largest datagram, 65,535 bytes,
 /// as the classic reads). At 50,000 puts/s a replica sends a few dozen datagrams between

@@ -14,7 +14,7 @@ use super::timers::Action;
 use crate::measure::timeline::FaultKind;
 use crate::network::verdicts::Fate;
 use crate::scenario::config::EventKind;
-use datagram::NodeId;
+use raft::NodeId;
 
 impl Sim<'_> {
     /// Carries out one of the scenario's events as it falls due.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::replicas::data_dirs::DataDirs;
 use crate::replicas::processes::{Launch, Output, Replica, ReplicaProc};
 use crate::replicas::stand_in::{self, StandIn};
-use datagram::NodeId;
+use raft::NodeId;
 
 pub(super) struct Launcher {
     program: PathBuf,

@@ -15,7 +15,7 @@ use super::timers::Action;
 use crate::measure::stats::Restart;
 use crate::measure::timeline::FaultKind;
 use crate::scenario::config::Restarted;
-use datagram::NodeId;
+use raft::NodeId;
 
 impl Sim<'_> {
     /// Carries out a restart event: takes down the replicas it names, each to be started

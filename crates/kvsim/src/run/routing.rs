@@ -13,7 +13,7 @@ use crate::measure::timeline::FaultKind;
 use crate::network::outbox::Sent;
 use crate::network::wire::{self, WireError};
 use crate::scenario::timing::Timing;
-use datagram::NodeId;
+use raft::NodeId;
 
 impl Sim<'_> {
     /// Validates and routes one datagram that arrived on replica `from`'s socket.

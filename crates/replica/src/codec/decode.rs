@@ -10,11 +10,11 @@ use std::mem;
 use simd_json::{Buffers, ErrorType, Node, StaticNode, Tape};
 
 use super::{Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, wire};
-use crate::raft::{
+use raft::NodeId;
+use raft::{
     AppendEntries, AppendEntriesResponse, CommandRef, EntryRef, InstallSnapshot,
     InstallSnapshotResponse, LogIndex, Message, RequestVote, RequestVoteResponse, Term,
 };
-use datagram::NodeId;
 
 /// Decodes datagrams, reusing its parse buffers, tape and entry scratch across calls so
 /// that a decode allocates nothing once they have grown to the largest datagram seen.

@@ -2,11 +2,11 @@
 //! it has grown to the largest datagram sent.
 
 use super::{Body, Datagram, raft_type_name};
-use crate::raft::{
+use raft::NodeId;
+use raft::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, CommandRef, InstallSnapshot,
     InstallSnapshotResponse, Message, RequestVote, RequestVoteResponse,
 };
-use datagram::NodeId;
 
 /// Clears `out`, writes the datagram. No heap allocation when `out` has capacity.
 pub fn encode(out: &mut Vec<u8>, datagram: &Datagram<'_>) {
@@ -289,7 +289,7 @@ pub(super) fn quoted_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{EntryRef, LogIndex, Term};
+    use raft::{EntryRef, LogIndex, Term};
 
     fn quoted(s: &str) -> String {
         let mut out = Vec::new();

@@ -56,8 +56,8 @@ pub use decode::Decoder;
 pub use encode::{encode, encode_raft};
 pub use error::DecodeError;
 
-use crate::raft::{CommandRef, EntryRef, IncomingMessage, Message};
-use datagram::NodeId;
+use raft::NodeId;
+use raft::{CommandRef, EntryRef, IncomingMessage, Message};
 
 /// The largest UDP payload over IPv4, and the simulator's limit on what a replica sends.
 pub const DATAGRAM_BYTES_MAX: usize = 65_507;
@@ -204,7 +204,7 @@ mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::Term;
+    use raft::Term;
 
     #[test]
     fn decimal_digits_at_the_edges() {

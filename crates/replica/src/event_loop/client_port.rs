@@ -9,10 +9,10 @@
 //! the turn, after the sync that a durable turn ends with.
 
 use crate::event_loop::clock::Clock;
-use crate::raft::{Node, Reply};
-use crate::time::Time;
 use mio::event::Event;
 use mio::{Registry, Token};
+use raft::time::Time;
+use raft::{Node, Reply};
 use std::io;
 
 /// The first token a client port may use; the loop keeps the ones below it.

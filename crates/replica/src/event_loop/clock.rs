@@ -31,7 +31,7 @@
 //! of such descheduling; no user-space program can bound the latter, which is what the
 //! margin is for. `event_loop::tests` checks that a long turn cannot stretch the lease.
 
-use crate::time::Time;
+use raft::time::Time;
 use std::time::Instant;
 
 /// Where the loop reads the time. Readings never decrease.

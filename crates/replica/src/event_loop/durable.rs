@@ -23,15 +23,15 @@
 use super::Replica;
 use super::clock::Clock;
 use crate::debug_log;
-use crate::raft::{LogIndex, OutgoingMessage};
-use crate::storage::{Storage, save_changes};
-use crate::time::Time;
-use datagram::NodeId;
 use mio::{Registry, Token, Waker};
+use raft::NodeId;
+use raft::time::Time;
+use raft::{LogIndex, OutgoingMessage};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
+use storage::{Storage, save_changes};
 
 /// The sync thread's wake-up.
 pub const SYNCED: Token = Token(2);

@@ -5,9 +5,9 @@ use super::{Observed, PeerRoute, Replica, TIMERS_PER_TURN_MAX};
 use crate::codec::{Body, DATAGRAM_BYTES_MAX, Datagram, encode, encode_raft};
 use crate::debug_log;
 use crate::event_loop::clock::Clock;
-use crate::raft::{Effect, EntrySpan, Message, OutgoingMessage, Reply, ReplyKind};
-use crate::time::Time;
-use datagram::NodeId;
+use raft::NodeId;
+use raft::time::Time;
+use raft::{Effect, EntrySpan, Message, OutgoingMessage, Reply, ReplyKind};
 
 impl<C: Clock> Replica<C> {
     /// Fires every due timer, carrying out effects after each, then flushes the core.

@@ -6,8 +6,8 @@ use crate::codec::Body;
 use crate::debug_log;
 use crate::event_loop::clock::Clock;
 use crate::event_loop::{Observed, PeerRoute};
-use crate::raft::{ClientRequest, Operation};
-use crate::time::Time;
+use raft::time::Time;
+use raft::{ClientRequest, Operation};
 use std::io;
 use std::os::fd::AsRawFd;
 

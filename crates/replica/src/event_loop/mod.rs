@@ -39,12 +39,12 @@ use crate::codec::{
 };
 use crate::debug_log;
 use crate::debug_log::DebugLog;
-use crate::raft::{Config, Effect, LogIndex, Node, Role, Term, Timer};
-use crate::storage::{DataDir, Identity, Recovered, Storage};
-use crate::time::{Span, Time};
 use crate::timer_wheel::{TimerHandle, TimerWheel};
-use datagram::NodeId;
 use datagram::udp_batch::{RecvBatch, SendBatch};
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{Config, Effect, LogIndex, Node, Role, Term, Timer};
+use storage::{DataDir, Identity, Recovered, Storage};
 
 pub mod client_port;
 pub mod clock;

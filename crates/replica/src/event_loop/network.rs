@@ -7,10 +7,10 @@
 use super::{PeerRoute, STDERR_REPORT_INTERVAL_MS, Stats};
 use crate::debug_log;
 use crate::debug_log::DebugLog;
-use crate::time::Time;
-use datagram::NodeId;
 use datagram::udp_batch::SendBatch;
 use mio::net::UdpSocket;
+use raft::NodeId;
+use raft::time::Time;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;

@@ -1,9 +1,9 @@
 //! Start-up: the signal pipe, the socket and the hello.
 
 use crate::codec::{Body, Datagram, encode};
-use datagram::NodeId;
 use datagram::receive_buffer::{RECEIVE_BUFFER_BYTES, ask_for_receive_buffer};
 use mio::net::{UdpSocket, UnixStream};
+use raft::NodeId;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 

@@ -4,12 +4,12 @@ use super::clock::Clock;
 use super::{PeerRoute, Replica};
 use crate::codec::{Body, Datagram, Decoder, encode};
 use crate::debug_log::DebugLog;
-use crate::raft::{
+use raft::NodeId;
+use raft::time::{Span, Time};
+use raft::{
     AppendEntriesResponse, Config, Effect, LogIndex, Message, Node, RequestVoteResponse, Role,
     Term, Timer,
 };
-use crate::time::{Span, Time};
-use datagram::NodeId;
 use std::cell::Cell;
 use std::io;
 use std::net::UdpSocket;

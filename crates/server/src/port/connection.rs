@@ -8,7 +8,7 @@
 
 use crate::resp::reply;
 use mio::net::TcpStream;
-use replica::time::Time;
+use raft::time::Time;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 

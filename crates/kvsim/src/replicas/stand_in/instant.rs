@@ -9,7 +9,7 @@ use std::time::Instant as Time;
 use super::peers::Peers;
 use super::{Behaviour, Outgoing};
 use crate::network::wire::Header;
-use datagram::NodeId;
+use raft::NodeId;
 
 pub(super) struct Instant {
     peers: Peers,

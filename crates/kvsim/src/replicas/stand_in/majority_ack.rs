@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use super::peers::Peers;
 use super::{Behaviour, Escaped, Outgoing};
 use crate::network::wire::Header;
-use datagram::NodeId;
+use raft::NodeId;
 
 /// A round unanswered this long is sent again.
 const ROUND_RETRY: Duration = Duration::from_millis(20);

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::Outgoing;
-use datagram::NodeId;
+use raft::NodeId;
 
 pub(super) const HEARTBEAT: Duration = Duration::from_millis(200);
 pub(super) const PRESUMED_DEAD_AFTER: Duration = Duration::from_millis(600);

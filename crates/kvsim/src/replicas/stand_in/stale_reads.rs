@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::peers::Peers;
 use super::{Behaviour, Escaped, Outgoing};
 use crate::network::wire::Header;
-use datagram::NodeId;
+use raft::NodeId;
 
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 

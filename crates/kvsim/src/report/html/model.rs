@@ -153,8 +153,8 @@ impl RunData {
                 (percentile(l, 0.50), percentile(l, 0.99))
             })
             .unzip();
-        let index = |id: datagram::NodeId| -> i64 {
-            if id == datagram::NodeId::UNKNOWN {
+        let index = |id: raft::NodeId| -> i64 {
+            if id == raft::NodeId::UNKNOWN {
                 -1
             } else if usize::from(id.0) < n {
                 i64::from(id.0)
@@ -165,9 +165,7 @@ impl RunData {
         let start_us = (cfg.start_wait_s * 1e6) as u64;
         let (attempts, sampling) = sample::attempts(clients, sample::SCATTER_ATTEMPTS_MAX);
         RunData {
-            replicas: (0..n)
-                .map(|r| datagram::NodeId(r as u16).to_string())
-                .collect(),
+            replicas: (0..n).map(|r| raft::NodeId(r as u16).to_string()).collect(),
             clients: (0..clients.len() as u32)
                 .map(|c| clients.client_id(c).to_string())
                 .collect(),

@@ -10,7 +10,7 @@ use crate::measure::stats::{Extra, Stats};
 use crate::measure::timeline::{FaultKind, Timeline};
 use crate::network::wire::parse;
 use crate::report::warnings::Warnings;
-use datagram::NodeId;
+use raft::NodeId;
 
 const LIVING: [usize; 3] = [0, 1, 2];
 
