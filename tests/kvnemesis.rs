@@ -37,10 +37,11 @@ fn can_run() -> bool {
     false
 }
 
-/// Runs a 30 s kvnemesis; its exit code and its JSON summary.
-fn kvnemesis(name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+/// Runs a 30 s kvnemesis; its exit code, its JSON summary and its page.
+fn kvnemesis(name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let dir = temp_dir(name);
     let json = dir.join("summary.json");
+    let html = dir.join("page.html");
     let output = Command::new(KVNEMESIS)
         .args([
             "--nodes",
@@ -56,6 +57,8 @@ fn kvnemesis(name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
         .arg(&dir)
         .arg("--json")
         .arg(&json)
+        .arg("--html")
+        .arg(&html)
         .args(extra)
         .output()
         .expect("run kvnemesis");
@@ -63,8 +66,9 @@ fn kvnemesis(name: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}{stderr}");
     let summary = read_json(&json).unwrap_or_else(|| panic!("no summary: {stdout}{stderr}"));
+    let page = std::fs::read_to_string(&html).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    (output.status.code(), summary)
+    (output.status.code(), summary, page)
 }
 
 fn read_json(path: &Path) -> Option<serde_json::Value> {
@@ -84,13 +88,20 @@ fn a_short_run_with_every_fault_passes() {
     if !can_run() {
         return;
     }
-    let (code, summary) = kvnemesis("nemesis-pass", &[]);
+    let (code, summary, page) = kvnemesis("nemesis-pass", &[]);
     assert_eq!(summary["passed"], true, "{summary:#}");
     assert_eq!(code, Some(0));
     assert!(count(&summary, "/operations/ok") > 100, "{summary:#}");
     assert!(count(&summary, "/faults") >= 3, "{summary:#}");
     assert_eq!(count(&summary, "/findings/lincheck_violations"), 0);
     assert_eq!(count(&summary, "/findings/second_checker_violations"), 0);
+    // The page carries the run for kvsim's report script (whose pages
+    // tests/html_report.rs opens in a browser): a lane per node, no violation.
+    assert!(
+        page.contains(r#""replicas":["n1","n2","n3"]"#),
+        "{page:.300}"
+    );
+    assert!(page.contains(r#""violations_total":0"#));
 }
 
 #[test]
@@ -98,7 +109,7 @@ fn stale_reads_at_followers_are_caught_by_both_checkers() {
     if !can_run() {
         return;
     }
-    let (code, summary) = kvnemesis("nemesis-broken", &["--unsafe-local-reads"]);
+    let (code, summary, page) = kvnemesis("nemesis-broken", &["--unsafe-local-reads"]);
     assert_eq!(summary["passed"], false, "{summary:#}");
     assert_eq!(code, Some(1));
     assert!(
@@ -110,6 +121,8 @@ fn stale_reads_at_followers_are_caught_by_both_checkers() {
         "{summary:#}"
     );
     assert_eq!(count(&summary, "/findings/disagreements"), 0, "{summary:#}");
+    assert!(!page.contains(r#""violations_total":0"#));
+    assert!(page.contains(r#""stand_in":"Every node ran with --unsafe-local-reads"#));
 }
 
 #[test]

@@ -6,6 +6,8 @@
 use clap::Parser;
 use kvnemesis::analysis::analyse;
 use kvnemesis::history;
+use kvnemesis::operations::pair;
+use kvnemesis::page::page;
 use kvnemesis::report::verdict;
 use kvnemesis::schedule::{Fault, plan};
 use kvnemesis::workload::WorkloadOptions;
@@ -61,6 +63,10 @@ struct Cli {
     /// Also write the summary as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write the run as one self-contained page to FILE (kvsim's report: node
+    /// lanes with faults as spans, operations by latency, violations drawn).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// TEST ONLY: start the nodes with `--unsafe-local-reads` (followers serve reads from
     /// their own state, without a read index): the run must then fail.
     #[arg(long)]
@@ -123,6 +129,13 @@ fn test(cli: &Cli) -> Result<bool, String> {
         if let Some(path) = &cli.json {
             let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
             std::fs::write(path, json)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        if let Some(path) = &cli.html {
+            let events = history::read(Path::new(&summary.history))?;
+            let ops = pair(&events)?;
+            let html = page(&summary, &events, &ops, options.workload.clients);
+            std::fs::write(path, html)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
         Ok(summary.passed)

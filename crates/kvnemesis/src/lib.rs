@@ -10,7 +10,8 @@
 //! 4. heals everything, reads every key until the cluster answers, and checks the history
 //!    ([`analysis`]: [`operations`], [`checks`] with `lincheck` and the
 //!    [`second_checker`], [`availability`]);
-//! 5. reports ([`report`]): the run passes only if every check holds.
+//! 5. reports ([`report`]; [`page`] for `--html`): the run passes only if every check
+//!    holds.
 
 pub mod analysis;
 pub mod availability;
@@ -21,6 +22,7 @@ pub mod namespace;
 pub mod nemesis;
 pub mod nft;
 pub mod operations;
+pub mod page;
 pub mod report;
 pub mod resp;
 pub mod schedule;
