@@ -11,7 +11,7 @@ use crate::operations::{Kind, Operation};
 use crate::report::Summary;
 use kvsim::html::model::{
     Attempts, FaultSpan, RunData, VIOLATION_OPS_MAX, VIOLATIONS_DRAWN_MAX, ViolationOp,
-    ViolationView,
+    ViolationView, percentile,
 };
 use kvsim::html::{ForeignSummary, SCATTER_ATTEMPTS_MAX, Sampling, foreign_page};
 use kvsim::score::Check;
@@ -130,7 +130,7 @@ fn run_data(summary: &Summary, events: &[Event], ops: &[Operation], clients: usi
     let bucket = |t_us: u64| ((t_us / BUCKET_US) as usize).min(buckets - 1);
     let mut ok_gets = vec![0u32; buckets];
     let mut ok_puts = vec![0u32; buckets];
-    let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); buckets];
+    let mut latencies: Vec<Vec<u32>> = vec![Vec::new(); buckets];
     // The node that acknowledged a write led then: its claims draw the leader lanes.
     let mut claims: Vec<[i64; 3]> = Vec::new();
     let mut last_leader = None;
@@ -139,7 +139,7 @@ fn run_data(summary: &Summary, events: &[Event], ops: &[Operation], clients: usi
             continue;
         };
         let (invoke, complete) = (us(op.invoke), us(complete));
-        latencies[bucket(invoke)].push(complete - invoke);
+        latencies[bucket(invoke)].push(u32::try_from(complete - invoke).unwrap_or(u32::MAX));
         let counts = if op.is_write() {
             &mut ok_puts
         } else {
@@ -206,15 +206,6 @@ fn run_data(summary: &Summary, events: &[Event], ops: &[Operation], clients: usi
             "Every node ran with --unsafe-local-reads (test only): followers answered GET from their own state, so reads were not linearizable on purpose.".to_string()
         }),
     }
-}
-
-/// Nearest rank; -1 for none.
-fn percentile(sorted: &[u64], q: f64) -> i64 {
-    if sorted.is_empty() {
-        return -1;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as i64
 }
 
 /// Node indices named `nI` in `text`.
