@@ -8,7 +8,7 @@
 //! Parses the command line and hands over to the `server` crate.
 
 use clap::{Parser, Subcommand};
-use server::serve::{PEER_DATAGRAM_BYTES_ENV, ServeOptions, serve};
+use server::serve::{PEER_DATAGRAM_BYTES_ENV, ServeOptions, TEST_ONLY_ENV, serve};
 use server::supervisor::{self, ClusterOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +42,10 @@ enum Mode {
         /// Write a debug log to DIR.
         #[arg(long, value_name = "DIR")]
         debug_log: Option<PathBuf>,
+        /// TEST ONLY, breaks linearizability: followers answer GET from their own state,
+        /// without a read index. Refused unless KVSTORE_TEST_ONLY=unsafe-local-reads.
+        #[arg(long)]
+        unsafe_local_reads: bool,
     },
     /// Run a local cluster: N nodes on 127.0.0.1 as child processes, until Ctrl-C.
     Cluster {
@@ -59,7 +63,8 @@ enum Mode {
     },
 }
 
-/// The experiment knob, if set: the only environment this binary reads.
+/// The experiment knob, if set (with [`TEST_ONLY_ENV`], the only environment this binary
+/// reads).
 fn peer_datagram_bytes() -> Result<Option<usize>, String> {
     match std::env::var(PEER_DATAGRAM_BYTES_ENV) {
         Err(_) => Ok(None),
@@ -68,6 +73,19 @@ fn peer_datagram_bytes() -> Result<Option<usize>, String> {
             .map(Some)
             .map_err(|_| format!("{PEER_DATAGRAM_BYTES_ENV}={text:?} is not a byte count")),
     }
+}
+
+/// A test-only option is refused unless the environment names it, so that it cannot be
+/// turned on by a stray flag alone.
+fn allow_test_only(option: &str, wanted: bool) -> Result<bool, String> {
+    let named = std::env::var(TEST_ONLY_ENV)
+        .is_ok_and(|list| list.split(',').any(|word| word.trim() == option));
+    if wanted && !named {
+        return Err(format!(
+            "--{option} is for tests only (it breaks linearizability): refused unless {TEST_ONLY_ENV}={option}"
+        ));
+    }
+    Ok(wanted)
 }
 
 fn main() -> ExitCode {
@@ -79,6 +97,7 @@ fn main() -> ExitCode {
             data_dir,
             in_memory,
             debug_log,
+            unsafe_local_reads,
         } => peer_datagram_bytes().and_then(|peer_datagram_bytes| {
             serve(&ServeOptions {
                 config,
@@ -87,6 +106,7 @@ fn main() -> ExitCode {
                 in_memory,
                 debug_log_dir: debug_log,
                 peer_datagram_bytes,
+                unsafe_local_reads: allow_test_only("unsafe-local-reads", unsafe_local_reads)?,
             })
         }),
         Mode::Cluster {

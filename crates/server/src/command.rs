@@ -52,6 +52,10 @@ pub struct Context<'a> {
     pub durable: bool,
     pub started_at: Time,
     pub mid: &'a mut String,
+    /// TEST ONLY: a node that is not the leader answers `GET` from its own state machine,
+    /// without a read index or lease, so it may miss writes already acknowledged: the
+    /// stale read kvnemesis must catch (`kvstore serve --unsafe-local-reads`).
+    pub unsafe_local_reads: bool,
 }
 
 /// What became of a command.
@@ -146,6 +150,12 @@ fn keyed(
         return Dispatched::Taken;
     }
     let slot = hash_slot(keys[0]);
+    if cx.unsafe_local_reads && matches!(what, Awaited::Get) && node.role() != Role::Leader {
+        let key = value::to_core(keys[0]);
+        let read = value::value_from_core(node.kv().get(node.log(), &key)).map(|v| v.into_owned());
+        conn.answer(|out| reply::bulk(out, read.as_deref()));
+        return Dispatched::Taken;
+    }
     if node.role() != Role::Leader {
         let leader = node.leader();
         if leader != NodeId::UNKNOWN && leader != cx.me {

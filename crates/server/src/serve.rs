@@ -31,7 +31,14 @@ pub struct ServeOptions {
     /// Overrides [`PEER_DATAGRAM_BYTES_TARGET`], for experiments (the binary reads it from
     /// `KVSTORE_PEER_DATAGRAM_BYTES`).
     pub peer_datagram_bytes: Option<usize>,
+    /// TEST ONLY: followers serve reads from their own state, breaking linearizability on
+    /// purpose (the binary allows it only when [`TEST_ONLY_ENV`] names it).
+    pub unsafe_local_reads: bool,
 }
+
+/// The environment variable that must name a test-only option (`unsafe-local-reads`)
+/// for `kvstore serve` to accept it.
+pub const TEST_ONLY_ENV: &str = "KVSTORE_TEST_ONLY";
 
 /// The environment variable that overrides [`PEER_DATAGRAM_BYTES_TARGET`].
 pub const PEER_DATAGRAM_BYTES_ENV: &str = "KVSTORE_PEER_DATAGRAM_BYTES";
@@ -104,8 +111,15 @@ pub fn serve(options: &ServeOptions) -> Result<(), String> {
         .map(|n| format!("{}@{}", n.id, n.peer))
         .collect::<Vec<_>>()
         .join(",");
-    let port = RespPort::bind(id, me.client, cluster, data_dir.is_some())
+    let mut port = RespPort::bind(id, me.client, cluster, data_dir.is_some())
         .map_err(|e| format!("node {}: {e}", options.id))?;
+    if options.unsafe_local_reads {
+        eprintln!(
+            "node {}: UNSAFE LOCAL READS (--unsafe-local-reads, test only): followers answer GET from their own state; reads are NOT linearizable",
+            options.id
+        );
+        port.serve_local_reads_unsafely();
+    }
     let setup = ClusterSetup {
         config,
         peer_address: me.peer,

@@ -26,7 +26,7 @@ use crate::report::Row;
 use crate::run::Outcome;
 use crate::scenario::config::Config;
 pub use model::RunData;
-pub use sample::SCATTER_ATTEMPTS_MAX;
+pub use sample::{SCATTER_ATTEMPTS_MAX, Sampling};
 
 const PAGE_CSS: &str = include_str!("html/page.css");
 /// The page's script: one strict function scope around its four files, so that they share
@@ -63,17 +63,42 @@ struct TierView<'a> {
 
 #[derive(Serialize)]
 struct PageData<'a> {
-    summary: Summary<'a>,
+    summary: &'a Summary<'a>,
     run: &'a RunData,
 }
 
 /// The page of one run. `None` when the run kept no page data (`Options::page` unset).
 pub fn run_page(o: &Outcome, cfg: &Config) -> Option<String> {
     let run = o.page.as_deref()?;
-    let data = PageData {
-        summary: summary(o, cfg),
-        run,
+    Some(page(&summary(o, cfg), run))
+}
+
+/// What a page made for another harness (kvnemesis) shows above its charts: no tiers.
+pub struct ForeignSummary {
+    pub title: String,
+    pub description: String,
+    pub seed: u64,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+    pub figures: Vec<(&'static str, String)>,
+}
+
+/// The page of another harness's run, drawn by this report's script from `run`.
+pub fn foreign_page(summary: &ForeignSummary, run: &RunData) -> String {
+    let summary = Summary {
+        scenario: &summary.title,
+        description: summary.description.clone(),
+        seed: summary.seed,
+        passed: summary.passed,
+        checks: &summary.checks,
+        tiers: Vec::new(),
+        figures: summary.figures.clone(),
     };
+    page(&summary, run)
+}
+
+fn page(summary: &Summary<'_>, run: &RunData) -> String {
+    let data = PageData { summary, run };
     // serde_json cannot fail on these types; a `<` inside a string is the one thing that
     // could end the script element early, and JSON lets it be escaped.
     let json = serde_json::to_string(&data)
@@ -90,10 +115,10 @@ pub fn run_page(o: &Outcome, cfg: &Config) -> Option<String> {
          <div id=\"app\"><noscript>This page draws itself with JavaScript.</noscript></div>\n\
          <script type=\"application/json\" id=\"kvsim-data\">{json}</script>\n\
          <script>\n{PAGE_JS}</script>\n</body>\n</html>\n",
-        escape(&o.scenario),
-        o.seed
+        escape(summary.scenario),
+        summary.seed
     );
-    Some(page)
+    page
 }
 
 /// Installed before the page script, so that its own errors are caught too.

@@ -78,6 +78,8 @@ pub struct RespPort {
     mid: String,
     started_at: Option<Time>,
     next_idle_check: Time,
+    /// TEST ONLY (`kvstore serve --unsafe-local-reads`): see `command::Context`.
+    unsafe_local_reads: bool,
 }
 
 impl RespPort {
@@ -118,7 +120,14 @@ impl RespPort {
             mid: String::with_capacity(32),
             started_at: None,
             next_idle_check: Time(0),
+            unsafe_local_reads: false,
         })
+    }
+
+    /// TEST ONLY: breaks linearizability on purpose, for kvnemesis to catch (see
+    /// `command::Context::unsafe_local_reads`).
+    pub fn serve_local_reads_unsafely(&mut self) {
+        self.unsafe_local_reads = true;
     }
 
     fn token_of(i: usize) -> Token {
@@ -214,6 +223,7 @@ impl RespPort {
             args,
             mid,
             started_at,
+            unsafe_local_reads,
             ..
         } = self;
         let Some(conn) = connections[i].as_mut() else {
@@ -230,6 +240,7 @@ impl RespPort {
             durable: *durable,
             started_at: started_at.unwrap_or(Time(0)),
             mid,
+            unsafe_local_reads: *unsafe_local_reads,
         };
         while conn.accepts_commands() {
             let start = conn.input_start;

@@ -226,7 +226,7 @@ impl RunData {
 }
 
 /// Nearest rank, as `stats::Percentiles`; -1 for none.
-fn percentile(sorted: &[u32], q: f64) -> i64 {
+pub fn percentile(sorted: &[u32], q: f64) -> i64 {
     if sorted.is_empty() {
         return -1;
     }

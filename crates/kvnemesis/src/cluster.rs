@@ -1,0 +1,226 @@
+//! The cluster under test: N `kvstore serve` processes, node `i` on 127.0.0.(10+i), each
+//! durable on its own data dir under the run dir, each writing to its own log file. The
+//! nemesis kills, restarts, stops and continues them here; the leader is found by asking
+//! every node `INFO raft`.
+
+use crate::resp::{Connection, Reply};
+use std::fs::{File, OpenOptions};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Every node's client (TCP) port, on its own address.
+pub const CLIENT_PORT: u16 = 7000;
+/// Every node's peer (UDP) port, on its own address.
+pub const PEER_PORT: u16 = 7100;
+/// The environment variable `kvstore serve` reads to allow its test-only options.
+pub const TEST_ONLY_ENV: &str = "KVSTORE_TEST_ONLY";
+/// How long one node may take to answer `INFO`: a stopped node never does.
+const INFO_TIMEOUT: Duration = Duration::from_millis(300);
+
+pub struct Node {
+    pub id: u16,
+    pub address: Ipv4Addr,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+pub struct Cluster {
+    kvstore: PathBuf,
+    config: PathBuf,
+    pub nodes: Vec<Node>,
+    unsafe_local_reads: bool,
+}
+
+impl Node {
+    pub fn client(&self) -> SocketAddr {
+        SocketAddr::from((self.address, CLIENT_PORT))
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Cluster {
+    /// Writes the cluster file into `run_dir` and starts every node.
+    pub fn start(
+        run_dir: &Path,
+        nodes: u16,
+        kvstore: &Path,
+        unsafe_local_reads: bool,
+    ) -> Result<Cluster, String> {
+        let mut text = String::from("# Written by kvnemesis.\n");
+        let mut list = Vec::new();
+        for id in 1..=nodes {
+            let address = Ipv4Addr::new(127, 0, 0, 10 + id as u8);
+            text.push_str(&format!(
+                "\n[[node]]\nid = {id}\npeer = \"{address}:{PEER_PORT}\"\nclient = \"{address}:{CLIENT_PORT}\"\n"
+            ));
+            list.push(Node {
+                id,
+                address,
+                data_dir: run_dir.join(format!("node-{id}")),
+                log: run_dir.join(format!("node-{id}.log")),
+                child: None,
+                paused: false,
+            });
+        }
+        let config = run_dir.join("cluster.toml");
+        std::fs::write(&config, text)
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let mut cluster = Cluster {
+            kvstore: kvstore.to_path_buf(),
+            config,
+            nodes: list,
+            unsafe_local_reads,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn start_node(&mut self, i: usize) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        if node.child.is_some() {
+            return Ok(());
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(|e| format!("cannot open {}: {e}", node.log.display()))?;
+        let err = log
+            .try_clone()
+            .map_err(|e| format!("cannot open {}: {e}", node.log.display()))?;
+        let mut command = Command::new(&self.kvstore);
+        command
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .args(["--id", &node.id.to_string(), "--data-dir"])
+            .arg(&node.data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err));
+        if self.unsafe_local_reads {
+            command
+                .arg("--unsafe-local-reads")
+                .env(TEST_ONLY_ENV, "unsafe-local-reads");
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.kvstore.display()))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.nodes[i].paused = false;
+    }
+
+    /// SIGSTOP (`pause: true`) or SIGCONT.
+    pub fn signal_pause(&mut self, i: usize, pause: bool) {
+        let node = &mut self.nodes[i];
+        let Some(child) = &node.child else { return };
+        let signal = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on our own child, which has not been waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        node.paused = pause;
+    }
+
+    /// Continues every stopped node and starts every killed one.
+    pub fn revive_all(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.signal_pause(i, false);
+            }
+            self.start_node(i)?;
+        }
+        Ok(())
+    }
+
+    /// A node that died on its own (not killed here), with how it ended.
+    pub fn crashed(&mut self) -> Vec<(u16, String)> {
+        let mut crashed = Vec::new();
+        for node in &mut self.nodes {
+            if let Some(child) = &mut node.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                crashed.push((node.id, status.to_string()));
+                node.child = None;
+            }
+        }
+        crashed
+    }
+
+    /// The node that says it leads in the highest term, if any answers so.
+    pub fn leader(&self) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.is_running() || node.paused {
+                continue;
+            }
+            let Some(info) = raft_info(node.client()) else {
+                continue;
+            };
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(str::trim)
+            };
+            if field("raft_role") == Some("leader") {
+                let term = field("raft_current_term")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                if best.is_none_or(|(t, _)| term > t) {
+                    best = Some((term, i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    pub fn stop_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.signal_pause(i, false);
+            }
+            self.kill(i);
+        }
+    }
+
+    /// The last lines of node `i`'s log, for a report on a crash.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = File::open(&self.nodes[i].log)
+            .ok()
+            .and_then(|f| std::io::read_to_string(f).ok())
+            .unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn raft_info(address: SocketAddr) -> Option<String> {
+    let mut connection = Connection::connect(address, INFO_TIMEOUT).ok()?;
+    let deadline = Instant::now() + INFO_TIMEOUT;
+    match connection.command(&[b"INFO", b"raft"], deadline).ok()? {
+        Reply::Bulk(Some(bytes)) => String::from_utf8(bytes).ok(),
+        _ => None,
+    }
+}
