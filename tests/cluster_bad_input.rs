@@ -107,13 +107,16 @@ fn bad_input_is_refused_and_the_node_keeps_serving_others() {
     assert!(closed(&mut c));
     served("after refusals");
 
-    // Malformed RESP, and a bulk string over the limit announced but never sent: a
-    // protocol error, then the connection is closed.
+    // Malformed RESP, a bulk string over the limit announced but never sent, and an
+    // inline command whose value is over the same limit: a protocol error, then the
+    // connection is closed.
+    let inline_over_limit = [&b"SET k "[..], &[b'v'; 5_000], b"\r\n"].concat();
     for bad in [
         &b"*1\r\n$x\r\n"[..],
         b"*2\r\n$3\r\nGET\r\n$100000000\r\n",
         b"*99999\r\n",
         b"*1\r\n:5\r\n",
+        &inline_over_limit,
     ] {
         let mut c = raw(address);
         let reply = ask(&mut c, bad);
