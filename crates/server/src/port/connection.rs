@@ -165,7 +165,11 @@ impl Connection {
     }
 
     /// Reads at most `budget` bytes, never past [`INPUT_BYTES_MAX`] of unhandled input.
-    pub fn read(&mut self, budget: usize) -> ReadEnd {
+    /// `scratch` (at least [`READ_CHUNK_BYTES`], shared by the port's connections) takes
+    /// each read, and only the bytes read are copied to the input: growing the input by a
+    /// chunk before each read zeroed 16 KiB for commands of some 30 bytes, 5% of a busy
+    /// leader's time.
+    pub fn read(&mut self, budget: usize, scratch: &mut [u8]) -> ReadEnd {
         if self.input_start > 0 && self.input_start == self.input.len() {
             self.input.clear();
             self.input_start = 0;
@@ -180,15 +184,11 @@ impl Connection {
                 self.input.drain(..self.input_start);
                 self.input_start = 0;
             }
-            let chunk = READ_CHUNK_BYTES.min(room);
-            let len = self.input.len();
-            self.input.resize(len + chunk, 0);
-            let result = self.stream.read(&mut self.input[len..]);
-            let n = match &result {
-                Ok(n) => *n,
-                Err(_) => 0,
-            };
-            self.input.truncate(len + n);
+            let chunk = READ_CHUNK_BYTES.min(room).min(scratch.len());
+            let result = self.stream.read(&mut scratch[..chunk]);
+            if let Ok(n) = result {
+                self.input.extend_from_slice(&scratch[..n]);
+            }
             match result {
                 Ok(0) => {
                     self.eof = true;

@@ -21,7 +21,7 @@ use crate::command::{self, CLUSTERDOWN, Context, Dispatched, TIMEOUT};
 use crate::info::Counters;
 use crate::resp::{Limits, parse_command};
 use crate::value;
-use connection::{Awaited, Connection, Failure, ReadEnd};
+use connection::{Awaited, Connection, Failure, READ_CHUNK_BYTES, ReadEnd};
 use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
@@ -80,6 +80,8 @@ pub struct RespPort {
     next_idle_check: Time,
     /// TEST ONLY (`kvstore serve --unsafe-local-reads`): see `command::Context`.
     unsafe_local_reads: bool,
+    /// Where each read from a client lands first (see `Connection::read`).
+    read_scratch: Box<[u8]>,
 }
 
 impl RespPort {
@@ -121,6 +123,7 @@ impl RespPort {
             started_at: None,
             next_idle_check: Time(0),
             unsafe_local_reads: false,
+            read_scratch: vec![0; READ_CHUNK_BYTES].into_boxed_slice(),
         })
     }
 
@@ -203,7 +206,7 @@ impl RespPort {
             return;
         };
         let before = conn.pending_input().len();
-        let end = conn.read(READ_BYTES_PER_TURN);
+        let end = conn.read(READ_BYTES_PER_TURN, &mut self.read_scratch);
         conn.unread = end == ReadEnd::Capped;
         if conn.pending_input().len() != before {
             conn.last_input_at = clock.now();
