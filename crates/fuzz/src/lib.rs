@@ -11,7 +11,8 @@
 //! - [`resp`]: any bytes as what a Redis client sent on a connection, parsed command by
 //!   command as the client port does. The parser never panics, each command it returns
 //!   lies within the bytes given, every shorter prefix of a command asks for more bytes
-//!   (never an error: a command split across reads is parsed the same), and a command's
+//!   (never an error: a command split across reads is parsed the same; past 512 bytes,
+//!   a sample of prefixes), and a command's
 //!   arguments, encoded again as a RESP array, parse back to the same arguments.
 //!
 //! The node's input is read from the bytes with `arbitrary`: every byte string is some
@@ -83,7 +84,7 @@ pub fn resp(data: &[u8]) {
                 &rest[r.clone()]
             })
             .collect();
-        for cut in 0..n {
+        for cut in prefix_cuts(n) {
             assert_eq!(
                 parse_command(&rest[..cut], &REQUEST_LIMITS, &mut again),
                 Ok(None),
@@ -103,4 +104,21 @@ pub fn resp(data: &[u8]) {
         assert_eq!(reparsed, words);
         rest = &rest[n..];
     }
+}
+
+/// The prefix lengths of an `n`-byte command whose parse is checked: all of them up to
+/// 512 bytes; beyond, the first and last 256 and 64 spread between. Each parse of a
+/// prefix scans it, so checking every cut of a 64 KiB inline line took AFL++ ten
+/// milliseconds an input; the cuts that matter are near the headers and the end.
+fn prefix_cuts(n: usize) -> impl Iterator<Item = usize> {
+    const ALL_UP_TO: usize = 512;
+    const EDGE: usize = 256;
+    const SPREAD: usize = 64;
+    let (head, middle, tail) = if n <= ALL_UP_TO {
+        (0..n, 0..0, n..n)
+    } else {
+        (0..EDGE, 0..SPREAD, n - EDGE..n)
+    };
+    let step = (n.saturating_sub(2 * EDGE) / SPREAD).max(1);
+    head.chain(middle.map(move |i| EDGE + i * step)).chain(tail)
 }
