@@ -1,7 +1,9 @@
 //! What the disk under the data directories costs, to read the durable figures against:
 //! a 4 KiB append followed by `fdatasync`, the shape of a durable replica's turn, on a
 //! file in the system's temporary directory (the one `kvsim --durable` uses). Prints the
-//! p50, p90 and p99 of 2,000 such syncs after criterion's estimate of the mean:
+//! p50, p90 and p99 of 2,000 such syncs after criterion's estimate of the mean; then the
+//! same with 3 and 5 threads syncing files of their own at once, as the replicas of a
+//! durable kvsim run share one disk, with the syncs a second they made together:
 //!
 //!     cargo bench --bench disk
 
@@ -16,8 +18,11 @@ const SAMPLES: usize = 2_000;
 /// The file is cut back to empty past this, so it never grows without bound.
 const FILE_BYTES_MAX: u64 = 64 << 20;
 
-fn temp_file() -> (PathBuf, File) {
-    let path = std::env::temp_dir().join(format!("kvstore-bench-disk-{}", std::process::id()));
+/// Threads syncing at once in the shared-disk runs.
+const SHARED_BY: [usize; 2] = [3, 5];
+
+fn temp_file(n: usize) -> (PathBuf, File) {
+    let path = std::env::temp_dir().join(format!("kvstore-bench-disk-{}-{n}", std::process::id()));
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -50,7 +55,7 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let (path, mut file) = temp_file();
+    let (path, mut file) = temp_file(0);
     let block = vec![0xA5u8; APPEND_BYTES];
     let mut written = 0;
     c.bench_function("disk/append_4k_fdatasync", |b| {
@@ -65,6 +70,42 @@ fn bench(c: &mut Criterion) {
         .collect();
     println!("disk/append_4k_fdatasync: {}", percentiles(samples));
     let _ = std::fs::remove_file(path);
+    for threads in SHARED_BY {
+        shared_disk(threads, &block);
+    }
+}
+
+/// `threads` writers, each appending and syncing its own file `SAMPLES` times at once.
+fn shared_disk(threads: usize, block: &[u8]) {
+    let start = Instant::now();
+    let samples: Vec<Duration> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (1..=threads)
+            .map(|n| {
+                scope.spawn(move || {
+                    let (path, mut file) = temp_file(n);
+                    let mut written = 0;
+                    let samples: Vec<Duration> = (0..SAMPLES)
+                        .map(|_| {
+                            let start = Instant::now();
+                            append_and_sync(&mut file, block, &mut written);
+                            start.elapsed()
+                        })
+                        .collect();
+                    let _ = std::fs::remove_file(path);
+                    samples
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a writer"))
+            .collect()
+    });
+    let per_second = samples.len() as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "disk/append_4k_fdatasync, {threads} at once: {}; {per_second:.0} syncs/s in all",
+        percentiles(samples)
+    );
 }
 
 criterion_group!(benches, bench);
