@@ -11,8 +11,8 @@
 //! - [`resp`]: any bytes as what a Redis client sent on a connection, parsed command by
 //!   command as the client port does. The parser never panics, each command it returns
 //!   lies within the bytes given, every shorter prefix of a command asks for more bytes
-//!   (never an error: a command split across reads is parsed the same; past 512 bytes,
-//!   a sample of prefixes), and a command's
+//!   (never an error: a command split across reads is parsed the same; the prefixes
+//!   that end at its framing, and a sample of the rest), and a command's
 //!   arguments, encoded again as a RESP array, parse back to the same arguments.
 //!
 //! The node's input is read from the bytes with `arbitrary`: every byte string is some
@@ -84,7 +84,7 @@ pub fn resp(data: &[u8]) {
                 &rest[r.clone()]
             })
             .collect();
-        for cut in prefix_cuts(n) {
+        for cut in prefix_cuts(&rest[..n]) {
             assert_eq!(
                 parse_command(&rest[..cut], &REQUEST_LIMITS, &mut again),
                 Ok(None),
@@ -106,20 +106,25 @@ pub fn resp(data: &[u8]) {
     }
 }
 
-/// The prefix lengths of an `n`-byte command whose parse is checked: all of them up to
-/// 512 bytes; beyond, the first 256 (where the headers are), the last 16 (the line
-/// ending) and 16 spread between. Each parse of a prefix scans it, so checking every cut
-/// of a 64 KiB inline line took AFL++ ten milliseconds an input.
-fn prefix_cuts(n: usize) -> impl Iterator<Item = usize> {
-    const ALL_UP_TO: usize = 512;
-    const HEAD: usize = 256;
+/// The prefix lengths of a command whose parse is checked: every one that ends next to
+/// a byte of the protocol's framing (`*`, `$`, `\r`, `\n`, a blank between inline
+/// words), the first 32 and the last 16, and 16 spread between; at most
+/// `FRAMING_CUTS_MAX` of the framing ones. Each parse of a prefix scans it, so checking
+/// every cut of long commands held AFL++ to a few hundred inputs a second, and the cuts
+/// where a parser could answer an error instead of asking for more are at the framing.
+fn prefix_cuts(command: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    const HEAD: usize = 32;
     const TAIL: usize = 16;
     const SPREAD: usize = 16;
-    let (head, middle, tail) = if n <= ALL_UP_TO {
-        (0..n, 0..0, n..n)
-    } else {
-        (0..HEAD, 0..SPREAD, n - TAIL..n)
-    };
-    let step = (n.saturating_sub(HEAD + TAIL) / SPREAD).max(1);
-    head.chain(middle.map(move |i| HEAD + i * step)).chain(tail)
+    const FRAMING_CUTS_MAX: usize = 256;
+    let n = command.len();
+    let framing = |b: u8| matches!(b, b'*' | b'$' | b'\r' | b'\n' | b' ' | b'\t');
+    let step = (n / SPREAD).max(1);
+    let mut framing_cuts = 0;
+    (0..n).filter(move |&cut| {
+        let near_framing = framing(command[cut]) || (cut > 0 && framing(command[cut - 1]));
+        let keep_framing = near_framing && framing_cuts < FRAMING_CUTS_MAX;
+        framing_cuts += usize::from(keep_framing);
+        cut < HEAD || cut + TAIL >= n || cut % step == 0 || keep_framing
+    })
 }
