@@ -42,6 +42,17 @@ fn append_and_sync(file: &mut File, block: &[u8], written: &mut u64) {
     *written += block.len() as u64;
 }
 
+/// How long each of `SAMPLES` appends and syncs took.
+fn timed_syncs(file: &mut File, block: &[u8], written: &mut u64) -> Vec<Duration> {
+    (0..SAMPLES)
+        .map(|_| {
+            let start = Instant::now();
+            append_and_sync(file, block, written);
+            start.elapsed()
+        })
+        .collect()
+}
+
 fn percentiles(mut samples: Vec<Duration>) -> String {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
@@ -61,13 +72,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("disk/append_4k_fdatasync", |b| {
         b.iter(|| append_and_sync(&mut file, &block, &mut written));
     });
-    let samples = (0..SAMPLES)
-        .map(|_| {
-            let start = Instant::now();
-            append_and_sync(&mut file, &block, &mut written);
-            start.elapsed()
-        })
-        .collect();
+    let samples = timed_syncs(&mut file, &block, &mut written);
     println!("disk/append_4k_fdatasync: {}", percentiles(samples));
     let _ = std::fs::remove_file(path);
     for threads in SHARED_BY {
@@ -83,14 +88,7 @@ fn shared_disk(threads: usize, block: &[u8]) {
             .map(|n| {
                 scope.spawn(move || {
                     let (path, mut file) = temp_file(n);
-                    let mut written = 0;
-                    let samples: Vec<Duration> = (0..SAMPLES)
-                        .map(|_| {
-                            let start = Instant::now();
-                            append_and_sync(&mut file, block, &mut written);
-                            start.elapsed()
-                        })
-                        .collect();
+                    let samples = timed_syncs(&mut file, block, &mut 0);
                     let _ = std::fs::remove_file(path);
                     samples
                 })
