@@ -107,18 +107,24 @@ pub fn resp(data: &[u8]) {
 }
 
 /// The prefix lengths of a command whose parse is checked: every one that ends next to
-/// a byte of the protocol's framing (`*`, `$`, `\r`, `\n`, a blank between inline
-/// words), the first 32 and the last 16, and 16 spread between; at most
-/// `FRAMING_CUTS_MAX` of the framing ones. Each parse of a prefix scans it, so checking
-/// every cut of long commands held AFL++ to a few hundred inputs a second, and the cuts
-/// where a parser could answer an error instead of asking for more are at the framing.
+/// a byte of the protocol's framing (`*`, `$`, `\r`, `\n` in an array; only the line
+/// end in an inline command, which is read whole before its words are split), the
+/// first 32 and the last 16, and 16 spread between; at most `FRAMING_CUTS_MAX` of the
+/// framing ones. Each parse of a prefix scans it, so checking every cut of long commands
+/// held AFL++ to a few hundred inputs a second, and the cuts where a parser could answer
+/// an error instead of asking for more are at the framing.
 fn prefix_cuts(command: &[u8]) -> impl Iterator<Item = usize> + '_ {
     const HEAD: usize = 32;
     const TAIL: usize = 16;
     const SPREAD: usize = 16;
     const FRAMING_CUTS_MAX: usize = 256;
     let n = command.len();
-    let framing = |b: u8| matches!(b, b'*' | b'$' | b'\r' | b'\n' | b' ' | b'\t');
+    let array = command.first() == Some(&b'*');
+    let framing = move |b: u8| match b {
+        b'\r' | b'\n' => true,
+        b'*' | b'$' => array,
+        _ => false,
+    };
     let step = (n / SPREAD).max(1);
     let mut framing_cuts = 0;
     (0..n).filter(move |&cut| {
