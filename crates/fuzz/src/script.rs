@@ -8,7 +8,7 @@ use raft::time::{Span, Time};
 use raft::{
     AppendEntries, AppendEntriesResponse, ClientRequest, CommandRef, Config, Effect, Entry,
     EntryRef, InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, Node, NodeId, Operation,
-    RequestVote, RequestVoteResponse, Role, Term, Timer,
+    RequestVote, RequestVoteResponse, Role, Term, TimeoutNow, Timer,
 };
 
 /// The replica under test is `0000`; its peers are `0001` to `0004`.
@@ -23,6 +23,10 @@ const ENTRIES_MAX: usize = 16;
 /// corpus: a new variant of `PeerMessage` would have changed how every input decodes,
 /// while these few `from` values change few.
 const SNAPSHOT_FROM_MIN: u8 = 250;
+/// A message whose `from` byte is in `TRANSFER_FROM_MIN..SNAPSHOT_FROM_MIN` is sent as
+/// its leadership-transfer form (see `as_transfer`), from peer `from % PEERS + 1`, for
+/// the same reason.
+const TRANSFER_FROM_MIN: u8 = 244;
 
 /// A number as a hostile peer might send it: near what the replica has (so that it means
 /// something), small, at the extremes, or anything at all.
@@ -139,6 +143,9 @@ pub fn node(data: &[u8]) -> Reached {
                 let (from, message) = if from >= SNAPSHOT_FROM_MIN {
                     let from = NodeId(u16::from(from) % PEERS + 1);
                     (from, as_snapshot(&node, now, message))
+                } else if from >= TRANSFER_FROM_MIN {
+                    let from = NodeId(u16::from(from) % PEERS + 1);
+                    (from, as_transfer(&node, now, message))
                 } else {
                     let from = NodeId(u16::from(from) % (PEERS + 2));
                     (from, peer_message(&node, now, message))
@@ -194,6 +201,7 @@ fn peer_message(node: &Node, now: Time, message: PeerMessage) -> OwnedMessage {
             last_log_term: Term(last_term.resolve(term)),
             pre_vote,
             round_started_us: round.resolve(now.as_micros()),
+            transfer: false,
         }),
         PeerMessage::VoteResponse {
             term: t,
@@ -288,6 +296,24 @@ fn as_snapshot(node: &Node, now: Time, message: PeerMessage) -> OwnedMessage {
             })
         }
         vote => peer_message(node, now, vote),
+    }
+}
+
+/// `message` as leadership transfer sends it: a vote request from a candidate a leader
+/// handed over to (which voters grant despite their lease), an answer to a vote as
+/// `TimeoutNow` in its term; the rest as they are.
+fn as_transfer(node: &Node, now: Time, message: PeerMessage) -> OwnedMessage {
+    match message {
+        PeerMessage::VoteResponse { term, .. } => Message::TimeoutNow(TimeoutNow {
+            term: Term(term.resolve(node.term().0)),
+        }),
+        other => match peer_message(node, now, other) {
+            Message::RequestVote(vote) => Message::RequestVote(RequestVote {
+                transfer: true,
+                ..vote
+            }),
+            other => other,
+        },
     }
 }
 

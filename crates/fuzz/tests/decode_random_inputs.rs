@@ -14,7 +14,7 @@
 use raft::NodeId;
 use raft::{
     AppendEntries, AppendEntriesResponse, Command, Entry, InstallSnapshot, InstallSnapshotResponse,
-    LogIndex, Message, RequestVote, RequestVoteResponse, Term,
+    LogIndex, Message, RequestVote, RequestVoteResponse, Term, TimeoutNow,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -122,7 +122,17 @@ fn corpus() -> Vec<Vec<u8>> {
             last_log_term: Term(2),
             pre_vote: true,
             round_started_us: 1_234_567,
+            transfer: false,
         })),
+        raft(&Message::RequestVote(RequestVote {
+            term: Term(4),
+            last_log_index: LogIndex(17),
+            last_log_term: Term(3),
+            pre_vote: false,
+            round_started_us: 1_234_568,
+            transfer: true,
+        })),
+        raft(&Message::TimeoutNow(TimeoutNow { term: Term(3) })),
         raft(&Message::RequestVoteResponse(RequestVoteResponse {
             term: Term(3),
             vote_granted: false,

@@ -75,6 +75,11 @@ impl Node {
     }
 
     fn serve_put(&mut self, now: Time, client: NodeId, mid: InlineStr, key: &str, value: &str) {
+        if self.transfer_holds_writes() {
+            // Answered by the new leader (a redirect) or taken here if the transfer fails.
+            self.hold(now, client, mid, Operation::Put { key, value });
+            return;
+        }
         let full = self
             .leader_state
             .as_ref()
@@ -142,7 +147,7 @@ impl Node {
         let Some(leader) = self.leader_state.as_mut() else {
             return false;
         };
-        if commit_index < leader.term_start_index {
+        if commit_index < leader.term_start_index || leader.lease_revoked {
             return false;
         }
         leader

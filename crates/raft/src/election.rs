@@ -16,9 +16,13 @@ use crate::time::{Span, Time};
 impl Node {
     pub(super) fn handle_election_timer(&mut self, now: Time) {
         if self.role == Role::Leader {
-            self.check_quorum(now);
+            self.advance_transfer(now);
+            if self.role == Role::Leader {
+                self.check_quorum(now);
+            }
             return;
         }
+        self.expire_transfer(now);
         if now < self.election_deadline {
             if matches!(self.role, Role::PreCandidate | Role::Candidate) {
                 self.send_vote_requests(now);
@@ -45,6 +49,7 @@ impl Node {
             last_log_term: self.log.last_term(),
             pre_vote,
             round_started_us: self.round_started_at.as_micros(),
+            transfer: self.role == Role::Candidate && self.transfer_candidacy,
         };
         for i in 0..self.config.peers.len() {
             let to = self.config.peers[i];
@@ -71,7 +76,14 @@ impl Node {
 
     fn start_pre_vote(&mut self, now: Time) {
         self.role = Role::PreCandidate;
+        self.transfer_candidacy = false;
         self.begin_candidacy(now);
+    }
+
+    /// Stands at once, skipping the pre-vote: the leader handed over (`transfer`).
+    pub(super) fn start_transfer_election(&mut self, now: Time) {
+        self.transfer_candidacy = true;
+        self.start_election(now);
     }
 
     fn start_election(&mut self, now: Time) {
@@ -111,9 +123,12 @@ impl Node {
             );
             return;
         }
-        if self.in_leader_lease(now) {
+        if self.in_leader_lease(now) && !m.transfer {
             // Not even the term is taken from it: the leader we heard from may still hold a
-            // lease. Silence costs the candidate nothing it could use.
+            // lease. Silence costs the candidate nothing it could use. A candidate the
+            // leader handed over to is the exception: that leader gave its lease up
+            // first (`transfer`), and any earlier leader's lease ended before this one
+            // was elected.
             return;
         }
         if m.term > self.current_term {
@@ -186,6 +201,9 @@ impl Node {
         self.role = Role::Leader;
         self.leader = self.config.id;
         self.votes_granted.clear();
+        self.transfer_candidacy = false;
+        let term = self.current_term;
+        self.transfer_saw_leader(self.config.id, term);
         self.became_leader_at = now;
         let next = self.log.last_index().next();
         let progress = self

@@ -47,6 +47,9 @@ pub struct LeaderState {
     pub smoothed_rtt: Option<Span>,
     /// Messages this leader owes the classic floor (`floor`).
     pub floor: FloorAccount,
+    /// No read is served from the lease for the rest of this term: a leadership
+    /// transfer began, whose election voters join without waiting out the lease.
+    pub lease_revoked: bool,
     /// Scratch for quorum computations, kept to avoid allocating.
     scratch: Vec<u64>,
 }
@@ -62,6 +65,7 @@ impl LeaderState {
             append_times: VecDeque::new(),
             smoothed_rtt: None,
             floor: FloorAccount::new(),
+            lease_revoked: false,
             scratch,
         }
     }

@@ -16,6 +16,7 @@
 //! - `floor`: the classic floor on messages, kept by batching less when short of it;
 //! - `client`: puts, reads by lease or read round, held requests (§8);
 //! - `snapshot`: log compaction and InstallSnapshot (§7);
+//! - `transfer`: handing leadership to a chosen follower (thesis §3.10);
 //! - `leader`, `progress`: the bookkeeping only a leader keeps;
 //! - `validate`: what a peer's message must satisfy before any rule sees it;
 //! - `log`, `message`, `effect`, `config`: data;
@@ -48,6 +49,7 @@ pub mod progress;
 mod replication;
 mod snapshot;
 pub mod time;
+mod transfer;
 pub mod validate;
 
 pub use config::Config;
@@ -57,7 +59,7 @@ pub use log::{Log, LogIter, LogSlice};
 pub use message::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, ClientRequest, Command, CommandRef, Entry,
     EntryRef, EntrySpan, IncomingMessage, InstallSnapshot, InstallSnapshotResponse, LogIndex,
-    Message, Operation, OutgoingMessage, RequestVote, RequestVoteResponse, Term,
+    Message, Operation, OutgoingMessage, RequestVote, RequestVoteResponse, Term, TimeoutNow,
 };
 pub use node::{HardState, Node, Role, Unpersisted};
 pub use validate::Dropped;

@@ -114,6 +114,10 @@ pub struct RequestVote {
     /// When the candidate began this round of asking, by its clock: echoed in the answer,
     /// so that an answer counts only for the round it answers. Opaque to the voter.
     pub round_started_us: u64,
+    /// The candidate stands because its leader handed leadership over (`TimeoutNow`):
+    /// voters grant it even while they still hear from that leader, which gave up its
+    /// read lease before asking (thesis §3.10).
+    pub transfer: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -222,6 +226,13 @@ pub struct InstallSnapshotResponse {
     pub sent_at_us: u64,
 }
 
+/// Leadership transfer (thesis §3.10): the leader of `term` tells a follower whose log
+/// matches its own to start an election at once, without a pre-vote.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TimeoutNow {
+    pub term: Term,
+}
+
 /// Entries `first ..= first + count - 1` of the sender's log.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct EntrySpan {
@@ -246,6 +257,7 @@ pub enum Message<E> {
     AppendEntriesResponse(AppendEntriesResponse),
     InstallSnapshot(InstallSnapshot<E>),
     InstallSnapshotResponse(InstallSnapshotResponse),
+    TimeoutNow(TimeoutNow),
 }
 
 /// A message as decoded from a datagram: entries borrowed from the receive buffer.
@@ -267,6 +279,7 @@ impl<E> Message<E> {
             Message::AppendEntries(m) => Message::AppendEntries(m.with_entries(entries)),
             Message::InstallSnapshot(m) => Message::InstallSnapshot(m.with_pairs(entries)),
             Message::InstallSnapshotResponse(m) => Message::InstallSnapshotResponse(*m),
+            Message::TimeoutNow(m) => Message::TimeoutNow(*m),
         }
     }
 }

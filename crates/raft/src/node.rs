@@ -15,6 +15,7 @@ use crate::message::{
 };
 use crate::snapshot::IncomingSnapshot;
 use crate::time::{Span, Time};
+use crate::transfer::Transfer;
 use crate::validate::{Dropped, check_message};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -120,6 +121,11 @@ pub struct Node {
     /// may have acknowledged a leader whose read lease counts on that promise, and a
     /// crash erases `leader_contact_at`, not the promise (see `Node::restore`).
     pub(super) no_vote_before: Time,
+    /// This candidacy was started by the leader's `TimeoutNow` (`transfer`): its vote
+    /// requests say so.
+    pub(super) transfer_candidacy: bool,
+    /// A leadership transfer this replica started and whose outcome is not known yet.
+    pub(super) transfer: Option<Transfer>,
     /// Voters that granted this (pre-)candidacy, this replica included.
     pub(super) votes_granted: Vec<NodeId>,
     /// Peers that answered this (pre-)candidacy either way; the others are asked again.
@@ -172,6 +178,8 @@ impl Node {
             election_timer_armed_at: None,
             leader_contact_at: None,
             no_vote_before: now,
+            transfer_candidacy: false,
+            transfer: None,
             votes_granted: Vec::new(),
             votes_answered: Vec::new(),
             round_started_at: now,
@@ -241,6 +249,7 @@ impl Node {
             Message::InstallSnapshotResponse(m) => {
                 self.handle_install_snapshot_response(now, from, m)
             }
+            Message::TimeoutNow(m) => self.handle_timeout_now(now, from, m),
         }
         Ok(())
     }
@@ -546,6 +555,7 @@ impl Node {
             self.leader = from;
         }
         self.leader_contact_at = Some(now);
+        self.transfer_saw_leader(from, term);
         if !self.held.is_empty() {
             self.release_held_requests(now);
         }

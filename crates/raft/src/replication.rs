@@ -141,6 +141,7 @@ impl Node {
             if p.record_match(m.match_index) {
                 self.maybe_commit(now);
             }
+            self.transfer_heard_from(now, from);
         } else {
             // A rejection says something new unless it answers an append older than one
             // the follower has since accepted (its log has moved on), or older than the

@@ -103,6 +103,7 @@ pub fn check_message(
             check_index(m.last_index)?;
             check_index(LogIndex(m.received))
         }
+        Message::TimeoutNow(m) => check_term(m.term),
     }
 }
 
@@ -194,6 +195,7 @@ mod tests {
                 last_log_term: Term(1),
                 pre_vote: false,
                 round_started_us: 0,
+                transfer: false,
             });
             check_message(ME, &PEERS, PEERS[0], &m)
         };

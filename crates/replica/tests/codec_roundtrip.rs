@@ -6,7 +6,7 @@ use raft::NodeId;
 use raft::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, Command, Entry, EntryRef, EntrySpan,
     InstallSnapshot, InstallSnapshotResponse, Log, LogIndex, Message, RequestVote,
-    RequestVoteResponse, Term,
+    RequestVoteResponse, Term, TimeoutNow,
 };
 use replica::codec::{
     APPEND_HEADER_BYTES_MAX, Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, Decoder,
@@ -31,6 +31,7 @@ enum OwnedBody {
     /// Pairs are puts of term 0, as a snapshot's are.
     InstallSnapshot(InstallSnapshot<()>, Vec<Entry>),
     InstallSnapshotResponse(InstallSnapshotResponse),
+    TimeoutNow(TimeoutNow),
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +56,7 @@ impl Owned {
             OwnedBody::Fail(mid) => Body::Fail { mid },
             OwnedBody::Redirect(mid) => Body::Redirect { mid },
             OwnedBody::RequestVote(m) => Body::Raft(Message::RequestVote(*m)),
+            OwnedBody::TimeoutNow(m) => Body::Raft(Message::TimeoutNow(*m)),
             OwnedBody::RequestVoteResponse(m) => Body::Raft(Message::RequestVoteResponse(*m)),
             OwnedBody::AppendEntriesResponse(m) => Body::Raft(Message::AppendEntriesResponse(*m)),
             OwnedBody::AppendEntries(m, entries) => {
@@ -183,17 +185,25 @@ fn body() -> impl Strategy<Value = OwnedBody> {
         (text(), prop::option::of(text())).prop_map(|(m, v)| OwnedBody::Ok(m, v)),
         text().prop_map(OwnedBody::Fail),
         text().prop_map(OwnedBody::Redirect),
-        (number(), number(), number(), any::<bool>(), number()).prop_map(
-            |(t, lli, llt, pre, round)| {
+        (
+            number(),
+            number(),
+            number(),
+            any::<bool>(),
+            number(),
+            any::<bool>()
+        )
+            .prop_map(|(t, lli, llt, pre, round, transfer)| {
                 OwnedBody::RequestVote(RequestVote {
                     term: Term(t),
                     last_log_index: LogIndex(lli),
                     last_log_term: Term(llt),
                     pre_vote: pre,
                     round_started_us: round,
+                    transfer,
                 })
-            }
-        ),
+            }),
+        number().prop_map(|t| OwnedBody::TimeoutNow(TimeoutNow { term: Term(t) })),
         (number(), any::<bool>(), any::<bool>(), number()).prop_map(|(t, granted, pre, round)| {
             OwnedBody::RequestVoteResponse(RequestVoteResponse {
                 term: Term(t),

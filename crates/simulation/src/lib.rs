@@ -18,7 +18,7 @@ use network::{Links, NetworkConfig};
 use raft::time::{Span, Time};
 use raft::{
     ClientRequest, Config, LogIndex, Message, Node, NodeId, Operation, OutgoingMessage, Reply,
-    Role, Term, Timer,
+    ReplyKind, Role, Term, Timer,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -30,6 +30,8 @@ use storage::{META_FILE, MemDisk, SNAPSHOT_FILE, StorageError, TEMP_SUFFIX};
 /// A run that needs more events than this is storming (a timer re-armed in the past, a
 /// message loop); it fails instead of hanging.
 pub const EVENTS_MAX: u64 = 5_000_000;
+/// The client ID an operator's leadership transfers come from, apart from any workload's.
+pub const OPERATOR: NodeId = NodeId(0xFFFD);
 /// How long a simulated sync takes, in microseconds: a fast disk's fdatasync.
 const SYNC_DELAY_US_MIN: u64 = 50;
 const SYNC_DELAY_US_MAX: u64 = 400;
@@ -113,6 +115,8 @@ enum Event {
         how: Option<Crash>,
         at: CrashAt,
     },
+    /// An operator asks the replica to hand its leadership to `target`.
+    Transfer { node: usize, target: NodeId },
     /// A power loss planned for the replica's `incarnation` (after a kill and a restart).
     PowerLoss {
         node: usize,
@@ -233,6 +237,11 @@ pub struct ClusterStats {
     /// Writes and syncs that failed: the replica stopped, to be started again later.
     pub write_failures: u64,
     pub sync_failures: u64,
+    /// Leadership transfers asked for, and of those, the ones answered that the target
+    /// leads now (the rest were answered that it did not win in time, or never reached a
+    /// leader).
+    pub transfers: u64,
+    pub transfers_done: u64,
 }
 
 impl ClusterStats {
@@ -283,6 +292,8 @@ pub struct Cluster {
     /// Requests delivered and not yet answered: (client, MID) -> (replica, operation).
     /// A `BTreeMap`, like every map here, so that nothing in a run depends on a hash seed.
     outstanding: BTreeMap<(NodeId, String), (usize, ClientOp)>,
+    /// Leadership transfers asked for and not yet answered: MID -> (replica, target).
+    transfers_outstanding: BTreeMap<String, (usize, NodeId)>,
     violation: Option<String>,
     /// Print every event to stderr (off by default; a test turns it on to replay a seed).
     pub trace: bool,
@@ -338,6 +349,7 @@ impl Cluster {
             actions: Actions::default(),
             fates: Vec::new(),
             replies: Vec::new(),
+            transfers_outstanding: BTreeMap::new(),
             stats: ClusterStats::default(),
             invariants: Invariants::new(n),
             check_invariants: true,
@@ -413,6 +425,8 @@ impl Cluster {
         self.replicas[i].parked.clear();
         // What it owed is never answered, as with a real crash.
         self.outstanding.retain(|_, (to, _)| *to != i);
+        self.transfers_outstanding
+            .retain(|_, (asked, _)| *asked != i);
     }
 
     /// Requests delivered to a live replica and not yet answered.
@@ -483,6 +497,7 @@ impl Cluster {
             Event::Deliver { to, .. } => *to,
             Event::Timer { node, .. } => *node,
             Event::Requests { to, .. } => *to,
+            Event::Transfer { node, .. } => *node,
             Event::Synced { node, .. }
             | Event::Restart { node }
             | Event::Kill { node, .. }
@@ -565,6 +580,15 @@ impl Cluster {
             Event::Restart { .. } | Event::Kill { .. } | Event::PowerLoss { .. } => {
                 unreachable!("handled above")
             }
+            Event::Transfer { node, target } => {
+                self.stats.transfers += 1;
+                let mid = format!("transfer{}", self.stats.transfers);
+                self.transfers_outstanding
+                    .insert(mid.clone(), (node, target));
+                self.cores
+                    .node_mut(node)
+                    .transfer_leadership(now, target, OPERATOR, &mid);
+            }
             Event::Requests { to, requests } => {
                 for (client, mid, op) in requests {
                     if self
@@ -640,6 +664,9 @@ impl Cluster {
                     }
                     self.transmit(i, j, owned);
                 }
+                Action::Reply(reply) if reply.client == OPERATOR => {
+                    self.transfer_answered(i, reply);
+                }
                 Action::Reply(reply) => {
                     let record = ReplyRecord {
                         at: self.now,
@@ -691,6 +718,47 @@ impl Cluster {
             }
         }
         self.actions = actions;
+    }
+
+    /// An operator's transfer was answered by replica `i`: exactly once, by the replica
+    /// asked, and `ok` only once that replica hears the target lead.
+    fn transfer_answered(&mut self, i: usize, reply: Reply) {
+        let Some((asked, target)) = self.transfers_outstanding.remove(reply.mid.as_str()) else {
+            self.violation.get_or_insert(format!(
+                "{} answered transfer {} it does not owe",
+                self.ids[i], reply.mid
+            ));
+            return;
+        };
+        let node = self.cores.node(i);
+        if asked != i {
+            self.violation.get_or_insert(format!(
+                "{} answered transfer {} asked of {}",
+                self.ids[i], reply.mid, self.ids[asked]
+            ));
+        } else if matches!(reply.kind, ReplyKind::Ok { .. }) {
+            if node.leader() != target {
+                self.violation.get_or_insert(format!(
+                    "{} answered transfer {} to {target} ok while its leader is {}",
+                    self.ids[i],
+                    reply.mid,
+                    node.leader()
+                ));
+            }
+            self.stats.transfers_done += 1;
+        }
+    }
+
+    /// Asks replica `i`, after the client delay, to hand its leadership to `target`
+    /// (`Node::transfer_leadership`), as an operator would.
+    pub fn transfer_leadership(&mut self, i: usize, target: NodeId) {
+        let at = self.now + self.client_delay;
+        self.schedule(at, Event::Transfer { node: i, target });
+    }
+
+    /// Transfers asked for and not yet answered.
+    pub fn transfers_unanswered(&self) -> usize {
+        self.transfers_outstanding.len()
     }
 
     /// Puts a message from `i` on the network to `j`, as it leaves the replica.

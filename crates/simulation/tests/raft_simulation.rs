@@ -9,6 +9,10 @@
 //!   bounded virtual time;
 //! - at the end: every key's history is linearizable.
 //!
+//! In 30% of the seeds an operator also asks for leadership transfers, one to three,
+//! amid the faults or after them; each must be answered exactly once, `ok` only when the
+//! replica asked knows the target leads.
+//!
 //! Half the seeds are durable: their replicas persist through the real storage code on a
 //! disk model (`storage::MemDisk`), and the plan may kill them (the page cache
 //! survives), cut their power (unsynced writes lost or torn in any shape), kill one and
@@ -36,6 +40,9 @@ const HEAL_AT: Time = Time(6_000_000);
 /// After healing, the cluster must elect a leader and answer everything within this.
 const SETTLE_WITHIN: Span = Span::from_millis(12_000);
 const TICK: Span = Span::from_millis(1);
+/// Seeds whose plan includes leadership transfers, and until when they are asked for.
+const TRANSFER_SEEDS_FRACTION: f64 = 0.3;
+const TRANSFERS_UNTIL: Time = Time(8_000_000);
 
 #[derive(Clone, Debug)]
 enum Fault {
@@ -88,6 +95,11 @@ enum Fault {
         leader: bool,
         sync: bool,
         down_ms: u64,
+    },
+    /// An operator asks the leader (or, with none, any replica) to hand its leadership
+    /// to replica `target` (to the next one if that is the one asked).
+    TransferLeadership {
+        target: usize,
     },
     Heal,
 }
@@ -192,6 +204,17 @@ fn plan(seed: u64) -> Plan {
         }
     }
     faults.push((HEAL_AT, Fault::Heal));
+    // A share of the seeds has an operator move leadership, amid the faults or after
+    // them, from a generator of its own so the rest of each seed's plan stays as it was.
+    let mut operator = SmallRng::seed_from_u64(seed ^ 0x0DE5_7A11);
+    if operator.random_bool(TRANSFER_SEEDS_FRACTION) {
+        for _ in 0..operator.random_range(1..=3) {
+            let at = FAULTS_FROM
+                + Span(operator.random_range(0..TRANSFERS_UNTIL.since(FAULTS_FROM).as_micros()));
+            let target = operator.random_range(0..replicas);
+            faults.push((at, Fault::TransferLeadership { target }));
+        }
+    }
     faults.sort_by_key(|(at, _)| *at);
     let workload = WorkloadConfig {
         clients: 4,
@@ -351,6 +374,12 @@ fn apply(
                 cluster.fail_next_write(i, what, Span::from_millis(*down_ms));
             }
         }
+        Fault::TransferLeadership { target } => {
+            let l = leader_or_any(cluster);
+            let target = if *target == l { (l + 1) % n } else { *target };
+            let target = cluster.id(target);
+            cluster.transfer_leadership(l, target);
+        }
         Fault::Heal => {
             if t >= HEAL_AT {
                 // The end of all faults: the network stops losing and duplicating too.
@@ -481,14 +510,15 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
             .drive(&mut cluster)
             .map_err(|e| format!("at {t:?}: {e}"))?;
         let settled = t > HEAL_AT && workload.is_done() && cluster.stable_leader().is_some();
-        if settled && cluster.requests_unanswered() == 0 {
+        if settled && cluster.requests_unanswered() == 0 && cluster.transfers_unanswered() == 0 {
             break;
         }
         if t >= deadline {
             return Err(format!(
-                "liveness: {} operations unfinished, {} requests unanswered, leader {:?} at {t:?} ({:?})",
+                "liveness: {} operations unfinished, {} requests and {} transfers unanswered, leader {:?} at {t:?} ({:?})",
                 workload.unfinished(),
                 cluster.requests_unanswered(),
+                cluster.transfers_unanswered(),
                 cluster.stable_leader(),
                 (0..cluster.len())
                     .map(|i| format!("{:?}", cluster.node(i)))
@@ -506,12 +536,14 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         .map(|(name, n)| format!("{n} {name}"))
         .collect();
     let summary = format!(
-        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, settled at {:?}; disk: {}",
+        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, {} of {} transfers done, settled at {:?}; disk: {}",
         workload.stats.completed,
         cluster.stats.messages_sent,
         cluster.stats.snapshot_chunks_sent,
         workload.stats.redirects,
         workload.stats.fails,
+        cluster.stats.transfers_done,
+        cluster.stats.transfers,
         t,
         if disk.is_empty() {
             "-".to_owned()
@@ -565,6 +597,7 @@ fn raft_simulation() {
         .disk_faults()
         .map(|(name, _)| (name, 0, 0));
     let (mut compacting, mut installing, mut chunks) = (0, 0, 0);
+    let (mut transferring, mut transfers, mut transfers_done) = (0, 0, 0);
     for seed in 0..seeds {
         match run_seed_catching(seed) {
             Ok((_, stats)) => {
@@ -576,6 +609,9 @@ fn raft_simulation() {
                 compacting += u64::from(compaction(seed).is_some());
                 installing += u64::from(stats.snapshot_chunks_sent > 0);
                 chunks += stats.snapshot_chunks_sent;
+                transferring += u64::from(stats.transfers > 0);
+                transfers += stats.transfers;
+                transfers_done += stats.transfers_done;
             }
             Err(e) => {
                 eprintln!(
@@ -594,7 +630,7 @@ fn raft_simulation() {
         .collect();
     let _ = writeln!(
         std::io::stderr().lock(),
-        "raft_simulation: {} of {seeds} seeds passed ({durable} durable; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks); disk faults: {}",
+        "raft_simulation: {} of {seeds} seeds passed ({durable} durable; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks; {transferring} moving leadership, {transfers_done} of {transfers} transfers done); disk faults: {}",
         seeds - failures.len() as u64,
         disk.join(", ")
     );

@@ -13,7 +13,7 @@ use super::{Body, DATAGRAM_BYTES_MAX, Datagram, DecodeError, wire};
 use raft::NodeId;
 use raft::{
     AppendEntries, AppendEntriesResponse, CommandRef, EntryRef, InstallSnapshot,
-    InstallSnapshotResponse, LogIndex, Message, RequestVote, RequestVoteResponse, Term,
+    InstallSnapshotResponse, LogIndex, Message, RequestVote, RequestVoteResponse, Term, TimeoutNow,
 };
 
 /// Decodes datagrams, reusing its parse buffers, tape and entry scratch across calls so
@@ -108,15 +108,16 @@ enum Field {
     Done,
     Pairs,
     Received,
+    Transfer,
 }
 
-const FIELD_COUNT: usize = Field::Received as usize + 1;
+const FIELD_COUNT: usize = Field::Transfer as usize + 1;
 
 /// Wire names, indexed by [`Field`]; used for error values.
 const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "src", "dst", "leader", "type", "MID", "key", "value", "term", "lli", "llt", "pre", "granted",
     "pli", "plt", "commit", "ts", "entries", "ok", "match", "ci", "ct", "ack", "off", "done",
-    "pairs", "got",
+    "pairs", "got", "xfer",
 ];
 
 fn field(name: &str) -> Option<Field> {
@@ -138,6 +139,7 @@ fn field(name: &str) -> Option<Field> {
         "commit" => Field::Commit,
         "ts" => Field::SentAt,
         "entries" => Field::Entries,
+        "xfer" => Field::Transfer,
         "ok" => Field::Success,
         "match" => Field::Match,
         "ci" => Field::ConflictIndex,
@@ -313,6 +315,14 @@ fn read_datagram<'a>(
             last_log_term: fields.term(Field::LastLogTerm)?,
             pre_vote: fields.bool(Field::PreVote)?,
             round_started_us: fields.u64(Field::SentAt)?,
+            // Sent only when true, so that classic vote requests stay as they were.
+            transfer: match fields.get(Field::Transfer) {
+                None => false,
+                Some(_) => fields.bool(Field::Transfer)?,
+            },
+        })),
+        wire::TN => Body::Raft(Message::TimeoutNow(TimeoutNow {
+            term: fields.term(Field::Term)?,
         })),
         wire::RVR => Body::Raft(Message::RequestVoteResponse(RequestVoteResponse {
             term: fields.term(Field::Term)?,

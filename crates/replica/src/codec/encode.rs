@@ -68,6 +68,7 @@ pub fn encode_raft<E>(
         Message::AppendEntriesResponse(m) => append_entries_response(out, m),
         Message::InstallSnapshot(m) => install_snapshot(out, m),
         Message::InstallSnapshotResponse(m) => install_snapshot_response(out, m),
+        Message::TimeoutNow(m) => number(out, br#","term":"#, m.term.0),
     }
     out.push(b'}');
 }
@@ -78,6 +79,9 @@ fn request_vote(out: &mut Vec<u8>, m: &RequestVote) {
     number(out, br#","llt":"#, m.last_log_term.0);
     boolean(out, br#","pre":"#, m.pre_vote);
     number(out, br#","ts":"#, m.round_started_us);
+    if m.transfer {
+        boolean(out, br#","xfer":"#, true);
+    }
 }
 
 fn request_vote_response(out: &mut Vec<u8>, m: &RequestVoteResponse) {

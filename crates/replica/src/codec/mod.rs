@@ -181,6 +181,7 @@ fn raft_type_name<E>(message: &Message<E>) -> &'static str {
         Message::AppendEntriesResponse(_) => wire::AER,
         Message::InstallSnapshot(_) => wire::IS,
         Message::InstallSnapshotResponse(_) => wire::ISR,
+        Message::TimeoutNow(_) => wire::TN,
     }
 }
 
@@ -199,6 +200,7 @@ mod wire {
     pub const AER: &str = "aer";
     pub const IS: &str = "is";
     pub const ISR: &str = "isr";
+    pub const TN: &str = "timeout_now";
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@
 //! - `put 1 a=1 [b=2 ...] [client=c] [mid=m1]`, `get 1 a [b ...] [client=c] [mid=m1]`:
 //!   client requests handled as one batch of input (one flush). MIDs default to `m1`,
 //!   `m2`, ... in script order; the client to `c`.
+//! - `transfer 1 to=3 [client=c] [mid=m1]`: an operator asks replica 1 to hand its
+//!   leadership to replica 3 (`Node::transfer_leadership`), answered like a request.
 //! - `persist 1`: replica 1's driver writes and syncs what its core changed (with the
 //!   knob `durable=on`; otherwise a replica counts its log as durable at once), and says
 //!   so when that includes a snapshot (`1: wrote snapshot 12@2, log 13..15`).

@@ -6,7 +6,7 @@ use raft::time::Time;
 use raft::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, Command, CommandRef, Entry, EntryRef,
     InstallSnapshot, InstallSnapshotResponse, LogIndex, Message, RequestVote, RequestVoteResponse,
-    Term,
+    Term, TimeoutNow,
 };
 use std::str::FromStr;
 
@@ -152,8 +152,9 @@ fn entries(first: LogIndex, list: &[Entry]) -> String {
 pub fn message(from: NodeId, to: NodeId, m: &Message<Vec<Entry>>) -> String {
     let body = match m {
         Message::RequestVote(v) => format!(
-            "RequestVote{} term={} last={} round={}",
+            "RequestVote{}{} term={} last={} round={}",
             if v.pre_vote { " pre" } else { "" },
+            if v.transfer { " transfer" } else { "" },
             v.term.0,
             at(v.last_log_index, v.last_log_term),
             ms(v.round_started_us)
@@ -228,6 +229,7 @@ pub fn message(from: NodeId, to: NodeId, m: &Message<Vec<Entry>>) -> String {
             },
             ms(r.sent_at_us)
         ),
+        Message::TimeoutNow(t) => format!("TimeoutNow term={}", t.term.0),
     };
     format!("{}->{} {body}", id(from), id(to))
 }
@@ -265,7 +267,8 @@ fn parse_entries(text: &str) -> Result<Vec<Entry>, String> {
         .collect()
 }
 
-/// A hand-made message: `vote term=5 last=3@2 [pre] [round=MS]`, `vote-response term=5
+/// A hand-made message: `vote term=5 last=3@2 [pre] [transfer] [round=MS]`,
+/// `timeout-now term=5`, `vote-response term=5
 /// granted|refused [pre] [round=MS]`, `append term=5 prev=3@2 commit=3 [ack] [sent=MS]
 /// [entries=5:noop,5:a=1]`, `append-response term=5 ok|reject match=4 [conflict=I]
 /// [conflict-term=T] [sent=MS]`, `snapshot term=5 last=9@2 offset=0 [done]
@@ -296,8 +299,10 @@ pub fn parse_message(
                 last_log_term,
                 pre_vote: args.flag("pre"),
                 round_started_us,
+                transfer: args.flag("transfer"),
             })
         }
+        "timeout-now" => Message::TimeoutNow(TimeoutNow { term }),
         "vote-response" => {
             let vote_granted = args.flag("granted");
             if vote_granted == args.flag("refused") {
@@ -378,7 +383,7 @@ pub fn parse_message(
         }
         other => {
             return Err(format!(
-                "no message kind {other:?} (vote, vote-response, append, append-response, snapshot, snapshot-response)"
+                "no message kind {other:?} (vote, vote-response, timeout-now, append, append-response, snapshot, snapshot-response)"
             ));
         }
     };

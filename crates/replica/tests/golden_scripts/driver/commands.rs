@@ -150,6 +150,7 @@ impl Cluster {
             }
             "restart" => self.restart(args),
             "put" | "get" => self.client_requests(args),
+            "transfer" => self.transfer(args),
             "inject" => self.inject(args),
             "persist" => {
                 // A durable replica's driver: what changed is written and synced.
@@ -281,6 +282,26 @@ impl Cluster {
                     },
                 );
             }
+        });
+        Ok(())
+    }
+
+    /// `transfer 1 to=3 [client=c] [mid=m1]`: an operator asks replica 1 to hand its
+    /// leadership to replica 3; the answer is a reply like a client's.
+    fn transfer(&mut self, args: &mut Args) -> Result<(), String> {
+        let i = self.replica_arg(args)?;
+        if self.network.down[i] {
+            return Err(format!("replica {} is down", i + 1));
+        }
+        let target = NodeId(args.require("to")?);
+        let client_name = args.take_raw("client").unwrap_or_else(|| "c".to_owned());
+        let client = self.client_id(&client_name);
+        self.network.mids_issued += 1;
+        let mid = args
+            .take_raw("mid")
+            .unwrap_or(format!("m{}", self.network.mids_issued));
+        self.input(i, |node, now| {
+            node.transfer_leadership(now, target, client, &mid);
         });
         Ok(())
     }
