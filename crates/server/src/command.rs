@@ -120,10 +120,86 @@ pub fn dispatch(
         if arity(rest.is_empty(), conn) {
             return keyed(conn, &[b""], Awaited::Dbsize, node, now, cx);
         }
+    } else if is("CLUSTER")
+        && rest
+            .first()
+            .is_some_and(|s| s.eq_ignore_ascii_case(b"TRANSFER"))
+    {
+        if arity(rest.len() == 2, conn) {
+            return transfer(conn, rest[1], node, now, cx);
+        }
     } else {
         answer_locally(conn, name, rest, node, now, cx);
     }
     Dispatched::Taken
+}
+
+/// `CLUSTER TRANSFER <id>`: the leader hands its leadership to node `id` (its id in the
+/// cluster file, or the 40-digit one `CLUSTER NODES` shows), answered `+OK` once that
+/// node leads; a follower redirects, as for a write.
+fn transfer(
+    conn: &mut Connection,
+    id: &[u8],
+    node: &mut Node,
+    now: Time,
+    cx: &mut Context<'_>,
+) -> Dispatched {
+    let target = std::str::from_utf8(id).ok().and_then(|text| {
+        let number = if text.len() == 40 {
+            u16::from_str_radix(text, 16).ok()
+        } else {
+            text.parse().ok()
+        };
+        number
+            .map(NodeId)
+            .filter(|&id| cx.cluster.node(id).is_some())
+    });
+    let Some(target) = target else {
+        let shown: String = String::from_utf8_lossy(id).chars().take(64).collect();
+        conn.error(&format!(
+            "ERR unknown node {shown}: not in the cluster file"
+        ));
+        return Dispatched::Taken;
+    };
+    let what = Awaited::Transfer { target };
+    if let Some(dispatched) = route_to_leader(conn, node, now, cx, 0) {
+        return dispatched;
+    }
+    if conn.reads_in_flight > 0 {
+        conn.waits_for_order = true;
+        return Dispatched::Ordered;
+    }
+    conn.writes_in_flight += 1;
+    let request = conn.next_request;
+    cx.mid.clear();
+    use std::fmt::Write;
+    let _ = write!(cx.mid, "{}.{}.{request}", cx.connection, cx.generation);
+    node.transfer_leadership(now, target, PORT_CLIENT, cx.mid);
+    conn.next_request += 1;
+    conn.owed
+        .push_back(crate::port::connection::Place::Waiting(Owed {
+            first_request: request,
+            what,
+            missing: 1,
+            slot: 0,
+            failure: None,
+            count: 0,
+            values: Vec::new(),
+        }));
+    Dispatched::Taken
+}
+
+/// Why a transfer to `target` was answered `fail`; `leader` is who leads now, if known.
+pub fn transfer_failed(target: NodeId, leader: NodeId) -> String {
+    let now = if leader == NodeId::UNKNOWN {
+        "no leader is known yet".to_owned()
+    } else {
+        format!("node {} leads", leader.0)
+    };
+    format!(
+        "ERR leadership transfer to node {} did not complete (it did not win within an election timeout, or another node did; a transfer is already under way, or the node is not a voter); {now}",
+        target.0
+    )
 }
 
 /// A command on keys: checked, then served by the leader, redirected or held.
@@ -156,22 +232,9 @@ fn keyed(
         conn.answer(|out| reply::bulk(out, read.as_deref()));
         return Dispatched::Taken;
     }
-    if node.role() != Role::Leader {
-        let leader = node.leader();
-        if leader != NodeId::UNKNOWN && leader != cx.me {
-            conn.held_since = None;
-            conn.error(&moved(cx.cluster, leader, slot));
-            return Dispatched::Taken;
-        }
-        let since = *conn.held_since.get_or_insert(now);
-        if now.since(since) < Span::from_millis(LEADER_WAIT_MS_MAX) {
-            return Dispatched::Held;
-        }
-        conn.held_since = None;
-        conn.error(CLUSTERDOWN);
-        return Dispatched::Taken;
+    if let Some(dispatched) = route_to_leader(conn, node, now, cx, slot) {
+        return dispatched;
     }
-    conn.held_since = None;
     // A connection's commands take effect in the order it sent them, as in Redis: a read
     // pipelined after a write must see it, and a write after a read must not be seen by
     // it. The core orders writes by their log positions and serves reads at once or at
@@ -242,6 +305,35 @@ fn keyed(
     Dispatched::Taken
 }
 
+/// A node that does not lead answers a command for the leader itself: `-MOVED` to the
+/// leader it knows, held while it knows none (up to `LEADER_WAIT_MS_MAX`), then
+/// `-CLUSTERDOWN`. `None` on the leader: the command is its to serve.
+fn route_to_leader(
+    conn: &mut Connection,
+    node: &Node,
+    now: Time,
+    cx: &Context<'_>,
+    slot: u16,
+) -> Option<Dispatched> {
+    if node.role() == Role::Leader {
+        conn.held_since = None;
+        return None;
+    }
+    let leader = node.leader();
+    if leader != NodeId::UNKNOWN && leader != cx.me {
+        conn.held_since = None;
+        conn.error(&moved(cx.cluster, leader, slot));
+        return Some(Dispatched::Taken);
+    }
+    let since = *conn.held_since.get_or_insert(now);
+    if now.since(since) < Span::from_millis(LEADER_WAIT_MS_MAX) {
+        return Some(Dispatched::Held);
+    }
+    conn.held_since = None;
+    conn.error(CLUSTERDOWN);
+    Some(Dispatched::Taken)
+}
+
 /// Whether `key` has a value just before the entry this leader is about to append for
 /// it: the latest put to it among the entries not yet applied (the leader's whole log
 /// from its last applied entry, committed or not), else the state machine. Sound because
@@ -298,6 +390,7 @@ pub fn encode_owed(owed: &Owed, out: &mut Vec<u8>) {
         Awaited::Set => reply::ok(out),
         Awaited::Del { existed } => reply::integer(out, i64::from(existed)),
         Awaited::Dbsize => reply::integer(out, owed.count as i64),
+        Awaited::Transfer { .. } => reply::ok(out),
     }
 }
 

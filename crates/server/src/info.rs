@@ -198,6 +198,6 @@ pub fn cluster(conn: &mut Connection, rest: &[&[u8]], node: &Node, cx: &Context<
             }
         });
     } else {
-        conn.error("ERR unknown CLUSTER subcommand or wrong number of arguments (supported: NODES, SLOTS, MYID, INFO, KEYSLOT)");
+        conn.error("ERR unknown CLUSTER subcommand or wrong number of arguments (supported: NODES, SLOTS, MYID, INFO, KEYSLOT, TRANSFER)");
     }
 }

@@ -57,11 +57,19 @@ pub enum Awaited {
     },
     /// `DBSIZE`: a read that proves leadership, then a count.
     Dbsize,
+    /// `CLUSTER TRANSFER`: leadership handed to `target`, answered once it leads (or
+    /// did not win in time). Ordered as a write: it changes who serves what follows.
+    Transfer {
+        target: raft::NodeId,
+    },
 }
 
 impl Awaited {
     pub fn is_write(self) -> bool {
-        matches!(self, Awaited::Set | Awaited::Del { .. })
+        matches!(
+            self,
+            Awaited::Set | Awaited::Del { .. } | Awaited::Transfer { .. }
+        )
     }
 }
 

@@ -433,7 +433,7 @@ impl ClientPort for RespPort {
                     Awaited::Dbsize => {
                         owed.count = node.kv().count_values(node.log(), value::exists) as u64;
                     }
-                    Awaited::Set | Awaited::Del { .. } => {}
+                    Awaited::Set | Awaited::Del { .. } | Awaited::Transfer { .. } => {}
                 }
             }
             ReplyKind::Redirect => {
@@ -448,7 +448,9 @@ impl ClientPort for RespPort {
                 command::fail(owed, Failure::OutcomeUnknown, TIMEOUT.to_owned());
             }
             ReplyKind::Fail => {
-                let error = if node.role() == Role::Leader {
+                let error = if let Awaited::Transfer { target } = owed.what {
+                    command::transfer_failed(target, leader)
+                } else if node.role() == Role::Leader {
                     "ERR busy: too many requests in progress; not performed".to_owned()
                 } else {
                     CLUSTERDOWN.to_owned()

@@ -1,0 +1,125 @@
+//! `CLUSTER TRANSFER`: an operator moves leadership while a `redis` crate cluster client
+//! keeps writing, on three `kvstore serve` processes. The transfer is answered `+OK` once
+//! the target leads; writes held meanwhile are redirected to it and the client follows;
+//! every acknowledged write is readable after; a follower redirects the command, an
+//! unknown node is refused, and the leader naming itself is a no-op.
+
+mod cluster_support;
+
+use cluster_support::{TestCluster, eventually};
+use redis::{Commands, ErrorKind};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const ELECTION_WITHIN: Duration = Duration::from_secs(15);
+
+fn transfer(con: &mut redis::Connection, id: u16) -> redis::RedisResult<String> {
+    redis::cmd("CLUSTER").arg("TRANSFER").arg(id).query(con)
+}
+
+#[test]
+fn leadership_moves_on_request_while_a_client_keeps_writing() {
+    let cluster = TestCluster::start("transfer", 3, "");
+    let first = cluster.leader(ELECTION_WITHIN);
+    let target = (first + 1) % 3;
+    let other = (first + 2) % 3;
+
+    // A writer that never stops until told: each key once, what was acknowledged kept.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let client = cluster.cluster_client(&[0, 1, 2]);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut con = client.get_connection().expect("a cluster connection");
+            let (mut acked, mut errors) = (BTreeMap::new(), Vec::new());
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w:{i}");
+                match con.set::<_, _, ()>(&key, i) {
+                    Ok(()) => {
+                        acked.insert(key, i);
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+                i += 1;
+            }
+            (acked, errors)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut leader_con = cluster.connect(first);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        transfer(&mut leader_con, cluster.nodes[target].id).unwrap(),
+        "OK"
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        cluster.raft_field(target, "raft_role").as_deref(),
+        Some("leader"),
+        "the target leads once the transfer is answered"
+    );
+    let target_id = cluster.nodes[target].id.to_string();
+    eventually("the old leader follows the target", ELECTION_WITHIN, || {
+        (cluster.raft_field(first, "raft_leader_id")? == target_id).then_some(())
+    });
+
+    // A follower redirects the command to the leader, as it does a write.
+    let mut follower_con = cluster.connect(other);
+    let error = transfer(&mut follower_con, cluster.nodes[first].id).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Moved, "{error}");
+    // Not a node of the cluster, by either of its names.
+    let mut new_leader_con = cluster.connect(target);
+    let error = transfer(&mut new_leader_con, 9).unwrap_err();
+    assert!(error.to_string().contains("unknown node"), "{error}");
+    let error: redis::RedisError = redis::cmd("CLUSTER")
+        .arg("TRANSFER")
+        .arg("not-a-node")
+        .query::<String>(&mut new_leader_con)
+        .unwrap_err();
+    assert!(error.to_string().contains("unknown node"), "{error}");
+    // The leader itself: nothing to do.
+    assert_eq!(
+        transfer(&mut new_leader_con, cluster.nodes[target].id).unwrap(),
+        "OK"
+    );
+
+    // And back, by the 40-digit id CLUSTER NODES shows.
+    let hex = format!("{:040x}", cluster.nodes[first].id);
+    let back: String = redis::cmd("CLUSTER")
+        .arg("TRANSFER")
+        .arg(&hex)
+        .query(&mut new_leader_con)
+        .unwrap();
+    assert_eq!(back, "OK");
+    assert_eq!(
+        cluster.raft_field(first, "raft_role").as_deref(),
+        Some("leader")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    stop.store(true, Ordering::Relaxed);
+    let (acked, errors) = writer.join().unwrap();
+    assert!(
+        acked.len() > 100,
+        "the writer got only {} writes through ({} errors: {:?})",
+        acked.len(),
+        errors.len(),
+        errors.iter().take(3).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "transfer answered in {took:?}; {} writes acknowledged, {} errors {:?}",
+        acked.len(),
+        errors.len(),
+        errors.iter().take(3).collect::<Vec<_>>()
+    );
+    // Every acknowledged write is there, read through the leader.
+    let mut reader = cluster.connect(first);
+    for (key, value) in &acked {
+        let read: Option<u64> = reader.get(key).unwrap();
+        assert_eq!(read, Some(*value), "{key}");
+    }
+}
