@@ -122,7 +122,7 @@ struct OutDatagram<'a, E: Serialize> {
     entries: Option<&'a [E]>,
 }
 
-/// Serializes a log entry as `[term]` or `[term,"key","value"]`.
+/// Serializes a log entry as `[term]`, `[term,"key","value"]` or `[term,"members"]`.
 struct OutEntry(Entry);
 
 impl Serialize for OutEntry {
@@ -132,6 +132,12 @@ impl Serialize for OutEntry {
             CommandRef::Noop => {
                 let mut seq = serializer.serialize_seq(Some(1))?;
                 seq.serialize_element(&entry.term.0)?;
+                seq.end()
+            }
+            CommandRef::Membership(text) => {
+                let mut seq = serializer.serialize_seq(Some(2))?;
+                seq.serialize_element(&entry.term.0)?;
+                seq.serialize_element(text)?;
                 seq.end()
             }
             CommandRef::Put { key, value } => {

@@ -11,7 +11,8 @@ struct Slot {
     generation: u64,
 }
 
-/// One slot per `Timer::slot` of a core with this many peers.
+/// One slot per `Timer::slot` of a core with this many peers, more as its membership
+/// grows.
 pub struct Timers {
     slots: Vec<Slot>,
 }
@@ -26,6 +27,9 @@ impl Timers {
     /// Arms `timer` for `at`, replacing its earlier deadline; returns the generation a
     /// scheduled firing must name.
     pub fn set(&mut self, timer: Timer, at: Time) -> u64 {
+        if timer.slot() >= self.slots.len() {
+            self.slots.resize(timer.slot() + 1, Slot::default());
+        }
         let slot = &mut self.slots[timer.slot()];
         slot.generation += 1;
         slot.deadline = Some(at);
@@ -33,9 +37,10 @@ impl Timers {
     }
 
     pub fn cancel(&mut self, timer: Timer) {
-        let slot = &mut self.slots[timer.slot()];
-        slot.generation += 1;
-        slot.deadline = None;
+        if let Some(slot) = self.slots.get_mut(timer.slot()) {
+            slot.generation += 1;
+            slot.deadline = None;
+        }
     }
 
     /// Disarms the timer in `slot`, which fires now.
@@ -71,6 +76,6 @@ impl Timers {
     }
 
     pub fn deadline(&self, timer: Timer) -> Option<Time> {
-        self.slots[timer.slot()].deadline
+        self.slots.get(timer.slot()).and_then(|s| s.deadline)
     }
 }

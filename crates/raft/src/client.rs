@@ -99,7 +99,7 @@ impl Node {
             leader.record_append(index, now);
             leader.floor.owe_put(
                 now,
-                self.config.cluster_size(),
+                self.peers.len() + 1,
                 self.config.floor_puts_per_s_max,
                 self.config.floor_burst_puts,
             );
@@ -142,7 +142,7 @@ impl Node {
     fn can_read_locally(&mut self, now: Time) -> bool {
         let lease = self.config.election_timeout_min;
         let margin = self.config.lease_margin;
-        let quorum = self.config.quorum();
+        let quorum = self.membership.quorum();
         let commit_index = self.commit_index;
         let Some(leader) = self.leader_state.as_mut() else {
             return false;
@@ -172,7 +172,7 @@ impl Node {
     }
 
     pub(super) fn answer_confirmed_reads(&mut self, now: Time) {
-        let quorum = self.config.quorum();
+        let quorum = self.membership.quorum();
         let commit_index = self.commit_index;
         let Some(leader) = self.leader_state.as_mut() else {
             return;

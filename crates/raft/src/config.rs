@@ -112,6 +112,11 @@ pub struct Config {
     /// replica keeps everything in memory and counts its own log as durable at once.
     pub durable: bool,
 
+    /// This replica starts outside the cluster, to be added by its leader
+    /// (`MembershipChange::AddLearner`): `peers` are the members, and it is none of them
+    /// (so it never stands for election) until a membership entry says otherwise.
+    pub joining: bool,
+
     /// Client requests held while no leader is known.
     pub held_requests_max: usize,
     /// A held request is answered `fail` after this long without a leader.
@@ -130,6 +135,7 @@ fn conservative_entry_wire_bytes(entry: EntryRef<'_>) -> usize {
     let payload = match entry.command {
         CommandRef::Noop => 0,
         CommandRef::Put { key, value } => key.len() + value.len(),
+        CommandRef::Membership(text) => text.len(),
     };
     6 * payload + 32
 }
@@ -170,6 +176,7 @@ impl Config {
             compaction_log_bytes: 32 << 20,
             compaction_keys_per_flush: 2048,
             durable: false,
+            joining: false,
             held_requests_max: 4096,
             held_request_timeout: Span::from_millis(4000),
             pending_puts_max: 65_536,

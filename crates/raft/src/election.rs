@@ -23,6 +23,11 @@ impl Node {
             return;
         }
         self.expire_transfer(now);
+        if !self.is_voter() {
+            // A learner, or a replica removed: it never stands.
+            self.reset_election_deadline(now);
+            return;
+        }
         if now < self.election_deadline {
             if matches!(self.role, Role::PreCandidate | Role::Candidate) {
                 self.send_vote_requests(now);
@@ -51,9 +56,9 @@ impl Node {
             round_started_us: self.round_started_at.as_micros(),
             transfer: self.role == Role::Candidate && self.transfer_candidacy,
         };
-        for i in 0..self.config.peers.len() {
-            let to = self.config.peers[i];
-            if !self.votes_answered.contains(&to) {
+        for i in 0..self.peers.len() {
+            let to = self.peers[i];
+            if !self.votes_answered.contains(&to) && self.membership.is_voter(to) {
                 self.send(to, Message::RequestVote(request));
             }
         }
@@ -187,7 +192,12 @@ impl Node {
     }
 
     fn maybe_win_vote(&mut self, now: Time) {
-        if self.votes_granted.len() < self.config.quorum() {
+        let voters = self
+            .votes_granted
+            .iter()
+            .filter(|&&v| self.membership.is_voter(v))
+            .count();
+        if voters < self.membership.quorum() {
             return;
         }
         match self.role {
@@ -207,10 +217,12 @@ impl Node {
         self.became_leader_at = now;
         let next = self.log.last_index().next();
         let progress = self
-            .config
             .peers
             .iter()
-            .map(|_| Progress::new(next, now))
+            .map(|&id| Progress {
+                voter: self.membership.is_voter(id),
+                ..Progress::new(next, now)
+            })
             .collect();
         // §8: a no-op of the new term, so that entries of earlier terms commit with it and
         // reads know what is committed.
@@ -219,12 +231,13 @@ impl Node {
             command: CommandRef::Noop,
         });
         let mut state = LeaderState::new(progress, noop);
+        state.leader_votes = self.is_voter();
         state.record_append(noop, now);
         self.leader_state = Some(state);
         self.election_timer_armed_at = None;
         let check_at = now + self.config.election_timeout_max;
         self.arm_election_timer(check_at);
-        for i in 0..self.config.peers.len() {
+        for i in 0..self.peers.len() {
             self.arm_peer_timer(i);
         }
         self.release_held_requests(now);
@@ -236,7 +249,7 @@ impl Node {
     /// steps down, so that a leader cut off in a minority stops taking requests it cannot
     /// commit, and answers them.
     fn check_quorum(&mut self, now: Time) {
-        let quorum = self.config.quorum();
+        let quorum = self.membership.quorum();
         let window = self.config.election_timeout_max;
         let since = self.leader_state.as_mut().map_or(now, |l| {
             l.quorum_acked_sent_at(now, quorum).unwrap_or(Time::ZERO)

@@ -160,7 +160,7 @@ impl Node {
         let batched = self.config.append_entries_max;
         let due = |i: usize, per: usize| appends_due(&leader.progress[i], last, per, window);
         let wanted = u64::try_from(shortfall).unwrap_or(u64::MAX).div_ceil(2);
-        let peers = self.config.peers.len();
+        let peers = self.peers.len();
         let mut chosen = targets;
         let mut planned: u64 = (0..peers)
             .filter(|&i| chosen & (1 << i) != 0)

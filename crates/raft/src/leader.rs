@@ -47,6 +47,12 @@ pub struct LeaderState {
     pub smoothed_rtt: Option<Span>,
     /// Messages this leader owes the classic floor (`floor`).
     pub floor: FloorAccount,
+    /// This leader is a voter of the membership in effect (not while it removes
+    /// itself): its own log and clock count toward quorums only then.
+    pub leader_votes: bool,
+    /// A membership change this leader appended, not yet committed: its index, and who
+    /// to answer once it commits (`None` for one the leader made itself, a promotion).
+    pub membership_change: Option<(LogIndex, Option<(NodeId, InlineStr)>)>,
     /// No read is served from the lease for the rest of this term: a leadership
     /// transfer began, whose election voters join without waiting out the lease.
     pub lease_revoked: bool,
@@ -66,6 +72,8 @@ impl LeaderState {
             smoothed_rtt: None,
             floor: FloorAccount::new(),
             lease_revoked: false,
+            leader_votes: true,
+            membership_change: None,
             scratch,
         }
     }
@@ -83,8 +91,10 @@ impl LeaderState {
     /// acknowledged appends sent at `t` or later. `None` before any majority answered.
     pub fn quorum_acked_sent_at(&mut self, now: Time, quorum: usize) -> Option<Time> {
         self.scratch.clear();
-        self.scratch.push(now.0);
-        for p in &self.progress {
+        if self.leader_votes {
+            self.scratch.push(now.0);
+        }
+        for p in self.progress.iter().filter(|p| p.voter) {
             if let Some(t) = p.acked_sent_at {
                 self.scratch.push(t.0);
             }
@@ -124,11 +134,18 @@ impl LeaderState {
     /// last index, or the part of its log known durable).
     pub fn quorum_match_index(&mut self, own: LogIndex, quorum: usize) -> LogIndex {
         self.scratch.clear();
-        self.scratch.push(own.0);
-        self.scratch
-            .extend(self.progress.iter().map(|p| p.match_index.0));
+        if self.leader_votes {
+            self.scratch.push(own.0);
+        }
+        self.scratch.extend(
+            self.progress
+                .iter()
+                .filter(|p| p.voter)
+                .map(|p| p.match_index.0),
+        );
         self.scratch.sort_unstable_by(|a, b| b.cmp(a));
-        LogIndex(self.scratch[quorum - 1])
+        // Every voter is this leader or one of its followers, so a quorum is there.
+        LogIndex(self.scratch.get(quorum - 1).copied().unwrap_or(0))
     }
 }
 

@@ -17,6 +17,7 @@
 //! - `client`: puts, reads by lease or read round, held requests (§8);
 //! - `snapshot`: log compaction and InstallSnapshot (§7);
 //! - `transfer`: handing leadership to a chosen follower (thesis §3.10);
+//! - `membership_change`: adding and removing servers one at a time (thesis §4);
 //! - `leader`, `progress`: the bookkeeping only a leader keeps;
 //! - `validate`: what a peer's message must satisfy before any rule sees it;
 //! - `log`, `message`, `effect`, `config`: data;
@@ -42,6 +43,8 @@ pub mod inline_str;
 pub mod kv_index;
 pub mod leader;
 pub mod log;
+pub mod membership;
+mod membership_change;
 pub mod message;
 pub mod node;
 mod prefetch;
@@ -56,6 +59,8 @@ pub use config::Config;
 pub use effect::{Effect, Reply, ReplyKind, Timer};
 pub use id::NodeId;
 pub use log::{Log, LogIter, LogSlice};
+pub use membership::{Member, Membership};
+pub use membership_change::{MembershipChange, MembershipRefused};
 pub use message::{
     AppendEntries, AppendEntriesResponse, AsEntryRef, ClientRequest, Command, CommandRef, Entry,
     EntryRef, EntrySpan, IncomingMessage, InstallSnapshot, InstallSnapshotResponse, LogIndex,

@@ -17,6 +17,9 @@ use crate::prefetch::prefetch_read;
 
 /// `Slot::key_len` of a no-op. No key reaches this length: a key arrives in one datagram.
 const NOOP_KEY_LEN: u32 = u32::MAX;
+/// `Slot::key_len` of a membership entry, whose text is held where a put's key and value
+/// would be.
+const MEMBERSHIP_KEY_LEN: u32 = u32::MAX - 1;
 
 /// Where one entry's bytes are in `Log::text`: the key at `start..start + key_len`, then
 /// the value up to the next entry's `start` (or the end of the text). A no-op has no bytes
@@ -303,6 +306,12 @@ impl Log {
             .slots
             .get(offset + 1)
             .map_or(self.text.len(), |next| next.start as usize);
+        if key_len == MEMBERSHIP_KEY_LEN {
+            return EntryRef {
+                term,
+                command: CommandRef::Membership(&self.text[start as usize..end]),
+            };
+        }
         let (start, key_end) = (start as usize, start as usize + key_len as usize);
         EntryRef {
             term,
@@ -344,11 +353,15 @@ impl Log {
             CommandRef::Put { key, value } => {
                 let key_len = u32::try_from(key.len())
                     .ok()
-                    .filter(|&n| n != NOOP_KEY_LEN)
+                    .filter(|&n| n < MEMBERSHIP_KEY_LEN)
                     .expect("a key fits in a datagram");
                 self.text.push_str(key);
                 self.text.push_str(value);
                 key_len
+            }
+            CommandRef::Membership(text) => {
+                self.text.push_str(text);
+                MEMBERSHIP_KEY_LEN
             }
         };
         self.slots.push(Slot { start, key_len });
@@ -369,11 +382,11 @@ impl Log {
 
 impl Log {
     /// The key of the put at `index`, read without building its entry: what the state
-    /// machine's lookups compare. `None` for a no-op or outside the log.
+    /// machine's lookups compare. `None` for a no-op, a membership or outside the log.
     pub fn key_at(&self, index: LogIndex) -> Option<&str> {
         let Slot { start, key_len } = *self.slots.get(self.offset(index)?)?;
         let start = start as usize;
-        (key_len != NOOP_KEY_LEN).then(|| &self.text[start..start + key_len as usize])
+        (key_len < MEMBERSHIP_KEY_LEN).then(|| &self.text[start..start + key_len as usize])
     }
 
     /// Starts loading the slot of the entry at `index` (a hint; any index is allowed).

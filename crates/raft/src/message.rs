@@ -30,6 +30,9 @@ pub enum CommandRef<'a> {
         key: &'a str,
         value: &'a str,
     },
+    /// The cluster's membership from this entry on, as text (`membership`): in effect
+    /// on each replica once appended to its log.
+    Membership(&'a str),
 }
 
 /// A log entry, borrowed.
@@ -53,6 +56,7 @@ pub struct Entry {
 pub enum Command {
     Noop,
     Put { key: Box<str>, value: Box<str> },
+    Membership(Box<str>),
 }
 
 impl Entry {
@@ -63,6 +67,7 @@ impl Entry {
                 key: key.into(),
                 value: value.into(),
             },
+            CommandRef::Membership(text) => Command::Membership(text.into()),
         };
         Entry {
             term: entry.term,
@@ -83,6 +88,7 @@ impl AsEntryRef for Entry {
         let command = match &self.command {
             Command::Noop => CommandRef::Noop,
             Command::Put { key, value } => CommandRef::Put { key, value },
+            Command::Membership(text) => CommandRef::Membership(text),
         };
         EntryRef {
             term: self.term,

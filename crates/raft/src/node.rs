@@ -10,6 +10,7 @@ use crate::inline_str::InlineStr;
 use crate::kv_index::KvStore;
 use crate::leader::LeaderState;
 use crate::log::{Log, LogSlice};
+use crate::membership::Membership;
 use crate::message::{
     ClientRequest, EntrySpan, IncomingMessage, LogIndex, Message, OutgoingMessage, Term,
 };
@@ -99,6 +100,20 @@ pub struct Node {
     /// Snapshots received from a leader and installed, for observers.
     pub(super) snapshots_installed: u64,
 
+    /// Who is in the cluster: the last membership entry in the log, else the snapshot's,
+    /// else the configured peers and this replica, all voters (`membership_change`).
+    pub(super) membership: Membership,
+    /// The index of the entry that set `membership`; the snapshot index (or 0) when it
+    /// comes from the snapshot or the configuration.
+    pub(super) membership_index: LogIndex,
+    /// The membership as of the snapshot index, as text; `None` while it is the
+    /// configured one (a cluster whose membership never changed writes none).
+    pub(super) snapshot_membership: Option<Box<str>>,
+    /// Every member but this replica, in id order: whom a leader replicates to, a
+    /// candidate asks, and whose messages are taken. `Timer::Peer(i)` and a leader's
+    /// `progress[i]` are `peers[i]`'s.
+    pub(super) peers: Vec<NodeId>,
+
     // Volatile state. Invariant: last_applied <= commit_index, and fewer than
     // `config.apply_batch` committed entries wait to be applied between inputs (the state
     // machine is brought up to commit_index before it is read).
@@ -158,7 +173,17 @@ impl Node {
             "replication targets are chosen as a bit per peer"
         );
         let rng = SmallRng::seed_from_u64(config.seed);
+        let membership = if config.joining {
+            Membership::of_voters(config.peers.iter().copied())
+        } else {
+            Membership::of_voters(config.peers.iter().copied().chain([config.id]))
+        };
+        let peers = config.peers.clone();
         let mut node = Node {
+            membership,
+            membership_index: LogIndex(0),
+            snapshot_membership: None,
+            peers,
             rng,
             current_term: Term(0),
             voted_for: None,
@@ -218,6 +243,7 @@ impl Node {
         node.voted_for = voted_for;
         node.no_vote_before = now + node.config.election_timeout_min;
         let (index, snapshot_term) = (log.snapshot_index(), log.snapshot_term());
+        node.snapshot_membership = crate::membership_change::snapshot_membership_of(&snapshot);
         if index.0 > 0 {
             node.kv.install(snapshot, index, snapshot_term);
         }
@@ -226,6 +252,7 @@ impl Node {
         node.log = log;
         node.log.take_changed_from();
         node.persisted_index = node.log.last_index();
+        node.reload_membership(now);
         node
     }
 
@@ -239,7 +266,15 @@ impl Node {
         from: NodeId,
         message: IncomingMessage<'_>,
     ) -> Result<(), Dropped> {
-        check_message(self.config.id, &self.config.peers, from, &message)?;
+        // The leader is heard even once the membership in this log leaves it out: a
+        // leader removing itself leads until the removal commits (thesis §4.2.2).
+        let leader = [self.leader];
+        let senders = if from == self.leader && !self.peers.contains(&from) {
+            &leader[..]
+        } else {
+            &self.peers[..]
+        };
+        check_message(self.config.id, senders, from, &message)?;
         match message {
             Message::RequestVote(m) => self.handle_request_vote(now, from, m),
             Message::RequestVoteResponse(m) => self.handle_request_vote_response(now, from, m),
@@ -366,7 +401,7 @@ impl Node {
         self.config.id
     }
     pub fn peers(&self) -> &[NodeId] {
-        &self.config.peers
+        &self.peers
     }
     pub fn config(&self) -> &Config {
         &self.config
@@ -494,7 +529,10 @@ impl Node {
         for read in state.pending_reads {
             self.reply(read.client, read.mid, ReplyKind::Redirect);
         }
-        for i in 0..self.config.peers.len() {
+        if let Some((_, Some((client, mid)))) = state.membership_change {
+            self.reply(client, mid, ReplyKind::OutcomeUnknown);
+        }
+        for i in 0..self.peers.len() {
             self.outbox.push(Effect::CancelTimer {
                 timer: Timer::Peer(i),
             });
@@ -514,6 +552,7 @@ impl Node {
         if self.role == Role::Leader {
             self.answer_committed_puts();
             self.answer_confirmed_reads(now);
+            self.membership_after_commit(now);
         }
     }
 
@@ -586,7 +625,7 @@ impl Node {
         if term < self.current_term || self.role != Role::Leader {
             return None;
         }
-        let i = self.config.peers.iter().position(|&p| p == from)?;
+        let i = self.peers.iter().position(|&p| p == from)?;
         let sent_at = Time(sent_at_us);
         (sent_at >= self.became_leader_at && sent_at <= now).then_some((i, sent_at))
     }

@@ -90,6 +90,9 @@ pub struct Progress {
     pub send_requested: bool,
     /// Set exactly in [`ReplicationState::Snapshot`].
     pub snapshot: Option<SnapshotSend>,
+    /// The follower votes (a learner does not): only voters count toward a commit, the
+    /// lease, read rounds and check-quorum.
+    pub voter: bool,
 }
 
 impl Progress {
@@ -107,6 +110,7 @@ impl Progress {
             stall_checked_at: None,
             send_requested: true,
             snapshot: None,
+            voter: true,
         }
     }
 

@@ -70,6 +70,16 @@ impl Node {
             // leader, so refuse rather than lose it.
             return;
         };
+        // A membership is in effect once appended, and no more once cut.
+        let carries_membership = m
+            .entries
+            .iter()
+            .any(|e| matches!(e.command, crate::CommandRef::Membership(_)));
+        // An entry at or after `prev_log_index + 1` may have been replaced: the
+        // membership entry in effect too, if it lies there.
+        if carries_membership || self.membership_index > m.prev_log_index {
+            self.reload_membership(now);
+        }
         // §5.3: commit up to the leader's commit index, but only over entries this append
         // proved to match the leader's log.
         let commit = m.leader_commit.min(last_new);
@@ -138,10 +148,14 @@ impl Node {
             if p.matched_sent_at.is_none_or(|t| t < sent_at) {
                 p.matched_sent_at = Some(sent_at);
             }
+            let learner = !p.voter;
             if p.record_match(m.match_index) {
                 self.maybe_commit(now);
             }
             self.transfer_heard_from(now, from);
+            if learner {
+                self.maybe_promote_learner(now);
+            }
         } else {
             // A rejection says something new unless it answers an append older than one
             // the follower has since accepted (its log has moved on), or older than the
@@ -177,7 +191,7 @@ impl Node {
         let shortfall = self.floor_shortfall();
         let quorum = self.choose_replication_targets(now, shortfall <= 0);
         let plan = self.floor_plan(now, quorum, shortfall);
-        for i in 0..self.config.peers.len() {
+        for i in 0..self.peers.len() {
             self.replicate_to(
                 now,
                 i,
@@ -196,7 +210,7 @@ impl Node {
     /// half the peers) are found by repeated minimum scans. `coalesce`: new entries may
     /// wait for a round in flight (`Config::coalesce_appends` permitting).
     fn choose_replication_targets(&self, now: Time, coalesce: bool) -> u64 {
-        let peers = self.config.peers.len();
+        let peers = self.peers.len();
         let everyone = u64::MAX.checked_shr(64 - peers as u32).unwrap_or(0);
         let Some(leader) = self.leader_state.as_ref() else {
             return 0;
@@ -205,23 +219,34 @@ impl Node {
             return everyone;
         }
         let last_index = self.log.last_index();
+        // Learners count for no commit: each is sent what it lacks at once, so it
+        // catches up as fast as the pipeline allows.
+        let learners = (0..peers)
+            .filter(|&i| !leader.progress[i].voter && leader.progress[i].next_index <= last_index)
+            .fold(0u64, |mask, i| mask | 1 << i);
         let covering = leader
             .progress
             .iter()
-            .filter(|p| p.state == ReplicationState::Replicate && p.next_index > last_index)
+            .filter(|p| {
+                p.voter && p.state == ReplicationState::Replicate && p.next_index > last_index
+            })
             .count();
-        let needed = (self.config.quorum() - 1).saturating_sub(covering);
+        let needed = self.followers_needed().saturating_sub(covering);
         if needed == 0 || self.commit_index >= last_index {
-            return 0;
+            return learners;
         }
         let stall = self.stall_timeout();
         if coalesce && self.config.coalesce_appends && self.round_in_flight(now, stall) {
-            return 0;
+            return learners;
         }
-        let mut chosen = 0u64;
+        let mut chosen = learners;
         for _ in 0..needed {
             let best = (0..peers)
-                .filter(|&i| chosen & (1 << i) == 0 && leader.progress[i].next_index <= last_index)
+                .filter(|&i| {
+                    chosen & (1 << i) == 0
+                        && leader.progress[i].voter
+                        && leader.progress[i].next_index <= last_index
+                })
                 .min_by_key(|&i| self.replication_rank(now, i, stall));
             match best {
                 Some(i) => chosen |= 1 << i,
@@ -262,12 +287,20 @@ impl Node {
             .progress
             .iter()
             .filter(|p| {
-                p.inflight
-                    .back()
-                    .is_some_and(|f| f.last_index > self.commit_index && now < f.sent_at + stall)
+                p.voter
+                    && p.inflight.back().is_some_and(|f| {
+                        f.last_index > self.commit_index && now < f.sent_at + stall
+                    })
             })
             .count();
-        answering >= self.config.quorum() - 1
+        answering >= self.followers_needed()
+    }
+
+    /// Followers whose acknowledgement a commit needs besides this leader's own (all of
+    /// a quorum while it removes itself, when its own log counts for nothing).
+    fn followers_needed(&self) -> usize {
+        let own = self.leader_state.as_ref().is_some_and(|l| l.leader_votes);
+        self.membership.quorum() - usize::from(own)
     }
 
     /// Sends follower `i` what was asked for: its missing entries if `eager` (as far as
@@ -403,7 +436,7 @@ impl Node {
             ack_requested: ack_requested || entries.count > 0,
             entries,
         };
-        let to = self.config.peers[i];
+        let to = self.peers[i];
         self.send(to, Message::AppendEntries(message));
         let last = LogIndex(prev.0 + u64::from(entries.count));
         if let Some(leader) = self.leader_state.as_mut() {
@@ -447,7 +480,7 @@ impl Node {
     /// waits for proof of leadership, no majority answered lately (lease and
     /// check-quorum), or this follower has not been heard from in an election timeout.
     fn heartbeat_needs_ack(&mut self, now: Time, i: usize) -> bool {
-        let quorum = self.config.quorum();
+        let quorum = self.membership.quorum();
         let refresh = self.config.ack_refresh_interval;
         let silence_max = self.config.election_timeout_max;
         let Some(leader) = self.leader_state.as_mut() else {
@@ -576,13 +609,14 @@ impl Node {
                 .progress
                 .iter()
                 .filter(|p| {
-                    p.match_index >= waiting_for
-                        || (p.next_index > waiting_for
-                            && p.oldest_inflight_sent_at().is_some_and(|t| now < t + stall))
+                    p.voter
+                        && (p.match_index >= waiting_for
+                            || (p.next_index > waiting_for
+                                && p.oldest_inflight_sent_at().is_some_and(|t| now < t + stall)))
                 })
                 .count()
         });
-        covering < self.config.quorum() - 1
+        covering < self.followers_needed()
     }
 
     /// How long uncommitted entries wait for the followers chosen for them before more are
@@ -604,7 +638,7 @@ impl Node {
     /// §5.4.2: only an entry of the current term is committed by counting replicas; the
     /// entries before it commit with it.
     pub(super) fn maybe_commit(&mut self, now: Time) {
-        let quorum = self.config.quorum();
+        let quorum = self.membership.quorum();
         let own = self.own_match_index();
         let Some(leader) = self.leader_state.as_mut() else {
             return;

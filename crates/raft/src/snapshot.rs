@@ -52,6 +52,8 @@ impl Node {
             let keys = self.config.compaction_keys_per_flush;
             if self.kv.compact_step(&self.log, keys) {
                 self.log.compact(self.kv.snapshot_index());
+                self.snapshot_membership =
+                    crate::membership_change::snapshot_membership_of(self.kv.snapshot());
                 self.snapshot_changed = true;
             }
             return;
@@ -120,7 +122,9 @@ impl Node {
             .log
             .term_at(through)
             .expect("the log holds every committed entry past its snapshot");
-        self.kv.start_compaction(through, term);
+        let membership = self.membership_text_as_of(through);
+        self.kv
+            .start_compaction(through, term, membership.as_deref());
         self.maybe_compact();
     }
 
@@ -183,6 +187,7 @@ impl Node {
         }
         if let Some(incoming) = self.incoming_snapshot.take() {
             self.install_snapshot(incoming);
+            self.reload_membership(now);
         }
         self.respond_snapshot(from, m.last_index, held, true, m.sent_at_us);
     }
@@ -193,6 +198,7 @@ impl Node {
     fn install_snapshot(&mut self, incoming: IncomingSnapshot) {
         let IncomingSnapshot { index, term, pairs } = incoming;
         debug_assert!(index > self.commit_index);
+        self.snapshot_membership = crate::membership_change::snapshot_membership_of(&pairs);
         self.kv.install(pairs, index, term);
         if self.log.term_at(index) == Some(term) {
             self.log.compact(index);
@@ -274,7 +280,7 @@ impl Node {
             sent_at_us: now.as_micros(),
             pairs: EntrySpan { first, count },
         };
-        self.send(self.config.peers[i], Message::InstallSnapshot(message));
+        self.send(self.peers[i], Message::InstallSnapshot(message));
         if let Some(p) = self.leader_state.as_mut().map(|l| &mut l.progress[i]) {
             p.record_chunk_sent(now);
         }

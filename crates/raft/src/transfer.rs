@@ -57,7 +57,10 @@ impl Node {
             self.reply(client, mid, ReplyKind::Ok { value: None });
             return;
         }
-        if !self.config.peers.contains(&target) || self.transfer.is_some() {
+        if !self.peers.contains(&target)
+            || !self.membership.is_voter(target)
+            || self.transfer.is_some()
+        {
             self.reply(client, mid, ReplyKind::Fail);
             return;
         }
@@ -140,7 +143,7 @@ impl Node {
         }
         let target = transfer.target;
         let last_index = self.log.last_index();
-        let Some(i) = self.config.peers.iter().position(|&p| p == target) else {
+        let Some(i) = self.peers.iter().position(|&p| p == target) else {
             return;
         };
         let Some(p) = self.leader_state.as_mut().map(|l| &mut l.progress[i]) else {
@@ -170,7 +173,11 @@ impl Node {
 
     /// A follower told by its leader to stand: it does, at once.
     pub(super) fn handle_timeout_now(&mut self, now: Time, from: NodeId, m: TimeoutNow) {
-        if m.term == self.current_term && self.role == Role::Follower && from == self.leader {
+        if m.term == self.current_term
+            && self.role == Role::Follower
+            && from == self.leader
+            && self.is_voter()
+        {
             self.start_transfer_election(now);
         }
     }

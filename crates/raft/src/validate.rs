@@ -9,7 +9,8 @@
 //! or change an entry it committed.
 
 use crate::NodeId;
-use crate::message::{AppendEntries, EntryRef, LogIndex, Message, Term};
+use crate::membership::Membership;
+use crate::message::{AppendEntries, CommandRef, EntryRef, LogIndex, Message, Term};
 use std::fmt;
 
 /// The largest term a message may carry. Correct replicas raise the term by one per
@@ -34,9 +35,11 @@ pub enum Dropped {
     /// An append whose entries' terms decrease, fall below `prev_log_term`, or exceed the
     /// append's own term: no correct leader's log looks like that.
     EntryTermsOutOfOrder,
-    /// A snapshot chunk holding a no-op, whose last term exceeds its own term, or whose
+    /// A snapshot chunk holding a no-op (or a membership anywhere but first), whose last term exceeds its own term, or whose
     /// pair count would run past [`LOG_INDEX_MAX`]: no correct leader's snapshot does.
     MalformedSnapshot,
+    /// A membership entry whose text does not read as one (`Membership::parse`).
+    BadMembership,
 }
 
 impl fmt::Display for Dropped {
@@ -48,6 +51,7 @@ impl fmt::Display for Dropped {
             Dropped::IndexTooLarge(index) => write!(f, "index {} is past the limit", index.0),
             Dropped::EntryTermsOutOfOrder => f.write_str("entry terms out of order"),
             Dropped::MalformedSnapshot => f.write_str("malformed snapshot chunk"),
+            Dropped::BadMembership => f.write_str("a membership entry that does not parse"),
         }
     }
 }
@@ -89,10 +93,14 @@ pub fn check_message(
             check_index(m.last_index)?;
             // The pairs' count is bounded by the datagram, so the sum cannot overflow.
             let end = m.offset.checked_add(m.pairs.len() as u64);
-            let puts_only = m
-                .pairs
-                .iter()
-                .all(|p| matches!(p.command, crate::CommandRef::Put { .. }));
+            // Puts, after the membership a snapshot begins with (if it has one).
+            let puts_only = m.pairs.iter().enumerate().all(|(i, p)| match p.command {
+                CommandRef::Put { .. } => true,
+                CommandRef::Membership(text) => {
+                    m.offset == 0 && i == 0 && Membership::parse(text).is_ok()
+                }
+                CommandRef::Noop => false,
+            });
             if m.last_term > m.term || end.is_none_or(|e| e > LOG_INDEX_MAX.0) || !puts_only {
                 return Err(Dropped::MalformedSnapshot);
             }
@@ -124,6 +132,11 @@ fn check_append(m: &AppendEntries<&[EntryRef<'_>]>) -> Result<(), Dropped> {
             return Err(Dropped::EntryTermsOutOfOrder);
         }
         previous = entry.term;
+        if let CommandRef::Membership(text) = entry.command
+            && Membership::parse(text).is_err()
+        {
+            return Err(Dropped::BadMembership);
+        }
     }
     Ok(())
 }

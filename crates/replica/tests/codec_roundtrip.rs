@@ -119,6 +119,7 @@ fn entry() -> impl Strategy<Value = Entry> {
             key: key.into(),
             value: value.into()
         }),
+        text().prop_map(|text| Command::Membership(text.into())),
     ];
     (number(), command).prop_map(|(term, command)| Entry {
         term: Term(term),
@@ -127,11 +128,16 @@ fn entry() -> impl Strategy<Value = Entry> {
 }
 
 fn pair() -> impl Strategy<Value = Entry> {
-    (text(), text()).prop_map(|(key, value)| Entry {
+    (text(), text(), any::<u8>()).prop_map(|(key, value, kind)| Entry {
         term: Term(0),
-        command: Command::Put {
-            key: key.into(),
-            value: value.into(),
+        // A membership among the pairs now and then (the codec does not care where).
+        command: if kind < 16 {
+            Command::Membership(key.into())
+        } else {
+            Command::Put {
+                key: key.into(),
+                value: value.into(),
+            }
         },
     })
 }

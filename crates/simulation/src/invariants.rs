@@ -89,6 +89,7 @@ fn entry_hash(entry: EntryRef<'_>) -> u64 {
             hash_bytes(mix(entry.term.0, 2), key.as_bytes()),
             value.as_bytes(),
         ),
+        CommandRef::Membership(text) => hash_bytes(mix(entry.term.0, 3), text.as_bytes()),
     }
 }
 

@@ -31,6 +31,8 @@ const KIND_BATCH: u8 = 4;
 const KIND_SYNC_MARK: u8 = 5;
 /// `key_len` of a no-op entry.
 const NOOP_KEY_LEN: u32 = u32::MAX;
+/// The key length that marks a membership entry, its text where a put's value would be.
+const MEMBERSHIP_KEY_LEN: u32 = u32::MAX - 1;
 
 /// One decoded record, borrowing the bytes it was read from.
 #[derive(Debug, PartialEq, Eq)]
@@ -152,6 +154,11 @@ pub fn encode_entries_until<'e>(
                     p.extend_from_slice(key.as_bytes());
                     p.extend_from_slice(value.as_bytes());
                 }
+                CommandRef::Membership(text) => {
+                    p.extend_from_slice(&MEMBERSHIP_KEY_LEN.to_le_bytes());
+                    p.extend_from_slice(&len_u32(text.len()).to_le_bytes());
+                    p.extend_from_slice(text.as_bytes());
+                }
             }
             count += 1;
         }
@@ -266,6 +273,8 @@ fn decode_entries(p: &[u8]) -> Result<Record<'_>, Bad> {
         let value_len = r.u32()? as usize;
         let command = if key_len == NOOP_KEY_LEN {
             CommandRef::Noop
+        } else if key_len == MEMBERSHIP_KEY_LEN {
+            CommandRef::Membership(r.str(value_len)?)
         } else {
             let key = r.str(key_len as usize)?;
             let value = r.str(value_len)?;
@@ -331,10 +340,14 @@ mod tests {
             term: Term(7),
             command: CommandRef::Noop,
         };
+        let membership = EntryRef {
+            term: Term(7),
+            command: CommandRef::Membership("1 v;2 v;4 l 10.0.0.4:7104"),
+        };
         encode_entries(
             &mut out,
             LogIndex(3),
-            [put(6, "k", "v"), noop, put(7, "", "é")],
+            [put(6, "k", "v"), noop, put(7, "", "é"), membership],
         );
         encode_hard_state(
             &mut out,
@@ -350,7 +363,7 @@ mod tests {
             second,
             Record::Entries {
                 first: LogIndex(3),
-                entries: vec![put(6, "k", "v"), noop, put(7, "", "é")]
+                entries: vec![put(6, "k", "v"), noop, put(7, "", "é"), membership]
             }
         );
         let (third, n3) = decode(&out[n1 + n2..]).unwrap();

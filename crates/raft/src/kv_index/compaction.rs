@@ -49,12 +49,21 @@ impl Compacting {
 
 impl KvStore {
     /// Starts a compaction into a snapshot of `index` (of `term`), which must be no later
-    /// than the last index applied, and no earlier than the current snapshot's.
-    pub fn start_compaction(&mut self, index: LogIndex, term: Term) {
+    /// than the last index applied, and no earlier than the current snapshot's. The
+    /// snapshot begins with `membership` if given: the cluster's membership as of
+    /// `index`, which the state machine does not hold but a snapshot must.
+    pub fn start_compaction(&mut self, index: LogIndex, term: Term, membership: Option<&str>) {
         debug_assert!(self.compacting.is_none(), "one compaction at a time");
         debug_assert!(index >= self.snapshot_index);
+        let mut arena = Log::new();
+        if let Some(text) = membership {
+            arena.append(EntryRef {
+                term: Term(0),
+                command: CommandRef::Membership(text),
+            });
+        }
         self.compacting = Some(Compacting {
-            arena: Log::new(),
+            arena,
             index,
             term,
             next_shard: 0,
@@ -155,7 +164,7 @@ impl KvStore {
 
     /// The whole compaction at once (for tests and tools).
     pub fn compact(&mut self, log: &impl PutLog, index: LogIndex, term: Term) {
-        self.start_compaction(index, term);
+        self.start_compaction(index, term, None);
         while !self.compact_step(log, usize::MAX) {}
     }
 }

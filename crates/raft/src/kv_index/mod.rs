@@ -75,7 +75,7 @@ impl PutLog for Log {
     fn put_at(&self, index: LogIndex) -> Option<(&str, &str)> {
         match self.get(index)?.command {
             CommandRef::Put { key, value } => Some((key, value)),
-            CommandRef::Noop => None,
+            CommandRef::Noop | CommandRef::Membership(_) => None,
         }
     }
 
@@ -565,7 +565,7 @@ mod tests {
                 put(&mut kv, &mut log, &mut rng, &mut model);
             }
             let index = LogIndex(log.0.len() as u64);
-            kv.start_compaction(index, Term(round));
+            kv.start_compaction(index, Term(round), None);
             let mut steps = 0;
             loop {
                 for _ in 0..rng.below(20) {

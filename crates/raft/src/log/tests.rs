@@ -148,6 +148,11 @@ fn entries_read_back_byte_exact_with_noops_taking_no_bytes() {
         put(2, "", "only a value"),
         noop(3),
         put(3, "ab", "cd"),
+        EntryRef {
+            term: Term(3),
+            command: CommandRef::Membership("1 v;2 v;3 l 127.0.0.1:1"),
+        },
+        put(3, "", ""),
     ];
     for (i, entry) in entries.iter().enumerate() {
         assert_eq!(log.append(*entry), LogIndex(i as u64 + 1));
@@ -158,17 +163,22 @@ fn entries_read_back_byte_exact_with_noops_taking_no_bytes() {
         assert_eq!(log.entries().get(i), Some(*entry));
     }
     assert_eq!(log.get(LogIndex(0)), None);
-    assert_eq!(log.get(LogIndex(8)), None);
-    assert_eq!(log.entries().get(7), None);
+    assert_eq!(log.get(LogIndex(10)), None);
+    assert_eq!(log.entries().get(9), None);
+    // A membership is neither a put nor a key.
+    assert_eq!(log.put_at(LogIndex(8)), None);
+    assert_eq!(log.key_at(LogIndex(8)), None);
     // An empty put is still a put, not a no-op.
     assert_eq!(log.put_at(LogIndex(3)), Some(("", "")));
     assert_eq!(log.put_at(LogIndex(1)), None);
     assert_eq!(log.put_at(LogIndex(5)), Some(("", "only a value")));
-    // The text holds each put's key and value once, and nothing for no-ops.
+    // The text holds each put's key and value once, a membership's text, and nothing
+    // for no-ops.
     let put_bytes: usize = entries
         .iter()
         .map(|e| match e.command {
             CommandRef::Put { key, value } => key.len() + value.len(),
+            CommandRef::Membership(text) => text.len(),
             CommandRef::Noop => 0,
         })
         .sum();
@@ -186,7 +196,7 @@ fn spans_clip_to_the_log_and_read_from_the_middle() {
         s.iter()
             .map(|e| match e.command {
                 CommandRef::Put { key, .. } => format!("{}{key}", e.term.0),
-                CommandRef::Noop => "-".to_string(),
+                CommandRef::Noop | CommandRef::Membership(_) => "-".to_string(),
             })
             .collect::<Vec<_>>()
     };

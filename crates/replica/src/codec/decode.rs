@@ -398,7 +398,8 @@ fn read_datagram<'a>(
 }
 
 /// Reads the `len` entries of the array at tape position `at` into `entries`: each is
-/// `[term]` (a no-op) or `[term,"key","value"]` (a put).
+/// `[term]` (a no-op), `[term,"key","value"]` (a put) or `[term,"members"]` (a
+/// membership).
 fn read_entries<'a>(
     tape: &[Node<'a>],
     at: usize,
@@ -415,6 +416,10 @@ fn read_entries<'a>(
         let term = tape.get(pos + 1).and_then(|&n| u64_of(n)).ok_or(bad)?;
         let command = match parts {
             1 => CommandRef::Noop,
+            2 => match tape.get(pos + 2) {
+                Some(&Node::String(text)) => CommandRef::Membership(text),
+                _ => return Err(bad),
+            },
             3 => match (tape.get(pos + 2), tape.get(pos + 3)) {
                 (Some(&Node::String(key)), Some(&Node::String(value))) => {
                     CommandRef::Put { key, value }
@@ -434,7 +439,7 @@ fn read_entries<'a>(
 }
 
 /// Reads the `len` pairs of the array at tape position `at` into `entries`, as puts of
-/// term 0: each is `["key","value"]`.
+/// term 0: each is `["key","value"]`, or `["members"]` for a membership.
 fn read_pairs<'a>(
     tape: &[Node<'a>],
     at: usize,
@@ -445,6 +450,16 @@ fn read_pairs<'a>(
     let mut pos = at + 1;
     for index in 0..len {
         let bad = DecodeError::BadEntry { index };
+        if let (Some(&Node::Array { len: 1, .. }), Some(&Node::String(text))) =
+            (tape.get(pos), tape.get(pos + 1))
+        {
+            entries.push(EntryRef {
+                term: Term(0),
+                command: CommandRef::Membership(text),
+            });
+            pos += 2;
+            continue;
+        }
         let (
             Some(&Node::Array { len: 2, .. }),
             Some(&Node::String(key)),
@@ -566,7 +581,8 @@ mod tests {
         }
         let entries = [
             (r#"[[1],[]]"#, DecodeError::BadEntry { index: 1 }),
-            (r#"[[1,"k"]]"#, DecodeError::BadEntry { index: 0 }),
+            // `[1,"k"]` is a membership entry now; one whose text is not a string is not.
+            (r#"[[1,2]]"#, DecodeError::BadEntry { index: 0 }),
             (r#"[[1,"k",2]]"#, DecodeError::BadEntry { index: 0 }),
             (r#"[[1,"k","v","w"]]"#, DecodeError::BadEntry { index: 0 }),
             (r#"[[[1]]]"#, DecodeError::BadEntry { index: 0 }),

@@ -113,11 +113,18 @@ where
         let entry = entry.as_entry_ref();
         out.push(b'[');
         out.extend_from_slice(itoa::Buffer::new().format(entry.term.0).as_bytes());
-        if let CommandRef::Put { key, value } = entry.command {
-            out.push(b',');
-            string(out, key);
-            out.push(b',');
-            string(out, value);
+        match entry.command {
+            CommandRef::Put { key, value } => {
+                out.push(b',');
+                string(out, key);
+                out.push(b',');
+                string(out, value);
+            }
+            CommandRef::Membership(text) => {
+                out.push(b',');
+                string(out, text);
+            }
+            CommandRef::Noop => {}
         }
         out.push(b']');
     }
@@ -136,7 +143,8 @@ fn append_entries_response(out: &mut Vec<u8>, m: &AppendEntriesResponse) {
 }
 
 /// Keep in step with `SNAPSHOT_HEADER_TEMPLATE` in `mod.rs`. A pair is written as
-/// `["key","value"]`: a put entry without its term (a snapshot's pairs have none).
+/// `["key","value"]`: a put entry without its term (a snapshot's pairs have none); the
+/// membership a snapshot may begin with as `["members"]`.
 fn install_snapshot<E>(out: &mut Vec<u8>, m: &InstallSnapshot<E>)
 where
     E: IntoIterator + Copy,
@@ -151,19 +159,25 @@ where
     out.extend_from_slice(br#","pairs":["#);
     let mut first = true;
     for pair in m.pairs {
-        // Only puts are pairs (the core sends nothing else, `validate` refuses anything
-        // else), so a no-op has nothing to write.
-        if let CommandRef::Put { key, value } = pair.as_entry_ref().command {
-            if !first {
+        // Only puts and a membership are pairs (the core sends nothing else, `validate`
+        // refuses anything else), so a no-op has nothing to write.
+        let strings: &[&str] = match pair.as_entry_ref().command {
+            CommandRef::Put { key, value } => &[key, value],
+            CommandRef::Membership(text) => &[text],
+            CommandRef::Noop => continue,
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'[');
+        for (i, s) in strings.iter().enumerate() {
+            if i > 0 {
                 out.push(b',');
             }
-            first = false;
-            out.push(b'[');
-            string(out, key);
-            out.push(b',');
-            string(out, value);
-            out.push(b']');
+            string(out, s);
         }
+        out.push(b']');
     }
     out.push(b']');
 }

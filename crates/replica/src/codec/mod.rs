@@ -107,9 +107,14 @@ pub const SNAPSHOT_HEADER_BYTES_MAX: usize = SNAPSHOT_HEADER_TEMPLATE.len() + 5 
 pub fn entry_wire_bytes(entry: EntryRef<'_>) -> usize {
     // `,[` + term + `]`
     let mut bytes = 3 + decimal_digits(entry.term.0);
-    if let CommandRef::Put { key, value } = entry.command {
+    match entry.command {
         // `,"key","value"`
-        bytes += 2 + encode::quoted_len(key) + encode::quoted_len(value);
+        CommandRef::Put { key, value } => {
+            bytes += 2 + encode::quoted_len(key) + encode::quoted_len(value);
+        }
+        // `,"members"`
+        CommandRef::Membership(text) => bytes += 1 + encode::quoted_len(text),
+        CommandRef::Noop => {}
     }
     bytes
 }

@@ -29,6 +29,11 @@
 //! - `put 1 a=1 [b=2 ...] [client=c] [mid=m1]`, `get 1 a [b ...] [client=c] [mid=m1]`:
 //!   client requests handled as one batch of input (one flush). MIDs default to `m1`,
 //!   `m2`, ... in script order; the client to `c`.
+//! - `add-learner 1 id=4 [address=a]`, `promote 1 id=4`, `remove 1 id=3` (each with
+//!   `[client=c] [mid=m1]`): an operator asks replica 1 to change the membership
+//!   (`Node::change_membership`); a refusal prints `1->c m1 refused: why`. A replica that
+//!   starts outside the cluster has the knob `joining=on`: the others leave it out of
+//!   their membership, and it leaves itself out of its own.
 //! - `transfer 1 to=3 [client=c] [mid=m1]`: an operator asks replica 1 to hand its
 //!   leadership to replica 3 (`Node::transfer_leadership`), answered like a request.
 //! - `persist 1`: replica 1's driver writes and syncs what its core changed (with the
@@ -89,6 +94,8 @@ struct Observed {
     vote: Option<NodeId>,
     leader: NodeId,
     commit: u64,
+    /// The membership in effect, as text (`raft::Membership::to_text`).
+    members: String,
 }
 
 impl Observed {
@@ -99,6 +106,7 @@ impl Observed {
             vote: node.voted_for(),
             leader: node.leader(),
             commit: node.commit_index().0,
+            members: node.membership().to_text(),
         }
     }
 
@@ -122,6 +130,9 @@ impl Observed {
         }
         if self.commit != before.commit {
             fields.push(format!("commit={}", self.commit));
+        }
+        if self.members != before.members {
+            fields.push(format!("members=[{}]", self.members));
         }
         fields
     }

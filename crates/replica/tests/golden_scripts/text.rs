@@ -136,6 +136,7 @@ pub fn entry(index: LogIndex, e: EntryRef<'_>) -> String {
     match e.command {
         CommandRef::Noop => format!("{} noop", at(index, e.term)),
         CommandRef::Put { key, value } => format!("{} put {key}={value}", at(index, e.term)),
+        CommandRef::Membership(text) => format!("{} members [{text}]", at(index, e.term)),
     }
 }
 
@@ -207,6 +208,7 @@ pub fn message(from: NodeId, to: NodeId, m: &Message<Vec<Entry>>) -> String {
                 .map(|p| match p.as_entry_ref().command {
                     CommandRef::Put { key, value } => format!("{key}={value}"),
                     CommandRef::Noop => "noop".to_owned(),
+                    CommandRef::Membership(text) => format!("members [{text}]"),
                 })
                 .collect();
             format!(

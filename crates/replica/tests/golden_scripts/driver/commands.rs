@@ -5,7 +5,7 @@ use super::{Cluster, FIRST_CLIENT_ID, InFlight, Network, Observed, Wire};
 use crate::text::{self, Args};
 use harness::{Core, Cores, open_mem_disk, peers_of};
 use raft::time::{Span, Time};
-use raft::{ClientRequest, Config, Node, NodeId, Operation, Timer};
+use raft::{ClientRequest, Config, MembershipChange, Node, NodeId, Operation, Timer};
 use std::collections::VecDeque;
 use storage::MemDisk;
 
@@ -58,6 +58,11 @@ impl Cluster {
             for (i, config) in configs.iter_mut().enumerate() {
                 set_knob(config, &knob, values[i.min(values.len() - 1)])?;
             }
+        }
+        // Members leave the replicas that are joining out of their membership.
+        let joining: Vec<NodeId> = configs.iter().filter(|c| c.joining).map(|c| c.id).collect();
+        for config in configs.iter_mut().filter(|c| !c.joining) {
+            config.peers.retain(|p| !joining.contains(p));
         }
         let mut cores = Vec::new();
         for config in configs {
@@ -151,6 +156,7 @@ impl Cluster {
             "restart" => self.restart(args),
             "put" | "get" => self.client_requests(args),
             "transfer" => self.transfer(args),
+            "add-learner" | "promote" | "remove" => self.change_membership(args),
             "inject" => self.inject(args),
             "persist" => {
                 // A durable replica's driver: what changed is written and synced.
@@ -286,6 +292,45 @@ impl Cluster {
         Ok(())
     }
 
+    /// The client name, its ID and the MID of an operator's request (`client=`, `mid=`).
+    fn operator_request(&mut self, args: &mut Args) -> (String, NodeId, String) {
+        let client_name = args.take_raw("client").unwrap_or_else(|| "c".to_owned());
+        let client = self.client_id(&client_name);
+        self.network.mids_issued += 1;
+        let mid = args
+            .take_raw("mid")
+            .unwrap_or(format!("m{}", self.network.mids_issued));
+        (client_name, client, mid)
+    }
+
+    /// `add-learner 1 id=4 [address=a]`, `promote 1 id=4`, `remove 1 id=3`.
+    fn change_membership(&mut self, args: &mut Args) -> Result<(), String> {
+        let i = self.replica_arg(args)?;
+        if self.network.down[i] {
+            return Err(format!("replica {} is down", i + 1));
+        }
+        let id = NodeId(args.require("id")?);
+        let change = match args.command.as_str() {
+            "add-learner" => MembershipChange::AddLearner {
+                id,
+                address: args.take_raw("address").unwrap_or_default().into(),
+            },
+            "promote" => MembershipChange::Promote { id },
+            _ => MembershipChange::Remove { id },
+        };
+        let (client_name, client, mid) = self.operator_request(args);
+        let mut refused = None;
+        self.input(i, |node, now| {
+            refused = node.change_membership(now, change, client, &mid).err();
+        });
+        if let Some(why) = refused {
+            self.network
+                .out
+                .push(format!("{}->{client_name} {mid} refused: {why}", i + 1));
+        }
+        Ok(())
+    }
+
     /// `transfer 1 to=3 [client=c] [mid=m1]`: an operator asks replica 1 to hand its
     /// leadership to replica 3; the answer is a reply like a client's.
     fn transfer(&mut self, args: &mut Args) -> Result<(), String> {
@@ -294,12 +339,7 @@ impl Cluster {
             return Err(format!("replica {} is down", i + 1));
         }
         let target = NodeId(args.require("to")?);
-        let client_name = args.take_raw("client").unwrap_or_else(|| "c".to_owned());
-        let client = self.client_id(&client_name);
-        self.network.mids_issued += 1;
-        let mid = args
-            .take_raw("mid")
-            .unwrap_or(format!("m{}", self.network.mids_issued));
+        let (_, client, mid) = self.operator_request(args);
         self.input(i, |node, now| {
             node.transfer_leadership(now, target, client, &mid);
         });
@@ -452,6 +492,7 @@ fn set_knob(c: &mut Config, knob: &str, value: &str) -> Result<(), String> {
         "apply-batch" => c.apply_batch = count()?,
         "compaction-log-bytes" => c.compaction_log_bytes = count()?,
         "durable" => c.durable = switch()?,
+        "joining" => c.joining = switch()?,
         "held-requests-max" => c.held_requests_max = count()?,
         "held-request-timeout" => c.held_request_timeout = span()?,
         "pending-puts-max" => c.pending_puts_max = count()?,
