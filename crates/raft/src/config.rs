@@ -116,6 +116,11 @@ pub struct Config {
     /// (`MembershipChange::AddLearner`): `peers` are the members, and it is none of them
     /// (so it never stands for election) until a membership entry says otherwise.
     pub joining: bool,
+    /// Peers that start outside the cluster, to be added later (each with `joining` on
+    /// its side): heard from like any peer (an election may need a replica that knows of
+    /// a membership change this one has not seen yet), but no members until a membership
+    /// entry makes them so.
+    pub joining_peers: Vec<NodeId>,
 
     /// Client requests held while no leader is known.
     pub held_requests_max: usize,
@@ -177,6 +182,7 @@ impl Config {
             compaction_keys_per_flush: 2048,
             durable: false,
             joining: false,
+            joining_peers: Vec::new(),
             held_requests_max: 4096,
             held_request_timeout: Span::from_millis(4000),
             pending_puts_max: 65_536,

@@ -345,20 +345,29 @@ impl Node {
         (at.0 > 0 || self.snapshot_membership.is_some()).then(|| m.to_text().into())
     }
 
-    /// The membership from the configuration: its peers and this replica, all voters;
-    /// for a replica joining a cluster (`Config::joining`), its peers only.
     pub(super) fn configured_membership(&self) -> Membership {
-        if self.config.joining {
-            Membership::of_voters(self.config.peers.iter().copied())
-        } else {
-            Membership::of_voters(self.config.peers.iter().copied().chain([self.config.id]))
-        }
+        configured_membership(&self.config)
     }
 
     /// Whether this replica may stand for election: only a voter of the membership it
     /// holds does.
     pub(super) fn is_voter(&self) -> bool {
         self.membership.is_voter(self.config.id)
+    }
+}
+
+/// The membership from the configuration: its peers but the joining ones, and this
+/// replica unless it is joining, all voters.
+pub(super) fn configured_membership(config: &crate::Config) -> Membership {
+    let founders = config
+        .peers
+        .iter()
+        .copied()
+        .filter(|p| !config.joining_peers.contains(p));
+    if config.joining {
+        Membership::of_voters(founders)
+    } else {
+        Membership::of_voters(founders.chain([config.id]))
     }
 }
 

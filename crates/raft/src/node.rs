@@ -173,12 +173,8 @@ impl Node {
             "replication targets are chosen as a bit per peer"
         );
         let rng = SmallRng::seed_from_u64(config.seed);
-        let membership = if config.joining {
-            Membership::of_voters(config.peers.iter().copied())
-        } else {
-            Membership::of_voters(config.peers.iter().copied().chain([config.id]))
-        };
-        let peers = config.peers.clone();
+        let membership = crate::membership_change::configured_membership(&config);
+        let peers = membership.peers_of(config.id);
         let mut node = Node {
             membership,
             membership_index: LogIndex(0),
@@ -266,11 +262,15 @@ impl Node {
         from: NodeId,
         message: IncomingMessage<'_>,
     ) -> Result<(), Dropped> {
-        // The leader is heard even once the membership in this log leaves it out: a
-        // leader removing itself leads until the removal commits (thesis §4.2.2).
-        let leader = [self.leader];
-        let senders = if from == self.leader && !self.peers.contains(&from) {
-            &leader[..]
+        // Every configured peer is heard, member or not yet (a candidate may know of a
+        // membership change this replica has not seen), and so is the leader even once
+        // the membership in this log leaves it out: a leader removing itself leads until
+        // the removal commits (thesis §4.2.2).
+        let known = self.peers.contains(&from)
+            || self.config.peers.contains(&from)
+            || (from == self.leader && !from.is_broadcast());
+        let senders = if known {
+            std::slice::from_ref(&from)
         } else {
             &self.peers[..]
         };

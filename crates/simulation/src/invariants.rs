@@ -35,6 +35,8 @@ struct Mirrored {
     term: Term,
     entry_hash: u64,
     prefix_hash: u64,
+    /// A membership entry's voters, a bit per replica id (the simulation's are small).
+    voters: Option<u64>,
 }
 
 pub struct Invariants {
@@ -62,6 +64,10 @@ pub struct Invariants {
     /// Per durable replica: what its syncs made durable, its log part lowered to what
     /// its log still shares with it when a leader replaces a suffix.
     persisted: Vec<Option<Persisted>>,
+    /// The voters of the last membership committed (the configured one at first): each
+    /// membership committed after it must differ by at most one voter, or two majorities
+    /// of successive memberships could be disjoint.
+    committed_voters: Option<u64>,
 }
 
 fn mix(a: u64, b: u64) -> u64 {
@@ -82,6 +88,16 @@ fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
         })
 }
 
+/// A membership's voters as a bit per id (ids under 64, as the simulation's are).
+fn voter_bits(text: &str) -> Result<u64, String> {
+    let membership = raft::Membership::parse(text)
+        .map_err(|e| format!("a membership entry that does not parse ({e}): {text}"))?;
+    Ok(membership
+        .voters()
+        .filter(|id| id.0 < 64)
+        .fold(0, |bits, id| bits | 1 << id.0))
+}
+
 fn entry_hash(entry: EntryRef<'_>) -> u64 {
     match entry.command {
         CommandRef::Noop => mix(entry.term.0, 1),
@@ -94,6 +110,38 @@ fn entry_hash(entry: EntryRef<'_>) -> u64 {
 }
 
 impl Invariants {
+    /// A membership committed at `index`: its voters differ from the last committed
+    /// membership's by at most one (so any majority of the one and any of the other share
+    /// a voter).
+    fn check_membership_step(
+        &mut self,
+        nodes: &[&Node],
+        index: u64,
+        next: u64,
+    ) -> Result<(), String> {
+        let previous = self.committed_voters.get_or_insert_with(|| {
+            let founder = nodes
+                .iter()
+                .find(|n| !n.config().joining)
+                .expect("a cluster has a founding member");
+            founder
+                .config()
+                .peers
+                .iter()
+                .chain([&founder.id()])
+                .fold(0, |bits, id| bits | 1 << id.0)
+        });
+        let differ = (*previous ^ next).count_ones();
+        if differ > 1 {
+            return Err(format!(
+                "membership change safety: the membership committed at {index} has voters {next:#b}, {differ} away from the last committed {:#b}",
+                *previous
+            ));
+        }
+        *previous = next;
+        Ok(())
+    }
+
     pub fn new(n: usize) -> Invariants {
         Invariants {
             mirrors: vec![Vec::new(); n],
@@ -107,6 +155,7 @@ impl Invariants {
             installs_seen: vec![0; n],
             from_disk: vec![false; n],
             persisted: vec![None; n],
+            committed_voters: None,
         }
     }
 
@@ -174,6 +223,9 @@ impl Invariants {
                 None => {
                     self.committed.push(mine);
                     self.committed_in_term.push(node.term());
+                    if let Some(voters) = mine.voters {
+                        self.check_membership_step(nodes, index, voters)?;
+                    }
                 }
             }
         }
@@ -484,10 +536,15 @@ impl Invariants {
                 ));
             }
             let h = entry_hash(e);
+            let voters = match e.command {
+                CommandRef::Membership(text) => Some(voter_bits(text)?),
+                _ => None,
+            };
             mirror.push(Mirrored {
                 term: e.term,
                 entry_hash: h,
                 prefix_hash: mix(prev, h),
+                voters,
             });
         }
         if log.last_term() > node.term() {

@@ -17,8 +17,8 @@ use invariants::Invariants;
 use network::{Links, NetworkConfig};
 use raft::time::{Span, Time};
 use raft::{
-    ClientRequest, Config, LogIndex, Message, Node, NodeId, Operation, OutgoingMessage, Reply,
-    ReplyKind, Role, Term, Timer,
+    ClientRequest, Config, LogIndex, MembershipChange, Message, Node, NodeId, Operation,
+    OutgoingMessage, Reply, ReplyKind, Role, Term, Timer,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -117,6 +117,11 @@ enum Event {
     },
     /// An operator asks the replica to hand its leadership to `target`.
     Transfer { node: usize, target: NodeId },
+    /// An operator asks the replica to change the membership.
+    Membership {
+        node: usize,
+        change: MembershipChange,
+    },
     /// A power loss planned for the replica's `incarnation` (after a kill and a restart).
     PowerLoss {
         node: usize,
@@ -242,6 +247,19 @@ pub struct ClusterStats {
     /// leader).
     pub transfers: u64,
     pub transfers_done: u64,
+    /// Membership changes asked for, refused at once (nothing appended), and answered
+    /// committed.
+    pub membership_asked: u64,
+    pub membership_refused: u64,
+    pub membership_done: u64,
+}
+
+/// What an operator's outstanding request was.
+#[derive(Debug)]
+enum OperatorAsk {
+    Transfer(NodeId),
+    /// The index its membership entry was appended at.
+    Membership(LogIndex),
 }
 
 impl ClusterStats {
@@ -292,8 +310,9 @@ pub struct Cluster {
     /// Requests delivered and not yet answered: (client, MID) -> (replica, operation).
     /// A `BTreeMap`, like every map here, so that nothing in a run depends on a hash seed.
     outstanding: BTreeMap<(NodeId, String), (usize, ClientOp)>,
-    /// Leadership transfers asked for and not yet answered: MID -> (replica, target).
-    transfers_outstanding: BTreeMap<String, (usize, NodeId)>,
+    /// An operator's requests (leadership transfers, membership changes) not yet
+    /// answered: MID -> (replica asked, what).
+    transfers_outstanding: BTreeMap<String, (usize, OperatorAsk)>,
     violation: Option<String>,
     /// Print every event to stderr (off by default; a test turns it on to replay a seed).
     pub trace: bool,
@@ -407,13 +426,17 @@ impl Cluster {
                 return false;
             }
             let term = node.term();
+            let membership = node.membership();
             let followers = (0..self.len())
                 .filter(|&j| {
                     let o = self.cores.node(j);
-                    !self.replicas[j].crashed && o.term() == term && o.leader() == self.ids[i]
+                    !self.replicas[j].crashed
+                        && membership.is_voter(self.ids[j])
+                        && o.term() == term
+                        && o.leader() == self.ids[i]
                 })
                 .count();
-            followers > self.replicas.len() / 2
+            followers >= membership.quorum()
         })
     }
 
@@ -432,6 +455,32 @@ impl Cluster {
     /// Requests delivered to a live replica and not yet answered.
     pub fn requests_unanswered(&self) -> usize {
         self.outstanding.len()
+    }
+
+    /// The replicas in the latest membership a live replica holds, by position: what a
+    /// client asking the cluster who is in it would learn (Redis clients ask `CLUSTER
+    /// NODES`). `None` if every replica is down.
+    pub fn members_hint(&self) -> Option<Vec<usize>> {
+        let latest = (0..self.len())
+            .filter(|&i| !self.replicas[i].crashed)
+            .max_by_key(|&i| {
+                let node = self.cores.node(i);
+                (node.membership_index(), node.term())
+            })?;
+        let membership = self.cores.node(latest).membership();
+        Some(
+            (0..self.len())
+                .filter(|&i| membership.contains(self.ids[i]))
+                .collect(),
+        )
+    }
+
+    /// The same, each as `replica: client MID operation`, for a failure's message.
+    pub fn describe_unanswered(&self) -> Vec<String> {
+        self.outstanding
+            .iter()
+            .map(|((client, mid), (to, op))| format!("{}: {client} {mid} {op:?}", self.ids[*to]))
+            .collect()
     }
 
     /// Freezes replica `i` (SIGSTOP): messages and timers wait for `resume`.
@@ -497,7 +546,7 @@ impl Cluster {
             Event::Deliver { to, .. } => *to,
             Event::Timer { node, .. } => *node,
             Event::Requests { to, .. } => *to,
-            Event::Transfer { node, .. } => *node,
+            Event::Transfer { node, .. } | Event::Membership { node, .. } => *node,
             Event::Synced { node, .. }
             | Event::Restart { node }
             | Event::Kill { node, .. }
@@ -552,8 +601,9 @@ impl Cluster {
                 self.stats.messages_delivered += 1;
                 let from_id = self.ids[from];
                 if let Err(dropped) = hand_in(self.cores.node_mut(to), now, from_id, &message) {
-                    // Every replica here is correct: a refusal is a bug in the sender or
-                    // in the check.
+                    // Every replica here is correct (a removed one, or one not added yet,
+                    // is still a configured peer): a refusal is a bug in the sender or in
+                    // the check.
                     self.violation.get_or_insert(format!(
                         "{} dropped a message from {from_id}: {dropped}",
                         self.ids[to]
@@ -580,11 +630,27 @@ impl Cluster {
             Event::Restart { .. } | Event::Kill { .. } | Event::PowerLoss { .. } => {
                 unreachable!("handled above")
             }
+            Event::Membership { node, change } => {
+                self.stats.membership_asked += 1;
+                let mid = format!("membership{}", self.stats.membership_asked);
+                let asked = self
+                    .cores
+                    .node_mut(node)
+                    .change_membership(now, change, OPERATOR, &mid);
+                match asked {
+                    Ok(()) => {
+                        let index = self.cores.node(node).membership_index();
+                        self.transfers_outstanding
+                            .insert(mid, (node, OperatorAsk::Membership(index)));
+                    }
+                    Err(_) => self.stats.membership_refused += 1,
+                }
+            }
             Event::Transfer { node, target } => {
                 self.stats.transfers += 1;
                 let mid = format!("transfer{}", self.stats.transfers);
                 self.transfers_outstanding
-                    .insert(mid.clone(), (node, target));
+                    .insert(mid.clone(), (node, OperatorAsk::Transfer(target)));
                 self.cores
                     .node_mut(node)
                     .transfer_leadership(now, target, OPERATOR, &mid);
@@ -720,10 +786,11 @@ impl Cluster {
         self.actions = actions;
     }
 
-    /// An operator's transfer was answered by replica `i`: exactly once, by the replica
-    /// asked, and `ok` only once that replica hears the target lead.
+    /// An operator's request was answered by replica `i`: exactly once, by the replica
+    /// asked; a transfer `ok` only once that replica hears the target lead, a membership
+    /// change `ok` only once it is committed there.
     fn transfer_answered(&mut self, i: usize, reply: Reply) {
-        let Some((asked, target)) = self.transfers_outstanding.remove(reply.mid.as_str()) else {
+        let Some((asked, what)) = self.transfers_outstanding.remove(reply.mid.as_str()) else {
             self.violation.get_or_insert(format!(
                 "{} answered transfer {} it does not owe",
                 self.ids[i], reply.mid
@@ -731,6 +798,25 @@ impl Cluster {
             return;
         };
         let node = self.cores.node(i);
+        let target = match what {
+            OperatorAsk::Transfer(target) => target,
+            OperatorAsk::Membership(index) => {
+                let ok = matches!(reply.kind, ReplyKind::Ok { .. });
+                if asked != i || (ok && index > node.commit_index()) {
+                    self.violation.get_or_insert(format!(
+                        "{} answered membership change {} (asked of {}, appended at {}) {:?} with its commit index at {}",
+                        self.ids[i],
+                        reply.mid,
+                        self.ids[asked],
+                        index.0,
+                        reply.kind,
+                        node.commit_index().0
+                    ));
+                }
+                self.stats.membership_done += u64::from(ok);
+                return;
+            }
+        };
         if asked != i {
             self.violation.get_or_insert(format!(
                 "{} answered transfer {} asked of {}",
@@ -756,7 +842,14 @@ impl Cluster {
         self.schedule(at, Event::Transfer { node: i, target });
     }
 
-    /// Transfers asked for and not yet answered.
+    /// Asks replica `i`, after the client delay, to change the membership
+    /// (`Node::change_membership`), as an operator would.
+    pub fn change_membership(&mut self, i: usize, change: MembershipChange) {
+        let at = self.now + self.client_delay;
+        self.schedule(at, Event::Membership { node: i, change });
+    }
+
+    /// Transfers and membership changes asked for and not yet answered.
     pub fn transfers_unanswered(&self) -> usize {
         self.transfers_outstanding.len()
     }

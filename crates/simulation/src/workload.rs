@@ -291,8 +291,11 @@ impl Workload {
         now: Time,
         attempts: u32,
     ) {
+        // Live members, as a client would learn them from the cluster (Redis clients ask
+        // CLUSTER NODES): of the leader's membership if there is a leader, else all.
+        let members = cluster.members_hint();
         let mut live: Vec<usize> = (0..cluster.len())
-            .filter(|&i| !cluster.is_crashed(i))
+            .filter(|&i| !cluster.is_crashed(i) && members.as_ref().is_none_or(|m| m.contains(&i)))
             .collect();
         if live.is_empty() {
             // Every replica is down (restarting): the request is lost, and retried.

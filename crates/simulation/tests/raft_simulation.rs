@@ -9,6 +9,11 @@
 //!   bounded virtual time;
 //! - at the end: every key's history is linearizable.
 //!
+//! In 30% of the seeds (another 30%, drawn apart) a replica starts outside the cluster:
+//! an operator has the leader add it (as a learner, promoted once caught up) and later
+//! remove a member, the leader maybe; every committed membership must differ from the
+//! last by at most one voter.
+//!
 //! In 30% of the seeds an operator also asks for leadership transfers, one to three,
 //! amid the faults or after them; each must be answered exactly once, `ok` only when the
 //! replica asked knows the target leads.
@@ -25,6 +30,7 @@
 //! prints its plan, and with `TRACE_SIM=1` every event of it.
 
 use raft::Config;
+use raft::MembershipChange;
 use raft::NodeId;
 use raft::time::{Span, Time};
 use rand::rngs::SmallRng;
@@ -43,6 +49,8 @@ const TICK: Span = Span::from_millis(1);
 /// Seeds whose plan includes leadership transfers, and until when they are asked for.
 const TRANSFER_SEEDS_FRACTION: f64 = 0.3;
 const TRANSFERS_UNTIL: Time = Time(8_000_000);
+/// Seeds that add a replica to the cluster and later remove one.
+const MEMBERSHIP_SEEDS_FRACTION: f64 = 0.3;
 
 #[derive(Clone, Debug)]
 enum Fault {
@@ -101,11 +109,22 @@ enum Fault {
     TransferLeadership {
         target: usize,
     },
+    /// An operator asks the leader to add the spare replica (the last, started outside
+    /// the cluster) as a learner; the leader promotes it once it has caught up.
+    AddSpare,
+    /// An operator asks the leader to remove replica `which` (the leader itself, maybe),
+    /// once the spare votes: the cluster keeps as many voters as it started with, so the
+    /// crashes the plan allows stay a minority.
+    RemoveMember {
+        which: usize,
+    },
     Heal,
 }
 
 struct Plan {
+    /// Members at the start; with `spare`, one more replica runs outside the cluster.
     replicas: usize,
+    spare: bool,
     /// Replicas persist their term, vote and log, and may be restarted.
     durable: bool,
     network: NetworkConfig,
@@ -215,6 +234,24 @@ fn plan(seed: u64) -> Plan {
             faults.push((at, Fault::TransferLeadership { target }));
         }
     }
+    // A share of the seeds changes the membership: the spare is added (asked three times,
+    // in case the first asks meet an election or another change), and later a member is
+    // removed.
+    let mut members = SmallRng::seed_from_u64(seed ^ 0x3E3B_E125);
+    let spare = members.random_bool(MEMBERSHIP_SEEDS_FRACTION);
+    if spare {
+        let add_at =
+            FAULTS_FROM + Span(members.random_range(0..HEAL_AT.since(FAULTS_FROM).as_micros()));
+        for k in 0..3 {
+            faults.push((add_at + Span::from_millis(400 * k), Fault::AddSpare));
+        }
+        let remove_at = add_at
+            + Span(members.random_range(
+                1_500_000..TRANSFERS_UNTIL.since(FAULTS_FROM).as_micros() + 1_500_000,
+            ));
+        let which = members.random_range(0..replicas);
+        faults.push((remove_at, Fault::RemoveMember { which }));
+    }
     faults.sort_by_key(|(at, _)| *at);
     let workload = WorkloadConfig {
         clients: 4,
@@ -228,6 +265,7 @@ fn plan(seed: u64) -> Plan {
     };
     Plan {
         replicas,
+        spare,
         durable,
         network,
         faults,
@@ -380,6 +418,25 @@ fn apply(
             let target = cluster.id(target);
             cluster.transfer_leadership(l, target);
         }
+        Fault::AddSpare => {
+            let l = leader_or_any(cluster);
+            let id = cluster.id(n - 1);
+            cluster.change_membership(
+                l,
+                MembershipChange::AddLearner {
+                    id,
+                    address: "".into(),
+                },
+            );
+        }
+        Fault::RemoveMember { which } => {
+            let l = leader_or_any(cluster);
+            let spare = cluster.id(n - 1);
+            if cluster.node(l).membership().is_voter(spare) {
+                let id = cluster.id(*which);
+                cluster.change_membership(l, MembershipChange::Remove { id });
+            }
+        }
         Fault::Heal => {
             if t >= HEAL_AT {
                 // The end of all faults: the network stops losing and duplicating too.
@@ -446,7 +503,13 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
     // default large ones (where most entries are applied only when a get reads).
     let apply_batch = [1, 3, Config::new(NodeId(0), Vec::new(), 0).apply_batch][seed as usize % 3];
     let compaction = compaction(seed);
-    let mut cluster = Cluster::new(plan.replicas, seed, |c| {
+    let spare = plan.spare.then_some(NodeId(plan.replicas as u16));
+    let total = plan.replicas + usize::from(plan.spare);
+    let mut cluster = Cluster::new(total, seed, |c| {
+        if let Some(spare) = spare {
+            c.joining = c.id == spare;
+            c.joining_peers = vec![spare];
+        }
         c.apply_batch = apply_batch;
         c.durable = plan.durable;
         if let Some((log_bytes, chunk_bytes, keys)) = compaction {
@@ -515,9 +578,10 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         }
         if t >= deadline {
             return Err(format!(
-                "liveness: {} operations unfinished, {} requests and {} transfers unanswered, leader {:?} at {t:?} ({:?})",
+                "liveness: {} operations unfinished, {} requests ({:?}) and {} operator requests unanswered, leader {:?} at {t:?} ({:?})",
                 workload.unfinished(),
                 cluster.requests_unanswered(),
+                cluster.describe_unanswered(),
                 cluster.transfers_unanswered(),
                 cluster.stable_leader(),
                 (0..cluster.len())
@@ -536,7 +600,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         .map(|(name, n)| format!("{n} {name}"))
         .collect();
     let summary = format!(
-        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, {} of {} transfers done, settled at {:?}; disk: {}",
+        "{} ops, {} msgs ({} snapshot chunks), {} redirects, {} fails, {} of {} transfers done, {} membership changes committed ({} asked, {} refused), settled at {:?}; disk: {}",
         workload.stats.completed,
         cluster.stats.messages_sent,
         cluster.stats.snapshot_chunks_sent,
@@ -544,6 +608,9 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         workload.stats.fails,
         cluster.stats.transfers_done,
         cluster.stats.transfers,
+        cluster.stats.membership_done,
+        cluster.stats.membership_asked,
+        cluster.stats.membership_refused,
         t,
         if disk.is_empty() {
             "-".to_owned()
@@ -598,6 +665,7 @@ fn raft_simulation() {
         .map(|(name, _)| (name, 0, 0));
     let (mut compacting, mut installing, mut chunks) = (0, 0, 0);
     let (mut transferring, mut transfers, mut transfers_done) = (0, 0, 0);
+    let (mut changing, mut changes_done, mut added, mut removed) = (0, 0, 0, 0);
     for seed in 0..seeds {
         match run_seed_catching(seed) {
             Ok((_, stats)) => {
@@ -612,6 +680,10 @@ fn raft_simulation() {
                 transferring += u64::from(stats.transfers > 0);
                 transfers += stats.transfers;
                 transfers_done += stats.transfers_done;
+                changing += u64::from(stats.membership_asked > 0);
+                changes_done += stats.membership_done;
+                added += u64::from(stats.membership_done >= 1);
+                removed += u64::from(stats.membership_done >= 2);
             }
             Err(e) => {
                 eprintln!(
@@ -630,7 +702,7 @@ fn raft_simulation() {
         .collect();
     let _ = writeln!(
         std::io::stderr().lock(),
-        "raft_simulation: {} of {seeds} seeds passed ({durable} durable; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks; {transferring} moving leadership, {transfers_done} of {transfers} transfers done); disk faults: {}",
+        "raft_simulation: {} of {seeds} seeds passed ({durable} durable; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks; {transferring} moving leadership, {transfers_done} of {transfers} transfers done; {changing} changing membership, {changes_done} changes committed, {added} adding a replica, {removed} adding and removing); disk faults: {}",
         seeds - failures.len() as u64,
         disk.join(", ")
     );

@@ -349,7 +349,15 @@ fn recover_snapshot(bytes: &[u8]) -> Result<(Log, Log), (u64, String)> {
             return Err(bad(at, "pairs out of order"));
         }
         for entry in entries {
-            if !matches!(entry.command, CommandRef::Put { .. }) {
+            // Puts, after the membership a snapshot begins with when the cluster's
+            // membership has changed.
+            let first_pair = pairs.last_index() == LogIndex(0);
+            let fits = match entry.command {
+                CommandRef::Put { .. } => true,
+                CommandRef::Membership(text) => first_pair && raft::Membership::parse(text).is_ok(),
+                CommandRef::Noop => false,
+            };
+            if !fits {
                 return Err(bad(at, "a pair that is no put"));
             }
             pairs.append(EntryRef {

@@ -61,8 +61,8 @@ impl Cluster {
         }
         // Members leave the replicas that are joining out of their membership.
         let joining: Vec<NodeId> = configs.iter().filter(|c| c.joining).map(|c| c.id).collect();
-        for config in configs.iter_mut().filter(|c| !c.joining) {
-            config.peers.retain(|p| !joining.contains(p));
+        for config in configs.iter_mut() {
+            config.joining_peers = joining.clone();
         }
         let mut cores = Vec::new();
         for config in configs {
