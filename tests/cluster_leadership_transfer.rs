@@ -6,11 +6,8 @@
 
 mod cluster_support;
 
-use cluster_support::{TestCluster, eventually};
+use cluster_support::{TestCluster, Writer, eventually};
 use redis::{Commands, ErrorKind};
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const ELECTION_WITHIN: Duration = Duration::from_secs(15);
@@ -26,28 +23,7 @@ fn leadership_moves_on_request_while_a_client_keeps_writing() {
     let target = (first + 1) % 3;
     let other = (first + 2) % 3;
 
-    // A writer that never stops until told: each key once, what was acknowledged kept.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let client = cluster.cluster_client(&[0, 1, 2]);
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut con = client.get_connection().expect("a cluster connection");
-            let (mut acked, mut errors) = (BTreeMap::new(), Vec::new());
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let key = format!("w:{i}");
-                match con.set::<_, _, ()>(&key, i) {
-                    Ok(()) => {
-                        acked.insert(key, i);
-                    }
-                    Err(e) => errors.push(e.to_string()),
-                }
-                i += 1;
-            }
-            (acked, errors)
-        })
-    };
+    let writer = Writer::start(&cluster, "w");
     std::thread::sleep(Duration::from_millis(300));
 
     let mut leader_con = cluster.connect(first);
@@ -101,8 +77,7 @@ fn leadership_moves_on_request_while_a_client_keeps_writing() {
     );
     std::thread::sleep(Duration::from_millis(300));
 
-    stop.store(true, Ordering::Relaxed);
-    let (acked, errors) = writer.join().unwrap();
+    let (acked, errors) = writer.stop();
     assert!(
         acked.len() > 100,
         "the writer got only {} writes through ({} errors: {:?})",

@@ -1,7 +1,8 @@
 //! `kvstore`: the store in cluster mode, for Redis clients.
 //!
 //! - `kvstore serve --config CLUSTER.toml --id ID [--data-dir DIR | --in-memory]` runs one
-//!   node;
+//!   node; with `--join PEER CLIENT`, a node not in the file, to be added by the leader
+//!   (`CLUSTER ADDNODE`);
 //! - `kvstore cluster [--nodes N] [--base-port P] [--data-dir DIR]` runs a local cluster
 //!   of N nodes as child processes.
 //!
@@ -30,9 +31,13 @@ enum Mode {
         /// The cluster file: every node's id, peer (UDP) and client (TCP) address.
         #[arg(long, value_name = "CLUSTER.toml")]
         config: PathBuf,
-        /// This node's id in the cluster file.
+        /// This node's id in the cluster file (with --join, an id not in it).
         #[arg(long)]
         id: u16,
+        /// Start outside the cluster, at these peer (UDP) and client (TCP) addresses, and
+        /// wait to be added: `CLUSTER ADDNODE ID PEER CLIENT` on the leader.
+        #[arg(long, num_args = 2, value_names = ["PEER", "CLIENT"])]
+        join: Option<Vec<std::net::SocketAddr>>,
         /// Where the node keeps its term, vote, log and snapshot (created if missing).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
         Mode::Serve {
             config,
             id,
+            join,
             data_dir,
             in_memory,
             debug_log,
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
             serve(&ServeOptions {
                 config,
                 id,
+                join: join.map(|a| (a[0], a[1])),
                 data_dir,
                 in_memory,
                 debug_log_dir: debug_log,

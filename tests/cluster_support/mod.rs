@@ -17,6 +17,8 @@ pub struct TestNode {
     pub peer: SocketAddr,
     pub data_dir: PathBuf,
     pub child: Option<Child>,
+    /// Not in the cluster file: started with `--join`, to be added by the leader.
+    pub joins: bool,
 }
 
 pub struct TestCluster {
@@ -68,6 +70,7 @@ impl TestCluster {
                 peer: SocketAddr::from(([127, 0, 0, 1], peer)),
                 data_dir: dir.join(format!("node-{id}")),
                 child: None,
+                joins: false,
             });
         }
         let config = dir.join("cluster.toml");
@@ -91,15 +94,40 @@ impl TestCluster {
     pub fn start_node(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node {} is running", node.id);
-        let child = Command::new(KVSTORE)
+        let mut command = Command::new(KVSTORE);
+        command
             .args(["serve", "--config"])
             .arg(&self.config)
             .args(["--id", &node.id.to_string(), "--data-dir"])
-            .arg(&node.data_dir)
+            .arg(&node.data_dir);
+        if node.joins {
+            command
+                .arg("--join")
+                .arg(node.peer.to_string())
+                .arg(node.client.to_string());
+        }
+        let child = command
             .stdin(Stdio::null())
             .spawn()
             .expect("start kvstore serve");
         node.child = Some(child);
+    }
+
+    /// Starts node `id`, not in the cluster file, with `--join`; returns its position.
+    /// The leader adds it with `CLUSTER ADDNODE` (see `add_node_command`).
+    pub fn start_joining(&mut self, id: u16) -> usize {
+        let (client, peer) = (free_port(), free_port());
+        self.nodes.push(TestNode {
+            id,
+            client: SocketAddr::from(([127, 0, 0, 1], client)),
+            peer: SocketAddr::from(([127, 0, 0, 1], peer)),
+            data_dir: self.dir.join(format!("node-{id}")),
+            child: None,
+            joins: true,
+        });
+        let i = self.nodes.len() - 1;
+        self.start_node(i);
+        i
     }
 
     pub fn kill(&mut self, i: usize) {
@@ -201,4 +229,45 @@ pub fn have(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
     })
+}
+
+/// A client that writes a new key (`PREFIX:n` = n) after each answer until stopped,
+/// through the `redis` crate's cluster client, keeping what was acknowledged.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(std::collections::BTreeMap<String, u64>, Vec<String>)>,
+}
+
+impl Writer {
+    pub fn start(cluster: &TestCluster, prefix: &'static str) -> Writer {
+        use redis::Commands;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seeds: Vec<usize> = (0..cluster.nodes.len()).collect();
+        let client = cluster.cluster_client(&seeds);
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut con = client.get_connection().expect("a cluster connection");
+            let (mut acked, mut errors) = (std::collections::BTreeMap::new(), Vec::new());
+            let mut i = 0u64;
+            while !stopped.load(Ordering::Relaxed) {
+                let key = format!("{prefix}:{i}");
+                match con.set::<_, _, ()>(&key, i) {
+                    Ok(()) => {
+                        acked.insert(key, i);
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+                i += 1;
+            }
+            (acked, errors)
+        });
+        Writer { stop, thread }
+    }
+
+    /// Stops the writer: what was acknowledged (key -> value) and the errors it met.
+    pub fn stop(self) -> (std::collections::BTreeMap<String, u64>, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the writer thread")
+    }
 }

@@ -26,10 +26,6 @@ impl Node {
         let mid = InlineStr::from(request.mid);
         if self.role == Role::Leader {
             self.serve(now, request.client, mid, request.operation);
-        } else if !self.membership.contains(self.config.id) && self.leader != NodeId::UNKNOWN {
-            // Removed: the leader it knew will not speak to it again, so it is not waited
-            // for (no leader known: held, as anywhere, in case this replica is added).
-            self.reply(request.client, mid, ReplyKind::Redirect);
         } else if self.leader != NodeId::UNKNOWN && !self.client_came_back(now, request.client) {
             self.remember_redirect(now, request.client);
             self.reply(request.client, mid, ReplyKind::Redirect);

@@ -24,7 +24,9 @@ use crate::NodeId;
 use crate::effect::{ReplyKind, Timer};
 use crate::inline_str::InlineStr;
 use crate::membership::{BadMembership, Member, Membership};
-use crate::message::{CommandRef, EntryRef, LogIndex, Message, TimeoutNow};
+use crate::message::{
+    AppendEntries, CommandRef, EntryRef, EntrySpan, LogIndex, Message, TimeoutNow,
+};
 use crate::node::{Node, Role};
 use crate::progress::Progress;
 use crate::time::Time;
@@ -89,6 +91,19 @@ impl Node {
     /// one; the snapshot's index for one from a snapshot).
     pub fn membership_index(&self) -> LogIndex {
         self.membership_index
+    }
+
+    /// On a leader: each follower's id, whether it votes, and how far its log is known
+    /// to match this leader's. Empty on any other replica.
+    pub fn follower_progress(&self) -> Vec<(NodeId, bool, LogIndex)> {
+        let Some(leader) = self.leader_state.as_ref() else {
+            return Vec::new();
+        };
+        self.peers
+            .iter()
+            .zip(&leader.progress)
+            .map(|(&id, p)| (id, p.voter, p.match_index))
+            .collect()
     }
 
     /// Appends `change` if this leader may: answered `Ok` through `client`'s request
@@ -210,20 +225,57 @@ impl Node {
             .and_then(|l| l.membership_change.as_ref())
             .is_some_and(|(index, _)| *index <= self.commit_index);
         if committed {
-            let answer = self
+            let (index, answer) = self
                 .leader_state
                 .as_mut()
                 .and_then(|l| l.membership_change.take())
-                .and_then(|(_, answer)| answer);
+                .expect("seen just above");
             if let Some((client, mid)) = answer {
                 self.reply(client, mid, ReplyKind::Ok { value: None });
             }
+            self.bid_farewell(now, index);
             if !self.membership.contains(self.config.id) {
                 self.hand_over_after_removal(now);
                 return;
             }
         }
         self.maybe_promote_learner(now);
+    }
+
+    /// The membership entry at `index`, just committed, removed a follower: it is sent
+    /// that entry once more with the commit index, so that it learns it is out (a
+    /// leader stops replicating to a follower once the entry removing it is appended,
+    /// and a removed node that never learns waits forever for a leader; cluster mode
+    /// stops a node once it knows). One datagram: if it is lost, or the follower lacks
+    /// the entries before, the follower stays as it is, harmless.
+    fn bid_farewell(&mut self, now: Time, index: LogIndex) {
+        let Some(previous) = self.log.term_at(index.prev()) else {
+            return;
+        };
+        let before = self.membership_as_of(index.prev()).0;
+        let removed: Vec<NodeId> = before
+            .members()
+            .iter()
+            .map(|m| m.id)
+            .filter(|&id| id != self.config.id && !self.membership.contains(id))
+            .collect();
+        for to in removed {
+            self.send(
+                to,
+                Message::AppendEntries(AppendEntries {
+                    term: self.current_term,
+                    prev_log_index: index.prev(),
+                    prev_log_term: previous,
+                    leader_commit: self.commit_index,
+                    sent_at_us: now.as_micros(),
+                    ack_requested: false,
+                    entries: EntrySpan {
+                        first: index,
+                        count: 1,
+                    },
+                }),
+            );
+        }
     }
 
     /// This leader's removal committed: the voter furthest along is told to stand at

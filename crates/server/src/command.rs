@@ -23,7 +23,7 @@ use crate::resp::reply;
 use crate::value;
 use raft::NodeId;
 use raft::time::{Span, Time};
-use raft::{ClientRequest, CommandRef, Node, Operation, Role};
+use raft::{ClientRequest, CommandRef, MembershipChange, Node, Operation, Role};
 
 /// How long a command waits for a leader to be known before `-CLUSTERDOWN`: an election
 /// (the longest election timeout, 1.4 s, and a round of votes) with room to spare.
@@ -120,13 +120,21 @@ pub fn dispatch(
         if arity(rest.is_empty(), conn) {
             return keyed(conn, &[b""], Awaited::Dbsize, node, now, cx);
         }
-    } else if is("CLUSTER")
-        && rest
-            .first()
-            .is_some_and(|s| s.eq_ignore_ascii_case(b"TRANSFER"))
-    {
+    } else if is("CLUSTER") && is_sub(rest, "TRANSFER") {
         if arity(rest.len() == 2, conn) {
             return transfer(conn, rest[1], node, now, cx);
+        }
+    } else if is("CLUSTER") && is_sub(rest, "ADDNODE") {
+        if arity(rest.len() == 4, conn) {
+            return add_node(conn, &rest[1..], node, now, cx);
+        }
+    } else if is("CLUSTER") && is_sub(rest, "DELNODE") {
+        if arity(rest.len() == 2, conn) {
+            let Some(id) = parse_node_id(rest[1]) else {
+                unknown_node(conn, rest[1]);
+                return Dispatched::Taken;
+            };
+            return change_membership(conn, MembershipChange::Remove { id }, node, now, cx);
         }
     } else {
         answer_locally(conn, name, rest, node, now, cx);
@@ -144,41 +152,101 @@ fn transfer(
     now: Time,
     cx: &mut Context<'_>,
 ) -> Dispatched {
-    let target = std::str::from_utf8(id).ok().and_then(|text| {
-        let number = if text.len() == 40 {
-            u16::from_str_radix(text, 16).ok()
-        } else {
-            text.parse().ok()
-        };
-        number
-            .map(NodeId)
-            .filter(|&id| cx.cluster.node(id).is_some())
-    });
-    let Some(target) = target else {
-        let shown: String = String::from_utf8_lossy(id).chars().take(64).collect();
-        conn.error(&format!(
-            "ERR unknown node {shown}: not in the cluster file"
-        ));
+    let Some(target) =
+        parse_node_id(id).filter(|&id| node.membership().contains(id) || id == cx.me)
+    else {
+        unknown_node(conn, id);
         return Dispatched::Taken;
     };
-    let what = Awaited::Transfer { target };
+    let mid = match operator_request(conn, node, now, cx) {
+        Ok(mid) => mid,
+        Err(dispatched) => return dispatched,
+    };
+    node.transfer_leadership(now, target, PORT_CLIENT, &mid);
+    owe_operator(conn, Awaited::Transfer { target });
+    Dispatched::Taken
+}
+
+/// `CLUSTER ADDNODE <id> <peer host:port> <client host:port>`: the leader adds a node
+/// started with `kvstore serve --join` as a learner, answered `+OK` once that change is
+/// committed; the leader makes it a voter itself once it has caught up.
+fn add_node(
+    conn: &mut Connection,
+    args: &[&[u8]],
+    node: &mut Node,
+    now: Time,
+    cx: &mut Context<'_>,
+) -> Dispatched {
+    let Some(id) = parse_node_id(args[0]) else {
+        unknown_node(conn, args[0]);
+        return Dispatched::Taken;
+    };
+    let address = |a: &[u8]| {
+        std::str::from_utf8(a)
+            .ok()
+            .and_then(|t| t.parse::<std::net::SocketAddr>().ok())
+    };
+    let (Some(peer), Some(client)) = (address(args[1]), address(args[2])) else {
+        conn.error("ERR CLUSTER ADDNODE <id> <peer host:port> <client host:port>: an address is not host:port");
+        return Dispatched::Taken;
+    };
+    let change = MembershipChange::AddLearner {
+        id,
+        address: crate::members::address_text(peer, client).into(),
+    };
+    change_membership(conn, change, node, now, cx)
+}
+
+/// A membership change by the leader (a follower redirects, as for a write): refused at
+/// once with the core's reason, or answered once committed.
+fn change_membership(
+    conn: &mut Connection,
+    change: MembershipChange,
+    node: &mut Node,
+    now: Time,
+    cx: &mut Context<'_>,
+) -> Dispatched {
+    let mid = match operator_request(conn, node, now, cx) {
+        Ok(mid) => mid,
+        Err(dispatched) => return dispatched,
+    };
+    match node.change_membership(now, change, PORT_CLIENT, &mid) {
+        Ok(()) => owe_operator(conn, Awaited::Membership),
+        Err(refused) => {
+            conn.writes_in_flight -= 1;
+            conn.error(&format!("ERR membership change refused: {refused}"));
+        }
+    }
+    Dispatched::Taken
+}
+
+/// Routes an operator's command as a write: its MID (the connection's next request,
+/// counted as a write in flight), or how it was dispatched if it was answered or waits.
+fn operator_request(
+    conn: &mut Connection,
+    node: &Node,
+    now: Time,
+    cx: &mut Context<'_>,
+) -> Result<String, Dispatched> {
     if let Some(dispatched) = route_to_leader(conn, node, now, cx, 0) {
-        return dispatched;
+        return Err(dispatched);
     }
     if conn.reads_in_flight > 0 {
         conn.waits_for_order = true;
-        return Dispatched::Ordered;
+        return Err(Dispatched::Ordered);
     }
     conn.writes_in_flight += 1;
-    let request = conn.next_request;
-    cx.mid.clear();
-    use std::fmt::Write;
-    let _ = write!(cx.mid, "{}.{}.{request}", cx.connection, cx.generation);
-    node.transfer_leadership(now, target, PORT_CLIENT, cx.mid);
-    conn.next_request += 1;
+    Ok(format!(
+        "{}.{}.{}",
+        cx.connection, cx.generation, conn.next_request
+    ))
+}
+
+/// The answer owed for the operator's request `operator_request` counted.
+fn owe_operator(conn: &mut Connection, what: Awaited) {
     conn.owed
         .push_back(crate::port::connection::Place::Waiting(Owed {
-            first_request: request,
+            first_request: conn.next_request,
             what,
             missing: 1,
             slot: 0,
@@ -186,7 +254,33 @@ fn transfer(
             count: 0,
             values: Vec::new(),
         }));
-    Dispatched::Taken
+    conn.next_request += 1;
+}
+
+fn is_sub(rest: &[&[u8]], word: &str) -> bool {
+    rest.first()
+        .is_some_and(|s| s.eq_ignore_ascii_case(word.as_bytes()))
+}
+
+/// A node id as `CLUSTER NODES` shows it (40 hexadecimal digits) or as the cluster file
+/// gives it (decimal).
+fn parse_node_id(text: &[u8]) -> Option<NodeId> {
+    let text = std::str::from_utf8(text).ok()?;
+    let number = if text.len() == 40 {
+        u16::from_str_radix(&text[36..], 16)
+            .ok()
+            .filter(|_| text[..36].bytes().all(|b| b == b'0'))?
+    } else {
+        text.parse().ok()?
+    };
+    Some(NodeId(number)).filter(|id| !id.is_broadcast())
+}
+
+fn unknown_node(conn: &mut Connection, id: &[u8]) {
+    let shown: String = String::from_utf8_lossy(id).chars().take(64).collect();
+    conn.error(&format!(
+        "ERR unknown node {shown}: not a member of the cluster"
+    ));
 }
 
 /// Why a transfer to `target` was answered `fail`; `leader` is who leads now, if known.
@@ -322,7 +416,7 @@ fn route_to_leader(
     let leader = node.leader();
     if leader != NodeId::UNKNOWN && leader != cx.me {
         conn.held_since = None;
-        conn.error(&moved(cx.cluster, leader, slot));
+        conn.error(&moved(cx.cluster, node, leader, slot));
         return Some(Dispatched::Taken);
     }
     let since = *conn.held_since.get_or_insert(now);
@@ -361,10 +455,11 @@ pub const CLUSTERDOWN: &str = "CLUSTERDOWN no leader";
 pub const TIMEOUT: &str = "TIMEOUT leadership was lost before the write was known to commit: it may or may not have taken effect";
 
 /// `MOVED <slot> <host:port>` naming `leader`'s client address.
-pub fn moved(cluster: &ClusterFile, leader: NodeId, slot: u16) -> String {
-    match cluster.node(leader) {
-        Some(node) => format!("MOVED {slot} {}", node.client),
-        // A leader not in the file cannot be: the core takes leaders from its peers.
+pub fn moved(cluster: &ClusterFile, node: &Node, leader: NodeId, slot: u16) -> String {
+    match crate::members::client_address(cluster, node, leader) {
+        Some(client) => format!("MOVED {slot} {client}"),
+        // A leader whose address is unknown: only one outside both the file and the
+        // membership, which no correct leader is.
         None => CLUSTERDOWN.to_owned(),
     }
 }
@@ -390,7 +485,7 @@ pub fn encode_owed(owed: &Owed, out: &mut Vec<u8>) {
         Awaited::Set => reply::ok(out),
         Awaited::Del { existed } => reply::integer(out, i64::from(existed)),
         Awaited::Dbsize => reply::integer(out, owed.count as i64),
-        Awaited::Transfer { .. } => reply::ok(out),
+        Awaited::Transfer { .. } | Awaited::Membership => reply::ok(out),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::command::Context;
 use crate::hash_slot::{HASH_SLOTS, hash_slot};
+use crate::members::members;
 use crate::port::connection::Connection;
 use crate::resp::reply;
 use raft::NodeId;
@@ -98,10 +99,43 @@ pub fn info(sections: &[&[u8]], node: &Node, cx: &Context<'_>, now: Time) -> Str
             node.last_applied().0,
             node.log().snapshot_index().0,
             node.log().last_index().0,
-            cx.cluster.nodes.len(),
+            node.membership().members().len(),
             if cx.durable { "yes" } else { "no" },
         );
     }
+    text
+}
+
+/// `CLUSTER MEMBERS`: one line per member, `id role voter|learner peer client match`,
+/// with how far the leader knows each follower's log to match its own (`-` on a node that
+/// does not lead), then the membership's log index.
+fn members_table(node: &Node, cx: &Context<'_>) -> String {
+    let progress = node.follower_progress();
+    let mut text = String::new();
+    for n in members(cx.cluster, node) {
+        let role = if n.id == node.leader() {
+            "leader"
+        } else {
+            "follower"
+        };
+        let matched = if n.id == cx.me && node.role() == Role::Leader {
+            node.log().last_index().0.to_string()
+        } else {
+            progress
+                .iter()
+                .find(|(id, _, _)| *id == n.id)
+                .map_or("-".to_owned(), |(_, _, m)| m.0.to_string())
+        };
+        let _ = writeln!(
+            text,
+            "{} {role} {} {} {} {matched}",
+            n.id.0,
+            if n.voter { "voter" } else { "learner" },
+            n.peer,
+            n.client,
+        );
+    }
+    let _ = writeln!(text, "membership_index {}", node.membership_index().0);
     text
 }
 
@@ -149,14 +183,16 @@ pub fn cluster(conn: &mut Connection, rest: &[&[u8]], node: &Node, cx: &Context<
         };
         let text = format!(
             "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{slots}\r\ncluster_slots_ok:{slots}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{term}\r\ncluster_my_epoch:{term}\r\n",
-            cx.cluster.nodes.len(),
+            node.membership().members().len(),
             u8::from(known),
         );
         conn.answer(|out| reply::bulk(out, Some(text.as_bytes())));
     } else if sub("NODES") && rest.len() == 1 {
         let mut text = String::new();
-        for n in &cx.cluster.nodes {
+        for n in members(cx.cluster, node) {
             let myself = if n.id == cx.me { "myself," } else { "" };
+            // A learner is a replica that will not take over (Redis's `nofailover`).
+            let learner = if n.voter { "" } else { ",nofailover" };
             let (flags, master) = if n.id == leader {
                 ("master", "-".to_owned())
             } else if known {
@@ -171,7 +207,7 @@ pub fn cluster(conn: &mut Connection, rest: &[&[u8]], node: &Node, cx: &Context<
             };
             let _ = writeln!(
                 text,
-                "{} {}@{} {myself}{flags} {master} 0 0 {} connected{slots}",
+                "{} {}@{} {myself}{flags}{learner} {master} 0 0 {} connected{slots}",
                 cluster_node_id(n.id),
                 n.client,
                 n.peer.port(),
@@ -180,11 +216,12 @@ pub fn cluster(conn: &mut Connection, rest: &[&[u8]], node: &Node, cx: &Context<
         }
         conn.answer(|out| reply::bulk(out, Some(text.as_bytes())));
     } else if sub("SLOTS") && rest.len() == 1 {
-        let Some(leader_node) = cx.cluster.node(leader).filter(|_| known) else {
+        let known_members = members(cx.cluster, node);
+        let Some(leader_node) = known_members.iter().find(|n| n.id == leader && known) else {
             conn.answer(|out| reply::array(out, 0));
             return;
         };
-        let followers: Vec<_> = cx.cluster.nodes.iter().filter(|n| n.id != leader).collect();
+        let followers: Vec<_> = known_members.iter().filter(|n| n.id != leader).collect();
         conn.answer(|out| {
             reply::array(out, 1);
             reply::array(out, 3 + followers.len());
@@ -197,7 +234,9 @@ pub fn cluster(conn: &mut Connection, rest: &[&[u8]], node: &Node, cx: &Context<
                 reply::bulk(out, Some(cluster_node_id(n.id).as_bytes()));
             }
         });
+    } else if sub("MEMBERS") && rest.len() == 1 {
+        conn.answer(|out| reply::bulk(out, Some(members_table(node, cx).as_bytes())));
     } else {
-        conn.error("ERR unknown CLUSTER subcommand or wrong number of arguments (supported: NODES, SLOTS, MYID, INFO, KEYSLOT, TRANSFER)");
+        conn.error("ERR unknown CLUSTER subcommand or wrong number of arguments (supported: NODES, SLOTS, MYID, INFO, KEYSLOT, MEMBERS, TRANSFER, ADDNODE, DELNODE)");
     }
 }

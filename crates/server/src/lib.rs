@@ -8,6 +8,7 @@
 //!   the core, redirected (`-MOVED`), or held while no leader is known;
 //! - [`value`]: Redis byte strings in the core's strings, and `DEL` as a tombstone;
 //! - [`hash_slot`], [`info`]: what cluster clients and tools expect to read;
+//! - [`members`]: the nodes as the membership in the log has them (added ones too);
 //! - [`serve`]: one node, from its cluster file; [`supervisor`]: a local cluster of
 //!   child processes (`kvstore cluster`).
 
@@ -15,6 +16,7 @@ pub mod cluster_file;
 pub mod command;
 pub mod hash_slot;
 pub mod info;
+pub mod members;
 pub mod port;
 pub mod resp;
 pub mod serve;

@@ -25,6 +25,9 @@ pub const PEER_INFLIGHT_APPENDS_MAX: usize = 64;
 pub struct ServeOptions {
     pub config: PathBuf,
     pub id: u16,
+    /// A node not in the cluster file, at these peer and client addresses, that starts
+    /// outside the cluster and waits to be added (`CLUSTER ADDNODE`).
+    pub join: Option<(SocketAddr, SocketAddr)>,
     pub data_dir: Option<PathBuf>,
     pub in_memory: bool,
     pub debug_log_dir: Option<PathBuf>,
@@ -48,18 +51,33 @@ pub const PEER_DATAGRAM_BYTES_ENV: &str = "KVSTORE_PEER_DATAGRAM_BYTES";
 pub fn serve(options: &ServeOptions) -> Result<(), String> {
     let cluster = ClusterFile::read(&options.config).map_err(|e| e.to_string())?;
     let id = NodeId(options.id);
-    let Some(me) = cluster.node(id).copied() else {
-        return Err(format!(
-            "node {} is not in cluster file {} (its ids: {})",
-            options.id,
-            options.config.display(),
-            cluster
-                .nodes
-                .iter()
-                .map(|n| n.id.0.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    let in_file = cluster.node(id).copied();
+    let me = match (options.join, in_file) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "node {} is in cluster file {}: it is a member already, start it without --join",
+                options.id,
+                options.config.display()
+            ));
+        }
+        (Some(_), None) if id.is_broadcast() => {
+            return Err(format!("--id {}: 65535 is reserved", options.id));
+        }
+        (Some((peer, client)), None) => crate::cluster_file::NodeAddresses { id, peer, client },
+        (None, Some(me)) => me,
+        (None, None) => {
+            return Err(format!(
+                "node {} is not in cluster file {} (its ids: {}); a new node starts with --join PEER CLIENT",
+                options.id,
+                options.config.display(),
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| n.id.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
     };
     let data_dir = match (&options.data_dir, options.in_memory) {
         (Some(_), true) => return Err("give --data-dir or --in-memory, not both".into()),
@@ -88,6 +106,9 @@ pub fn serve(options: &ServeOptions) -> Result<(), String> {
         .map(|n| (n.id, n.peer))
         .collect();
     let mut config = Config::new(id, peers.iter().map(|&(p, _)| p).collect(), fresh_seed(id));
+    // Outside the cluster until a membership entry takes it in; it never stands until it
+    // is a voter.
+    config.joining = options.join.is_some();
     let header_bytes = APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX);
     let datagram_bytes = options
         .peer_datagram_bytes

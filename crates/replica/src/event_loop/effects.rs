@@ -43,6 +43,15 @@ impl<C: Clock> Replica<C> {
     /// Takes the core's outbox and carries out each effect in order.
     pub(super) fn carry_out_effects(&mut self, now: Time) {
         debug_assert!(self.effects.is_empty());
+        // A member added in this turn is sent to in this turn: its route first.
+        let seen = (
+            self.node.membership_index(),
+            self.node.membership().members().len(),
+        );
+        if self.membership_seen != Some(seen) {
+            self.membership_seen = Some(seen);
+            self.net.route.learn(self.node.membership());
+        }
         self.node.take_effects(&mut self.effects);
         let mut effects = std::mem::take(&mut self.effects);
         for effect in effects.drain(..) {

@@ -314,6 +314,24 @@ impl PeerRoute {
         }
     }
 
+    /// Adds the peer address of every member of `membership` not known yet (cluster
+    /// mode): a member's address is `PEER CLIENT`, its peer address first. A route is
+    /// never removed: a removed member's messages are still taken in (the core makes
+    /// them harmless), and a membership cut from the log may come back.
+    pub fn learn(&mut self, membership: &raft::Membership) {
+        let PeerRoute::Direct(peers) = self else {
+            return;
+        };
+        for member in membership.members() {
+            let Some(address) = member_peer_address(&member.address) else {
+                continue;
+            };
+            if let Err(at) = peers.binary_search_by_key(&member.id, |&(id, _)| id) {
+                peers.insert(at, (member.id, address));
+            }
+        }
+    }
+
     /// Whether a datagram from `from` claiming to come from `src` is taken in.
     pub fn admits(&self, src: NodeId, from: Option<SocketAddr>) -> bool {
         match self {
@@ -321,6 +339,11 @@ impl PeerRoute {
             PeerRoute::Direct(_) => from.is_some() && self.address_of(src) == from,
         }
     }
+}
+
+/// The peer (UDP) address in a member's address, `PEER CLIENT` in cluster mode.
+pub fn member_peer_address(address: &str) -> Option<SocketAddr> {
+    address.split_whitespace().next()?.parse().ok()
 }
 
 /// Counters reported in the debug log at exit.
@@ -393,6 +416,12 @@ struct Replica<C: Clock> {
     durable: Option<Durable>,
     /// Clients on a port of their own (cluster mode); `None`: they use the UDP socket.
     port: Option<Box<dyn ClientPort>>,
+    /// This node has been a member (a founding one from the start; a joining one once
+    /// added).
+    was_member: bool,
+    /// The membership (its index and size) the route last learned from
+    /// (`PeerRoute::learn`).
+    membership_seen: Option<(raft::LogIndex, usize)>,
     stop: bool,
 }
 
@@ -423,6 +452,7 @@ impl<C: Clock> Replica<C> {
             durable.sync_off_the_loop(poll.registry())?;
         }
         let now = clock.now();
+        let node_joining = node.config().joining;
         let mut replica = Replica {
             id: node.id(),
             clock,
@@ -450,6 +480,8 @@ impl<C: Clock> Replica<C> {
             socket_writable_interest: false,
             durable,
             port,
+            membership_seen: None,
+            was_member: !node_joining,
             stop: false,
         };
         // The core may already have effects: the first election timer.
@@ -526,6 +558,16 @@ impl<C: Clock> Replica<C> {
         if let Some(port) = self.port.as_mut() {
             port.flush(self.poll.registry(), now);
         }
+        if self.port.is_some() && self.removed_for_good() {
+            eprintln!(
+                "{}: removed from the cluster (the membership committed at index {} leaves it out): stopping",
+                self.id,
+                self.node.membership_index().0
+            );
+            debug_log!(self.log, now, "removed from the cluster: stopping");
+            self.stop = true;
+            return Ok(());
+        }
         self.watch_writable()?;
         if self.log.is_enabled() {
             let took = self.clock.now().since(woke);
@@ -540,6 +582,17 @@ impl<C: Clock> Replica<C> {
             }
         }
         Ok(())
+    }
+
+    /// Whether a committed membership leaves this node out (cluster mode): no leader
+    /// will speak to it again, so it stops, as a removed etcd member does, rather than
+    /// hold its clients' commands for a leader it cannot know. Only a node that has been
+    /// a member: one joining meets memberships without it while it catches up.
+    fn removed_for_good(&mut self) -> bool {
+        let member = self.node.membership().contains(self.id);
+        self.was_member |= member;
+        let index = self.node.membership_index();
+        self.was_member && !member && index.0 > 0 && index <= self.node.commit_index()
     }
 
     /// Sends every datagram queued so far.

@@ -62,13 +62,15 @@ pub enum Awaited {
     Transfer {
         target: raft::NodeId,
     },
+    /// `CLUSTER ADDNODE` or `DELNODE`: answered once the change is committed.
+    Membership,
 }
 
 impl Awaited {
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Awaited::Set | Awaited::Del { .. } | Awaited::Transfer { .. }
+            Awaited::Set | Awaited::Del { .. } | Awaited::Transfer { .. } | Awaited::Membership
         )
     }
 }

@@ -433,12 +433,15 @@ impl ClientPort for RespPort {
                     Awaited::Dbsize => {
                         owed.count = node.kv().count_values(node.log(), value::exists) as u64;
                     }
-                    Awaited::Set | Awaited::Del { .. } | Awaited::Transfer { .. } => {}
+                    Awaited::Set
+                    | Awaited::Del { .. }
+                    | Awaited::Transfer { .. }
+                    | Awaited::Membership => {}
                 }
             }
             ReplyKind::Redirect => {
                 let error = if leader != NodeId::UNKNOWN && leader != self.me {
-                    command::moved(&self.cluster, leader, owed.slot)
+                    command::moved(&self.cluster, node, leader, owed.slot)
                 } else {
                     CLUSTERDOWN.to_owned()
                 };
