@@ -29,12 +29,18 @@ fn tools_present() -> bool {
 
 /// A base port with its client ports and the peer ports 100 above all free now.
 fn free_base_port() -> u16 {
-    let seed = std::process::id() as u16;
+    free_base_port_for(NODES)
+}
+
+/// The same for `nodes` nodes. The two tests here run in parallel: each asks from its
+/// own stretch of ports.
+fn free_base_port_for(nodes: u16) -> u16 {
+    let seed = (std::process::id() as u16).wrapping_add(nodes.wrapping_mul(977));
     (0..200)
         // Below the kernel's ephemeral range (from 32,768), where other tests bind.
         .map(|i| 20_000 + (seed.wrapping_mul(7).wrapping_add(i * 13)) % 12_000)
         .find(|&base| {
-            (0..NODES).all(|i| {
+            (0..nodes).all(|i| {
                 TcpListener::bind(("127.0.0.1", base + i)).is_ok()
                     && UdpSocket::bind(("127.0.0.1", base + 100 + i)).is_ok()
             })
@@ -197,4 +203,128 @@ fn redis_cli_and_redis_benchmark_work_against_kvstore_cluster() {
         assert!(!alive, "node pid {pid} outlived its supervisor");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kvstore cluster --spares 2`: the printed `CLUSTER ADDNODE` lines, run with Debian's
+/// `redis-cli -c`, grow the cluster to five voters; `CLUSTER DELNODE` shrinks it back to
+/// three (the leader first), and each removed node is reported stopped by the supervisor.
+#[test]
+fn redis_cli_grows_and_shrinks_kvstore_cluster_with_spares() {
+    if !tools_present() {
+        return;
+    }
+    let dir = temp_dir("redis-tools-spares");
+    let base = free_base_port_for(NODES + 2);
+    let mut supervisor = Supervisor(
+        Command::new(KVSTORE)
+            .args(["cluster", "--nodes", "3", "--spares", "2", "--base-port"])
+            .arg(base.to_string())
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start kvstore cluster"),
+    );
+    let mut lines = BufReader::new(supervisor.0.stdout.take().unwrap()).lines();
+    let mut adds = Vec::new();
+    loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(add) = line.split("add it with: ").nth(1) {
+            adds.push(add.to_owned());
+        }
+        if line.contains("cluster.toml") && line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    assert_eq!(adds.len(), 2, "{adds:?}");
+    let ports: Vec<u16> = (0..5).map(|i| base + i).collect();
+    let leader = || {
+        eventually("a leader", Duration::from_secs(15), || {
+            ports
+                .iter()
+                .copied()
+                .find(|&p| role(p).as_deref() == Some("leader"))
+        })
+    };
+    leader();
+    for add in &adds {
+        // `redis-cli -c -p PORT CLUSTER ADDNODE ...`, as printed: -c follows -MOVED.
+        let words: Vec<&str> = add.split_whitespace().collect();
+        assert_eq!(&words[..2], ["redis-cli", "-c"], "{add}");
+        let port: u16 = words[3].parse().unwrap();
+        let mut args = vec!["-c"];
+        args.extend(&words[4..]);
+        // A second change waits for the first (and for the promotion that follows it):
+        // the leader says to try again, as an operator's script would.
+        eventually(add, Duration::from_secs(15), || {
+            let answer = redis_cli(port, &args);
+            assert!(
+                answer == "OK" || answer.contains("try again"),
+                "{add}: {answer}"
+            );
+            (answer == "OK").then_some(())
+        });
+    }
+    let voters = |port: u16| {
+        redis_cli(port, &["CLUSTER", "MEMBERS"])
+            .lines()
+            .filter(|l| l.contains(" voter "))
+            .count()
+    };
+    eventually("five voters", Duration::from_secs(15), || {
+        (voters(leader()) == 5).then_some(())
+    });
+    assert_eq!(redis_cli(base + 3, &["-c", "SET", "grown", "5"]), "OK");
+
+    let first = leader();
+    let first_id = first - base + 1;
+    assert_eq!(
+        redis_cli(first, &["CLUSTER", "DELNODE", &first_id.to_string()]),
+        "OK"
+    );
+    let report = lines.next().unwrap().unwrap();
+    assert!(
+        report.contains(&format!("node {first_id} ")) && report.contains("exited"),
+        "{report}"
+    );
+    let next = leader();
+    let other = (1..=3u16)
+        .find(|&id| id != first_id && base + id - 1 != next)
+        .unwrap();
+    assert_eq!(
+        redis_cli(next, &["-c", "CLUSTER", "DELNODE", &other.to_string()]),
+        "OK"
+    );
+    let report = lines.next().unwrap().unwrap();
+    assert!(report.contains(&format!("node {other} ")), "{report}");
+    eventually("three voters", Duration::from_secs(15), || {
+        (voters(leader()) == 3).then_some(())
+    });
+    assert_eq!(redis_cli(base + 4, &["-c", "GET", "grown"]), "5");
+
+    assert!(supervisor.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kvstore cluster` as a child, stopped with SIGTERM (its nodes with it) even when the
+/// test fails: orphaned nodes would hold the test's output open.
+struct Supervisor(std::process::Child);
+
+impl Supervisor {
+    fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        self.0.wait().expect("wait for kvstore cluster")
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
 }

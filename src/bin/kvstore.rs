@@ -3,8 +3,8 @@
 //! - `kvstore serve --config CLUSTER.toml --id ID [--data-dir DIR | --in-memory]` runs one
 //!   node; with `--join PEER CLIENT`, a node not in the file, to be added by the leader
 //!   (`CLUSTER ADDNODE`);
-//! - `kvstore cluster [--nodes N] [--base-port P] [--data-dir DIR]` runs a local cluster
-//!   of N nodes as child processes.
+//! - `kvstore cluster [--nodes N] [--spares K] [--base-port P] [--data-dir DIR]` runs a
+//!   local cluster of N nodes as child processes, and K more outside it, ready to add.
 //!
 //! Parses the command line and hands over to the `server` crate.
 
@@ -56,6 +56,10 @@ enum Mode {
     Cluster {
         #[arg(long, default_value_t = 3)]
         nodes: u16,
+        /// Also start this many nodes outside the cluster, each ready to be added with the
+        /// CLUSTER ADDNODE line printed for it.
+        #[arg(long, default_value_t = 0)]
+        spares: u16,
         /// Client ports P..P+N-1; peer ports 100 above them.
         #[arg(long, default_value_t = 7001)]
         base_port: u16,
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         }),
         Mode::Cluster {
             nodes,
+            spares,
             base_port,
             data_dir,
             in_memory,
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
                 supervisor::run(
                     &ClusterOptions {
                         nodes,
+                        spares,
                         base_port,
                         data_dir,
                         in_memory,

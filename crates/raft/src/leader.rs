@@ -53,6 +53,9 @@ pub struct LeaderState {
     /// A membership change this leader appended, not yet committed: its index, and who
     /// to answer once it commits (`None` for one the leader made itself, a promotion).
     pub membership_change: Option<(LogIndex, Option<(NodeId, InlineStr)>)>,
+    /// Followers the last membership change removed, with how far their logs matched:
+    /// told once it commits (`membership_change::bid_farewell`).
+    pub departed: Vec<(NodeId, LogIndex)>,
     /// No read is served from the lease for the rest of this term: a leadership
     /// transfer began, whose election voters join without waiting out the lease.
     pub lease_revoked: bool,
@@ -74,6 +77,7 @@ impl LeaderState {
             lease_revoked: false,
             leader_votes: true,
             membership_change: None,
+            departed: Vec::new(),
             scratch,
         }
     }

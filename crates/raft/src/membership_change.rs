@@ -24,9 +24,7 @@ use crate::NodeId;
 use crate::effect::{ReplyKind, Timer};
 use crate::inline_str::InlineStr;
 use crate::membership::{BadMembership, Member, Membership};
-use crate::message::{
-    AppendEntries, CommandRef, EntryRef, EntrySpan, LogIndex, Message, TimeoutNow,
-};
+use crate::message::{AppendEntries, CommandRef, EntryRef, LogIndex, Message, TimeoutNow};
 use crate::node::{Node, Role};
 use crate::progress::Progress;
 use crate::time::Time;
@@ -242,37 +240,36 @@ impl Node {
         self.maybe_promote_learner(now);
     }
 
-    /// The membership entry at `index`, just committed, removed a follower: it is sent
-    /// that entry once more with the commit index, so that it learns it is out (a
-    /// leader stops replicating to a follower once the entry removing it is appended,
-    /// and a removed node that never learns waits forever for a leader; cluster mode
-    /// stops a node once it knows). One datagram: if it is lost, or the follower lacks
-    /// the entries before, the follower stays as it is, harmless.
+    /// The membership entry at `index`, just committed, removed followers: each is sent
+    /// what it lacks of the log through that entry (from where its log last matched),
+    /// with the commit index, so that it learns it is out (a leader stops replicating to
+    /// a follower once the entry removing it is appended, and a removed node that never
+    /// learns waits for a leader that will not speak to it again; cluster mode stops a
+    /// node once it knows). One datagram each: if it is lost, the follower stays as it
+    /// is, harmless.
     fn bid_farewell(&mut self, now: Time, index: LogIndex) {
-        let Some(previous) = self.log.term_at(index.prev()) else {
-            return;
-        };
-        let before = self.membership_as_of(index.prev()).0;
-        let removed: Vec<NodeId> = before
-            .members()
-            .iter()
-            .map(|m| m.id)
-            .filter(|&id| id != self.config.id && !self.membership.contains(id))
-            .collect();
-        for to in removed {
+        let departed = self
+            .leader_state
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.departed))
+            .unwrap_or_default();
+        for (to, matched) in departed {
+            let first = matched.next().max(self.log.snapshot_index().next());
+            let Some(previous) = self.log.term_at(first.prev()) else {
+                continue;
+            };
+            let wanted = (index.0 + 1).saturating_sub(first.0);
+            let entries = self.batch_from(first, usize::try_from(wanted).unwrap_or(usize::MAX));
             self.send(
                 to,
                 Message::AppendEntries(AppendEntries {
                     term: self.current_term,
-                    prev_log_index: index.prev(),
+                    prev_log_index: first.prev(),
                     prev_log_term: previous,
                     leader_commit: self.commit_index,
                     sent_at_us: now.as_micros(),
                     ack_requested: false,
-                    entries: EntrySpan {
-                        first: index,
-                        count: 1,
-                    },
+                    entries,
                 }),
             );
         }
@@ -334,6 +331,11 @@ impl Node {
             .iter()
             .copied()
             .zip(leader.progress.drain(..))
+            .collect();
+        leader.departed = old
+            .iter()
+            .filter(|(id, _)| !self.peers.contains(id))
+            .map(|(id, p)| (*id, p.match_index))
             .collect();
         for &id in &self.peers {
             let mut p = match old.iter().position(|(o, _)| *o == id) {

@@ -388,7 +388,7 @@ impl Node {
     }
 
     /// Entries from `first` that fit one append, at most `entries_max`.
-    fn batch_from(&self, first: LogIndex, entries_max: usize) -> EntrySpan {
+    pub(super) fn batch_from(&self, first: LogIndex, entries_max: usize) -> EntrySpan {
         let entries = self.log.span(EntrySpan {
             first,
             count: u32::try_from(entries_max.max(1)).unwrap_or(u32::MAX),

@@ -3,7 +3,9 @@
 //! It writes the cluster file, starts `kvstore serve` for each node with its own data
 //! dir, prints how to reach and restart each, and then only watches: a node that exits is
 //! reported and left down (the others keep serving, as a majority does), and SIGINT or
-//! SIGTERM stops them all.
+//! SIGTERM stops them all. With `--spares K` it also starts K nodes outside the cluster
+//! (`kvstore serve --join`) and prints the `CLUSTER ADDNODE` that adds each; `CLUSTER
+//! DELNODE` removes any node (a removed node stops, and is reported so).
 
 use crate::cluster_file::ClusterFile;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ pub const SUPERVISED_NODES_MAX: u16 = 9;
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
     pub nodes: u16,
+    /// Nodes started outside the cluster, ready to be added.
+    pub spares: u16,
     pub base_port: u16,
     pub data_dir: PathBuf,
     pub in_memory: bool,
@@ -33,8 +37,15 @@ struct Supervised {
     exited: Option<ExitStatus>,
 }
 
-/// The `kvstore serve` arguments that start node `id` (again).
-fn serve_args(cluster_file: &Path, data_dir: &Path, id: u16, in_memory: bool) -> Vec<String> {
+/// The `kvstore serve` arguments that start node `id` (again); `join`: a spare's peer and
+/// client addresses.
+fn serve_args(
+    cluster_file: &Path,
+    data_dir: &Path,
+    id: u16,
+    in_memory: bool,
+    join: Option<(String, String)>,
+) -> Vec<String> {
     let mut args = vec![
         "serve".to_owned(),
         "--config".to_owned(),
@@ -42,6 +53,9 @@ fn serve_args(cluster_file: &Path, data_dir: &Path, id: u16, in_memory: bool) ->
         "--id".to_owned(),
         id.to_string(),
     ];
+    if let Some((peer, client)) = join {
+        args.extend(["--join".to_owned(), peer, client]);
+    }
     if in_memory {
         args.push("--in-memory".to_owned());
     } else {
@@ -53,19 +67,18 @@ fn serve_args(cluster_file: &Path, data_dir: &Path, id: u16, in_memory: bool) ->
 
 /// Runs until a signal (then `Ok`) or until every node has exited (then an error).
 pub fn run(options: &ClusterOptions, kvstore: &Path) -> Result<(), String> {
-    if options.nodes < 2 || options.nodes > SUPERVISED_NODES_MAX {
+    if options.nodes < 2 || options.nodes + options.spares > SUPERVISED_NODES_MAX {
         return Err(format!(
-            "--nodes must be 2 to {SUPERVISED_NODES_MAX}, not {}",
-            options.nodes
+            "--nodes must be 2 to {SUPERVISED_NODES_MAX}, spares included, not {} and {}",
+            options.nodes, options.spares
         ));
     }
+    let all = options.nodes + options.spares;
     // Client ports base..base+N, peer ports 100 above them.
-    if u32::from(options.base_port) + 100 + u32::from(options.nodes) > 65_535
-        || options.base_port == 0
-    {
+    if u32::from(options.base_port) + 100 + u32::from(all) > 65_535 || options.base_port == 0 {
         return Err(format!(
             "--base-port {} leaves no room for {} client ports and their peer ports 100 above",
-            options.base_port, options.nodes
+            options.base_port, all
         ));
     }
     let dir = &options.data_dir;
@@ -86,10 +99,23 @@ pub fn run(options: &ClusterOptions, kvstore: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot watch signals: {e}"))?;
     }
 
+    // Spares take the ids and ports after the members', in the same pattern.
+    let spares = (options.nodes..all).map(|i| {
+        let client = format!("127.0.0.1:{}", options.base_port + i);
+        let peer = format!("127.0.0.1:{}", options.base_port + 100 + i);
+        (i + 1, Some((peer, client)))
+    });
+    let members = cluster.nodes.iter().map(|n| (n.id.0, None));
     let mut nodes: Vec<Supervised> = Vec::new();
-    for node in &cluster.nodes {
-        let id = node.id.0;
-        let args = serve_args(&cluster_file, &dir, id, options.in_memory);
+    for (id, join) in members.chain(spares) {
+        let client = match &join {
+            Some((_, client)) => client.clone(),
+            None => cluster.nodes[usize::from(id) - 1].client.to_string(),
+        };
+        let add = join
+            .as_ref()
+            .map(|(peer, client)| format!("CLUSTER ADDNODE {id} {peer} {client}"));
+        let args = serve_args(&cluster_file, &dir, id, options.in_memory, join);
         let child = match Command::new(kvstore).args(&args).spawn() {
             Ok(child) => child,
             Err(error) => {
@@ -97,9 +123,14 @@ pub fn run(options: &ClusterOptions, kvstore: &Path) -> Result<(), String> {
                 return Err(format!("cannot start node {id}: {error}"));
             }
         };
+        if let Some(add) = &add {
+            println!(
+                "spare {id}, outside the cluster; add it with: redis-cli -c -p {} {add}",
+                options.base_port
+            );
+        }
         println!(
-            "node {id}  client {}  pid {}  data {}  restart: {} {}",
-            node.client,
+            "node {id}  client {client}  pid {}  data {}  restart: {} {}",
             child.id(),
             if options.in_memory {
                 "(in memory)".to_owned()
