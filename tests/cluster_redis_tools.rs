@@ -78,17 +78,8 @@ fn redis_cli_and_redis_benchmark_work_against_kvstore_cluster() {
     }
     let dir = temp_dir("redis-tools");
     let base = free_base_port();
-    let mut supervisor = Command::new(KVSTORE)
-        .args(["cluster", "--nodes", &NODES.to_string(), "--base-port"])
-        .arg(base.to_string())
-        .arg("--data-dir")
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start kvstore cluster");
+    let (mut supervisor, mut lines) = Supervisor::start(&["--nodes", "3"], base, &dir);
     // One line per node, then the cluster file's.
-    let mut lines = BufReader::new(supervisor.stdout.take().unwrap()).lines();
     let mut pids = Vec::new();
     for id in 1..=NODES {
         let line = lines.next().unwrap().unwrap();
@@ -191,11 +182,7 @@ fn redis_cli_and_redis_benchmark_work_against_kvstore_cluster() {
     assert_eq!(redis_cli(leader, &["SET", "after:kill", "1"]), "OK");
 
     // SIGTERM stops the supervisor and every node.
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(supervisor.id() as i32, libc::SIGTERM);
-    }
-    let status = supervisor.wait().unwrap();
+    let status = supervisor.stop();
     assert!(status.success(), "{status}");
     for pid in pids {
         // SAFETY: signal 0 only asks whether the process exists.
@@ -215,18 +202,8 @@ fn redis_cli_grows_and_shrinks_kvstore_cluster_with_spares() {
     }
     let dir = temp_dir("redis-tools-spares");
     let base = free_base_port_for(NODES + 2);
-    let mut supervisor = Supervisor(
-        Command::new(KVSTORE)
-            .args(["cluster", "--nodes", "3", "--spares", "2", "--base-port"])
-            .arg(base.to_string())
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start kvstore cluster"),
-    );
-    let mut lines = BufReader::new(supervisor.0.stdout.take().unwrap()).lines();
+    let (mut supervisor, mut lines) =
+        Supervisor::start(&["--nodes", "3", "--spares", "2"], base, &dir);
     let mut adds = Vec::new();
     loop {
         let line = lines.next().unwrap().unwrap();
@@ -312,6 +289,30 @@ fn redis_cli_grows_and_shrinks_kvstore_cluster_with_spares() {
 struct Supervisor(std::process::Child);
 
 impl Supervisor {
+    /// `kvstore cluster ARGS --base-port BASE --data-dir DIR`, and the lines it prints.
+    fn start(
+        args: &[&str],
+        base: u16,
+        dir: &std::path::Path,
+    ) -> (
+        Supervisor,
+        std::io::Lines<BufReader<std::process::ChildStdout>>,
+    ) {
+        let mut child = Command::new(KVSTORE)
+            .arg("cluster")
+            .args(args)
+            .arg("--base-port")
+            .arg(base.to_string())
+            .arg("--data-dir")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start kvstore cluster");
+        let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        (Supervisor(child), lines)
+    }
+
     fn stop(&mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe {
