@@ -389,18 +389,20 @@ impl Node {
         {
             return (m, self.log.snapshot_index());
         }
-        (self.configured_membership(), LogIndex(0))
+        (configured_membership(&self.config), LogIndex(0))
     }
 
     /// The text of the membership in effect at `index`, if it is not the configured
-    /// one: what a snapshot of `index` begins with.
+    /// one: what a snapshot of `index` begins with. Asked at each compaction: the
+    /// membership in effect answers unless it was set after `index`, so the log is
+    /// scanned only then.
     pub(super) fn membership_text_as_of(&self, index: LogIndex) -> Option<Box<str>> {
-        let (m, at) = self.membership_as_of(index);
+        let (m, at) = if self.membership_index <= index {
+            (self.membership.clone(), self.membership_index)
+        } else {
+            self.membership_as_of(index)
+        };
         (at.0 > 0 || self.snapshot_membership.is_some()).then(|| m.to_text().into())
-    }
-
-    pub(super) fn configured_membership(&self) -> Membership {
-        configured_membership(&self.config)
     }
 
     /// Whether this replica may stand for election: only a voter of the membership it

@@ -80,11 +80,6 @@ impl Node {
         self.advance_transfer(now);
     }
 
-    /// The replica leadership is being handed to, while a transfer is under way.
-    pub fn transferring_to(&self) -> Option<NodeId> {
-        self.transfer.as_ref().map(|t| t.target)
-    }
-
     /// Whether this leader holds writes back for a transfer.
     pub(super) fn transfer_holds_writes(&self) -> bool {
         self.role == Role::Leader && self.transfer.is_some()
