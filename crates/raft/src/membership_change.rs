@@ -242,7 +242,7 @@ impl Node {
 
     /// The membership entry at `index`, just committed, removed followers: each is sent
     /// what it lacks of the log through that entry (from where its log last matched),
-    /// with the commit index, so that it learns it is out (a leader stops replicating to
+    /// with the commit index through that entry, so that it learns it is out (a leader stops replicating to
     /// a follower once the entry removing it is appended, and a removed node that never
     /// learns waits for a leader that will not speak to it again; cluster mode stops a
     /// node once it knows). One datagram each: if it is lost, the follower stays as it
@@ -266,7 +266,9 @@ impl Node {
                     term: self.current_term,
                     prev_log_index: first.prev(),
                     prev_log_term: previous,
-                    leader_commit: self.commit_index,
+                    // No further: the follower must be able to tell it holds all that
+                    // this append says is committed.
+                    leader_commit: self.commit_index.min(index),
                     sent_at_us: now.as_micros(),
                     ack_requested: false,
                     entries,

@@ -118,6 +118,9 @@ pub struct Node {
     // `config.apply_batch` committed entries wait to be applied between inputs (the state
     // machine is brought up to commit_index before it is read).
     pub(super) commit_index: LogIndex,
+    /// The highest commit index a current leader's append has carried: everything
+    /// through it is committed somewhere, whether or not this replica holds it yet.
+    pub(super) leader_commit_heard: LogIndex,
     pub(super) last_applied: LogIndex,
     pub(super) kv: KvStore,
     pub(super) role: Role,
@@ -191,6 +194,7 @@ impl Node {
             incoming_snapshot: None,
             snapshots_installed: 0,
             commit_index: LogIndex(0),
+            leader_commit_heard: LogIndex(0),
             last_applied: LogIndex(0),
             kv: KvStore::new(config.seed),
             role: Role::Follower,
@@ -424,6 +428,12 @@ impl Node {
     }
     pub fn commit_index(&self) -> LogIndex {
         self.commit_index
+    }
+    /// Whether this replica has committed all that any leader has told it is committed:
+    /// false while it catches up, when what it holds (a membership, say) may already be
+    /// superseded in the committed log.
+    pub fn caught_up_with_leader_commit(&self) -> bool {
+        self.commit_index >= self.leader_commit_heard
     }
     pub fn last_applied(&self) -> LogIndex {
         self.last_applied

@@ -25,8 +25,9 @@ pub const PEER_INFLIGHT_APPENDS_MAX: usize = 64;
 pub struct ServeOptions {
     pub config: PathBuf,
     pub id: u16,
-    /// A node not in the cluster file, at these peer and client addresses, that starts
-    /// outside the cluster and waits to be added (`CLUSTER ADDNODE`).
+    /// A node that starts outside the cluster, at these peer and client addresses, and
+    /// waits to be added (`CLUSTER ADDNODE`): one not in the cluster file, or a removed
+    /// member under its id again.
     pub join: Option<(SocketAddr, SocketAddr)>,
     pub data_dir: Option<PathBuf>,
     pub in_memory: bool,
@@ -53,13 +54,9 @@ pub fn serve(options: &ServeOptions) -> Result<(), String> {
     let id = NodeId(options.id);
     let in_file = cluster.node(id).copied();
     let me = match (options.join, in_file) {
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "node {} is in cluster file {}: it is a member already, start it without --join",
-                options.id,
-                options.config.display()
-            ));
-        }
+        // A removed member coming back under its id (on an empty data dir, to be added
+        // again), or a node that joined so restarting: the addresses given win.
+        (Some((peer, client)), Some(_)) => crate::cluster_file::NodeAddresses { id, peer, client },
         (Some(_), None) if id.is_broadcast() => {
             return Err(format!("--id {}: 65535 is reserved", options.id));
         }

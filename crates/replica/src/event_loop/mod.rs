@@ -587,10 +587,12 @@ impl<C: Clock> Replica<C> {
     /// Whether a committed membership leaves this node out (cluster mode): no leader
     /// will speak to it again, so it stops, as a removed etcd member does, rather than
     /// hold its clients' commands for a leader it cannot know. Only a node that has been
-    /// a member: one joining meets memberships without it while it catches up.
+    /// a member while caught up: one joining meets memberships without it while it
+    /// catches up, and with it too if it was a member under the same id before (an
+    /// operator replacing a node), followed by that earlier removal.
     fn removed_for_good(&mut self) -> bool {
         let member = self.node.membership().contains(self.id);
-        self.was_member |= member;
+        self.was_member |= member && self.node.caught_up_with_leader_commit();
         let index = self.node.membership_index();
         self.was_member && !member && index.0 > 0 && index <= self.node.commit_index()
     }
