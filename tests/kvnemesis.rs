@@ -13,8 +13,9 @@ use std::path::Path;
 use std::process::Command;
 
 const KVNEMESIS: &str = env!("CARGO_BIN_EXE_kvnemesis");
-/// Its 30 s schedule (`kvnemesis --dry-run --time 30 --seed 67`): a majority killed,
-/// 22% loss, the leader paused, a majorities ring.
+/// Its 30 s schedule (`kvnemesis --dry-run --time 30 --seed 67`): every node killed,
+/// the leader removed and added back on an empty data dir, the leader cut off, a one-way
+/// partition.
 const SEED: &str = "67";
 
 fn can_run() -> bool {

@@ -47,10 +47,10 @@ struct Cli {
     /// Each client waits up to this many milliseconds between operations.
     #[arg(long, default_value_t = 10)]
     think_ms: u64,
-    /// Faults to draw from: kill, pause, partition, loss, all, or single ones
+    /// Faults to draw from: kill, pause, partition, loss, member, all, or single ones
     /// (kill-one, kill-leader, kill-minority, kill-majority, kill-all, pause-one,
     /// pause-leader, partition-leader, partition-halves, partition-ring,
-    /// partition-one-way), comma-separated.
+    /// partition-one-way, member-replace, member-replace-leader), comma-separated.
     #[arg(long, default_value = "all")]
     faults: String,
     /// The kvstore binary (default: the one beside this program).
@@ -110,7 +110,7 @@ fn test(cli: &Cli) -> Result<bool, String> {
         if cli.dry_run {
             for step in plan(options.seed, options.time, &options.faults) {
                 println!(
-                    "{:>6.1} s  {:<18} held {:.1} s",
+                    "{:>6.1} s  {:<21} held {:.1} s",
                     step.at.as_secs_f64(),
                     step.fault.name(),
                     step.hold.as_secs_f64()

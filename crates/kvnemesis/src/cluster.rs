@@ -26,6 +26,11 @@ pub struct Node {
     log: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// Started with `--join` (it came back after a removal): so on every restart.
+    joins: bool,
+    /// Taken out of the cluster (`CLUSTER DELNODE`) and not running: not to be started
+    /// until it is added again (`operator::add_back`).
+    pub removed: bool,
 }
 
 pub struct Cluster {
@@ -42,6 +47,10 @@ impl Node {
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        SocketAddr::from((self.address, PEER_PORT))
     }
 }
 
@@ -67,6 +76,8 @@ impl Cluster {
                 log: run_dir.join(format!("node-{id}.log")),
                 child: None,
                 paused: false,
+                joins: false,
+                removed: false,
             });
         }
         let config = run_dir.join("cluster.toml");
@@ -86,7 +97,7 @@ impl Cluster {
 
     pub fn start_node(&mut self, i: usize) -> Result<(), String> {
         let node = &mut self.nodes[i];
-        if node.child.is_some() {
+        if node.child.is_some() || node.removed {
             return Ok(());
         }
         let log = OpenOptions::new()
@@ -106,6 +117,12 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err));
+        if node.joins {
+            command
+                .arg("--join")
+                .arg(node.peer().to_string())
+                .arg(node.client().to_string());
+        }
         if self.unsafe_local_reads {
             command
                 .arg("--unsafe-local-reads")
@@ -128,6 +145,42 @@ impl Cluster {
         self.nodes[i].paused = false;
     }
 
+    /// A node just removed from the cluster: waits up to `within` for it to stop on its
+    /// own, as a node that learns of its removal does, and kills it otherwise. Whether it
+    /// stopped on its own.
+    pub fn retire(&mut self, i: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let node = &mut self.nodes[i];
+        node.removed = true;
+        let Some(child) = node.child.as_mut() else {
+            return false;
+        };
+        let mut stopped = false;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                stopped = true;
+                node.child = None;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill(i);
+        stopped
+    }
+
+    /// Starts node `i`, removed earlier, again on an empty data dir with `--join`, as an
+    /// operator replacing a failed machine under the same id does.
+    pub fn start_fresh_joiner(&mut self, i: usize) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        if node.data_dir.exists() {
+            std::fs::remove_dir_all(&node.data_dir)
+                .map_err(|e| format!("cannot empty {}: {e}", node.data_dir.display()))?;
+        }
+        node.removed = false;
+        node.joins = true;
+        self.start_node(i)
+    }
+
     /// SIGSTOP (`pause: true`) or SIGCONT.
     pub fn signal_pause(&mut self, i: usize, pause: bool) {
         let node = &mut self.nodes[i];
@@ -138,7 +191,8 @@ impl Cluster {
         node.paused = pause;
     }
 
-    /// Continues every stopped node and starts every killed one.
+    /// Continues every stopped node and starts every killed one (not a removed one:
+    /// `operator::add_back` does).
     pub fn revive_all(&mut self) -> Result<(), String> {
         for i in 0..self.nodes.len() {
             if self.nodes[i].paused {

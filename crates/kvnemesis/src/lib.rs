@@ -5,7 +5,7 @@
 //!    ([`nft`]): nothing touches the machine's own network;
 //! 2. starts N durable `kvstore serve` nodes on 127.0.0.11, .12, ... ([`cluster`]);
 //! 3. runs the clients ([`workload`], over [`resp`]) and the nemesis ([`nemesis`], on the
-//!    seeded [`schedule`]) together, every operation and fault written into the history
+//!    seeded [`schedule`]; membership changes through the [`operator`]) together, every operation and fault written into the history
 //!    ([`history`], Jepsen's JSON lines);
 //! 4. heals everything, reads every key until the cluster answers, and checks the history
 //!    ([`analysis`]: [`operations`], [`checks`] with `lincheck` and the
@@ -22,6 +22,7 @@ pub mod namespace;
 pub mod nemesis;
 pub mod nft;
 pub mod operations;
+pub mod operator;
 pub mod page;
 pub mod report;
 pub mod resp;
@@ -114,7 +115,9 @@ pub fn run(options: &Options) -> Result<Summary, String> {
     let mut cluster = cluster.into_inner().unwrap_or_else(|e| e.into_inner());
     // Whatever the nemesis left (it heals each fault; an error may have stopped it
     // between), everything is healed before the final reads.
-    let healed = nft::heal().and_then(|()| cluster.revive_all());
+    let healed = nft::heal()
+        .and_then(|()| cluster.revive_all())
+        .and_then(|()| operator::add_back_removed(&mut cluster));
     let mut crashes = nemesis_result?;
     healed?;
 

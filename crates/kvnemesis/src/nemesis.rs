@@ -4,7 +4,10 @@
 //!
 //! - kill: SIGKILL, and the same node started again on its data dir at the heal;
 //! - pause: SIGSTOP, SIGCONT at the heal;
-//! - partitions and loss: nftables rules on peer datagrams (`nft`), flushed at the heal.
+//! - partitions and loss: nftables rules on peer datagrams (`nft`), flushed at the heal;
+//! - member replacement: the node is removed (`CLUSTER DELNODE` on the leader) and stops,
+//!   and at the heal is started again on an empty data dir with `--join` and added back
+//!   (`CLUSTER ADDNODE`), as an operator replaces a failed machine ([`operator`]).
 //!   A partition cuts both ways except `one-way`; `ring` gives each node a majority of
 //!   its own (it hears only the next nodes around a shuffled ring, as Jepsen's
 //!   majorities ring), so no two nodes see the same majority.
@@ -12,6 +15,7 @@
 use crate::cluster::{Cluster, PEER_PORT};
 use crate::history::{Draft, NEMESIS, Recorder, Type};
 use crate::nft;
+use crate::operator;
 use crate::schedule::{Fault, Step};
 use rand::rngs::SmallRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -37,6 +41,7 @@ enum Action {
     /// One-way links (from, to) whose peer datagrams are dropped.
     Drop(Vec<(usize, usize)>),
     Loss(u8),
+    Replace(usize),
 }
 
 /// Carries out `steps`, `at` counted from `started`. Returns what it found of nodes that
@@ -51,8 +56,10 @@ pub fn run(
     for step in steps {
         std::thread::sleep((started + step.at).saturating_duration_since(Instant::now()));
         let mut guard = cluster.lock().unwrap_or_else(|e| e.into_inner());
-        let (action, description) = resolve(step, &guard);
-        apply(&mut guard, &action)?;
+        let (action, mut description) = resolve(step, &guard);
+        if let Some(outcome) = apply(&mut guard, &action)? {
+            description = format!("{description}: {outcome}");
+        }
         drop(guard);
         record(recorder, "start", step.fault, &description);
         std::thread::sleep(step.hold);
@@ -93,7 +100,10 @@ fn resolve(step: &Step, cluster: &Cluster) -> (Action, String) {
     let random = *all.choose(&mut rng).expect("a node");
     let needs_leader = matches!(
         step.fault,
-        Fault::KillLeader | Fault::PauseLeader | Fault::PartitionLeader
+        Fault::KillLeader
+            | Fault::PauseLeader
+            | Fault::PartitionLeader
+            | Fault::MemberReplaceLeader
     );
     let leader = if needs_leader {
         cluster.leader().unwrap_or(random)
@@ -167,6 +177,9 @@ fn resolve(step: &Step, cluster: &Cluster) -> (Action, String) {
             }
             (Action::Drop(links), views.join(", "))
         }
+        Fault::MemberReplace | Fault::MemberReplaceLeader => {
+            (Action::Replace(leader), name(&leader))
+        }
         Fault::Loss => {
             let percent = rng.random_range(LOSS_PERCENT);
             (
@@ -177,8 +190,10 @@ fn resolve(step: &Step, cluster: &Cluster) -> (Action, String) {
     }
 }
 
-fn apply(cluster: &mut Cluster, action: &Action) -> Result<(), String> {
+/// Carries out `action`; what came of it, when that is worth a word in the history.
+fn apply(cluster: &mut Cluster, action: &Action) -> Result<Option<String>, String> {
     match action {
+        Action::Replace(i) => return operator::remove(cluster, *i).map(Some),
         Action::Kill(set) => set.iter().for_each(|&i| cluster.kill(i)),
         Action::Pause(set) => set.iter().for_each(|&i| cluster.signal_pause(i, true)),
         Action::Drop(links) => {
@@ -190,7 +205,7 @@ fn apply(cluster: &mut Cluster, action: &Action) -> Result<(), String> {
         }
         Action::Loss(percent) => nft::lose(*percent, PEER_PORT)?,
     }
-    Ok(())
+    Ok(None)
 }
 
 fn heal(cluster: &mut Cluster, action: &Action) -> Result<(), String> {
@@ -202,6 +217,7 @@ fn heal(cluster: &mut Cluster, action: &Action) -> Result<(), String> {
         }
         Action::Pause(set) => set.iter().for_each(|&i| cluster.signal_pause(i, false)),
         Action::Drop(_) | Action::Loss(_) => nft::heal()?,
+        Action::Replace(i) => operator::add_back(cluster, *i)?,
     }
     Ok(())
 }

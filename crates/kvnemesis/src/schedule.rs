@@ -22,9 +22,11 @@ pub enum Fault {
     PartitionRing,
     PartitionOneWay,
     Loss,
+    MemberReplace,
+    MemberReplaceLeader,
 }
 
-pub const ALL_FAULTS: [Fault; 12] = [
+pub const ALL_FAULTS: [Fault; 14] = [
     Fault::KillOne,
     Fault::KillLeader,
     Fault::KillMinority,
@@ -37,6 +39,8 @@ pub const ALL_FAULTS: [Fault; 12] = [
     Fault::PartitionRing,
     Fault::PartitionOneWay,
     Fault::Loss,
+    Fault::MemberReplace,
+    Fault::MemberReplaceLeader,
 ];
 
 impl Fault {
@@ -54,11 +58,13 @@ impl Fault {
             Fault::PartitionRing => "partition-ring",
             Fault::PartitionOneWay => "partition-one-way",
             Fault::Loss => "loss",
+            Fault::MemberReplace => "member-replace",
+            Fault::MemberReplaceLeader => "member-replace-leader",
         }
     }
 
     /// The faults a `--faults` word names: a fault's name, or a family (`kill`, `pause`,
-    /// `partition`, `loss`, `all`).
+    /// `partition`, `loss`, `member`, `all`).
     pub fn parse_list(text: &str) -> Result<Vec<Fault>, String> {
         let mut faults = Vec::new();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -71,7 +77,7 @@ impl Fault {
                 .collect();
             if matched.is_empty() {
                 return Err(format!(
-                    "unknown fault {word:?}: give kill, pause, partition, loss, all, or one of {}",
+                    "unknown fault {word:?}: give kill, pause, partition, loss, member, all, or one of {}",
                     ALL_FAULTS.map(Fault::name).join(", ")
                 ));
             }
