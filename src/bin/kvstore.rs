@@ -1,8 +1,8 @@
 //! `kvstore`: the store in cluster mode, for Redis clients.
 //!
 //! - `kvstore serve --config CLUSTER.toml --id ID [--data-dir DIR | --in-memory]` runs one
-//!   node; with `--join PEER CLIENT`, a node outside the cluster (not in the file, or a
-//!   removed member under its id again), to be added by the leader (`CLUSTER ADDNODE`);
+//!   node; with `--join PEER CLIENT`, a node not in the file, to be added by the leader
+//!   (`CLUSTER ADDNODE`);
 //! - `kvstore cluster [--nodes N] [--spares K] [--base-port P] [--data-dir DIR]` runs a
 //!   local cluster of N nodes as child processes, and K more outside it, ready to add.
 //!
@@ -31,7 +31,7 @@ enum Mode {
         /// The cluster file: every node's id, peer (UDP) and client (TCP) address.
         #[arg(long, value_name = "CLUSTER.toml")]
         config: PathBuf,
-        /// This node's id in the cluster file (with --join, any id not a member now).
+        /// This node's id in the cluster file (with --join, an id not in it).
         #[arg(long)]
         id: u16,
         /// Start outside the cluster, at these peer (UDP) and client (TCP) addresses, and

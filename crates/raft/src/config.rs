@@ -121,6 +121,12 @@ pub struct Config {
     /// a membership change this one has not seen yet), but no members until a membership
     /// entry makes them so.
     pub joining_peers: Vec<NodeId>,
+    /// Hear a peer that is in no membership this replica holds and not configured (as
+    /// thesis §4.1 has every server take requests without consulting its configuration):
+    /// a leader or candidate added after this replica's log ends (cluster mode, where
+    /// the driver vouches for a sender by its address). Off in the classic setting,
+    /// where every replica is configured and anything else is a hostile sender.
+    pub hear_unlisted_peers: bool,
 
     /// Client requests held while no leader is known.
     pub held_requests_max: usize,
@@ -183,6 +189,7 @@ impl Config {
             durable: false,
             joining: false,
             joining_peers: Vec::new(),
+            hear_unlisted_peers: false,
             held_requests_max: 4096,
             held_request_timeout: Span::from_millis(4000),
             pending_puts_max: 65_536,

@@ -8,8 +8,15 @@
 //! server at a time (`membership_change`), which is what lets any two successive
 //! memberships share a voter in every pair of their majorities.
 //!
-//! Text form: members separated by `;`, each `ID ROLE [ADDRESS]` with ID in decimal, ROLE
-//! `v` (voter) or `l` (learner), and ADDRESS anything without `;`: `1 v a;2 v b;3 l c`.
+//! A removed id is retired: never a member again. A replica's vote and log are what make
+//! two successive majorities share a voter that remembers; a node back under a removed id
+//! on an empty disk would replay the old memberships that name it a voter and vote in
+//! them with none of what its earlier self promised (kvnemesis lost acknowledged writes
+//! that way before this rule). A node that comes back takes a new id, as in etcd.
+//!
+//! Text form: items separated by `;`, each `ID ROLE [ADDRESS]` with ID in decimal, ROLE
+//! `v` (voter), `l` (learner) or `r` (retired, no address), and ADDRESS anything without
+//! `;`: `1 v a;2 v b;3 l c;4 r`.
 
 use crate::NodeId;
 use std::fmt;
@@ -28,10 +35,11 @@ pub struct Member {
 }
 
 /// Invariant: members sorted by id, ids distinct, at least one voter, at most
-/// `MEMBERS_MAX` members.
+/// `MEMBERS_MAX` members; retired ids sorted, distinct, none a member's.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Membership {
     members: Vec<Member>,
+    retired: Vec<NodeId>,
 }
 
 /// Why a membership's text was refused.
@@ -58,13 +66,23 @@ impl Membership {
         members.sort_by_key(|m| m.id);
         members.dedup_by_key(|m| m.id);
         assert!(!members.is_empty(), "a cluster has a voter");
-        Membership { members }
+        Membership {
+            members,
+            retired: Vec::new(),
+        }
     }
 
-    pub fn from_members(mut members: Vec<Member>) -> Result<Membership, BadMembership> {
+    pub fn from_members(
+        mut members: Vec<Member>,
+        mut retired: Vec<NodeId>,
+    ) -> Result<Membership, BadMembership> {
         members.sort_by_key(|m| m.id);
-        if members.windows(2).any(|w| w[0].id == w[1].id) {
-            return Err(BadMembership("a member is listed twice"));
+        retired.sort();
+        if members.windows(2).any(|w| w[0].id == w[1].id)
+            || retired.windows(2).any(|w| w[0] == w[1])
+            || members.iter().any(|m| retired.binary_search(&m.id).is_ok())
+        {
+            return Err(BadMembership("an id is listed twice"));
         }
         if !members.iter().any(|m| m.voter) {
             return Err(BadMembership("no voter"));
@@ -78,7 +96,7 @@ impl Membership {
         {
             return Err(BadMembership("an address holds ';', or an id is FFFF"));
         }
-        let membership = Membership { members };
+        let membership = Membership { members, retired };
         if membership.to_text().len() > MEMBERSHIP_TEXT_MAX {
             return Err(BadMembership("too long"));
         }
@@ -90,6 +108,7 @@ impl Membership {
             return Err(BadMembership("too long"));
         }
         let mut members = Vec::new();
+        let mut retired = Vec::new();
         for item in text.split(';') {
             let mut fields = item.splitn(3, ' ');
             let id = fields
@@ -99,7 +118,11 @@ impl Membership {
             let voter = match fields.next() {
                 Some("v") => true,
                 Some("l") => false,
-                _ => return Err(BadMembership("a member's role is not v or l")),
+                Some("r") if fields.next().is_none() => {
+                    retired.push(NodeId(id));
+                    continue;
+                }
+                _ => return Err(BadMembership("a member's role is not v, l or r")),
             };
             let address = fields.next().unwrap_or("").into();
             members.push(Member {
@@ -111,7 +134,7 @@ impl Membership {
                 return Err(BadMembership("too many members"));
             }
         }
-        Membership::from_members(members)
+        Membership::from_members(members, retired)
     }
 
     pub fn to_text(&self) -> String {
@@ -126,6 +149,11 @@ impl Membership {
                 text.push(' ');
                 text.push_str(&m.address);
             }
+        }
+        for id in &self.retired {
+            text.push(';');
+            text.push_str(&id.0.to_string());
+            text.push_str(" r");
         }
         text
     }
@@ -143,6 +171,11 @@ impl Membership {
 
     pub fn contains(&self, id: NodeId) -> bool {
         self.member(id).is_some()
+    }
+
+    /// Whether `id` was removed: it may never be a member again.
+    pub fn is_retired(&self, id: NodeId) -> bool {
+        self.retired.binary_search(&id).is_ok()
     }
 
     pub fn is_voter(&self, id: NodeId) -> bool {
@@ -180,10 +213,10 @@ impl Membership {
             .cloned()
             .collect();
         members.push(member);
-        Membership::from_members(members)
+        Membership::from_members(members, self.retired.clone())
     }
 
-    /// This membership without `id`.
+    /// This membership without `id`, retired from now on.
     pub fn without(&self, id: NodeId) -> Result<Membership, BadMembership> {
         let members = self
             .members
@@ -191,7 +224,9 @@ impl Membership {
             .filter(|m| m.id != id)
             .cloned()
             .collect();
-        Membership::from_members(members)
+        let mut retired = self.retired.clone();
+        retired.push(id);
+        Membership::from_members(members, retired)
     }
 }
 
@@ -207,8 +242,21 @@ mod tests {
         assert_eq!(m.quorum(), 2);
         assert_eq!(m.peers_of(NodeId(1)), vec![NodeId(2), NodeId(3)]);
         assert!(m.is_voter(NodeId(2)) && !m.is_voter(NodeId(3)) && !m.contains(NodeId(4)));
+        let r = Membership::parse("5 r;1 v a;4 r").unwrap();
+        assert_eq!(r.to_text(), "1 v a;4 r;5 r");
+        assert!(r.is_retired(NodeId(4)) && !r.contains(NodeId(4)) && !r.is_retired(NodeId(1)));
         for bad in [
-            "", "1", "1 x", "x v", "1 v;1 l", "1 l", "65535 v", "1 v;;2 v",
+            "",
+            "1",
+            "1 x",
+            "x v",
+            "1 v;1 l",
+            "1 l",
+            "65535 v",
+            "1 v;;2 v",
+            "1 v;1 r",
+            "1 v;2 r x",
+            "1 v;2 r;2 r",
         ] {
             assert!(Membership::parse(bad).is_err(), "{bad:?}");
         }
@@ -227,6 +275,8 @@ mod tests {
             .unwrap();
         assert_eq!((three.quorum(), four.quorum()), (2, 3));
         assert!(three.quorum() + four.quorum() > four.voter_count());
-        assert_eq!(four.without(NodeId(4)).unwrap(), three);
+        let back = four.without(NodeId(4)).unwrap();
+        assert_eq!(back.voters().collect::<Vec<_>>(), [1, 2, 3].map(NodeId));
+        assert!(back.is_retired(NodeId(4)));
     }
 }

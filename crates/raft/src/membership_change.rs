@@ -51,6 +51,8 @@ pub enum MembershipRefused {
     /// A leadership transfer is under way.
     TransferInProgress,
     AlreadyMember,
+    /// Removed before: a node that comes back takes a new id (`membership`).
+    Retired,
     NotAMember,
     NotALearner,
     /// The new voters that answered lately are fewer than its quorum.
@@ -69,6 +71,9 @@ impl fmt::Display for MembershipRefused {
                 f.write_str("a leadership transfer is in progress; try again")
             }
             MembershipRefused::AlreadyMember => f.write_str("already a member"),
+            MembershipRefused::Retired => f.write_str(
+                "this id was removed from the cluster and is never taken again: start the node on an empty data dir under a new id",
+            ),
             MembershipRefused::NotAMember => f.write_str("not a member"),
             MembershipRefused::NotALearner => f.write_str("not a learner"),
             MembershipRefused::WouldLoseQuorum => f.write_str(
@@ -144,6 +149,9 @@ impl Node {
             MembershipChange::AddLearner { id, address } => {
                 if current.contains(*id) {
                     return Err(MembershipRefused::AlreadyMember);
+                }
+                if current.is_retired(*id) {
+                    return Err(MembershipRefused::Retired);
                 }
                 current.with(Member {
                     id: *id,
@@ -242,7 +250,7 @@ impl Node {
 
     /// The membership entry at `index`, just committed, removed followers: each is sent
     /// what it lacks of the log through that entry (from where its log last matched),
-    /// with the commit index through that entry, so that it learns it is out (a leader stops replicating to
+    /// with the commit index, so that it learns it is out (a leader stops replicating to
     /// a follower once the entry removing it is appended, and a removed node that never
     /// learns waits for a leader that will not speak to it again; cluster mode stops a
     /// node once it knows). One datagram each: if it is lost, the follower stays as it
@@ -266,9 +274,7 @@ impl Node {
                     term: self.current_term,
                     prev_log_index: first.prev(),
                     prev_log_term: previous,
-                    // No further: the follower must be able to tell it holds all that
-                    // this append says is committed.
-                    leader_commit: self.commit_index.min(index),
+                    leader_commit: self.commit_index,
                     sent_at_us: now.as_micros(),
                     ack_requested: false,
                     entries,

@@ -118,9 +118,6 @@ pub struct Node {
     // `config.apply_batch` committed entries wait to be applied between inputs (the state
     // machine is brought up to commit_index before it is read).
     pub(super) commit_index: LogIndex,
-    /// The highest commit index a current leader's append has carried: everything
-    /// through it is committed somewhere, whether or not this replica holds it yet.
-    pub(super) leader_commit_heard: LogIndex,
     pub(super) last_applied: LogIndex,
     pub(super) kv: KvStore,
     pub(super) role: Role,
@@ -194,7 +191,6 @@ impl Node {
             incoming_snapshot: None,
             snapshots_installed: 0,
             commit_index: LogIndex(0),
-            leader_commit_heard: LogIndex(0),
             last_applied: LogIndex(0),
             kv: KvStore::new(config.seed),
             role: Role::Follower,
@@ -269,10 +265,11 @@ impl Node {
         // Every configured peer is heard, member or not yet (a candidate may know of a
         // membership change this replica has not seen), and so is the leader even once
         // the membership in this log leaves it out: a leader removing itself leads until
-        // the removal commits (thesis §4.2.2).
+        // the removal commits (thesis §4.2.2). With `hear_unlisted_peers`, anyone.
         let known = self.peers.contains(&from)
             || self.config.peers.contains(&from)
-            || (from == self.leader && !from.is_broadcast());
+            || (from == self.leader && !from.is_broadcast())
+            || (self.config.hear_unlisted_peers && !from.is_broadcast());
         let senders = if known {
             std::slice::from_ref(&from)
         } else {
@@ -428,12 +425,6 @@ impl Node {
     }
     pub fn commit_index(&self) -> LogIndex {
         self.commit_index
-    }
-    /// Whether this replica has committed all that any leader has told it is committed:
-    /// false while it catches up, when what it holds (a membership, say) may already be
-    /// superseded in the committed log.
-    pub fn caught_up_with_leader_commit(&self) -> bool {
-        self.commit_index >= self.leader_commit_heard
     }
     pub fn last_applied(&self) -> LogIndex {
         self.last_applied

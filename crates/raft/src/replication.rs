@@ -33,7 +33,6 @@ impl Node {
             LeaderCheck::Confused => return,
             LeaderCheck::Current => {}
         }
-        self.leader_commit_heard = self.leader_commit_heard.max(m.leader_commit);
 
         // §5.3 consistency check, answering with a hint on a mismatch. Entries through the
         // snapshot are committed, so any current leader holds them too (§5.4's Leader

@@ -9,7 +9,8 @@
 //!   without proposing anything, so a client may send the command again anywhere.
 //! - A node that knows no leader holds the command (and the connection's later ones, to
 //!   keep their order) for up to [`LEADER_WAIT_MS_MAX`], as the replica holds requests
-//!   for an election, then answers `-CLUSTERDOWN`.
+//!   for an election, then answers `-CLUSTERDOWN`; one not yet added to the cluster
+//!   answers `-CLUSTERDOWN` at once.
 //! - A write the leader proposed and lost leadership before seeing committed is answered
 //!   `-TIMEOUT`: it may still commit. Never `-TRYAGAIN`, which clients retry blindly.
 //! - Everything else (`PING`, `INFO`, `CLUSTER ...`, `CLIENT ...`) is answered by any
@@ -419,6 +420,13 @@ fn route_to_leader(
         conn.error(&moved(cx.cluster, node, leader, slot));
         return Some(Dispatched::Taken);
     }
+    if !node.membership().contains(cx.me) {
+        // Not added yet (`serve --join`): no leader will speak to it before an operator
+        // adds it, so a client is better told at once to ask another node.
+        conn.held_since = None;
+        conn.error(CLUSTERDOWN_NOT_A_MEMBER);
+        return Some(Dispatched::Taken);
+    }
     let since = *conn.held_since.get_or_insert(now);
     if now.since(since) < Span::from_millis(LEADER_WAIT_MS_MAX) {
         return Some(Dispatched::Held);
@@ -452,6 +460,8 @@ pub fn existed_before_proposal(node: &Node, key: &str) -> bool {
 }
 
 pub const CLUSTERDOWN: &str = "CLUSTERDOWN no leader";
+pub const CLUSTERDOWN_NOT_A_MEMBER: &str =
+    "CLUSTERDOWN this node is not a member of the cluster (yet): ask another";
 pub const TIMEOUT: &str = "TIMEOUT leadership was lost before the write was known to commit: it may or may not have taken effect";
 
 /// `MOVED <slot> <host:port>` naming `leader`'s client address.

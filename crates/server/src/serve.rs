@@ -25,9 +25,8 @@ pub const PEER_INFLIGHT_APPENDS_MAX: usize = 64;
 pub struct ServeOptions {
     pub config: PathBuf,
     pub id: u16,
-    /// A node that starts outside the cluster, at these peer and client addresses, and
-    /// waits to be added (`CLUSTER ADDNODE`): one not in the cluster file, or a removed
-    /// member under its id again.
+    /// A node not in the cluster file, at these peer and client addresses, that starts
+    /// outside the cluster and waits to be added (`CLUSTER ADDNODE`).
     pub join: Option<(SocketAddr, SocketAddr)>,
     pub data_dir: Option<PathBuf>,
     pub in_memory: bool,
@@ -54,9 +53,13 @@ pub fn serve(options: &ServeOptions) -> Result<(), String> {
     let id = NodeId(options.id);
     let in_file = cluster.node(id).copied();
     let me = match (options.join, in_file) {
-        // A removed member coming back under its id (on an empty data dir, to be added
-        // again), or a node that joined so restarting: the addresses given win.
-        (Some((peer, client)), Some(_)) => crate::cluster_file::NodeAddresses { id, peer, client },
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "node {} is in cluster file {}: start it without --join (a node that replaces a removed one takes a new id)",
+                options.id,
+                options.config.display()
+            ));
+        }
         (Some(_), None) if id.is_broadcast() => {
             return Err(format!("--id {}: 65535 is reserved", options.id));
         }
@@ -106,6 +109,9 @@ pub fn serve(options: &ServeOptions) -> Result<(), String> {
     // Outside the cluster until a membership entry takes it in; it never stands until it
     // is a voter.
     config.joining = options.join.is_some();
+    // A leader added after this node's log ends (or after the cluster file) must be heard
+    // for this node to catch up; the peer route vouches for senders by address.
+    config.hear_unlisted_peers = true;
     let header_bytes = APPEND_HEADER_BYTES_MAX.max(SNAPSHOT_HEADER_BYTES_MAX);
     let datagram_bytes = options
         .peer_datagram_bytes

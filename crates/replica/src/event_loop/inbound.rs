@@ -81,7 +81,7 @@ impl<C: Clock> Replica<C> {
             debug_log!(self.log, now, "ignored a datagram for {}", datagram.dst);
             return;
         }
-        if !self.net.route.admits(datagram.src, from) {
+        if !self.net.route.admit(self.id, datagram.src, from) {
             self.stats.dropped_bad += 1;
             debug_log!(
                 self.log,

@@ -314,9 +314,10 @@ impl PeerRoute {
         }
     }
 
-    /// Adds the peer address of every member of `membership` not known yet (cluster
-    /// mode): a member's address is `PEER CLIENT`, its peer address first. A route is
-    /// never removed: a removed member's messages are still taken in (the core makes
+    /// Takes the peer address of every member of `membership` that has one (cluster
+    /// mode): a member's address is `PEER CLIENT`, its peer address first. The membership
+    /// is the cluster's word, so it overrides an address learned from a datagram. A route
+    /// is never removed: a removed member's messages are still taken in (the core makes
     /// them harmless), and a membership cut from the log may come back.
     pub fn learn(&mut self, membership: &raft::Membership) {
         let PeerRoute::Direct(peers) = self else {
@@ -326,17 +327,35 @@ impl PeerRoute {
             let Some(address) = member_peer_address(&member.address) else {
                 continue;
             };
-            if let Err(at) = peers.binary_search_by_key(&member.id, |&(id, _)| id) {
-                peers.insert(at, (member.id, address));
+            match peers.binary_search_by_key(&member.id, |&(id, _)| id) {
+                Ok(at) => peers[at].1 = address,
+                Err(at) => peers.insert(at, (member.id, address)),
             }
         }
     }
 
-    /// Whether a datagram from `from` claiming to come from `src` is taken in.
-    pub fn admits(&self, src: NodeId, from: Option<SocketAddr>) -> bool {
-        match self {
-            PeerRoute::Simulator(_) => true,
-            PeerRoute::Direct(_) => from.is_some() && self.address_of(src) == from,
+    /// Whether a datagram from `from` claiming to come from `src` is taken in by replica
+    /// `me`. In cluster mode, a sender this route knows must use its own address; one it
+    /// does not know (a node added after this one's log ends: no membership here has its
+    /// address yet) is taken in from an address no known peer uses, and that address is
+    /// learned.
+    pub fn admit(&mut self, me: NodeId, src: NodeId, from: Option<SocketAddr>) -> bool {
+        let PeerRoute::Direct(peers) = self else {
+            return true;
+        };
+        let Some(from) = from else { return false };
+        if src == me {
+            return false;
+        }
+        match peers.binary_search_by_key(&src, |&(id, _)| id) {
+            Ok(at) => peers[at].1 == from,
+            Err(at) => {
+                if src.is_broadcast() || peers.iter().any(|&(_, a)| a == from) {
+                    return false;
+                }
+                peers.insert(at, (src, from));
+                true
+            }
         }
     }
 }
@@ -587,12 +606,10 @@ impl<C: Clock> Replica<C> {
     /// Whether a committed membership leaves this node out (cluster mode): no leader
     /// will speak to it again, so it stops, as a removed etcd member does, rather than
     /// hold its clients' commands for a leader it cannot know. Only a node that has been
-    /// a member while caught up: one joining meets memberships without it while it
-    /// catches up, and with it too if it was a member under the same id before (an
-    /// operator replacing a node), followed by that earlier removal.
+    /// a member: one joining meets memberships without it while it catches up.
     fn removed_for_good(&mut self) -> bool {
         let member = self.node.membership().contains(self.id);
-        self.was_member |= member && self.node.caught_up_with_leader_commit();
+        self.was_member |= member;
         let index = self.node.membership_index();
         self.was_member && !member && index.0 > 0 && index <= self.node.commit_index()
     }

@@ -12,7 +12,7 @@ use raft::{
 };
 use std::cell::Cell;
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 const ME: NodeId = NodeId(0);
@@ -168,4 +168,28 @@ fn a_long_turn_does_not_stretch_the_lease() {
     );
     let expected: Vec<String> = (0..answered.len()).map(|i| format!("g{i}")).collect();
     assert_eq!(answered, expected, "the first gets, in order");
+}
+
+#[test]
+fn a_cluster_mode_route_learns_unknown_senders_but_never_lets_one_take_a_known_address() {
+    let at = |port: u16| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    let (me, one, two, nine) = (NodeId(3), NodeId(1), NodeId(2), NodeId(9));
+    let mut route = PeerRoute::Direct(vec![(one, at(1).unwrap()), (two, at(2).unwrap())]);
+    assert!(route.admit(me, one, at(1)));
+    // A known peer from another address, an address known as another peer's, this
+    // replica itself, no address at all: refused, and nothing learned.
+    assert!(!route.admit(me, one, at(5)));
+    assert!(!route.admit(me, nine, at(2)));
+    assert!(!route.admit(me, me, at(7)));
+    assert!(!route.admit(me, nine, None));
+    assert_eq!(route.address_of(nine), None);
+    // A node added after this replica's log ends: heard, and answered at its address.
+    assert!(route.admit(me, nine, at(9)));
+    assert_eq!(route.address_of(nine), at(9));
+    assert!(!route.admit(me, nine, at(10)));
+    // The membership's word overrides what a datagram taught.
+    let membership = raft::Membership::parse("1 v;2 v;9 l 127.0.0.1:19 127.0.0.1:20").unwrap();
+    route.learn(&membership);
+    assert_eq!(route.address_of(nine), at(19));
+    assert_eq!(route.address_of(one), at(1));
 }
