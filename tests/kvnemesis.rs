@@ -1,6 +1,8 @@
 //! kvnemesis end to end: a short run (30 s, 3 nodes, every kind of fault) must pass, and
 //! the same schedule against nodes started with `--unsafe-local-reads` (followers serve
-//! stale reads) must fail with the violation found by both checkers.
+//! stale reads) must fail with the violation found by both checkers; a cluster that
+//! grows from 3 nodes to 5 and shrinks back, again and again, under the checked clients
+//! and `redis-benchmark`, must pass.
 //!
 //! kvnemesis needs root (a private network namespace) and `nft` (Debian's nftables;
 //! `.ci/run` installs it). Without either the tests say so loudly and pass; under CI
@@ -14,8 +16,7 @@ use std::process::Command;
 
 const KVNEMESIS: &str = env!("CARGO_BIN_EXE_kvnemesis");
 /// Its 30 s schedule (`kvnemesis --dry-run --time 30 --seed 67`): every node killed,
-/// the leader removed and added back on an empty data dir, the leader cut off, a one-way
-/// partition.
+/// the leader replaced by a new node, the leader cut off, a one-way partition.
 const SEED: &str = "67";
 
 fn can_run() -> bool {
@@ -97,12 +98,57 @@ fn a_short_run_with_every_fault_passes() {
     assert_eq!(count(&summary, "/findings/lincheck_violations"), 0);
     assert_eq!(count(&summary, "/findings/second_checker_violations"), 0);
     // The page carries the run for kvsim's report script (whose pages
-    // tests/html_report.rs opens in a browser): a lane per node, no violation.
+    // tests/html_report.rs opens in a browser): a lane per node started (n4 replaced the
+    // leader), no violation.
     assert!(
-        page.contains(r#""replicas":["n1","n2","n3"]"#),
+        page.contains(r#""replicas":["n1","n2","n3","n4"]"#),
         "{page:.300}"
     );
     assert!(page.contains(r#""violations_total":0"#));
+}
+
+#[test]
+fn three_nodes_grow_to_five_and_shrink_to_three_under_load() {
+    if !can_run() {
+        return;
+    }
+    assert!(
+        have("redis-benchmark") || std::env::var_os("CI").is_none(),
+        "redis-benchmark missing under CI: .ci/run installs redis-tools"
+    );
+    if !have("redis-benchmark") {
+        eprintln!("\n!!!!!!!!\n!!!!!!!! SKIPPED: needs redis-benchmark (redis-tools)\n!!!!!!!!\n");
+        return;
+    }
+    let (code, summary, _) = kvnemesis(
+        "nemesis-grow-shrink",
+        &[
+            "--spares",
+            "2",
+            "--faults",
+            "member-grow-shrink",
+            "--benchmark-clients",
+            "4",
+        ],
+    );
+    assert_eq!(summary["passed"], true, "{summary:#}");
+    assert_eq!(code, Some(0));
+    assert_eq!(count(&summary, "/findings/lost_writes"), 0, "{summary:#}");
+    let faults = summary["faults"].as_array().expect("faults");
+    assert!(faults.len() >= 3, "{summary:#}");
+    for fault in faults {
+        let text = fault["description"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("adding ") && text.matches(" removed").count() >= 2,
+            "{fault}"
+        );
+    }
+    // Every fault removed two nodes and started two new spares.
+    assert!(summary["nodes_started"].as_u64().unwrap() >= 5 + 2 * faults.len() as u64);
+    assert!(
+        summary["benchmark"]["runs_done"].as_u64().unwrap() > 0,
+        "{summary:#}"
+    );
 }
 
 #[test]

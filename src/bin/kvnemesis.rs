@@ -25,6 +25,14 @@ struct Cli {
     /// Nodes in the cluster (3 or 5 are usual).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(3..=9))]
     nodes: u16,
+    /// Nodes started beside the cluster with `kvstore serve --join`, for the
+    /// member-grow-shrink fault (which adds them all, then removes as many members).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=4))]
+    spares: u16,
+    /// Connections of redis-benchmark load (SETs on keys of its own against the leader,
+    /// beside the checked clients); 0 for none.
+    #[arg(long, default_value_t = 0)]
+    benchmark_clients: usize,
     /// Seconds of workload and faults.
     #[arg(long, default_value_t = 60)]
     time: u64,
@@ -50,7 +58,8 @@ struct Cli {
     /// Faults to draw from: kill, pause, partition, loss, member, all, or single ones
     /// (kill-one, kill-leader, kill-minority, kill-majority, kill-all, pause-one,
     /// pause-leader, partition-leader, partition-halves, partition-ring,
-    /// partition-one-way, member-replace, member-replace-leader), comma-separated.
+    /// partition-one-way, member-replace, member-replace-leader, and with --spares
+    /// member-grow-shrink), comma-separated.
     #[arg(long, default_value = "all")]
     faults: String,
     /// The kvstore binary (default: the one beside this program).
@@ -168,11 +177,19 @@ fn options(cli: &Cli) -> Result<Options, String> {
         cli.think_ms,
         cli.faults
     );
+    if cli.spares > 0 {
+        command_line.push_str(&format!(" --spares {}", cli.spares));
+    }
+    if cli.benchmark_clients > 0 {
+        command_line.push_str(&format!(" --benchmark-clients {}", cli.benchmark_clients));
+    }
     if cli.unsafe_local_reads {
         command_line.push_str(" --unsafe-local-reads");
     }
     Ok(Options {
         nodes: cli.nodes,
+        spares: cli.spares,
+        benchmark_clients: cli.benchmark_clients,
         time: Duration::from_secs(cli.time),
         seed,
         workload: WorkloadOptions {
@@ -182,7 +199,7 @@ fn options(cli: &Cli) -> Result<Options, String> {
             op_timeout: Duration::from_millis(cli.op_timeout_ms),
             think_max: Duration::from_millis(cli.think_ms),
         },
-        faults: Fault::parse_list(&cli.faults)?,
+        faults: Fault::parse_list(&cli.faults, cli.spares > 0)?,
         kvstore,
         dir: cli.dir.clone(),
         unsafe_local_reads: cli.unsafe_local_reads,

@@ -1,5 +1,8 @@
-//! The cluster under test: N `kvstore serve` processes, node `i` on 127.0.0.(10+i), each
-//! durable on its own data dir under the run dir, each writing to its own log file. The
+//! The cluster under test: N `kvstore serve` processes, node `id` on its own loopback
+//! address ([`address_of`]), each durable on its own data dir under the run dir, each
+//! writing to its own log file, and spares: nodes started with `--join`, outside the
+//! cluster until an operator adds them. A removed node is retired for good (its id is
+//! never a member again); one that takes its place is a new node with the next id. The
 //! nemesis kills, restarts, stops and continues them here; the leader is found by asking
 //! every node `INFO raft`.
 
@@ -8,6 +11,8 @@ use std::fs::{File, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// Every node's client (TCP) port, on its own address.
@@ -18,6 +23,24 @@ pub const PEER_PORT: u16 = 7100;
 pub const TEST_ONLY_ENV: &str = "KVSTORE_TEST_ONLY";
 /// How long one node may take to answer `INFO`: a stopped node never does.
 const INFO_TIMEOUT: Duration = Duration::from_millis(300);
+/// Node ids per third octet of [`address_of`].
+const IDS_PER_OCTET: u16 = 200;
+
+/// Node `id`'s address: 127.0.0.11 for 1, 127.0.0.12 for 2, ..., on to 127.0.1.10 for 200.
+pub fn address_of(id: u16) -> Ipv4Addr {
+    let [high, low] = [id / IDS_PER_OCTET, id % IDS_PER_OCTET];
+    Ipv4Addr::new(127, 0, high as u8, 10 + low as u8)
+}
+
+/// The node id at `address`, if it is one of [`address_of`]'s.
+pub fn id_of(address: SocketAddr) -> Option<u16> {
+    let std::net::IpAddr::V4(ip) = address.ip() else {
+        return None;
+    };
+    let [a, b, high, low] = ip.octets();
+    let low = u16::from(low).checked_sub(10)?;
+    ((a, b) == (127, 0) && low < IDS_PER_OCTET).then(|| u16::from(high) * IDS_PER_OCTET + low)
+}
 
 pub struct Node {
     pub id: u16,
@@ -28,19 +51,60 @@ pub struct Node {
     paused: bool,
     /// Started with `--join` (it came back after a removal): so on every restart.
     joins: bool,
-    /// Taken out of the cluster (`CLUSTER DELNODE`) and not running: not to be started
-    /// until it is added again (`operator::add_back`).
+    /// Taken out of the cluster (`CLUSTER DELNODE`): never started again.
     pub removed: bool,
+    /// In the cluster, as far as the operator knows (its last change was answered).
+    pub member: bool,
+}
+
+/// The client address of every node not removed, for the clients: nodes join and leave
+/// during a run, and a client that knew only the first ones would find none left.
+#[derive(Default)]
+pub struct Directory {
+    version: AtomicU64,
+    addresses: RwLock<Vec<SocketAddr>>,
+}
+
+impl Directory {
+    /// The addresses and their version, if it is not `seen`.
+    pub fn changed_since(&self, seen: u64) -> Option<(u64, Vec<SocketAddr>)> {
+        let version = self.version.load(Ordering::Acquire);
+        (version != seen).then(|| {
+            let addresses = self.addresses.read().unwrap_or_else(|e| e.into_inner());
+            (version, addresses.clone())
+        })
+    }
+
+    fn set(&self, addresses: Vec<SocketAddr>) {
+        *self.addresses.write().unwrap_or_else(|e| e.into_inner()) = addresses;
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 pub struct Cluster {
+    pub directory: Arc<Directory>,
     kvstore: PathBuf,
+    run_dir: PathBuf,
     config: PathBuf,
     pub nodes: Vec<Node>,
     unsafe_local_reads: bool,
 }
 
 impl Node {
+    fn new(run_dir: &Path, id: u16, member: bool) -> Node {
+        Node {
+            id,
+            address: address_of(id),
+            data_dir: run_dir.join(format!("node-{id}")),
+            log: run_dir.join(format!("node-{id}.log")),
+            child: None,
+            paused: false,
+            joins: !member,
+            removed: false,
+            member,
+        }
+    }
+
     pub fn client(&self) -> SocketAddr {
         SocketAddr::from((self.address, CLIENT_PORT))
     }
@@ -55,36 +119,34 @@ impl Node {
 }
 
 impl Cluster {
-    /// Writes the cluster file into `run_dir` and starts every node.
+    /// Writes the cluster file (the first `members` nodes) into `run_dir` and starts
+    /// every node, `spares` more with `--join`.
     pub fn start(
         run_dir: &Path,
-        nodes: u16,
+        members: u16,
+        spares: u16,
         kvstore: &Path,
         unsafe_local_reads: bool,
     ) -> Result<Cluster, String> {
         let mut text = String::from("# Written by kvnemesis.\n");
         let mut list = Vec::new();
-        for id in 1..=nodes {
-            let address = Ipv4Addr::new(127, 0, 0, 10 + id as u8);
-            text.push_str(&format!(
-                "\n[[node]]\nid = {id}\npeer = \"{address}:{PEER_PORT}\"\nclient = \"{address}:{CLIENT_PORT}\"\n"
-            ));
-            list.push(Node {
-                id,
-                address,
-                data_dir: run_dir.join(format!("node-{id}")),
-                log: run_dir.join(format!("node-{id}.log")),
-                child: None,
-                paused: false,
-                joins: false,
-                removed: false,
-            });
+        for id in 1..=members + spares {
+            let address = address_of(id);
+            let member = id <= members;
+            if member {
+                text.push_str(&format!(
+                    "\n[[node]]\nid = {id}\npeer = \"{address}:{PEER_PORT}\"\nclient = \"{address}:{CLIENT_PORT}\"\n"
+                ));
+            }
+            list.push(Node::new(run_dir, id, member));
         }
         let config = run_dir.join("cluster.toml");
         std::fs::write(&config, text)
             .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
         let mut cluster = Cluster {
+            directory: Arc::default(),
             kvstore: kvstore.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
             config,
             nodes: list,
             unsafe_local_reads,
@@ -92,7 +154,21 @@ impl Cluster {
         for i in 0..cluster.nodes.len() {
             cluster.start_node(i)?;
         }
+        cluster.publish();
         Ok(cluster)
+    }
+
+    /// Tells the clients which nodes there are now.
+    fn publish(&self) {
+        let live = self.nodes.iter().filter(|n| !n.removed);
+        self.directory.set(live.map(Node::client).collect());
+    }
+
+    /// The nodes in the cluster now, as positions in `nodes`.
+    pub fn members(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].member)
+            .collect()
     }
 
     pub fn start_node(&mut self, i: usize) -> Result<(), String> {
@@ -152,6 +228,7 @@ impl Cluster {
         let deadline = Instant::now() + within;
         let node = &mut self.nodes[i];
         node.removed = true;
+        node.member = false;
         let Some(child) = node.child.as_mut() else {
             return false;
         };
@@ -165,20 +242,23 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.kill(i);
+        self.publish();
         stopped
     }
 
-    /// Starts node `i`, removed earlier, again on an empty data dir with `--join`, as an
-    /// operator replacing a failed machine under the same id does.
-    pub fn start_fresh_joiner(&mut self, i: usize) -> Result<(), String> {
-        let node = &mut self.nodes[i];
-        if node.data_dir.exists() {
-            std::fs::remove_dir_all(&node.data_dir)
-                .map_err(|e| format!("cannot empty {}: {e}", node.data_dir.display()))?;
-        }
-        node.removed = false;
-        node.joins = true;
-        self.start_node(i)
+    /// Starts a new node with the next id, outside the cluster (`--join`), on an empty
+    /// data dir: a spare, as an operator brings up a machine to take a removed one's
+    /// place. Its position in `nodes`.
+    pub fn add_spare(&mut self) -> Result<usize, String> {
+        let id = u16::try_from(self.nodes.len() + 1)
+            .ok()
+            .filter(|&id| id < u16::MAX)
+            .ok_or("no node id left")?;
+        self.nodes.push(Node::new(&self.run_dir, id, false));
+        let i = self.nodes.len() - 1;
+        self.start_node(i)?;
+        self.publish();
+        Ok(i)
     }
 
     /// SIGSTOP (`pause: true`) or SIGCONT.
@@ -191,8 +271,7 @@ impl Cluster {
         node.paused = pause;
     }
 
-    /// Continues every stopped node and starts every killed one (not a removed one:
-    /// `operator::add_back` does).
+    /// Continues every stopped node and starts every killed one (not a removed one).
     pub fn revive_all(&mut self) -> Result<(), String> {
         for i in 0..self.nodes.len() {
             if self.nodes[i].paused {

@@ -5,7 +5,8 @@
 //!    ([`nft`]): nothing touches the machine's own network;
 //! 2. starts N durable `kvstore serve` nodes on 127.0.0.11, .12, ... ([`cluster`]);
 //! 3. runs the clients ([`workload`], over [`resp`]) and the nemesis ([`nemesis`], on the
-//!    seeded [`schedule`]; membership changes through the [`operator`]) together, every operation and fault written into the history
+//!    seeded [`schedule`]; membership changes through the [`operator`]) together, and
+//!    with `--benchmark-clients`, `redis-benchmark` as load beside them ([`benchmark_load`]), every operation and fault written into the history
 //!    ([`history`], Jepsen's JSON lines);
 //! 4. heals everything, reads every key until the cluster answers, and checks the history
 //!    ([`analysis`]: [`operations`], [`checks`] with `lincheck` and the
@@ -15,6 +16,7 @@
 
 pub mod analysis;
 pub mod availability;
+pub mod benchmark_load;
 pub mod checks;
 pub mod cluster;
 pub mod history;
@@ -49,6 +51,10 @@ const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nodes: u16,
+    /// Nodes started with `--join` beside the cluster, for `member-grow-shrink`.
+    pub spares: u16,
+    /// Connections of `redis-benchmark` load; 0 for none.
+    pub benchmark_clients: usize,
     pub time: Duration,
     pub seed: u64,
     pub workload: WorkloadOptions,
@@ -66,6 +72,9 @@ pub struct Options {
 /// no nft, a cluster that never elected a leader), not a failed check.
 pub fn run(options: &Options) -> Result<Summary, String> {
     nft::check_available()?;
+    if options.benchmark_clients > 0 {
+        benchmark_load::check_available()?;
+    }
     namespace::enter_private_network()?;
     nft::install()?;
     let stamp = std::time::SystemTime::now()
@@ -77,11 +86,12 @@ pub fn run(options: &Options) -> Result<Summary, String> {
     let cluster = Cluster::start(
         &run_dir,
         options.nodes,
+        options.spares,
         &options.kvstore,
         options.unsafe_local_reads,
     )?;
     wait_for_leader(&cluster)?;
-    let addresses: Vec<_> = cluster.nodes.iter().map(|n| n.client()).collect();
+    let directory = std::sync::Arc::clone(&cluster.directory);
     let cluster = Mutex::new(cluster);
     let history_path = run_dir.join("history.jsonl");
     let started = Instant::now();
@@ -90,13 +100,14 @@ pub fn run(options: &Options) -> Result<Summary, String> {
     let steps = schedule::plan(options.seed, options.time, &options.faults);
     let stop = AtomicBool::new(false);
 
-    let nemesis_result = std::thread::scope(|scope| {
+    let (nemesis_result, benchmark) = std::thread::scope(|scope| {
         for c in 0..options.workload.clients {
-            let (addresses, keys, recorder, stop) = (addresses.clone(), &keys, &recorder, &stop);
+            let (directory, keys, recorder, stop) =
+                (std::sync::Arc::clone(&directory), &keys, &recorder, &stop);
             scope.spawn(move || {
                 workload::run_client(
                     c,
-                    addresses,
+                    directory,
                     &options.workload,
                     keys,
                     recorder,
@@ -106,22 +117,25 @@ pub fn run(options: &Options) -> Result<Summary, String> {
             });
         }
         let nemesis = scope.spawn(|| nemesis::run(&steps, &cluster, &recorder, started));
+        let load = (options.benchmark_clients > 0).then(|| {
+            scope.spawn(|| benchmark_load::run(&cluster, options.benchmark_clients, &stop))
+        });
         std::thread::sleep(options.time);
         stop.store(true, Ordering::Relaxed);
-        nemesis
+        let benchmark = load.and_then(|thread| thread.join().ok());
+        let result = nemesis
             .join()
-            .unwrap_or_else(|_| Err("the nemesis panicked".into()))
+            .unwrap_or_else(|_| Err("the nemesis panicked".into()));
+        (result, benchmark)
     });
     let mut cluster = cluster.into_inner().unwrap_or_else(|e| e.into_inner());
     // Whatever the nemesis left (it heals each fault; an error may have stopped it
     // between), everything is healed before the final reads.
-    let healed = nft::heal()
-        .and_then(|()| cluster.revive_all())
-        .and_then(|()| operator::add_back_removed(&mut cluster));
+    let healed = nft::heal().and_then(|()| cluster.revive_all());
     let mut crashes = nemesis_result?;
     healed?;
 
-    let mut reader = Client::new(addresses, options.workload.op_timeout);
+    let mut reader = Client::new(directory, options.workload.op_timeout);
     let mut process = FINAL_READ_PROCESS_FROM;
     for key in keys.all() {
         workload::final_read(
@@ -136,11 +150,15 @@ pub fn run(options: &Options) -> Result<Summary, String> {
         crashes.push(format!("node {id} died on its own ({status})"));
     }
     cluster.stop_all();
+    let nodes_started = u16::try_from(cluster.nodes.len()).unwrap_or(u16::MAX);
     let analysis = analysis::analyse(&recorder.finish()?)?;
     let passed = analysis.findings.passed() && crashes.is_empty() && analysis.operations.ok > 0;
     Ok(Summary {
         seed: options.seed,
         nodes: options.nodes,
+        spares: options.spares,
+        nodes_started,
+        benchmark,
         time_s: options.time.as_secs(),
         clients: options.workload.clients,
         faults_enabled: options.faults.iter().map(|f| f.name()).collect(),

@@ -5,9 +5,11 @@
 //! - kill: SIGKILL, and the same node started again on its data dir at the heal;
 //! - pause: SIGSTOP, SIGCONT at the heal;
 //! - partitions and loss: nftables rules on peer datagrams (`nft`), flushed at the heal;
-//! - member replacement: the node is removed (`CLUSTER DELNODE` on the leader) and stops,
-//!   and at the heal is started again on an empty data dir with `--join` and added back
-//!   (`CLUSTER ADDNODE`), as an operator replaces a failed machine ([`operator`]).
+//! - member replacement: the node is removed (`CLUSTER DELNODE` on the leader) and stops;
+//!   at the heal a new node (the next id, an empty data dir, `--join`) is added in its
+//!   place (`CLUSTER ADDNODE`), as an operator replaces a failed machine ([`operator`]);
+//! - grow and shrink: every spare is added, and at the heal as many members (the leader
+//!   maybe) are removed, and as many new spares started.
 //!   A partition cuts both ways except `one-way`; `ring` gives each node a majority of
 //!   its own (it hears only the next nodes around a shuffled ring, as Jepsen's
 //!   majorities ring), so no two nodes see the same majority.
@@ -42,6 +44,9 @@ enum Action {
     Drop(Vec<(usize, usize)>),
     Loss(u8),
     Replace(usize),
+    /// The spares to add; at the heal, as many members are removed, in the order of a
+    /// shuffle seeded by the value.
+    GrowShrink(Vec<usize>, u64),
 }
 
 /// Carries out `steps`, `at` counted from `started`. Returns what it found of nodes that
@@ -64,7 +69,9 @@ pub fn run(
         record(recorder, "start", step.fault, &description);
         std::thread::sleep(step.hold);
         let mut guard = cluster.lock().unwrap_or_else(|e| e.into_inner());
-        heal(&mut guard, &action)?;
+        if let Some(outcome) = heal(&mut guard, &action)? {
+            description = format!("{description}; {outcome}");
+        }
         for (id, status) in guard.crashed() {
             crashes.push(format!(
                 "node {id} died on its own ({status}) by the end of {}; its log ends:\n{}",
@@ -93,8 +100,8 @@ fn record(recorder: &Recorder, phase: &str, fault: Fault, description: &str) {
 
 fn resolve(step: &Step, cluster: &Cluster) -> (Action, String) {
     let mut rng = SmallRng::seed_from_u64(step.choice_seed);
-    let n = cluster.nodes.len();
-    let all: Vec<usize> = (0..n).collect();
+    let all = cluster.members();
+    let n = all.len();
     let mut shuffled = all.clone();
     shuffled.shuffle(&mut rng);
     let random = *all.choose(&mut rng).expect("a node");
@@ -180,6 +187,13 @@ fn resolve(step: &Step, cluster: &Cluster) -> (Action, String) {
         Fault::MemberReplace | Fault::MemberReplaceLeader => {
             (Action::Replace(leader), name(&leader))
         }
+        Fault::MemberGrowShrink => {
+            let spares: Vec<usize> = (0..cluster.nodes.len())
+                .filter(|&i| !cluster.nodes[i].member && !cluster.nodes[i].removed)
+                .collect();
+            let text = format!("adding {}", names(&spares));
+            (Action::GrowShrink(spares, rng.random()), text)
+        }
         Fault::Loss => {
             let percent = rng.random_range(LOSS_PERCENT);
             (
@@ -194,6 +208,11 @@ fn resolve(step: &Step, cluster: &Cluster) -> (Action, String) {
 fn apply(cluster: &mut Cluster, action: &Action) -> Result<Option<String>, String> {
     match action {
         Action::Replace(i) => return operator::remove(cluster, *i).map(Some),
+        Action::GrowShrink(spares, _) => {
+            for &i in spares {
+                operator::add(cluster, i)?;
+            }
+        }
         Action::Kill(set) => set.iter().for_each(|&i| cluster.kill(i)),
         Action::Pause(set) => set.iter().for_each(|&i| cluster.signal_pause(i, true)),
         Action::Drop(links) => {
@@ -208,7 +227,8 @@ fn apply(cluster: &mut Cluster, action: &Action) -> Result<Option<String>, Strin
     Ok(None)
 }
 
-fn heal(cluster: &mut Cluster, action: &Action) -> Result<(), String> {
+/// Heals `action`; what came of it, when that is worth a word in the history.
+fn heal(cluster: &mut Cluster, action: &Action) -> Result<Option<String>, String> {
     match action {
         Action::Kill(set) => {
             for &i in set {
@@ -217,7 +237,25 @@ fn heal(cluster: &mut Cluster, action: &Action) -> Result<(), String> {
         }
         Action::Pause(set) => set.iter().for_each(|&i| cluster.signal_pause(i, false)),
         Action::Drop(_) | Action::Loss(_) => nft::heal()?,
-        Action::Replace(i) => operator::add_back(cluster, *i)?,
+        Action::Replace(_) => {
+            let new = cluster.add_spare()?;
+            operator::add(cluster, new)?;
+            return Ok(Some(format!("n{} added in its place", new + 1)));
+        }
+        Action::GrowShrink(spares, seed) => {
+            let leader = cluster.leader();
+            let mut members = cluster.members();
+            members.shuffle(&mut SmallRng::seed_from_u64(*seed));
+            let mut removed = Vec::new();
+            for &i in members.iter().take(spares.len()) {
+                let was_leader = leader == Some(i);
+                let outcome = operator::remove(cluster, i)?;
+                cluster.add_spare()?;
+                let role = if was_leader { " (the leader)" } else { "" };
+                removed.push(format!("n{}{role} {outcome}", i + 1));
+            }
+            return Ok(Some(format!("removed {}", removed.join(", "))));
+        }
     }
-    Ok(())
+    Ok(None)
 }

@@ -29,9 +29,8 @@ pub fn remove(cluster: &mut Cluster, i: usize) -> Result<String, String> {
     })
 }
 
-/// Starts removed node `i` again on an empty data dir and adds it back.
-pub fn add_back(cluster: &mut Cluster, i: usize) -> Result<(), String> {
-    cluster.start_fresh_joiner(i)?;
+/// Adds node `i`, running with `--join`, to the cluster.
+pub fn add(cluster: &mut Cluster, i: usize) -> Result<(), String> {
     let node = &cluster.nodes[i];
     let (id, peer, client) = (
         node.id.to_string(),
@@ -42,17 +41,40 @@ pub fn add_back(cluster: &mut Cluster, i: usize) -> Result<(), String> {
         cluster,
         &["ADDNODE", &id, &peer, &client],
         "already a member",
-    )
+    )?;
+    cluster.nodes[i].member = true;
+    // An operator waits for the learner to be promoted before the next change: until
+    // then the cluster has one voter fewer than it seems.
+    let deadline = Instant::now() + CHANGE_TIMEOUT;
+    while Instant::now() < deadline {
+        if is_voter(cluster, &id) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "node {id}: added, but not a voter within {} s",
+        CHANGE_TIMEOUT.as_secs()
+    ))
 }
 
-/// Adds back every node still out (after a run stopped between a removal and its heal).
-pub fn add_back_removed(cluster: &mut Cluster) -> Result<(), String> {
-    for i in 0..cluster.nodes.len() {
-        if cluster.nodes[i].removed {
-            add_back(cluster, i)?;
-        }
-    }
-    Ok(())
+/// Whether the leader's `CLUSTER MEMBERS` lists node `id` as a voter.
+fn is_voter(cluster: &Cluster, id: &str) -> bool {
+    let Some(leader) = cluster.leader() else {
+        return false;
+    };
+    let Ok(mut connection) = Connection::connect(cluster.nodes[leader].client(), REPLY_TIMEOUT)
+    else {
+        return false;
+    };
+    let reply = connection.command(&[b"CLUSTER", b"MEMBERS"], Instant::now() + REPLY_TIMEOUT);
+    let Ok(Reply::Bulk(Some(text))) = reply else {
+        return false;
+    };
+    String::from_utf8_lossy(&text).lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.first() == Some(&id) && words.get(2) == Some(&"voter")
+    })
 }
 
 /// Sends `CLUSTER args` to the leader until answered `+OK`. After an attempt whose

@@ -123,7 +123,7 @@ fn figures(a: &Analysis) -> Vec<(&'static str, String)> {
 }
 
 fn run_data(summary: &Summary, events: &[Event], ops: &[Operation], clients: usize) -> RunData {
-    let nodes = usize::from(summary.nodes);
+    let nodes = usize::from(summary.nodes_started);
     let us = |ns: u64| ns / 1_000;
     let end_us = events.last().map_or(0, |e| us(e.time)) + 1;
     let buckets = (end_us / BUCKET_US + 1) as usize;
@@ -234,7 +234,8 @@ fn fault_spans(fault: &str, description: &str, from: u64, to: u64, nodes: usize)
             .map(|r| span(kind, Some(r), None))
             .collect()
     };
-    if fault.starts_with("kill") {
+    // A replaced member is out of the cluster from its removal to its return.
+    if fault.starts_with("kill") || fault.starts_with("member-replace") {
         return each("restart");
     }
     if fault.starts_with("pause") {

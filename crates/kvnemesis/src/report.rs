@@ -1,6 +1,7 @@
 //! The run's summary: printed as text, written as JSON with `--json`.
 
 use crate::analysis::Analysis;
+use crate::benchmark_load::LoadReport;
 use serde::Serialize;
 
 /// Findings listed in the text, at most (the JSON has them all).
@@ -12,6 +13,11 @@ const INDICES_LISTED_MAX: usize = 10;
 pub struct Summary {
     pub seed: u64,
     pub nodes: u16,
+    pub spares: u16,
+    /// Every node the run started: members, spares, and those that took removed ones'
+    /// places.
+    pub nodes_started: u16,
+    pub benchmark: Option<LoadReport>,
     pub time_s: u64,
     pub clients: usize,
     pub faults_enabled: Vec<&'static str>,
@@ -29,9 +35,14 @@ pub struct Summary {
 impl Summary {
     pub fn text(&self) -> String {
         let mut out = format!(
-            "kvnemesis: seed {}, {} nodes, {} s, {} clients{}; faults: {}\nrun dir: {} (history: {})\n",
+            "kvnemesis: seed {}, {} nodes{}, {} s, {} clients{}; faults: {}\nrun dir: {} (history: {})\n",
             self.seed,
             self.nodes,
+            if self.spares > 0 {
+                format!(" and {} spares", self.spares)
+            } else {
+                String::new()
+            },
             self.time_s,
             self.clients,
             if self.unsafe_local_reads {
@@ -44,6 +55,9 @@ impl Summary {
             self.history
         );
         out.push_str(&self.analysis.text());
+        if let Some(load) = &self.benchmark {
+            out.push_str(&load.text());
+        }
         for crash in self.crashes.iter().take(LISTED_MAX) {
             out.push_str(&format!("  {crash}\n"));
         }

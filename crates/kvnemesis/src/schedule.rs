@@ -24,8 +24,10 @@ pub enum Fault {
     Loss,
     MemberReplace,
     MemberReplaceLeader,
+    MemberGrowShrink,
 }
 
+/// Every fault but `member-grow-shrink`, which needs spares: `all` adds it when there are.
 pub const ALL_FAULTS: [Fault; 14] = [
     Fault::KillOne,
     Fault::KillLeader,
@@ -60,15 +62,26 @@ impl Fault {
             Fault::Loss => "loss",
             Fault::MemberReplace => "member-replace",
             Fault::MemberReplaceLeader => "member-replace-leader",
+            Fault::MemberGrowShrink => "member-grow-shrink",
         }
     }
 
     /// The faults a `--faults` word names: a fault's name, or a family (`kill`, `pause`,
-    /// `partition`, `loss`, `member`, `all`).
-    pub fn parse_list(text: &str) -> Result<Vec<Fault>, String> {
+    /// `partition`, `loss`, `member`, `all`). `member-grow-shrink` only `with_spares`.
+    pub fn parse_list(text: &str, with_spares: bool) -> Result<Vec<Fault>, String> {
+        let candidates: Vec<Fault> = ALL_FAULTS
+            .iter()
+            .copied()
+            .chain(with_spares.then_some(Fault::MemberGrowShrink))
+            .collect();
         let mut faults = Vec::new();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            let matched: Vec<Fault> = ALL_FAULTS
+            if word == Fault::MemberGrowShrink.name() && !with_spares {
+                return Err(format!(
+                    "{word} adds the spares and removes as many members: give --spares K"
+                ));
+            }
+            let matched: Vec<Fault> = candidates
                 .iter()
                 .copied()
                 .filter(|f| {
@@ -77,8 +90,9 @@ impl Fault {
                 .collect();
             if matched.is_empty() {
                 return Err(format!(
-                    "unknown fault {word:?}: give kill, pause, partition, loss, member, all, or one of {}",
-                    ALL_FAULTS.map(Fault::name).join(", ")
+                    "unknown fault {word:?}: give kill, pause, partition, loss, member, all, or one of {}, {}",
+                    ALL_FAULTS.map(Fault::name).join(", "),
+                    Fault::MemberGrowShrink.name()
                 ));
             }
             faults.extend(matched);
@@ -152,11 +166,30 @@ mod tests {
     #[test]
     fn fault_lists_name_faults_or_families() {
         assert_eq!(
-            Fault::parse_list("pause,loss").unwrap(),
+            Fault::parse_list("pause,loss", false).unwrap(),
             vec![Fault::PauseOne, Fault::PauseLeader, Fault::Loss]
         );
-        assert_eq!(Fault::parse_list("all").unwrap(), ALL_FAULTS.to_vec());
-        assert_eq!(Fault::parse_list("kill-all").unwrap(), vec![Fault::KillAll]);
-        assert!(Fault::parse_list("flood").is_err());
+        assert_eq!(
+            Fault::parse_list("all", false).unwrap(),
+            ALL_FAULTS.to_vec()
+        );
+        assert_eq!(
+            Fault::parse_list("kill-all", false).unwrap(),
+            vec![Fault::KillAll]
+        );
+        assert!(Fault::parse_list("flood", false).is_err());
+        assert_eq!(
+            Fault::parse_list("member", false).unwrap(),
+            vec![Fault::MemberReplace, Fault::MemberReplaceLeader]
+        );
+        assert!(Fault::parse_list("member-grow-shrink", false).is_err());
+        assert_eq!(
+            Fault::parse_list("member", true).unwrap(),
+            vec![
+                Fault::MemberReplace,
+                Fault::MemberReplaceLeader,
+                Fault::MemberGrowShrink
+            ]
+        );
     }
 }

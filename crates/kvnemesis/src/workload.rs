@@ -1,10 +1,11 @@
 //! The clients: a register workload on a few shared keys, each operation recorded as
 //! invoke then ok, fail or info.
 //!
-//! - Each client starts at its home node (client `c` at node `c mod N`) for every
-//!   operation, with its own connection to each node, and follows `-MOVED` for that
-//!   operation only: reads keep reaching followers, which is how a follower that serves
-//!   reads it must not gets caught.
+//! - Each client starts at its home node (client `c` at node `c mod N` of the nodes not
+//!   removed, from the cluster's [`Directory`]) for every operation, with its own
+//!   connection to each node, and follows `-MOVED` for that operation only: reads keep
+//!   reaching followers, which is how a follower that serves reads it must not gets
+//!   caught.
 //! - Only what is known not to have happened is tried again, within the operation's
 //!   deadline: no connection, `-MOVED`, `-CLUSTERDOWN` (never proposed), `ERR busy` (not
 //!   performed). A timeout, a closed connection or `-TIMEOUT` makes the operation `info`;
@@ -15,13 +16,14 @@
 //!   key's slot moves to a fresh key, so that each key's history stays small enough for
 //!   an exact linearizability search.
 
+use crate::cluster::Directory;
 use crate::history::{Draft, Process, Recorder, Type};
 use crate::resp::{Connection, Failure, Reply};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Redirects followed in a row before the client pauses: nodes may name each other for a
@@ -129,24 +131,56 @@ pub struct Outcome {
 pub struct Client {
     nodes: Vec<SocketAddr>,
     connections: Vec<Option<Connection>>,
+    directory: Arc<Directory>,
+    /// The directory's version `nodes` was taken from.
+    seen: u64,
     op_timeout: Duration,
 }
 
 impl Client {
-    pub fn new(nodes: Vec<SocketAddr>, op_timeout: Duration) -> Client {
-        let connections = nodes.iter().map(|_| None).collect();
-        Client {
-            nodes,
-            connections,
+    pub fn new(directory: Arc<Directory>, op_timeout: Duration) -> Client {
+        let mut client = Client {
+            nodes: Vec::new(),
+            connections: Vec::new(),
+            directory,
+            seen: u64::MAX,
             op_timeout,
-        }
+        };
+        client.refresh();
+        client
     }
 
-    /// Performs `op` starting at node `home`, following redirects and trying again what
-    /// was refused, until the operation's deadline.
+    /// Takes the nodes there are now, keeping the connections to those still there.
+    fn refresh(&mut self) {
+        let Some((version, nodes)) = self.directory.changed_since(self.seen) else {
+            return;
+        };
+        let mut old: Vec<(SocketAddr, Option<Connection>)> = self
+            .nodes
+            .drain(..)
+            .zip(self.connections.drain(..))
+            .collect();
+        self.connections = nodes
+            .iter()
+            .map(|a| {
+                old.iter_mut()
+                    .find(|(b, _)| b == a)
+                    .and_then(|(_, c)| c.take())
+            })
+            .collect();
+        self.nodes = nodes;
+        self.seen = version;
+    }
+
+    /// Performs `op` starting at node `home` (modulo the nodes there are), following
+    /// redirects and trying again what was refused, until the operation's deadline.
     pub fn perform(&mut self, op: Op, key: &str, value: &str, home: usize) -> Outcome {
         let deadline = Instant::now() + self.op_timeout;
-        let mut target = home;
+        self.refresh();
+        if self.nodes.is_empty() {
+            return fail(None, "no node".into());
+        }
+        let mut target = home % self.nodes.len();
         let mut redirects = 0;
         let mut refusal = String::from("no attempt");
         let args: Vec<&[u8]> = match op {
@@ -154,8 +188,8 @@ impl Client {
             Op::Write => vec![b"SET", key.as_bytes(), value.as_bytes()],
             Op::Delete => vec![b"DEL", key.as_bytes()],
         };
-        let node_id = |i: usize| Some(i as u16 + 1);
         while Instant::now() < deadline {
+            let answering = crate::cluster::id_of(self.nodes[target]);
             let reply = match self.connection(target, deadline) {
                 Ok(connection) => connection.command(&args, deadline),
                 Err(failure) => Err(failure),
@@ -165,12 +199,13 @@ impl Client {
                     refusal = why;
                     self.connections[target] = None;
                     // The node is down: any other one redirects to whoever leads now.
+                    self.refresh();
                     target = (target + 1) % self.nodes.len();
                     pause_until(deadline, REFUSED_BACKOFF);
                 }
                 Err(Failure::Unknown(why)) => {
                     self.connections[target] = None;
-                    return info(node_id(target), why);
+                    return info(answering, why);
                 }
                 Ok(Reply::Error(error)) => {
                     if let Some(next) = self.moved_to(&error) {
@@ -187,6 +222,8 @@ impl Client {
                     }
                     if error.starts_with("CLUSTERDOWN") || error.starts_with("ERR busy") {
                         refusal = error;
+                        // Another node may know a leader (this one may not be a member).
+                        target = (target + 1) % self.nodes.len();
                         // Sent again, the command may be held past the deadline and end
                         // as `info` though never proposed: give up while it is a `fail`.
                         if deadline.saturating_duration_since(Instant::now()) < NODE_HOLD {
@@ -197,9 +234,9 @@ impl Client {
                     }
                     // `-TIMEOUT`, or anything not known to mean "not performed".
                     self.connections[target] = None;
-                    return info(node_id(target), error);
+                    return info(answering, error);
                 }
-                Ok(reply) => return ok(op, reply, node_id(target)),
+                Ok(reply) => return ok(op, reply, answering),
             }
         }
         fail(None, format!("refused: {refusal}"))
@@ -214,14 +251,22 @@ impl Client {
     }
 
     /// The node a `MOVED <slot> <address>` names.
-    fn moved_to(&self, error: &str) -> Option<usize> {
+    /// The node a `-MOVED` names, added to those known if it is new (a node added to the
+    /// cluster after the client started).
+    fn moved_to(&mut self, error: &str) -> Option<usize> {
         let address: SocketAddr = error
             .strip_prefix("MOVED ")?
             .split(' ')
             .nth(1)?
             .parse()
             .ok()?;
-        self.nodes.iter().position(|&a| a == address)
+        self.refresh();
+        if let Some(i) = self.nodes.iter().position(|&a| a == address) {
+            return Some(i);
+        }
+        self.nodes.push(address);
+        self.connections.push(None);
+        Some(self.nodes.len() - 1)
     }
 }
 
@@ -270,7 +315,7 @@ fn ok(op: Op, reply: Reply, node: Option<u16>) -> Outcome {
 /// Runs client `c` until `stop`: pick an operation and perform it, recorded.
 pub fn run_client(
     c: usize,
-    nodes: Vec<SocketAddr>,
+    directory: Arc<Directory>,
     options: &WorkloadOptions,
     keys: &Keys,
     recorder: &Recorder,
@@ -278,8 +323,8 @@ pub fn run_client(
     seed: u64,
 ) {
     let mut rng = SmallRng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let home = c % nodes.len();
-    let mut client = Client::new(nodes, options.op_timeout);
+    let home = c;
+    let mut client = Client::new(directory, options.op_timeout);
     let mut process = c as u64;
     let mut sequence = 0u64;
     while !stop.load(Ordering::Relaxed) {
