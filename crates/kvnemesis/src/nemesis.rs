@@ -4,15 +4,15 @@
 //!
 //! - kill: SIGKILL, and the same node started again on its data dir at the heal;
 //! - pause: SIGSTOP, SIGCONT at the heal;
-//! - partitions and loss: nftables rules on peer datagrams (`nft`), flushed at the heal;
+//! - partitions and loss: nftables rules on peer datagrams (`nft`), flushed at the heal.
+//!   A partition cuts both ways except `one-way`; `ring` gives each node a majority of
+//!   its own (it hears only the next nodes around a shuffled ring, as Jepsen's
+//!   majorities ring), so no two nodes see the same majority;
 //! - member replacement: the node is removed (`CLUSTER DELNODE` on the leader) and stops;
 //!   at the heal a new node (the next id, an empty data dir, `--join`) is added in its
 //!   place (`CLUSTER ADDNODE`), as an operator replaces a failed machine ([`operator`]);
 //! - grow and shrink: every spare is added, and at the heal as many members (the leader
 //!   maybe) are removed, and as many new spares started.
-//!   A partition cuts both ways except `one-way`; `ring` gives each node a majority of
-//!   its own (it hears only the next nodes around a shuffled ring, as Jepsen's
-//!   majorities ring), so no two nodes see the same majority.
 
 use crate::cluster::{Cluster, PEER_PORT};
 use crate::history::{Draft, NEMESIS, Recorder, Type};
@@ -207,7 +207,9 @@ fn resolve(step: &Step, cluster: &Cluster) -> (Action, String) {
 /// Carries out `action`; what came of it, when that is worth a word in the history.
 fn apply(cluster: &mut Cluster, action: &Action) -> Result<Option<String>, String> {
     match action {
-        Action::Replace(i) => return operator::remove(cluster, *i).map(Some),
+        Action::Replace(i) => {
+            return operator::remove(cluster, *i).map(|stop| Some(format!("removed, {stop}")));
+        }
         Action::GrowShrink(spares, _) => {
             for &i in spares {
                 operator::add(cluster, i)?;
@@ -251,8 +253,8 @@ fn heal(cluster: &mut Cluster, action: &Action) -> Result<Option<String>, String
                 let was_leader = leader == Some(i);
                 let outcome = operator::remove(cluster, i)?;
                 cluster.add_spare()?;
-                let role = if was_leader { " (the leader)" } else { "" };
-                removed.push(format!("n{}{role} {outcome}", i + 1));
+                let role = if was_leader { "the leader, " } else { "" };
+                removed.push(format!("n{} ({role}{outcome})", i + 1));
             }
             return Ok(Some(format!("removed {}", removed.join(", "))));
         }

@@ -15,17 +15,14 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Removes node `i` from the cluster; once answered, the node should stop by itself.
-/// Says what happened, for the history.
+/// Says whether it did, for the history.
 pub fn remove(cluster: &mut Cluster, i: usize) -> Result<String, String> {
     let id = cluster.nodes[i].id.to_string();
     change(cluster, &["DELNODE", &id], "not a member")?;
     Ok(if cluster.retire(i, STOP_TIMEOUT) {
-        "removed; it stopped on its own".into()
+        "stopped on its own".into()
     } else {
-        format!(
-            "removed; still running {} s later, killed",
-            STOP_TIMEOUT.as_secs()
-        )
+        format!("still running {} s later, killed", STOP_TIMEOUT.as_secs())
     })
 }
 
