@@ -109,8 +109,19 @@ fn a_cluster_grows_to_five_and_shrinks_to_three_under_writes() {
     .unwrap_err();
     assert!(error.to_string().contains("host:port"), "{error}");
 
-    // Grow to five.
+    // Grow to five. A node not added yet sends its clients elsewhere.
     let four = cluster.start_joining(4);
+    let refused = eventually("node 4 answers", WITHIN, || {
+        let mut con = redis::Client::open(cluster.url(four))
+            .ok()?
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        Some(con.get::<_, Option<String>>("m:0").unwrap_err())
+    });
+    assert!(
+        refused.to_string().contains("not a member of the cluster"),
+        "{refused}"
+    );
     add(&cluster, four);
     let five = cluster.start_joining(5);
     add(&cluster, five);
