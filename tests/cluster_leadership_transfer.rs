@@ -7,7 +7,7 @@
 mod cluster_support;
 
 use cluster_support::{TestCluster, Writer, eventually};
-use redis::{Commands, ErrorKind};
+use redis::ErrorKind;
 use std::time::Duration;
 
 const ELECTION_WITHIN: Duration = Duration::from_secs(15);
@@ -77,24 +77,7 @@ fn leadership_moves_on_request_while_a_client_keeps_writing() {
     );
     std::thread::sleep(Duration::from_millis(300));
 
-    let (acked, errors) = writer.stop();
-    assert!(
-        acked.len() > 100,
-        "the writer got only {} writes through ({} errors: {:?})",
-        acked.len(),
-        errors.len(),
-        errors.iter().take(3).collect::<Vec<_>>()
-    );
-    eprintln!(
-        "transfer answered in {took:?}; {} writes acknowledged, {} errors {:?}",
-        acked.len(),
-        errors.len(),
-        errors.iter().take(3).collect::<Vec<_>>()
-    );
+    eprintln!("transfer answered in {took:?}");
     // Every acknowledged write is there, read through the leader.
-    let mut reader = cluster.connect(first);
-    for (key, value) in &acked {
-        let read: Option<u64> = reader.get(key).unwrap();
-        assert_eq!(read, Some(*value), "{key}");
-    }
+    writer.stop_and_read_back(&cluster, first);
 }

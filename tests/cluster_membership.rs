@@ -164,19 +164,7 @@ fn a_cluster_grows_to_five_and_shrinks_to_three_under_writes() {
     );
     std::thread::sleep(Duration::from_millis(300));
 
-    let (acked, errors) = writer.stop();
-    eprintln!(
-        "{} writes acknowledged, {} errors {:?}",
-        acked.len(),
-        errors.len(),
-        errors.iter().take(3).collect::<Vec<_>>()
-    );
-    assert!(acked.len() > 100, "only {} writes got through", acked.len());
-    let mut reader = cluster.connect(leader);
-    for (key, value) in &acked {
-        let read: Option<u64> = reader.get(key).unwrap();
-        assert_eq!(read, Some(*value), "{key}");
-    }
+    writer.stop_and_read_back(&cluster, leader);
 }
 
 /// An operator replaces a member: `DELNODE`, then a new node on an empty data dir under
@@ -228,17 +216,6 @@ fn a_removed_id_is_refused_and_a_new_node_takes_its_place() {
         || (commit(follower)? >= target).then_some(()),
     );
 
-    let (acked, errors) = writer.stop();
-    eprintln!(
-        "{} writes acknowledged, {} errors",
-        acked.len(),
-        errors.len()
-    );
-    assert!(acked.len() > 100, "only {} writes got through", acked.len());
     let leader = cluster.leader(WITHIN);
-    let mut reader = cluster.connect(leader);
-    for (key, value) in &acked {
-        let read: Option<u64> = reader.get(key).unwrap();
-        assert_eq!(read, Some(*value), "{key}");
-    }
+    writer.stop_and_read_back(&cluster, leader);
 }

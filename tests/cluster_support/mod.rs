@@ -270,4 +270,26 @@ impl Writer {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().expect("the writer thread")
     }
+
+    /// Stops the writer, checks that more than 100 writes got through, and reads every
+    /// acknowledged one back through node `reader` (the leader): each must hold what was
+    /// acknowledged. How many there were.
+    pub fn stop_and_read_back(self, cluster: &TestCluster, reader: usize) -> usize {
+        use redis::Commands;
+        let (acked, errors) = self.stop();
+        let seen = format!(
+            "{} writes acknowledged, {} errors {:?}",
+            acked.len(),
+            errors.len(),
+            errors.iter().take(3).collect::<Vec<_>>()
+        );
+        eprintln!("{seen}");
+        assert!(acked.len() > 100, "too few writes got through: {seen}");
+        let mut con = cluster.connect(reader);
+        for (key, value) in &acked {
+            let read: Option<u64> = con.get(key).unwrap();
+            assert_eq!(read, Some(*value), "{key}");
+        }
+        acked.len()
+    }
 }

@@ -49,7 +49,8 @@ pub struct Node {
     log: PathBuf,
     child: Option<Child>,
     paused: bool,
-    /// Started with `--join` (it came back after a removal): so on every restart.
+    /// Not in the cluster file (a spare, or a node that took a removed one's place):
+    /// started with `--join`, on every restart too.
     joins: bool,
     /// Taken out of the cluster (`CLUSTER DELNODE`): never started again.
     pub removed: bool,
