@@ -467,6 +467,68 @@ fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
 }
 
 #[test]
+fn a_snapshot_of_many_write_chunks_is_written_back_in_steps_and_recovered_whole() {
+    // Larger than several of the writer's chunks, so that each chunk's write-back runs.
+    let dir = temp_dir("write-back");
+    let (storage, _) = open_dir(&dir).unwrap();
+    let mut storage = storage.with_snapshot_writer().unwrap();
+    storage.save_hard_state(vote(1, 1));
+    storage.save_entries(LogIndex(1), [put(1, "k")]);
+    storage.sync().unwrap();
+    let mut pairs = Log::new();
+    let keys: Vec<&'static str> = (0..3000)
+        .map(|k| &*Box::leak(format!("key{k}").into_boxed_str()))
+        .collect();
+    for (k, key) in keys.iter().enumerate() {
+        pairs.append(big_put(0, key, 1000 + k % 7));
+    }
+    let expected: Vec<Entry> = entries(&pairs);
+    storage.save_compacted_snapshot(LogIndex(1), Term(1), Arc::new(pairs));
+    storage.sync().unwrap();
+    storage.writer.as_mut().unwrap().wait_idle().unwrap();
+    drop(storage);
+    let snapshot_bytes = fs::metadata(dir.join(SNAPSHOT_FILE)).unwrap().len();
+    assert!(snapshot_bytes > 2 * (1 << 20), "{snapshot_bytes} bytes");
+    let (_, recovered) = open_dir(&dir).unwrap();
+    assert_eq!(entries(&recovered.snapshot), expected);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_snapshot_writer_runs_only_when_the_cpu_is_otherwise_idle() {
+    let dir = temp_dir("writer-policy");
+    let (storage, _) = open_dir(&dir).unwrap();
+    let storage = storage.with_snapshot_writer().unwrap();
+    let policy_of = |name: &str| -> Option<i32> {
+        fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
+            let task = task.ok()?;
+            let comm = fs::read_to_string(task.path().join("comm")).ok()?;
+            let tid: i32 = task.file_name().to_str()?.parse().ok()?;
+            // SAFETY: a query about a thread of this process; no memory is passed.
+            (comm.trim() == name).then(|| unsafe { libc::sched_getscheduler(tid) })
+        })
+    };
+    // The thread sets its policy first thing: give it a moment to start.
+    let mut policy = None;
+    for _ in 0..200 {
+        policy = policy_of("snapshot-writer");
+        if policy == Some(libc::SCHED_IDLE) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(policy, Some(libc::SCHED_IDLE));
+    assert_ne!(
+        // SAFETY: as above, for the calling thread.
+        unsafe { libc::sched_getscheduler(0) },
+        libc::SCHED_IDLE,
+        "only the writer's thread is lowered"
+    );
+    drop(storage);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn what_open_recovered_survives_a_power_loss() {
     // Review finding 3: a killed process's last write is in the page cache, not on disk.
     // A replica that restarts on it and votes or acknowledges must first make it durable.
