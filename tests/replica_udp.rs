@@ -236,6 +236,43 @@ fn exits_cleanly_on_sigint_and_writes_its_debug_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_durable_replica_counts_its_syncs_in_its_debug_log() {
+    let dirs = temp_dir("sync-counts");
+    let logs = dirs.join("logs");
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let ids = ["0000", "0001", "0002"];
+    let procs = spawn_durable(port, &ids, &dirs, Some(&logs));
+    let mut sim = Simulator::await_hellos(socket, ids.len());
+    for i in 0..10 {
+        sim.request(&format!("key-{i}"), Some("v"));
+    }
+    for replica in procs {
+        replica.stop_with(libc::SIGTERM);
+    }
+    for id in ids {
+        let log = std::fs::read_to_string(logs.join(format!("{id}.log"))).expect("debug log");
+        let exit = log
+            .lines()
+            .find(|l| l.contains("exit:"))
+            .expect("an exit line");
+        let field = |name: &str| -> u64 {
+            let at = exit.find(&format!("{name}: ")).expect(name) + name.len() + 2;
+            let digits: String = exit[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().expect("a count")
+        };
+        // Every replica persisted a term or a vote, and its share of the ten puts.
+        assert!(field("syncs") > 0, "{id}: {exit}");
+        assert!(field("sync_us_max") > 0, "{id}: {exit}");
+        assert!(field("slow_syncs") <= field("syncs"), "{id}: {exit}");
+    }
+    let _ = std::fs::remove_dir_all(&dirs);
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kv-replica-udp-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -327,6 +364,18 @@ struct Simulator {
 
 impl Simulator {
     const CLIENT: &'static str = "0013";
+
+    /// Waits on `socket` for the hellos of `replicas` replicas.
+    fn await_hellos(socket: UdpSocket, replicas: usize) -> Simulator {
+        let mut buf = vec![0u8; 65_535];
+        let replicas = await_hellos(&socket, &mut buf, replicas);
+        Simulator {
+            socket,
+            replicas,
+            buf,
+            next_mid: 0,
+        }
+    }
 
     /// Receives one datagram (or times out briefly); routes it if it is replica traffic,
     /// returns it if it is for the client.
@@ -507,15 +556,16 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Starts one durable replica per id, each with its own directory under `dirs`.
-fn spawn_durable(port: u16, ids: &[&str], dirs: &Path) -> Vec<Replica> {
+/// Starts one durable replica per id, each with its own directory under `dirs` (and its
+/// debug log in `log_dir`, if given).
+fn spawn_durable(port: u16, ids: &[&str], dirs: &Path, log_dir: Option<&Path>) -> Vec<Replica> {
     ids.iter()
         .map(|id| {
             let peers: Vec<&str> = ids.iter().copied().filter(|p| p != id).collect();
             let dir = dirs.join(id);
             std::fs::create_dir_all(&dir).unwrap();
             let flags = [std::ffi::OsStr::new("--data-dir"), dir.as_os_str()];
-            Replica::spawn_with(port, id, &peers, None, &flags)
+            Replica::spawn_with(port, id, &peers, log_dir, &flags)
         })
         .collect()
 }
@@ -527,7 +577,7 @@ fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
     let port = port_of(&socket);
     let ids = ["0000", "0001", "0002"];
     let mut buf = vec![0u8; 65_535];
-    let procs = spawn_durable(port, &ids, &dirs);
+    let procs = spawn_durable(port, &ids, &dirs, None);
     let replicas = await_hellos(&socket, &mut buf, ids.len());
     let mut sim = Simulator {
         socket,
@@ -548,7 +598,7 @@ fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
     // still queued here: drop it, or it is taken for the new processes' first datagram.
     while receive(&sim.socket, &mut sim.buf).is_some() {}
 
-    let procs = spawn_durable(port, &ids, &dirs);
+    let procs = spawn_durable(port, &ids, &dirs, None);
     sim.replicas = await_hellos(&sim.socket, &mut sim.buf, ids.len());
     for (i, value) in values.iter().enumerate() {
         let got = sim.request(&format!("key-{i:02}"), None);
@@ -626,15 +676,8 @@ fn a_leader_whose_disk_fails_exits_and_the_others_go_on() {
     let socket = simulator_socket();
     let port = port_of(&socket);
     let ids = ["0000", "0001", "0002"];
-    let mut procs = spawn_durable(port, &ids, &dirs);
-    let mut buf = vec![0u8; 65_535];
-    let replicas = await_hellos(&socket, &mut buf, ids.len());
-    let mut sim = Simulator {
-        socket,
-        replicas,
-        buf,
-        next_mid: 0,
-    };
+    let mut procs = spawn_durable(port, &ids, &dirs, None);
+    let mut sim = Simulator::await_hellos(socket, ids.len());
     let first = sim.request("before", Some("1"));
     let leader = first["src"].as_str().unwrap().to_owned();
     let at = procs.iter().position(|r| r.id == leader).unwrap();
@@ -726,14 +769,7 @@ fn durable_replicas_that_cannot_write_exit_and_nothing_more_is_acknowledged() {
             }
         })
         .collect();
-    let mut buf = vec![0u8; 65_535];
-    let replicas = await_hellos(&socket, &mut buf, ids.len());
-    let mut sim = Simulator {
-        socket,
-        replicas,
-        buf,
-        next_mid: 0,
-    };
+    let mut sim = Simulator::await_hellos(socket, ids.len());
     let value = "v".repeat(200);
     let mut acknowledged = 0;
     for i in 0..100 {

@@ -31,6 +31,7 @@ use std::fs::File;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
 use storage::{Storage, save_changes};
 
 /// The sync thread's wake-up.
@@ -61,10 +62,16 @@ struct InFlight {
     held: Held,
 }
 
-/// The thread that syncs: files in, results out, and a wake-up for the loop's poll.
+/// A sync at least this long is noted in the debug log: the disk, not the replica, is then
+/// what a reply waits for, and when every replica's sync is slow at once no quorum is
+/// faster.
+const SLOW_SYNC: Duration = Duration::from_millis(1);
+
+/// The thread that syncs: files in, results (with how long each sync took) out, and a
+/// wake-up for the loop's poll.
 struct Syncer {
     files: Sender<File>,
-    results: Receiver<io::Result<()>>,
+    results: Receiver<(io::Result<()>, Duration)>,
 }
 
 impl Syncer {
@@ -77,7 +84,9 @@ impl Syncer {
             .spawn(move || {
                 // Ends when the loop drops its sender.
                 for file in to_sync {
-                    if done.send(file.sync_data()).is_err() {
+                    let started = Instant::now();
+                    let result = file.sync_data();
+                    if done.send((result, started.elapsed())).is_err() {
                         break;
                     }
                     // A lost wake-up would only delay: the loop also looks each turn.
@@ -187,30 +196,45 @@ impl<C: Clock> Replica<C> {
         let (Some(_), Some(syncer)) = (durable.in_flight.as_ref(), durable.syncer.as_ref()) else {
             return;
         };
-        let result = if wait {
-            syncer
-                .results
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("the sync thread is gone")))
+        let gone = || {
+            (
+                Err(io::Error::other("the sync thread is gone")),
+                Duration::ZERO,
+            )
+        };
+        let (result, took) = if wait {
+            syncer.results.recv().unwrap_or_else(|_| gone())
         } else {
             match syncer.results.try_recv() {
-                Ok(result) => result,
+                Ok(returned) => returned,
                 Err(mpsc::TryRecvError::Empty) => return,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    Err(io::Error::other("the sync thread is gone"))
-                }
+                Err(mpsc::TryRecvError::Disconnected) => gone(),
             }
         };
         let in_flight = durable.in_flight.take().expect("a sync in flight");
-        if let Err(error) = durable.storage.batch_synced(result) {
+        let synced = durable.storage.batch_synced(result);
+        let changed = durable.changed_since_write.take();
+        self.note_sync(now, took);
+        if let Err(error) = synced {
             self.fail(now, error);
             return;
         }
         let mut through = in_flight.last;
-        if let Some(changed) = durable.changed_since_write.take() {
+        if let Some(changed) = changed {
             through = through.min(changed.prev());
         }
         self.settle(now, through, Some(in_flight.held));
+    }
+
+    /// Counts a returned sync, and notes a slow one in the debug log.
+    fn note_sync(&mut self, now: Time, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.stats.syncs += 1;
+        self.stats.sync_us_max = self.stats.sync_us_max.max(micros);
+        if took >= SLOW_SYNC {
+            self.stats.slow_syncs += 1;
+            debug_log!(self.log, now, "slow sync: {micros} us");
+        }
     }
 
     /// Writes and syncs in this turn (a snapshot, a new segment, or no sync thread).
@@ -225,7 +249,11 @@ impl<C: Clock> Replica<C> {
             self.send_queued(now);
         }
         let durable = self.durable.as_mut().expect("a durable replica");
-        match durable.storage.sync() {
+        let started = self.clock.now();
+        let result = durable.storage.sync();
+        let took = Duration::from_micros(self.clock.now().since(started).as_micros());
+        self.note_sync(now, took);
+        match result {
             Ok(()) => self.settle(now, last, None),
             Err(error) => self.fail(now, error),
         }

@@ -384,6 +384,11 @@ pub(super) struct Stats {
     pub(super) lost: u64,
     /// Messages to peers never sent because storage failed to persist what they say.
     pub(super) unpersisted_sends: u64,
+    /// Syncs of the data directory returned (each turn's batch, or a turn's inline write),
+    /// those of `durable::SLOW_SYNC` or more, and the longest, in microseconds.
+    pub(super) syncs: u64,
+    pub(super) slow_syncs: u64,
+    pub(super) sync_us_max: u64,
     /// The most client replies kept at once for a writable socket.
     pub(super) replies_retained_max: u64,
     pub(super) timers_fired: u64,
