@@ -12,7 +12,8 @@
 //! after waiting for the sync in flight.
 //!
 //! A leader's appends are sent before its sync, so that its followers write while it
-//! does. Every other message to a peer (votes, vote requests, append answers, anything
+//! does; and a leader writes its new entries when an append carries them, not before
+//! (`leader_write_can_wait`). Every other message to a peer (votes, vote requests, append answers, anything
 //! carrying a term just adopted) waits for the sync of the batch that holds what it
 //! depends on, as §5.1 asks. If a write or a sync fails, the waiting messages are dropped
 //! and the replica exits with the reason: after a failed `fdatasync` the page cache may
@@ -26,7 +27,7 @@ use crate::debug_log;
 use mio::{Registry, Token, Waker};
 use raft::NodeId;
 use raft::time::Time;
-use raft::{LogIndex, OutgoingMessage};
+use raft::{LogIndex, OutgoingMessage, Role};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub(super) struct Durable {
     /// not make those entries durable, whatever the batch held.
     changed_since_write: Option<LogIndex>,
     syncer: Option<Syncer>,
+    /// An append carrying entries has left since the last write (a leader's new entries
+    /// are written when one does: `leader_write_can_wait`).
+    pub(super) appends_sent: bool,
     /// Why storage failed, if it did: the loop stops, and the replica exits with it.
     pub(super) failed: Option<io::Error>,
 }
@@ -106,6 +110,7 @@ impl Durable {
             in_flight: None,
             changed_since_write: None,
             syncer: None,
+            appends_sent: false,
             failed: None,
         }
     }
@@ -138,6 +143,7 @@ impl<C: Clock> Replica<C> {
             return;
         }
         let changes = self.node.take_unpersisted();
+        let hard_state_changed = changes.hard_state.is_some();
         if let Some(from) = changes.entries_from {
             durable.note_changed(from);
         }
@@ -157,7 +163,30 @@ impl<C: Clock> Replica<C> {
             }
             return;
         }
+        if self.leader_write_can_wait(hard_state_changed) {
+            return;
+        }
         self.write_and_send_to_sync(now);
+    }
+
+    /// Whether a leader's write may wait for the append that carries its new entries to
+    /// the followers. Under load a leader's appends leave in rounds, the next when a
+    /// quorum answers the last (`Config::coalesce_appends`), while its clients' entries
+    /// arrive every turn; written every turn, they kept the disk busy with syncs no commit
+    /// waited for, and the entries of a round often waited for a sync of earlier ones to
+    /// return before their own could start. Written with the round, the leader's sync runs
+    /// beside its followers' syncs of the same entries. Only entries wait: a new term or
+    /// vote, or a message held for the sync, is written at once; and a leader that is the
+    /// only voter sends no appends, so it never waits.
+    fn leader_write_can_wait(&self, hard_state_changed: bool) -> bool {
+        let Some(durable) = self.durable.as_ref() else {
+            return false;
+        };
+        self.node.role() == Role::Leader
+            && self.node.membership().voter_count() > 1
+            && !durable.appends_sent
+            && !hard_state_changed
+            && durable.held.is_empty()
     }
 
     /// Writes the batch storage gathered, sends the appends already queued (the
@@ -166,6 +195,7 @@ impl<C: Clock> Replica<C> {
     fn write_and_send_to_sync(&mut self, now: Time) {
         let durable = self.durable.as_mut().expect("a durable replica");
         let last = self.node.log().last_index();
+        durable.appends_sent = false;
         match durable.storage.write_unsynced() {
             Ok(None) => self.settle(now, last, None),
             Ok(Some(file)) => {

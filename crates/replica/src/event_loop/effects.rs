@@ -68,7 +68,13 @@ impl<C: Clock> Replica<C> {
                     {
                         durable.held.push((to, message));
                     }
-                    _ => self.send_to_peer(now, to, message),
+                    Some(durable) => {
+                        if let Message::AppendEntries(m) = &message {
+                            durable.appends_sent |= m.entries.count > 0;
+                        }
+                        self.send_to_peer(now, to, message)
+                    }
+                    None => self.send_to_peer(now, to, message),
                 },
                 effect => self.carry_out_local(now, effect),
             }

@@ -2,7 +2,7 @@
 
 use super::clock::Clock;
 use super::{PeerRoute, Replica};
-use crate::codec::{Body, Datagram, Decoder, encode};
+use crate::codec::{Body, Datagram, Decoder, encode, encode_raft};
 use crate::debug_log::DebugLog;
 use raft::NodeId;
 use raft::time::{Span, Time};
@@ -37,7 +37,14 @@ impl Clock for SteppingClock {
 /// A leader of three replicas whose no-op a majority acknowledged at `at`: its lease runs
 /// until `at + election_timeout_min - lease_margin`.
 fn leader_with_lease(at: Time) -> Node {
-    let config = Config::new(ME, vec![PEER, NodeId(2)], 1);
+    let node = leader_of(Config::new(ME, vec![PEER, NodeId(2)], 1), at);
+    assert_eq!(node.commit_index(), LogIndex(1), "the no-op is committed");
+    node
+}
+
+/// A leader of three made at `at` under `config`, its no-op acknowledged by a follower
+/// (committed once this leader's own log counts: at once unless `config.durable`).
+fn leader_of(config: Config, at: Time) -> Node {
     let mut node = Node::new(config, Time::ZERO);
     node.handle_timer(at, Timer::Election);
     let pre_vote = RequestVoteResponse {
@@ -67,13 +74,13 @@ fn leader_with_lease(at: Time) -> Node {
     node.handle_message(at, PEER, Message::AppendEntriesResponse(ack))
         .expect("a valid message");
     node.flush(at);
-    assert_eq!(node.commit_index(), LogIndex(1), "the no-op is committed");
     let mut effects: Vec<Effect> = Vec::new();
     node.take_effects(&mut effects);
     node
 }
 
-fn get(mid: &str) -> Vec<u8> {
+/// A client's datagram to this replica.
+fn from_client(body: Body<'_>) -> Vec<u8> {
     let mut buf = Vec::new();
     encode(
         &mut buf,
@@ -81,10 +88,22 @@ fn get(mid: &str) -> Vec<u8> {
             src: CLIENT,
             dst: ME,
             leader: NodeId::UNKNOWN,
-            body: Body::Get { mid, key: "k" },
+            body,
         },
     );
     buf
+}
+
+fn get(mid: &str) -> Vec<u8> {
+    from_client(Body::Get { mid, key: "k" })
+}
+
+fn put(mid: &str) -> Vec<u8> {
+    from_client(Body::Put {
+        mid,
+        key: "k",
+        value: mid,
+    })
 }
 
 /// The MIDs of the `ok` replies waiting on `socket`.
@@ -168,6 +187,126 @@ fn a_long_turn_does_not_stretch_the_lease() {
     );
     let expected: Vec<String> = (0..answered.len()).map(|i| format!("g{i}")).collect();
     assert_eq!(answered, expected, "the first gets, in order");
+}
+
+/// A durable leader of `peers` and itself on a real data directory, the clock standing
+/// still, and the simulator's socket it sends everything to.
+fn durable_leader(
+    dir: &std::path::Path,
+    peers: &[NodeId],
+) -> (Replica<SteppingClock>, UdpSocket, SocketAddr) {
+    let at = Time::from_millis(10_000);
+    let mut config = Config::new(ME, peers.to_vec(), 1);
+    config.durable = true;
+    let node = if peers.is_empty() {
+        let mut node = Node::new(config, Time::ZERO);
+        node.handle_timer(at, Timer::Election);
+        node.flush(at);
+        node
+    } else {
+        leader_of(config, at)
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let identity = storage::Identity {
+        id: ME,
+        peers: peers.to_vec(),
+        cluster: String::new(),
+    };
+    let (storage, _) = storage::Storage::open(storage::DataDir::new(dir).unwrap(), &identity, 7)
+        .expect("a new data directory");
+    let simulator = UdpSocket::bind("127.0.0.1:0").unwrap();
+    simulator.set_nonblocking(true).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let replica_addr = socket.local_addr().unwrap();
+    let (signals, signal_writer) = mio::net::UnixStream::pair().unwrap();
+    // The other end stays open for the test's length: a closed one reads as a signal.
+    std::mem::forget(signal_writer);
+    let replica = Replica::new(
+        node,
+        SteppingClock {
+            now: Cell::new(at),
+            step: Span::ZERO,
+        },
+        mio::net::UdpSocket::from_std(socket),
+        signals,
+        PeerRoute::Simulator(simulator.local_addr().unwrap()),
+        None,
+        DebugLog::disabled(),
+        Some(super::durable::Durable::new(storage)),
+    )
+    .unwrap();
+    (replica, simulator, replica_addr)
+}
+
+/// Turns until the sync in flight, if any, returned and nothing waits to be written
+/// but what the loop chose to leave.
+fn settle_syncs(replica: &mut Replica<SteppingClock>) {
+    for _ in 0..50 {
+        replica.turn(Some(Duration::from_millis(20))).unwrap();
+    }
+}
+
+#[test]
+fn a_leader_writes_its_new_entries_with_the_append_that_carries_them() {
+    let dir = std::env::temp_dir().join(format!("kv-loop-{}-leader-write", std::process::id()));
+    let (mut replica, simulator, replica_addr) = durable_leader(&dir, &[PEER, NodeId(2)]);
+    settle_syncs(&mut replica);
+    let synced_at_start = replica.stats.syncs;
+    assert!(synced_at_start > 0, "the term, vote and no-op were written");
+
+    // No round out: the put's append leaves at once, and the write with it.
+    simulator.send_to(&put("p1"), replica_addr).unwrap();
+    settle_syncs(&mut replica);
+    assert_eq!(replica.stats.syncs, synced_at_start + 1);
+    let round = replica.node.log().last_index();
+
+    // The round is unanswered, so the next put waits for it (`coalesce_appends`), and
+    // so does its write: nothing would wait for the leader's sync alone.
+    simulator.send_to(&put("p2"), replica_addr).unwrap();
+    settle_syncs(&mut replica);
+    assert_eq!(replica.node.log().last_index(), round.next());
+    assert_eq!(replica.stats.syncs, synced_at_start + 1, "p2 waits");
+    assert!(replica.durable.as_ref().unwrap().storage.has_pending());
+
+    // The follower answers: p1 commits, p2 leaves in the next round, and is written.
+    let answer = AppendEntriesResponse {
+        term: Term(1),
+        success: true,
+        match_index: round,
+        conflict_index: LogIndex(0),
+        conflict_term: None,
+        sent_at_us: Time::from_millis(10_000).as_micros(),
+    };
+    let mut datagram = Vec::new();
+    encode_raft(
+        &mut datagram,
+        PEER,
+        ME,
+        ME,
+        &Message::<&[raft::Entry]>::AppendEntriesResponse(answer),
+    );
+    simulator.send_to(&datagram, replica_addr).unwrap();
+    settle_syncs(&mut replica);
+    assert_eq!(replica.stats.syncs, synced_at_start + 2);
+    assert!(!replica.durable.as_ref().unwrap().storage.has_pending());
+    assert_eq!(replica.node.commit_index(), round);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_leader_that_is_the_only_voter_writes_at_once() {
+    // It sends no appends, so it must not wait for one: it would never commit.
+    let dir = std::env::temp_dir().join(format!("kv-loop-{}-lone-leader", std::process::id()));
+    let (mut replica, simulator, replica_addr) = durable_leader(&dir, &[]);
+    settle_syncs(&mut replica);
+    assert_eq!(replica.node.role(), Role::Leader);
+    let _ = ok_replies(&simulator);
+    simulator.send_to(&put("p1"), replica_addr).unwrap();
+    settle_syncs(&mut replica);
+    assert_eq!(ok_replies(&simulator), ["p1"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
