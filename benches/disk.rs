@@ -3,7 +3,9 @@
 //! file in the system's temporary directory (the one `kvsim --durable` uses). Prints the
 //! p50, p90 and p99 of 2,000 such syncs after criterion's estimate of the mean; then the
 //! same with 3 and 5 threads syncing files of their own at once, as the replicas of a
-//! durable kvsim run share one disk, with the syncs a second they made together:
+//! durable kvsim run share one disk, with the syncs a second they made together, and how
+//! many syncs took 1 ms or more and how many of those came when the disk stalled for
+//! several writers at once:
 //!
 //!     cargo bench --bench disk
 
@@ -42,15 +44,44 @@ fn append_and_sync(file: &mut File, block: &[u8], written: &mut u64) {
     *written += block.len() as u64;
 }
 
-/// How long each of `SAMPLES` appends and syncs took.
-fn timed_syncs(file: &mut File, block: &[u8], written: &mut u64) -> Vec<Duration> {
+/// When each of `SAMPLES` appends and syncs began, and how long it took.
+fn timed_syncs(file: &mut File, block: &[u8], written: &mut u64) -> Vec<(Instant, Duration)> {
     (0..SAMPLES)
         .map(|_| {
             let start = Instant::now();
             append_and_sync(file, block, written);
-            start.elapsed()
+            (start, start.elapsed())
         })
         .collect()
+}
+
+/// A sync at least this long counts as slow in the shared-disk runs.
+const SLOW_SYNC: Duration = Duration::from_millis(1);
+/// The shared-disk runs count slow syncs in windows of this length...
+const STALL_WINDOW: Duration = Duration::from_millis(20);
+/// ...in which at least this many writers had one: the disk stalled for them all, and no
+/// quorum of replicas sharing it would have been faster.
+const STALLED_WRITERS: usize = 3;
+
+/// How many of `writers`' syncs were slow, and how many of those fell in a window in which
+/// at least `STALLED_WRITERS` writers had a slow one.
+fn stalls(start: Instant, writers: &[Vec<(Instant, Duration)>]) -> (usize, usize) {
+    let mut windows: std::collections::BTreeMap<u128, (u64, usize)> = Default::default();
+    for (w, samples) in writers.iter().enumerate() {
+        for (began, _) in samples.iter().filter(|(_, took)| *took >= SLOW_SYNC) {
+            let window = began.duration_since(start).as_micros() / STALL_WINDOW.as_micros();
+            let (mask, count) = windows.entry(window).or_default();
+            *mask |= 1 << w;
+            *count += 1;
+        }
+    }
+    let slow = windows.values().map(|&(_, count)| count).sum();
+    let together = windows
+        .values()
+        .filter(|(mask, _)| mask.count_ones() as usize >= STALLED_WRITERS)
+        .map(|&(_, count)| count)
+        .sum();
+    (slow, together)
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> String {
@@ -73,7 +104,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| append_and_sync(&mut file, &block, &mut written));
     });
     let samples = timed_syncs(&mut file, &block, &mut written);
-    println!("disk/append_4k_fdatasync: {}", percentiles(samples));
+    let took = samples.into_iter().map(|(_, took)| took).collect();
+    println!("disk/append_4k_fdatasync: {}", percentiles(took));
     let _ = std::fs::remove_file(path);
     for threads in SHARED_BY {
         shared_disk(threads, &block);
@@ -83,7 +115,7 @@ fn bench(c: &mut Criterion) {
 /// `threads` writers, each appending and syncing its own file `SAMPLES` times at once.
 fn shared_disk(threads: usize, block: &[u8]) {
     let start = Instant::now();
-    let samples: Vec<Duration> = std::thread::scope(|scope| {
+    let writers: Vec<Vec<(Instant, Duration)>> = std::thread::scope(|scope| {
         let writers: Vec<_> = (1..=threads)
             .map(|n| {
                 scope.spawn(move || {
@@ -96,13 +128,20 @@ fn shared_disk(threads: usize, block: &[u8]) {
             .collect();
         writers
             .into_iter()
-            .flat_map(|w| w.join().expect("a writer"))
+            .map(|w| w.join().expect("a writer"))
             .collect()
     });
-    let per_second = samples.len() as f64 / start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed();
+    let (slow, together) = stalls(start, &writers);
+    let samples: Vec<Duration> = writers.iter().flatten().map(|&(_, took)| took).collect();
+    let per_second = samples.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "disk/append_4k_fdatasync, {threads} at once: {}; {per_second:.0} syncs/s in all",
-        percentiles(samples)
+        "disk/append_4k_fdatasync, {threads} at once: {}; {per_second:.0} syncs/s in all; \
+         {slow} of {} ms or more, {together} of them in {} ms windows in which \
+         {STALLED_WRITERS} writers or more had one",
+        percentiles(samples),
+        SLOW_SYNC.as_millis(),
+        STALL_WINDOW.as_millis()
     );
 }
 
