@@ -364,6 +364,12 @@ impl<D: Disk> Storage<D> {
         self.segments.iter().map(|(name, _)| name.as_str())
     }
 
+    /// Whether what waits to be written holds the hard state (a new term or vote), not
+    /// only entries.
+    pub fn pending_has_hard_state(&self) -> bool {
+        self.pending_has_hard_state
+    }
+
     /// Whether anything waits to be written.
     pub fn has_pending(&self) -> bool {
         self.pending.len() > record::BATCH_HEAD_BYTES

@@ -13,13 +13,13 @@
 //!
 //! A leader's appends are sent before its sync, so that its followers write while it
 //! does; and a leader writes its new entries when an append carries them, not before
-//! (`leader_write_can_wait`). Every other message to a peer (votes, vote requests, append answers, anything
-//! carrying a term just adopted) waits for the sync of the batch that holds what it
-//! depends on, as §5.1 asks. If a write or a sync fails, the waiting messages are dropped
-//! and the replica exits with the reason: after a failed `fdatasync` the page cache may
-//! have dropped what it could not write, so retrying proves nothing, and a leader that
-//! stayed up would keep its followers from electing anyone while it could never count its
-//! own log again.
+//! (`leader_write_can_wait`). Every other message to a peer (votes, vote requests,
+//! append answers, anything carrying a term just adopted) waits for the sync of the
+//! batch that holds what it depends on, as §5.1 asks. If a write or a sync fails, the
+//! waiting messages are dropped and the replica exits with the reason: after a failed
+//! `fdatasync` the page cache may have dropped what it could not write, so retrying
+//! proves nothing, and a leader that stayed up would keep its followers from electing
+//! anyone while it could never count its own log again.
 
 use super::Replica;
 use super::clock::Clock;
@@ -143,7 +143,6 @@ impl<C: Clock> Replica<C> {
             return;
         }
         let changes = self.node.take_unpersisted();
-        let hard_state_changed = changes.hard_state.is_some();
         if let Some(from) = changes.entries_from {
             durable.note_changed(from);
         }
@@ -163,7 +162,7 @@ impl<C: Clock> Replica<C> {
             }
             return;
         }
-        if self.leader_write_can_wait(hard_state_changed) {
+        if self.leader_write_can_wait() {
             return;
         }
         self.write_and_send_to_sync(now);
@@ -178,14 +177,14 @@ impl<C: Clock> Replica<C> {
     /// beside its followers' syncs of the same entries. Only entries wait: a new term or
     /// vote, or a message held for the sync, is written at once; and a leader that is the
     /// only voter sends no appends, so it never waits.
-    fn leader_write_can_wait(&self, hard_state_changed: bool) -> bool {
+    fn leader_write_can_wait(&self) -> bool {
         let Some(durable) = self.durable.as_ref() else {
             return false;
         };
         self.node.role() == Role::Leader
             && self.node.membership().voter_count() > 1
             && !durable.appends_sent
-            && !hard_state_changed
+            && !durable.storage.pending_has_hard_state()
             && durable.held.is_empty()
     }
 
