@@ -29,6 +29,12 @@ fn open_dir(dir: &Path) -> Result<(Storage, Recovered), StorageError> {
     Storage::open(DataDir::new(dir).unwrap(), &identity(), NONCE)
 }
 
+/// A new directory at `dir` whose compacted snapshots go to the writer thread.
+fn open_dir_with_writer(dir: &Path) -> Storage {
+    let (storage, _) = open_dir(dir).unwrap();
+    storage.with_snapshot_writer().unwrap()
+}
+
 fn open_mem(disk: MemDisk) -> Result<(Storage<MemDisk>, Recovered), StorageError> {
     Storage::open(disk, &identity(), NONCE)
 }
@@ -436,8 +442,7 @@ fn a_log_of_another_nonce_is_refused_not_cut() {
 #[test]
 fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
     let dir = temp_dir("writer");
-    let (storage, _) = open_dir(&dir).unwrap();
-    let mut storage = storage.with_snapshot_writer().unwrap();
+    let mut storage = open_dir_with_writer(&dir);
     storage.save_hard_state(vote(1, 1));
     storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
     storage.sync().unwrap();
@@ -470,8 +475,7 @@ fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
 fn a_snapshot_of_many_write_chunks_is_written_back_in_steps_and_recovered_whole() {
     // Larger than several of the writer's chunks, so that each chunk's write-back runs.
     let dir = temp_dir("write-back");
-    let (storage, _) = open_dir(&dir).unwrap();
-    let mut storage = storage.with_snapshot_writer().unwrap();
+    let mut storage = open_dir_with_writer(&dir);
     storage.save_hard_state(vote(1, 1));
     storage.save_entries(LogIndex(1), [put(1, "k")]);
     storage.sync().unwrap();
@@ -497,8 +501,7 @@ fn a_snapshot_of_many_write_chunks_is_written_back_in_steps_and_recovered_whole(
 #[test]
 fn the_snapshot_writer_runs_only_when_the_cpu_is_otherwise_idle() {
     let dir = temp_dir("writer-policy");
-    let (storage, _) = open_dir(&dir).unwrap();
-    let storage = storage.with_snapshot_writer().unwrap();
+    let storage = open_dir_with_writer(&dir);
     let policy_of = |name: &str| -> Option<i32> {
         fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
             let task = task.ok()?;

@@ -79,6 +79,47 @@ fn leader_of(config: Config, at: Time) -> Node {
     node
 }
 
+/// A replica driving `node` on a loopback socket, everything it sends going to
+/// `simulator`.
+struct Loopback {
+    replica: Replica<SteppingClock>,
+    simulator: UdpSocket,
+    replica_addr: SocketAddr,
+    /// The other end of the replica's signal pipe, open while the test runs: a closed
+    /// one reads as a signal to stop.
+    _signals: mio::net::UnixStream,
+}
+
+fn on_loopback(
+    node: Node,
+    clock: SteppingClock,
+    durable: Option<super::durable::Durable>,
+) -> Loopback {
+    let simulator = UdpSocket::bind("127.0.0.1:0").unwrap();
+    simulator.set_nonblocking(true).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let replica_addr = socket.local_addr().unwrap();
+    let (signals, signal_writer) = mio::net::UnixStream::pair().unwrap();
+    let replica = Replica::new(
+        node,
+        clock,
+        mio::net::UdpSocket::from_std(socket),
+        signals,
+        PeerRoute::Simulator(simulator.local_addr().unwrap()),
+        None,
+        DebugLog::disabled(),
+        durable,
+    )
+    .unwrap();
+    Loopback {
+        replica,
+        simulator,
+        replica_addr,
+        _signals: signal_writer,
+    }
+}
+
 /// A client's datagram to this replica.
 fn from_client(body: Body<'_>) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -139,23 +180,12 @@ fn a_long_turn_does_not_stretch_the_lease() {
         now: Cell::new(acked_at),
         step,
     };
-    let simulator = UdpSocket::bind("127.0.0.1:0").unwrap();
-    simulator.set_nonblocking(true).unwrap();
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let replica_addr = socket.local_addr().unwrap();
-    let (signals, _signal_writer) = mio::net::UnixStream::pair().unwrap();
-    let mut replica = Replica::new(
-        node,
-        clock,
-        mio::net::UdpSocket::from_std(socket),
-        signals,
-        PeerRoute::Simulator(simulator.local_addr().unwrap()),
-        None,
-        DebugLog::disabled(),
-        None,
-    )
-    .unwrap();
+    let Loopback {
+        mut replica,
+        simulator,
+        replica_addr,
+        _signals,
+    } = on_loopback(node, clock, None);
     let _ = ok_replies(&simulator);
 
     // Twenty gets arrive together and are handled in one turn that reads the clock at
@@ -191,10 +221,7 @@ fn a_long_turn_does_not_stretch_the_lease() {
 
 /// A durable leader of `peers` and itself on a real data directory, the clock standing
 /// still, and the simulator's socket it sends everything to.
-fn durable_leader(
-    dir: &std::path::Path,
-    peers: &[NodeId],
-) -> (Replica<SteppingClock>, UdpSocket, SocketAddr) {
+fn durable_leader(dir: &std::path::Path, peers: &[NodeId]) -> Loopback {
     let at = Time::from_millis(10_000);
     let mut config = Config::new(ME, peers.to_vec(), 1);
     config.durable = true;
@@ -215,33 +242,15 @@ fn durable_leader(
     };
     let (storage, _) = storage::Storage::open(storage::DataDir::new(dir).unwrap(), &identity, 7)
         .expect("a new data directory");
-    let simulator = UdpSocket::bind("127.0.0.1:0").unwrap();
-    simulator.set_nonblocking(true).unwrap();
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let replica_addr = socket.local_addr().unwrap();
-    let (signals, signal_writer) = mio::net::UnixStream::pair().unwrap();
-    // The other end stays open for the test's length: a closed one reads as a signal.
-    std::mem::forget(signal_writer);
-    let replica = Replica::new(
-        node,
-        SteppingClock {
-            now: Cell::new(at),
-            step: Span::ZERO,
-        },
-        mio::net::UdpSocket::from_std(socket),
-        signals,
-        PeerRoute::Simulator(simulator.local_addr().unwrap()),
-        None,
-        DebugLog::disabled(),
-        Some(super::durable::Durable::new(storage)),
-    )
-    .unwrap();
-    (replica, simulator, replica_addr)
+    let clock = SteppingClock {
+        now: Cell::new(at),
+        step: Span::ZERO,
+    };
+    on_loopback(node, clock, Some(super::durable::Durable::new(storage)))
 }
 
-/// Turns until the sync in flight, if any, returned and nothing waits to be written
-/// but what the loop chose to leave.
+/// Fifty turns of up to 20 ms each: time for a sync in flight to return and its results
+/// to be taken.
 fn settle_syncs(replica: &mut Replica<SteppingClock>) {
     for _ in 0..50 {
         replica.turn(Some(Duration::from_millis(20))).unwrap();
@@ -251,7 +260,12 @@ fn settle_syncs(replica: &mut Replica<SteppingClock>) {
 #[test]
 fn a_leader_writes_its_new_entries_with_the_append_that_carries_them() {
     let dir = std::env::temp_dir().join(format!("kv-loop-{}-leader-write", std::process::id()));
-    let (mut replica, simulator, replica_addr) = durable_leader(&dir, &[PEER, NodeId(2)]);
+    let Loopback {
+        mut replica,
+        simulator,
+        replica_addr,
+        _signals,
+    } = durable_leader(&dir, &[PEER, NodeId(2)]);
     settle_syncs(&mut replica);
     let synced_at_start = replica.stats.syncs;
     assert!(synced_at_start > 0, "the term, vote and no-op were written");
@@ -299,7 +313,12 @@ fn a_leader_writes_its_new_entries_with_the_append_that_carries_them() {
 fn a_leader_that_is_the_only_voter_writes_at_once() {
     // It sends no appends, so it must not wait for one: it would never commit.
     let dir = std::env::temp_dir().join(format!("kv-loop-{}-lone-leader", std::process::id()));
-    let (mut replica, simulator, replica_addr) = durable_leader(&dir, &[]);
+    let Loopback {
+        mut replica,
+        simulator,
+        replica_addr,
+        _signals,
+    } = durable_leader(&dir, &[]);
     settle_syncs(&mut replica);
     assert_eq!(replica.node.role(), Role::Leader);
     let _ = ok_replies(&simulator);
