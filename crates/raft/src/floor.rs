@@ -21,7 +21,8 @@
 //! The classic loop relays a few hundred requests a second at most, so the floor binds
 //! only at such rates: a put adds to the account only while puts come at no more than
 //! `Config::floor_puts_per_s_max` (a token bucket of `Config::floor_burst_puts`). Past
-//! that, batching runs free, as high-load scenarios (whose fraction is 0.999) need. What
+//! that, batching runs free, as high-load scenarios (whose fraction is 0.999) need, and
+//! what the burst before it owed is forgiven. What
 //! the followers sent beyond the account is credit, capped at one burst's worth, so a
 //! long quiet or busy stretch does not excuse the next one.
 
@@ -80,6 +81,11 @@ impl FloorAccount {
         };
         self.refilled_at = Some(now);
         if self.allowance_micro_puts < MICRO_PUTS_PER_PUT {
+            // Puts outrun the rate the classic relays: nothing owed binds any more, the
+            // burst that led here included. Paying that off in one-entry appends, the
+            // windows full, would hold the first hundreds of a high load's puts for tens
+            // of milliseconds.
+            self.owed = self.owed.min(0);
             return;
         }
         self.allowance_micro_puts -= MICRO_PUTS_PER_PUT;

@@ -184,6 +184,29 @@ fn puts_arriving_while_a_round_is_out_do_not_wait_when_short_of_the_floor() {
 }
 
 #[test]
+fn a_burst_past_the_rate_the_floor_binds_leaves_whole() {
+    // 200 puts at once, past the floor's burst of 128: a load the classic loop cannot
+    // relay. What the first 128 owed is forgiven, so the leader does not pay it in
+    // one-entry appends (each follower's window holds 8) while the rest wait.
+    let mut l = Leader::elect(5, |_| {});
+    l.burst(200);
+    let last = l.node.log().last_index();
+    let mut reached: Vec<NodeId> = l
+        .answers
+        .iter()
+        .filter(|(_, a)| a.match_index == last)
+        .map(|&(to, _)| to)
+        .collect();
+    reached.dedup();
+    assert!(
+        reached.len() >= 2,
+        "the first flush took the last entry ({last:?}) to {reached:?} only: a commit needs two followers"
+    );
+    l.answer_everything();
+    assert_eq!(l.node.commit_index(), last);
+}
+
+#[test]
 fn past_the_rate_the_floor_binds_batching_runs_free() {
     // Ten puts every 100 µs, 100,000 a second, each burst one round to a quorum (what the
     // network's round trip allows): the floor asks for 1,000 of them a second, and the
