@@ -219,6 +219,9 @@ pub struct ClusterStats {
     /// Of those, the ones after a power loss that left the log's unsynced bytes with
     /// holes, not as a prefix.
     pub torn_tails_non_prefix: u64,
+    /// Restarts whose log ended before the end of its last segment's file: in the
+    /// zeros of a preallocated segment.
+    pub restarts_in_preallocated: u64,
     /// Crashes of durable replicas: process kills (the page cache outlives them) and
     /// power losses.
     pub kills: u64,
@@ -264,7 +267,7 @@ enum OperatorAsk {
 
 impl ClusterStats {
     /// The disk faults a durable run reached, by class, named for a summary line.
-    pub fn disk_faults(&self) -> [(&'static str, u64); 15] {
+    pub fn disk_faults(&self) -> [(&'static str, u64); 16] {
         [
             ("restarts", self.restarts),
             ("kills", self.kills),
@@ -273,6 +276,10 @@ impl ClusterStats {
             ("out-of-order tears", self.out_of_order_tears),
             ("torn tails cut", self.torn_tails),
             ("non-prefix tails cut", self.torn_tails_non_prefix),
+            (
+                "restarts in a preallocated segment",
+                self.restarts_in_preallocated,
+            ),
             ("crashes between syncs", self.crashes_between_syncs),
             ("power losses after a kill", self.power_losses_after_kill),
             ("bit flips", self.bit_flips),
@@ -1205,6 +1212,9 @@ impl Cluster {
                 }
                 (Err(e), _) => return Err(format!("{id}: its disk does not recover: {e}")),
             };
+        if recovered.unwritten_tail_bytes > 0 {
+            self.stats.restarts_in_preallocated += 1;
+        }
         if recovered.torn_tail.is_some() {
             self.stats.torn_tails += 1;
             if r.tears

@@ -12,7 +12,11 @@
 //!   hard state when it changes, and the entries the turn appended, in runs of at most
 //!   about 1 MiB, each replacing the log from its first index on (so a follower's cut is
 //!   just a run that starts earlier). Once a batch's sync returns, a sync mark follows it
-//!   (unsynced: it only tells recovery that the batch before it had been synced).
+//!   (unsynced: it only tells recovery that the batch before it had been synced). A
+//!   segment is preallocated (`SEGMENT_BYTES` of zeros, made ahead as `wal.spare`: see
+//!   `spare`), so a sync writes no metadata; its batches end where the zeros begin. A
+//!   full segment is followed by the spare; a restart cuts the last segment where its
+//!   batches end and moves on to a new one.
 //! - `snapshot`: once the log has been compacted (§7), the state machine as of the
 //!   snapshot index: a head record (index, term, number of pairs), then the pairs in runs.
 //!   Written whole to `snapshot.new`, synced, renamed over `snapshot`, and the directory
@@ -31,12 +35,14 @@ mod disk;
 pub mod mem;
 mod record;
 mod recovery;
+mod spare;
 mod writer;
 
 pub use disk::{DataDir, Disk, TEMP_SUFFIX, write_atomically};
 pub use mem::MemDisk;
 pub use record::{HEADER_BYTES, PAYLOAD_BYTES_MAX};
 pub use recovery::{Recovered, TornTail, recover, recover_segments};
+use spare::SparePreparer;
 use writer::{SnapshotJob, SnapshotWriter};
 
 use raft::NodeId;
@@ -54,6 +60,10 @@ pub const META_FILE: &str = "meta";
 /// batch, in hexadecimal.
 pub const WAL_PREFIX: &str = "wal.";
 pub const SNAPSHOT_FILE: &str = "snapshot";
+/// The next segment, preallocated before it is needed (see `spare`).
+pub const SPARE_FILE: &str = "wal.spare";
+/// How large a preallocated segment is made (`Storage::with_preallocated_segments`).
+pub const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// Who a data directory belongs to.
 #[derive(Clone, Debug)]
@@ -141,6 +151,17 @@ pub struct Storage<D: Disk = DataDir> {
     /// The log's segments, oldest first, each with the last log index written to it;
     /// batches go to the last.
     segments: Vec<(String, LogIndex)>,
+    /// Where the next write to the last segment goes: the end of what was written to it.
+    end: u64,
+    /// The last segment's preallocated length (0: not preallocated); past it, writes
+    /// extend the file.
+    segment_room: u64,
+    /// The length new segments are preallocated to (0: they are not).
+    segment_bytes: u64,
+    /// Whether `SPARE_FILE` is made and may become the next segment.
+    spare_ready: bool,
+    /// Makes the spare on a thread of its own; without it, `sync` does.
+    preparer: Option<SparePreparer>,
     /// The next batch starts a new segment.
     rotate: bool,
     /// Records of this turn after a batch head to be filled in, written and synced
@@ -175,6 +196,18 @@ impl Storage<DataDir> {
         self.writer = Some(SnapshotWriter::start(self.disk.try_clone())?);
         Ok(self)
     }
+
+    /// New segments are preallocated to `bytes`, each made on a thread of its own while
+    /// the one before fills (see `spare`).
+    pub fn with_segment_preparer(mut self, bytes: u64) -> io::Result<Storage<DataDir>> {
+        let mut preparer = SparePreparer::start(self.disk.try_clone())?;
+        if bytes > 0 {
+            preparer.request(bytes)?;
+        }
+        self.preparer = Some(preparer);
+        self.segment_bytes = bytes;
+        Ok(self)
+    }
 }
 
 impl<D: Disk> Storage<D> {
@@ -192,9 +225,11 @@ impl<D: Disk> Storage<D> {
             move |error| StorageError::Io { path, error }
         };
         // A file not yet renamed into place was never part of the state: a crash came
-        // before its rename.
+        // before its rename. A spare is made again rather than trusted half made.
         let temp = format!("{SNAPSHOT_FILE}{TEMP_SUFFIX}");
-        disk.remove(&temp).map_err(io(&disk, &temp))?;
+        for name in [temp.as_str(), SPARE_FILE] {
+            disk.remove(name).map_err(io(&disk, name))?;
+        }
         let snapshot = disk.read(SNAPSHOT_FILE).map_err(io(&disk, SNAPSHOT_FILE))?;
         let mut names: Vec<String> = disk
             .list()
@@ -223,8 +258,11 @@ impl<D: Disk> Storage<D> {
                 what,
             })?;
         let last = names.last().expect("one segment at least").clone();
-        if recovered.torn_tail.is_some() {
-            // Cut the torn tail off, so that new batches follow the last whole one.
+        let last_len = segments.last().map_or(0, |(_, bytes)| bytes.len() as u64);
+        if last_len > recovered.valid_bytes {
+            // Cut off a torn tail, and the unwritten zeros of a preallocated segment
+            // (which the next new segment has again), so that new batches follow the
+            // last whole one and the file ends where they do.
             disk.truncate(&last, recovered.valid_bytes)
                 .map_err(io(&disk, &last))?;
         }
@@ -245,6 +283,11 @@ impl<D: Disk> Storage<D> {
                 .into_iter()
                 .zip(recovered.segment_last_indexes.iter().copied())
                 .collect(),
+            end: recovered.valid_bytes,
+            segment_room: 0,
+            segment_bytes: 0,
+            spare_ready: false,
+            preparer: None,
             rotate: false,
             pending: Vec::with_capacity(64 << 10),
             pending_has_hard_state: false,
@@ -277,13 +320,53 @@ impl<D: Disk> Storage<D> {
     fn append_sync_mark(&mut self, seq: u64) -> io::Result<()> {
         self.mark.clear();
         record::encode_sync_mark(&mut self.mark, self.nonce, seq);
-        let segment = self
-            .segments
-            .last()
-            .expect("one segment at least")
-            .0
-            .clone();
-        self.disk.append(&segment, &self.mark)
+        let Storage {
+            disk,
+            segments,
+            mark,
+            end,
+            ..
+        } = self;
+        let segment = &segments.last().expect("one segment at least").0;
+        disk.write_at(segment, *end, mark)?;
+        *end += mark.len() as u64;
+        Ok(())
+    }
+
+    /// New segments are preallocated to `bytes`, made in the turn that needs one (a
+    /// `DataDir` makes them ahead on a thread: `with_segment_preparer`).
+    pub fn with_preallocated_segments(mut self, bytes: u64) -> Storage<D> {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Whether the next batch should start a new segment, the spare: the one written to
+    /// now is full, or was not preallocated (a new directory's first, or one cut at a
+    /// restart).
+    fn wants_spare(&self) -> bool {
+        self.segment_bytes > 0
+            && (self.segment_room == 0 || self.end >= self.segment_room)
+            && (self.spare_ready || self.preparer.is_none())
+    }
+
+    /// Notes whether the spare asked of the preparer thread is made.
+    fn poll_spare(&mut self) -> io::Result<()> {
+        if let Some(preparer) = self.preparer.as_mut() {
+            self.spare_ready |= preparer.poll()?;
+        }
+        Ok(())
+    }
+
+    /// The spare, made now if no thread made it: whether there is one to use.
+    fn take_spare(&mut self) -> io::Result<bool> {
+        if self.segment_bytes == 0 {
+            return Ok(false);
+        }
+        if self.preparer.is_none() && !self.spare_ready {
+            self.disk.preallocate(SPARE_FILE, self.segment_bytes)?;
+            self.spare_ready = true;
+        }
+        Ok(std::mem::take(&mut self.spare_ready))
     }
 
     /// A snapshot installed from a leader, as of `index` (of `term`): every key's value,
@@ -404,6 +487,10 @@ impl<D: Disk> Storage<D> {
         if let Some(writer) = self.writer.as_mut() {
             writer.poll()?;
         }
+        self.poll_spare()?;
+        if self.wants_spare() {
+            self.rotate = true;
+        }
         // A segment that holds no batch yet (a new directory's first, or one whose only
         // batch was cut as torn) already bears the next batch's name: rotating writes to
         // it, and it is never among those to remove.
@@ -466,10 +553,7 @@ impl<D: Disk> Storage<D> {
         let seq = self.next_seq;
         let rotating = std::mem::take(&mut self.rotate);
         if rotating {
-            let name = segment_name(seq);
-            if self.segments.last().is_none_or(|(last, _)| *last != name) {
-                self.segments.push((name, LogIndex(0)));
-            }
+            self.start_segment(seq)?;
         }
         self.append_batch()?;
         let Storage { disk, segments, .. } = self;
@@ -487,7 +571,36 @@ impl<D: Disk> Storage<D> {
         self.append_sync_mark(seq)
     }
 
-    /// Appends `pending`, headed as the next batch, to the last segment.
+    /// Makes the segment that batch `seq` starts the last: the spare renamed, if there
+    /// is one, or an empty file. A segment that bears that name already (a new
+    /// directory's first, or one whose only batch was cut as torn) is kept, unless it is
+    /// empty and a spare can replace it.
+    fn start_segment(&mut self, seq: u64) -> io::Result<()> {
+        let name = segment_name(seq);
+        let bears_name = self.segments.last().is_some_and(|(last, _)| *last == name);
+        if bears_name && (self.end > 0 || self.segment_room > 0) {
+            return Ok(());
+        }
+        if self.take_spare()? {
+            self.disk.rename(SPARE_FILE, &name)?;
+            self.segment_room = self.segment_bytes;
+            if let Some(preparer) = self.preparer.as_mut() {
+                preparer.request(self.segment_bytes)?;
+            }
+        } else {
+            if !bears_name {
+                self.disk.append(&name, &[])?;
+            }
+            self.segment_room = 0;
+        }
+        if !bears_name {
+            self.segments.push((name, LogIndex(0)));
+        }
+        self.end = 0;
+        Ok(())
+    }
+
+    /// Writes `pending`, headed as the next batch, where the last segment's bytes end.
     fn append_batch(&mut self) -> io::Result<()> {
         record::fill_batch_head(&mut self.pending, 0, self.nonce, self.next_seq);
         let Storage {
@@ -495,10 +608,12 @@ impl<D: Disk> Storage<D> {
             segments,
             pending,
             pending_last_index,
+            end,
             ..
         } = self;
         let current = segments.last_mut().expect("one segment at least");
-        disk.append(&current.0, pending)?;
+        disk.write_at(&current.0, *end, pending)?;
+        *end += pending.len() as u64;
         current.1 = current.1.max(*pending_last_index);
         self.next_seq += 1;
         Ok(())
@@ -509,7 +624,7 @@ impl<D: Disk> Storage<D> {
     /// Otherwise a `DataDir`'s storage may sync it off the loop's thread
     /// (`write_unsynced`).
     pub fn sync_must_be_inline(&self) -> bool {
-        self.installed.is_some() || self.compacted.is_some() || self.rotate
+        self.installed.is_some() || self.compacted.is_some() || self.rotate || self.wants_spare()
     }
 }
 
@@ -538,6 +653,7 @@ impl Storage<DataDir> {
         if let Some(writer) = self.writer.as_mut() {
             writer.poll()?;
         }
+        self.poll_spare()?;
         if self.pending.len() <= record::BATCH_HEAD_BYTES {
             return Ok(None);
         }

@@ -16,6 +16,10 @@
 //!   left of each file (`Tear`), for a simulation to count the shapes it reached;
 //! - `flip_bit`: damage to bytes at rest, synced or not;
 //! - `fail_next`: the next write or sync fails, as `EIO` or a full disk would.
+//!
+//! A preallocated file reads as what was written to it, then zeros to its length; the
+//! written bytes are modelled as above, so a torn write into it leaves holes of zeros
+//! just as a torn append does.
 
 use super::disk::Disk;
 use rand::Rng;
@@ -26,10 +30,24 @@ use std::path::PathBuf;
 /// The unit a torn write is made of.
 pub const PAGE_BYTES: usize = 4096;
 
+/// A file: what was written to it, and, if it was preallocated, the zeros that follow to
+/// its preallocated length (durable from the start: `Disk::preallocate` syncs them).
 #[derive(Clone, Debug, Default)]
 struct MemFile {
     cached: Vec<u8>,
     durable: Vec<u8>,
+    preallocated: usize,
+}
+
+impl MemFile {
+    /// What a read sees: the bytes, then zeros to the preallocated length.
+    fn contents(&self) -> Vec<u8> {
+        let mut bytes = self.cached.clone();
+        if bytes.len() < self.preallocated {
+            bytes.resize(self.preallocated, 0);
+        }
+        bytes
+    }
 }
 
 /// What a power loss left of a file's unsynced bytes, when it did not keep them all.
@@ -268,7 +286,7 @@ impl MemDisk {
 
 impl Disk for MemDisk {
     fn read(&mut self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.names.get(name).map(|&i| self.files[i].cached.clone()))
+        Ok(self.names.get(name).map(|&i| self.files[i].contents()))
     }
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.failing(Failing::Write)?;
@@ -283,6 +301,29 @@ impl Disk for MemDisk {
         self.files[inode].cached.extend_from_slice(bytes);
         Ok(())
     }
+    fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let inode = self.inode(name)?;
+        if offset != self.files[inode].cached.len() as u64 {
+            // The model keeps a file's written bytes as a prefix; the store only ever
+            // writes where it stopped.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "MemDisk writes only at the end of what was written",
+            ));
+        }
+        self.failing(Failing::Write)?;
+        self.files[inode].cached.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
+        self.failing(Failing::Write)?;
+        self.files.push(MemFile {
+            preallocated: usize::try_from(len).unwrap_or(usize::MAX),
+            ..MemFile::default()
+        });
+        self.names.insert(name.to_owned(), self.files.len() - 1);
+        self.failing(Failing::Sync)
+    }
     fn sync(&mut self, name: &str) -> io::Result<()> {
         self.failing(Failing::Sync)?;
         let inode = self.inode(name)?;
@@ -292,7 +333,10 @@ impl Disk for MemDisk {
     }
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()> {
         let inode = self.inode(name)?;
-        self.files[inode].cached.truncate(len as usize);
+        let file = &mut self.files[inode];
+        file.cached.resize(len as usize, 0);
+        // Cut, the file ends there: no preallocated zeros follow.
+        file.preallocated = 0;
         Ok(())
     }
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {

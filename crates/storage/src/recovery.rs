@@ -4,8 +4,10 @@
 //! damage with a whole batch or a sync mark of this directory after it hit bytes that had
 //! been synced, and the start is refused, naming the file and the offset. A damaged last
 //! batch is a torn write (of any shape: a prefix, or pages with holes between them), cut
-//! off. One case cannot be told from a torn write: a synced last batch damaged at rest
-//! whose sync mark a power loss kept from the disk. That takes two faults at once.
+//! off. A segment may end in zeros never written to (it was preallocated): they end it as
+//! the end of its file would. One case cannot be told from a torn write: a synced last
+//! batch damaged at rest whose sync mark a power loss kept from the disk. That takes two
+//! faults at once.
 
 use super::record::{self, Bad, Record};
 use raft::{AsEntryRef, CommandRef, Entry, EntryRef, HardState, Log, LogIndex, Term};
@@ -20,12 +22,16 @@ pub struct Recovered {
     /// The log after the snapshot.
     pub log: Log,
     /// Bytes of a torn last write that were cut off, and where in the last segment, if
-    /// any.
+    /// any (zeros that end a preallocated segment are no tear, and not counted).
     pub torn_tail: Option<TornTail>,
     /// The last whole batch's sequence number and whether its sync mark was found.
     pub(super) last_batch: Option<(u64, bool)>,
-    /// Where the whole batches (and their marks) of the last segment end.
+    /// Where the whole batches (and their marks) of the last segment end: what follows
+    /// is a torn write, or the zeros of a preallocated segment.
     pub(super) valid_bytes: u64,
+    /// Zeros past the last segment's batches and any torn write: the part of a
+    /// preallocated segment never written to.
+    pub unwritten_tail_bytes: u64,
     /// Per segment, the last log index its records wrote (0 if none).
     pub(super) segment_last_indexes: Vec<LogIndex>,
 }
@@ -66,6 +72,7 @@ pub fn recover_segments(
     let mut last_batch: Option<(u64, bool)> = None;
     let mut torn_tail = None;
     let mut valid_bytes = 0;
+    let mut unwritten_tail_bytes = 0;
     let mut segment_last_indexes = Vec::with_capacity(segments.len());
     for (k, (name, wal)) in segments.iter().enumerate() {
         let is_last = k + 1 == segments.len();
@@ -85,6 +92,8 @@ pub fn recover_segments(
             last_batch = None;
         }
         let mut at = 0;
+        // Where the segment's whole batches and marks end.
+        let mut units_end = wal.len();
         while at < wal.len() {
             let end = match next_unit(wal, at, nonce, last_batch) {
                 Some(Unit::Batch { seq, body }) => {
@@ -98,13 +107,19 @@ pub fn recover_segments(
                     last_batch = Some((seq, true));
                     end
                 }
+                None if wal[at..].iter().all(|&b| b == 0) => {
+                    // The rest of a preallocated segment, never written.
+                    units_end = at;
+                    break;
+                }
                 None if !is_last => {
                     // Only the last write can be torn, and it is in the last segment; but
                     // an older segment ends with the sync mark of its last batch, written
-                    // unsynced.
-                    if wal.len() - at <= record::SYNC_MARK_BYTES
+                    // unsynced (before the zeros of a preallocated segment).
+                    if written_end(wal, at) - at <= record::SYNC_MARK_BYTES
                         && last_batch.is_some_and(|(_, marked)| !marked)
                     {
+                        units_end = at;
                         break;
                     }
                     return Err(bad(
@@ -122,7 +137,8 @@ pub fn recover_segments(
                     ));
                 }
                 None => {
-                    if let Some(next) = (at + 1..wal.len()).find(|&i| is_unit_of(wal, i, nonce)) {
+                    let written = written_end(wal, at);
+                    if let Some(next) = (at + 1..written).find(|&i| is_unit_of(wal, i, nonce)) {
                         return Err(bad(
                             at,
                             format!("damaged, yet a synced batch or mark follows at byte {next}"),
@@ -130,8 +146,9 @@ pub fn recover_segments(
                     }
                     torn_tail = Some(TornTail {
                         offset: at as u64,
-                        bytes: (wal.len() - at) as u64,
+                        bytes: (written - at) as u64,
                     });
+                    units_end = at;
                     break;
                 }
             };
@@ -139,7 +156,8 @@ pub fn recover_segments(
         }
         segment_last_indexes.push(replay.segment_last);
         if is_last {
-            valid_bytes = torn_tail.map_or(wal.len() as u64, |t| t.offset);
+            valid_bytes = units_end as u64;
+            unwritten_tail_bytes = (wal.len() - written_end(wal, units_end)) as u64;
         }
     }
     let Replay {
@@ -174,6 +192,7 @@ pub fn recover_segments(
         torn_tail,
         last_batch,
         valid_bytes,
+        unwritten_tail_bytes,
         segment_last_indexes,
     })
 }
@@ -211,6 +230,12 @@ fn next_unit(wal: &[u8], at: usize, nonce: u64, last: Option<(u64, bool)>) -> Op
         }
         _ => None,
     }
+}
+
+/// Where the bytes from `at` on end once the zeros that close a preallocated segment
+/// are left out (a torn write's holes before its last written byte stay in).
+fn written_end(wal: &[u8], at: usize) -> usize {
+    at + wal[at..].iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
 }
 
 /// Whether a whole batch or a sync mark of this directory starts at `at`: proof that

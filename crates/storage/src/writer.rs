@@ -176,7 +176,7 @@ impl Drop for SnapshotWriter {
 /// replica's loop (and its peers', when replicas share a machine) must not wait behind a
 /// snapshot, which no one waits for. Best effort: where the kernel refuses, the thread
 /// runs at the usual priority.
-fn yield_to_the_loop() {
+pub(super) fn yield_to_the_loop() {
     // SAFETY: plain system calls on the calling thread, with a parameter block we own.
     unsafe {
         let param = libc::sched_param { sched_priority: 0 };

@@ -236,7 +236,10 @@ fn recover(
     // The seed mixes the clock and the pid: a nonce no other directory shares.
     let (storage, recovered) = Storage::open(disk, identity, seed ^ 0x6E6F_6E63_6521_0000)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-    Ok(Some((storage.with_snapshot_writer()?, recovered)))
+    let storage = storage
+        .with_snapshot_writer()?
+        .with_segment_preparer(storage::SEGMENT_BYTES)?;
+    Ok(Some((storage, recovered)))
 }
 
 fn open_debug_log(dir: Option<&Path>, id: NodeId) -> DebugLog {
