@@ -25,7 +25,9 @@ use rand::{Rng, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use storage::mem::{Failing, PAGE_BYTES, Tear};
-use storage::{META_FILE, MemDisk, SNAPSHOT_FILE, StorageError, TEMP_SUFFIX};
+use storage::{
+    META_FILE, MemDisk, RETIRED_SUFFIX, SNAPSHOT_FILE, SPARE_FILE, StorageError, TEMP_SUFFIX,
+};
 
 /// A run that needs more events than this is storming (a timer re-armed in the past, a
 /// message loop); it fails instead of hanging.
@@ -1264,10 +1266,14 @@ fn refuses_damage(error: &StorageError, in_meta: bool) -> bool {
 }
 
 /// Whether `name` is one of a data directory's log files (the write-ahead log, in one
-/// file or in segments): not its `meta`, its snapshot, or a file not yet renamed into
-/// place.
+/// file or in segments): not its `meta`, its snapshot, a file not yet renamed into place
+/// (the next segment, preallocated, among them), or one retired on its way out.
 fn is_log_file(name: &str) -> bool {
-    name != META_FILE && name != SNAPSHOT_FILE && !name.ends_with(TEMP_SUFFIX)
+    name != META_FILE
+        && name != SNAPSHOT_FILE
+        && name != SPARE_FILE
+        && !name.ends_with(TEMP_SUFFIX)
+        && !name.ends_with(RETIRED_SUFFIX)
 }
 
 /// The write-ahead log's framing as the `storage` crate documents it, read here on its own

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 /// A file is written as this before it is renamed into place.
 pub const TEMP_SUFFIX: &str = ".new";
+/// A file no longer needed is renamed to this while it is cut down and removed.
+pub const RETIRED_SUFFIX: &str = ".retired";
 
 pub trait Disk {
     /// The file's bytes as a read sees them now; `None` if there is no such file.
@@ -37,6 +39,17 @@ pub trait Disk {
     fn rename(&mut self, from: &str, to: &str) -> io::Result<()>;
     /// Removes the file; no such file is no error.
     fn remove(&mut self, name: &str) -> io::Result<()>;
+    /// Gives the file `from` the second name `to` (replacing any file by that name);
+    /// false if there is no `from`.
+    fn hard_link(&mut self, from: &str, to: &str) -> io::Result<bool>;
+    /// Removes a file none of whose contents is needed, cutting it shorter a step at a
+    /// time first: on a disk mounted with online discard, a file's blocks freed at once
+    /// are discarded at once, and every sync on the disk waits behind that (an 80 MB file
+    /// removed at once held the syncs of five writers sharing the disk for up to 17 ms;
+    /// cut a megabyte every 10 ms, for no more than usual). Slow, by design: for a thread
+    /// that nothing waits for. The file must be one no crash can bring back under a name
+    /// recovery reads (see `writer`).
+    fn shrink_and_remove(&mut self, name: &str) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&mut self) -> io::Result<()>;
     /// The names of the directory's files.
@@ -150,9 +163,11 @@ impl Disk for DataDir {
             let n = (len - at).min(zeros.len() as u64) as usize;
             file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
-            // A megabyte at a time, as the snapshot is: not one burst at the sync that
-            // every other sync on the disk queues behind.
+            // A little at a time, with pauses: not one burst at the sync that every other
+            // sync on the disk queues behind. Replicas sharing a disk fill their segments
+            // together, so they make their spares together too.
             start_write_back(&file)?;
+            std::thread::sleep(PREALLOCATE_PAUSE);
         }
         file.sync_all()
     }
@@ -174,6 +189,30 @@ impl Disk for DataDir {
             _ => Ok(()),
         }
     }
+    fn hard_link(&mut self, from: &str, to: &str) -> io::Result<bool> {
+        self.remove(to)?;
+        match fs::hard_link(self.dir.join(from), self.dir.join(to)) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+    fn shrink_and_remove(&mut self, name: &str) -> io::Result<()> {
+        self.forget(name);
+        let file = match OpenOptions::new().write(true).open(self.dir.join(name)) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let mut len = file.metadata()?.len();
+        while len > 0 {
+            len = len.saturating_sub(SHRINK_STEP_BYTES);
+            file.set_len(len)?;
+            std::thread::sleep(SHRINK_PAUSE);
+        }
+        drop(file);
+        self.remove(name)
+    }
     fn sync_dir(&mut self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
     }
@@ -194,8 +233,14 @@ impl Disk for DataDir {
     }
 }
 
-/// Bytes of zeros per write when preallocating.
-const PREALLOCATE_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes of zeros per write when preallocating, and the pause after each: 16 MiB in
+/// about 130 ms.
+const PREALLOCATE_CHUNK_BYTES: usize = 256 << 10;
+const PREALLOCATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+/// How much shorter `shrink_and_remove` cuts a file at each step, and how long it waits
+/// between steps.
+const SHRINK_STEP_BYTES: u64 = 1 << 20;
+const SHRINK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// `Disk::write_back` on an open file.
 fn start_write_back(file: &File) -> io::Result<()> {

@@ -38,7 +38,7 @@ mod recovery;
 mod spare;
 mod writer;
 
-pub use disk::{DataDir, Disk, TEMP_SUFFIX, write_atomically};
+pub use disk::{DataDir, Disk, RETIRED_SUFFIX, TEMP_SUFFIX, write_atomically};
 pub use mem::MemDisk;
 pub use record::{HEADER_BYTES, PAYLOAD_BYTES_MAX};
 pub use recovery::{Recovered, TornTail, recover, recover_segments};
@@ -225,15 +225,19 @@ impl<D: Disk> Storage<D> {
             move |error| StorageError::Io { path, error }
         };
         // A file not yet renamed into place was never part of the state: a crash came
-        // before its rename. A spare is made again rather than trusted half made.
+        // before its rename. A spare is made again rather than trusted half made; a file
+        // retired was on its way out.
         let temp = format!("{SNAPSHOT_FILE}{TEMP_SUFFIX}");
-        for name in [temp.as_str(), SPARE_FILE] {
+        let listed = disk.list().map_err(io(&disk, "."))?;
+        let retired = listed.iter().filter(|name| name.ends_with(RETIRED_SUFFIX));
+        for name in [temp.as_str(), SPARE_FILE]
+            .into_iter()
+            .chain(retired.map(String::as_str))
+        {
             disk.remove(name).map_err(io(&disk, name))?;
         }
         let snapshot = disk.read(SNAPSHOT_FILE).map_err(io(&disk, SNAPSHOT_FILE))?;
-        let mut names: Vec<String> = disk
-            .list()
-            .map_err(io(&disk, "."))?
+        let mut names: Vec<String> = listed
             .into_iter()
             .filter(|name| segment_seq(name).is_some())
             .collect();
@@ -501,7 +505,7 @@ impl<D: Disk> Storage<D> {
                 // Its rename must not land after this one.
                 writer.wait_idle()?;
             }
-            writer::write_snapshot(&mut self.disk, &job)?;
+            writer::write_snapshot(&mut self.disk, &job, None)?;
             superseded = self
                 .segments
                 .iter()
@@ -541,7 +545,15 @@ impl<D: Disk> Storage<D> {
             // segments the snapshot covers be removed.
             match self.writer.as_mut() {
                 Some(writer) => writer.submit(job)?,
-                None => writer::write_snapshot(&mut self.disk, &job)?,
+                None => {
+                    // As the writer thread does, so that the simulation's crashes reach
+                    // each step of it.
+                    let mut retired = Vec::new();
+                    writer::write_snapshot(&mut self.disk, &job, Some(&mut retired))?;
+                    for name in retired {
+                        self.disk.shrink_and_remove(&name)?;
+                    }
+                }
             }
         }
         Ok(())

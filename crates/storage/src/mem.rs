@@ -349,6 +349,17 @@ impl Disk for MemDisk {
         self.names.remove(name);
         Ok(())
     }
+    fn hard_link(&mut self, from: &str, to: &str) -> io::Result<bool> {
+        let Some(&inode) = self.names.get(from) else {
+            self.names.remove(to);
+            return Ok(false);
+        };
+        self.names.insert(to.to_owned(), inode);
+        Ok(true)
+    }
+    fn shrink_and_remove(&mut self, name: &str) -> io::Result<()> {
+        self.remove(name)
+    }
     fn sync_dir(&mut self) -> io::Result<()> {
         self.failing(Failing::Sync)?;
         self.issue(Issued::Dir(self.names.clone()));

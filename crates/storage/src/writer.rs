@@ -13,7 +13,7 @@
 //! `fdatasync` on that disk queued behind, the write-ahead log's included, and encoding
 //! it took the CPU from the loops of the replicas sharing it.
 
-use super::disk::{Disk, TEMP_SUFFIX};
+use super::disk::{Disk, RETIRED_SUFFIX, TEMP_SUFFIX};
 use super::{SNAPSHOT_FILE, record};
 use raft::{EntryRef, Log, LogIndex, Term};
 use std::io;
@@ -36,8 +36,14 @@ pub(super) struct SnapshotJob {
 }
 
 /// Writes `job`'s snapshot to `snapshot.new`, syncs it, renames it over `snapshot`, syncs
-/// the directory, then removes the segments it makes unneeded.
-pub(super) fn write_snapshot<D: Disk + ?Sized>(disk: &mut D, job: &SnapshotJob) -> io::Result<()> {
+/// the directory, then removes the segments it makes unneeded. With `retired`, the files
+/// that frees (the snapshot replaced, the segments) are not removed but renamed out of
+/// recovery's way, durably, and listed there for `Disk::shrink_and_remove`.
+pub(super) fn write_snapshot<D: Disk + ?Sized>(
+    disk: &mut D,
+    job: &SnapshotJob,
+    retired: Option<&mut Vec<String>>,
+) -> io::Result<()> {
     let temp = format!("{SNAPSHOT_FILE}{TEMP_SUFFIX}");
     disk.remove(&temp)?;
     let pairs = job.pairs.entries();
@@ -63,13 +69,36 @@ pub(super) fn write_snapshot<D: Disk + ?Sized>(disk: &mut D, job: &SnapshotJob) 
     }
     disk.append(&temp, &chunk)?;
     disk.sync(&temp)?;
+    let Some(retired) = retired else {
+        disk.rename(&temp, SNAPSHOT_FILE)?;
+        disk.sync_dir()?;
+        for segment in &job.unneeded_segments {
+            // A removal lost to a crash only leaves a segment recovery skips.
+            disk.remove(segment)?;
+        }
+        return Ok(());
+    };
+    // The snapshot replaced keeps a name, so that the rename frees none of its blocks.
+    let old = format!("{SNAPSHOT_FILE}{RETIRED_SUFFIX}");
+    if disk.hard_link(SNAPSHOT_FILE, &old)? {
+        retired.push(old);
+    }
     disk.rename(&temp, SNAPSHOT_FILE)?;
     disk.sync_dir()?;
-    for segment in &job.unneeded_segments {
-        // A removal lost to a crash only leaves a segment recovery skips.
-        disk.remove(segment)?;
+    if job.unneeded_segments.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    for segment in &job.unneeded_segments {
+        let name = format!("{segment}{RETIRED_SUFFIX}");
+        match disk.rename(segment, &name) {
+            Ok(()) => retired.push(name),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    // Durably renamed before they are cut: a crash must not bring a cut segment back
+    // under its name, where recovery would take it for damage.
+    disk.sync_dir()
 }
 
 /// A thread that writes snapshots, one at a time; a newer one waiting replaces an older.
@@ -92,11 +121,18 @@ impl SnapshotWriter {
             .name("snapshot-writer".to_owned())
             .spawn(move || {
                 yield_to_the_loop();
+                let mut retired = Vec::new();
                 for job in inbox {
-                    let result = write_snapshot(&mut disk, &job).map(|()| job.index);
+                    let result =
+                        write_snapshot(&mut disk, &job, Some(&mut retired)).map(|()| job.index);
                     drop(job);
                     if report.send(result).is_err() {
                         return;
+                    }
+                    // After the report: no turn waits for this. A file left behind by a
+                    // failure here is removed at the next start.
+                    for name in retired.drain(..) {
+                        let _ = disk.shrink_and_remove(&name);
                     }
                 }
             })?;

@@ -713,3 +713,4 @@ fn a_failed_sync_on_another_thread_fails_every_later_write() {
 }
 
 mod preallocated;
+mod retired;
