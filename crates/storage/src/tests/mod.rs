@@ -441,10 +441,10 @@ fn a_log_of_another_nonce_is_refused_not_cut() {
     );
 }
 
-#[test]
-fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
-    let dir = temp_dir("writer");
-    let mut storage = open_dir_with_writer(&dir);
+/// A new directory at `dir` with entries 1..=12, compacted by the writer thread through
+/// 5 and then through 10.
+fn compacted_twice_by_the_writer(dir: &Path) -> Storage {
+    let mut storage = open_dir_with_writer(dir);
     storage.save_hard_state(vote(1, 1));
     storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
     storage.sync().unwrap();
@@ -454,7 +454,13 @@ fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
         storage.sync().unwrap();
         storage.writer.as_mut().unwrap().wait_idle().unwrap();
     }
-    drop(storage);
+    storage
+}
+
+#[test]
+fn a_real_directory_writes_compacted_snapshots_on_another_thread() {
+    let dir = temp_dir("writer");
+    drop(compacted_twice_by_the_writer(&dir));
     let (_, recovered) = open_dir(&dir).unwrap();
     assert_eq!(recovered.log.snapshot_index(), LogIndex(10));
     assert_eq!(recovered.snapshot.last_index(), LogIndex(2));

@@ -60,16 +60,7 @@ fn what_a_snapshot_frees_is_renamed_away_durably_before_it_is_cut() {
 #[test]
 fn a_real_directory_removes_what_a_compaction_retired() {
     let dir = temp_dir("retired");
-    let mut storage = open_dir_with_writer(&dir);
-    storage.save_hard_state(vote(1, 1));
-    storage.save_entries(LogIndex(1), (0..10).map(|_| put(1, "k")));
-    storage.sync().unwrap();
-    for through in [5, 10] {
-        storage.save_compacted_snapshot(LogIndex(through), Term(1), pairs(&["k", "j"]));
-        storage.save_entries(LogIndex(through / 5 + 10), [put(1, "k")]);
-        storage.sync().unwrap();
-        storage.writer.as_mut().unwrap().wait_idle().unwrap();
-    }
+    let storage = compacted_twice_by_the_writer(&dir);
     let retired = || {
         fs::read_dir(&dir)
             .unwrap()
