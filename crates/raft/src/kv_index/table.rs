@@ -22,24 +22,32 @@ pub struct LatestPut {
 /// Log index 0 is never a put (and a snapshot's pair has its top bit set), so 0 marks an
 /// empty slot.
 const EMPTY: LatestPut = LatestPut { index: 0, tag: 0 };
-/// The table grows before more than this share of its slots is taken: linear probing
-/// stays short (about 2.5 slots for a hit, 8.5 for a miss, at the worst).
-const LOAD_MAX: (usize, usize) = (3, 4);
+/// The share of its slots a table may fill before it grows, in 32nds: 3/4 on average,
+/// each table its own (`with_slots`) within these bounds, so that tables filling at the
+/// same rate do not all grow at the same moment (see `KvStore`). Linear probing stays
+/// short: at 27/32, about 3.7 slots for a hit and 24 for a miss at the worst.
+pub const LOAD_MAX_32NDS: std::ops::RangeInclusive<usize> = 21..=27;
 
 /// Invariant: `slots.len()` is a power of two; every put sits at or after its home slot
-/// with no empty slot in between (wrapping around); fewer than 3/4 of the slots are taken.
+/// with no empty slot in between (wrapping around); no more than `load_max_32nds` 32nds
+/// of the slots are taken.
 #[derive(Debug)]
 pub struct Table {
     slots: Box<[LatestPut]>,
     len: usize,
+    load_max_32nds: usize,
 }
 
 impl Table {
-    /// A table of `slots` slots, rounded up to a power of two (4 at least).
-    pub fn with_slots(slots: usize) -> Table {
+    /// A table of `slots` slots, rounded up to a power of two (4 at least), which grows
+    /// before more than `load_max_32nds` 32nds of them are taken (within
+    /// `LOAD_MAX_32NDS`).
+    pub fn with_slots(slots: usize, load_max_32nds: usize) -> Table {
+        debug_assert!(LOAD_MAX_32NDS.contains(&load_max_32nds));
         Table {
             slots: vec![EMPTY; slots.max(4).next_power_of_two()].into_boxed_slice(),
             len: 0,
+            load_max_32nds,
         }
     }
 
@@ -82,7 +90,7 @@ impl Table {
     /// `is_key` accepts, or takes the first empty slot.
     pub fn upsert(&mut self, put: LatestPut, mut is_key: impl FnMut(u32) -> bool) {
         debug_assert_ne!(put.index, EMPTY.index, "index 0 marks an empty slot");
-        if (self.len + 1) * LOAD_MAX.1 > self.slots.len() * LOAD_MAX.0 {
+        if (self.len + 1) * 32 > self.slots.len() * self.load_max_32nds {
             self.grow();
         }
         let mask = self.slots.len() - 1;
@@ -154,7 +162,7 @@ mod tests {
 
     #[test]
     fn agrees_with_a_map_through_growth_collisions_and_overwrites() {
-        let mut t = Table::with_slots(4);
+        let mut t = Table::with_slots(4, 27);
         let mut log = Vec::new();
         let mut model: HashMap<u64, u32> = HashMap::new();
         // Few distinct tags: many keys share one, and homes collide and wrap around.
@@ -180,12 +188,12 @@ mod tests {
             t.find(tag_of(5_000), |i| log[i as usize - 1] == 5_000),
             None
         );
-        assert!(t.slots.len() * 3 >= t.len() * 4, "load stays under 3/4");
+        assert!(t.slots.len() * 27 >= t.len() * 32, "load stays under 27/32");
     }
 
     #[test]
     fn a_tag_match_with_another_key_is_not_a_hit() {
-        let mut t = Table::with_slots(8);
+        let mut t = Table::with_slots(8, 24);
         let mut log = Vec::new();
         upsert(&mut t, &mut log, 1, 42);
         upsert(&mut t, &mut log, 2, 42);
