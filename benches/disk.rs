@@ -1,55 +1,88 @@
 //! What the disk under the data directories costs, to read the durable figures against:
-//! a 4 KiB append followed by `fdatasync`, the shape of a durable replica's turn, on a
-//! file in the system's temporary directory (the one `kvsim --durable` uses). Prints the
-//! p50, p90 and p99 of 2,000 such syncs after criterion's estimate of the mean; then the
-//! same with 3 and 5 threads syncing files of their own at once, as the replicas of a
-//! durable kvsim run share one disk, with the syncs a second they made together, and how
-//! many syncs took 1 ms or more and how many of those came when the disk stalled for
-//! several writers at once:
+//! a 4 KiB write followed by `fdatasync`, the shape of a durable replica's turn, on a
+//! file in the system's temporary directory (the one `kvsim --durable` uses), both as an
+//! append (the file grows, so each sync also writes its size and block map) and into a
+//! file preallocated with zeros (as the write-ahead log's segments are). Prints the p50,
+//! p90 and p99 of 2,000 such syncs after criterion's estimate of the mean; then the same
+//! with 3 and 5 threads syncing files of their own at once, as the replicas of a durable
+//! kvsim run share one disk, with the syncs a second they made together, and how many
+//! syncs took 1 ms or more and how many of those came when the disk stalled for several
+//! writers at once:
 //!
 //!     cargo bench --bench disk
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const APPEND_BYTES: usize = 4096;
 const SAMPLES: usize = 2_000;
-/// The file is cut back to empty past this, so it never grows without bound.
-const FILE_BYTES_MAX: u64 = 64 << 20;
+/// An appended file is cut back to empty past this, so it never grows without bound; a
+/// preallocated one is this long, and written over from its start again.
+const FILE_BYTES_MAX: u64 = 16 << 20;
+
+/// How the file written to is laid out.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    Appended,
+    Preallocated,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Appended => "disk/append_4k_fdatasync",
+            Layout::Preallocated => "disk/preallocated_4k_fdatasync",
+        }
+    }
+}
 
 /// Threads syncing at once in the shared-disk runs.
 const SHARED_BY: [usize; 2] = [3, 5];
 
-fn temp_file(n: usize) -> (PathBuf, File) {
+fn temp_file(n: usize, layout: Layout) -> (PathBuf, File) {
     let path = std::env::temp_dir().join(format!("kvstore-bench-disk-{}-{n}", std::process::id()));
     let file = OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .open(&path)
         .expect("a temporary file");
-    file.set_len(0).expect("an empty file");
+    if let Layout::Preallocated = layout {
+        let zeros = vec![0; 1 << 20];
+        for at in (0..FILE_BYTES_MAX).step_by(zeros.len()) {
+            file.write_all_at(&zeros, at).expect("zeros");
+        }
+        file.sync_all().expect("fsync");
+    }
     (path, file)
 }
 
-fn append_and_sync(file: &mut File, block: &[u8], written: &mut u64) {
-    if *written >= FILE_BYTES_MAX {
-        file.set_len(0).expect("truncate");
+fn write_and_sync(file: &mut File, layout: Layout, block: &[u8], written: &mut u64) {
+    if *written + block.len() as u64 > FILE_BYTES_MAX {
+        if let Layout::Appended = layout {
+            file.set_len(0).expect("truncate");
+        }
         *written = 0;
     }
-    file.write_all(block).expect("write");
+    file.write_all_at(block, *written).expect("write");
     file.sync_data().expect("fdatasync");
     *written += block.len() as u64;
 }
 
-/// When each of `SAMPLES` appends and syncs began, and how long it took.
-fn timed_syncs(file: &mut File, block: &[u8], written: &mut u64) -> Vec<(Instant, Duration)> {
+/// When each of `SAMPLES` writes and syncs began, and how long it took.
+fn timed_syncs(
+    file: &mut File,
+    layout: Layout,
+    block: &[u8],
+    written: &mut u64,
+) -> Vec<(Instant, Duration)> {
     (0..SAMPLES)
         .map(|_| {
             let start = Instant::now();
-            append_and_sync(file, block, written);
+            write_and_sync(file, layout, block, written);
             (start, start.elapsed())
         })
         .collect()
@@ -97,30 +130,34 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let (path, mut file) = temp_file(0);
     let block = vec![0xA5u8; APPEND_BYTES];
-    let mut written = 0;
-    c.bench_function("disk/append_4k_fdatasync", |b| {
-        b.iter(|| append_and_sync(&mut file, &block, &mut written));
-    });
-    let samples = timed_syncs(&mut file, &block, &mut written);
-    let took = samples.into_iter().map(|(_, took)| took).collect();
-    println!("disk/append_4k_fdatasync: {}", percentiles(took));
-    let _ = std::fs::remove_file(path);
-    for threads in SHARED_BY {
-        shared_disk(threads, &block);
+    for layout in [Layout::Appended, Layout::Preallocated] {
+        let (path, mut file) = temp_file(0, layout);
+        let mut written = 0;
+        c.bench_function(layout.name(), |b| {
+            b.iter(|| write_and_sync(&mut file, layout, &block, &mut written));
+        });
+        let samples = timed_syncs(&mut file, layout, &block, &mut written);
+        let took = samples.into_iter().map(|(_, took)| took).collect();
+        println!("{}: {}", layout.name(), percentiles(took));
+        let _ = std::fs::remove_file(path);
+    }
+    for layout in [Layout::Appended, Layout::Preallocated] {
+        for threads in SHARED_BY {
+            shared_disk(threads, layout, &block);
+        }
     }
 }
 
-/// `threads` writers, each appending and syncing its own file `SAMPLES` times at once.
-fn shared_disk(threads: usize, block: &[u8]) {
+/// `threads` writers, each writing and syncing its own file `SAMPLES` times at once.
+fn shared_disk(threads: usize, layout: Layout, block: &[u8]) {
     let start = Instant::now();
     let writers: Vec<Vec<(Instant, Duration)>> = std::thread::scope(|scope| {
         let writers: Vec<_> = (1..=threads)
             .map(|n| {
                 scope.spawn(move || {
-                    let (path, mut file) = temp_file(n);
-                    let samples = timed_syncs(&mut file, block, &mut 0);
+                    let (path, mut file) = temp_file(n, layout);
+                    let samples = timed_syncs(&mut file, layout, block, &mut 0);
                     let _ = std::fs::remove_file(path);
                     samples
                 })
@@ -136,9 +173,10 @@ fn shared_disk(threads: usize, block: &[u8]) {
     let samples: Vec<Duration> = writers.iter().flatten().map(|&(_, took)| took).collect();
     let per_second = samples.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "disk/append_4k_fdatasync, {threads} at once: {}; {per_second:.0} syncs/s in all; \
+        "{}, {threads} at once: {}; {per_second:.0} syncs/s in all; \
          {slow} of {} ms or more, {together} of them in {} ms windows in which \
          {STALLED_WRITERS} writers or more had one",
+        layout.name(),
         percentiles(samples),
         SLOW_SYNC.as_millis(),
         STALL_WINDOW.as_millis()
