@@ -122,18 +122,27 @@ impl SnapshotWriter {
             .spawn(move || {
                 yield_to_the_loop();
                 let mut retired = Vec::new();
-                for job in inbox {
+                let mut next = inbox.recv().ok();
+                while let Some(job) = next {
                     let result =
                         write_snapshot(&mut disk, &job, Some(&mut retired)).map(|()| job.index);
                     drop(job);
                     if report.send(result).is_err() {
                         return;
                     }
-                    // After the report: no turn waits for this. A file left behind by a
-                    // failure here is removed at the next start.
-                    for name in retired.drain(..) {
-                        let _ = disk.shrink_and_remove(&name);
-                    }
+                    next = match inbox.try_recv() {
+                        Ok(job) => Some(job),
+                        // Stopping: what was retired is removed at the next start.
+                        Err(TryRecvError::Disconnected) => return,
+                        Err(TryRecvError::Empty) => {
+                            // After the report: no turn waits for this. A file a failure
+                            // leaves behind is removed at the next start too.
+                            for name in retired.drain(..) {
+                                let _ = disk.shrink_and_remove(&name);
+                            }
+                            inbox.recv().ok()
+                        }
+                    };
                 }
             })?;
         Ok(SnapshotWriter {
@@ -200,9 +209,13 @@ impl SnapshotWriter {
 
 impl Drop for SnapshotWriter {
     fn drop(&mut self) {
-        // Closing the channel ends the thread once its job is written.
+        // Closing the channel ends the thread once its job is written. A thread with no
+        // job is left to end alone: it may be cutting retired files down, slowly, which
+        // nothing needs.
         self.jobs = None;
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = self.thread.take()
+            && self.busy
+        {
             let _ = thread.join();
         }
     }
