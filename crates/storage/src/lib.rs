@@ -162,6 +162,8 @@ pub struct Storage<D: Disk = DataDir> {
     spare_ready: bool,
     /// Makes the spare on a thread of its own; without it, `sync` does.
     preparer: Option<SparePreparer>,
+    /// Why segments are no longer preallocated, until the caller takes it to report.
+    preallocation_failure: Option<io::Error>,
     /// The next batch starts a new segment.
     rotate: bool,
     /// Records of this turn after a batch head to be filled in, written and synced
@@ -292,6 +294,7 @@ impl<D: Disk> Storage<D> {
             segment_bytes: 0,
             spare_ready: false,
             preparer: None,
+            preallocation_failure: None,
             rotate: false,
             pending: Vec::with_capacity(64 << 10),
             pending_has_hard_state: false,
@@ -354,23 +357,48 @@ impl<D: Disk> Storage<D> {
     }
 
     /// Notes whether the spare asked of the preparer thread is made.
-    fn poll_spare(&mut self) -> io::Result<()> {
+    fn poll_spare(&mut self) {
         if let Some(preparer) = self.preparer.as_mut() {
-            self.spare_ready |= preparer.poll()?;
+            match preparer.poll() {
+                Ok(ready) => self.spare_ready |= ready,
+                Err(error) => self.stop_preallocating(error),
+            }
         }
-        Ok(())
     }
 
     /// The spare, made now if no thread made it: whether there is one to use.
-    fn take_spare(&mut self) -> io::Result<bool> {
+    fn take_spare(&mut self) -> bool {
         if self.segment_bytes == 0 {
-            return Ok(false);
+            return false;
         }
         if self.preparer.is_none() && !self.spare_ready {
-            self.disk.preallocate(SPARE_FILE, self.segment_bytes)?;
-            self.spare_ready = true;
+            match self.disk.preallocate(SPARE_FILE, self.segment_bytes) {
+                Ok(()) => self.spare_ready = true,
+                Err(error) => self.stop_preallocating(error),
+            }
         }
-        Ok(std::mem::take(&mut self.spare_ready))
+        std::mem::take(&mut self.spare_ready)
+    }
+
+    /// A spare could not be made (a full disk, a file size limit): it is a speed-up, not
+    /// state, so the log goes on in segments that are not preallocated, and the caller
+    /// is told once (`take_preallocation_failure`). The spare is not tried again, nor
+    /// anything the failed write or sync left of it used.
+    fn stop_preallocating(&mut self, error: io::Error) {
+        self.segment_bytes = 0;
+        self.spare_ready = false;
+        self.preparer = None;
+        let _ = self.disk.remove(SPARE_FILE);
+        let path = self.disk.path(SPARE_FILE);
+        self.preallocation_failure = Some(io::Error::new(
+            error.kind(),
+            format!("{}: {error}", path.display()),
+        ));
+    }
+
+    /// Why new segments are no longer preallocated, once: for the replica to report.
+    pub fn take_preallocation_failure(&mut self) -> Option<io::Error> {
+        self.preallocation_failure.take()
     }
 
     /// A snapshot installed from a leader, as of `index` (of `term`): every key's value,
@@ -491,7 +519,7 @@ impl<D: Disk> Storage<D> {
         if let Some(writer) = self.writer.as_mut() {
             writer.poll()?;
         }
-        self.poll_spare()?;
+        self.poll_spare();
         if self.wants_spare() {
             self.rotate = true;
         }
@@ -593,11 +621,12 @@ impl<D: Disk> Storage<D> {
         if bears_name && (self.end > 0 || self.segment_room > 0) {
             return Ok(());
         }
-        if self.take_spare()? {
+        if self.take_spare() {
             self.disk.rename(SPARE_FILE, &name)?;
             self.segment_room = self.segment_bytes;
-            if let Some(preparer) = self.preparer.as_mut() {
-                preparer.request(self.segment_bytes)?;
+            let bytes = self.segment_bytes;
+            if let Some(Err(error)) = self.preparer.as_mut().map(|p| p.request(bytes)) {
+                self.stop_preallocating(error);
             }
         } else {
             if !bears_name {
@@ -665,7 +694,7 @@ impl Storage<DataDir> {
         if let Some(writer) = self.writer.as_mut() {
             writer.poll()?;
         }
-        self.poll_spare()?;
+        self.poll_spare();
         if self.pending.len() <= record::BATCH_HEAD_BYTES {
             return Ok(None);
         }

@@ -142,6 +142,17 @@ impl<C: Clock> Replica<C> {
         if durable.failed.is_some() {
             return;
         }
+        if let Some(error) = durable.storage.take_preallocation_failure() {
+            debug_log!(
+                self.log,
+                now,
+                "log segments no longer preallocated: {error}"
+            );
+            eprintln!(
+                "{}: {error}; the log goes on in segments that are not preallocated",
+                self.node.id()
+            );
+        }
         let changes = self.node.take_unpersisted();
         if let Some(from) = changes.entries_from {
             durable.note_changed(from);

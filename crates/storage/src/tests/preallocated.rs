@@ -177,3 +177,27 @@ fn a_real_directory_makes_the_next_segment_ahead_on_another_thread() {
     assert!(last_len(&storage) < 1 << 20, "cut where its batches end");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_spare_that_cannot_be_made_leaves_the_log_in_plain_segments() {
+    let (mut storage, _) = open_preallocated(MemDisk::new(), 8192);
+    // A full disk, or a file size limit: the spare's write fails, the log's does not.
+    storage.disk_mut().fail_next(Failing::Write);
+    save_and_sync(&mut storage, 1, &[put(1, "a")]);
+    let failure = storage.take_preallocation_failure().expect("reported");
+    assert!(failure.to_string().contains(SPARE_FILE), "{failure}");
+    assert!(
+        storage.take_preallocation_failure().is_none(),
+        "reported once"
+    );
+    for index in 2..=40 {
+        save_and_sync(&mut storage, index, &[big_put(1, "k", 300)]);
+    }
+    assert_eq!(storage.segments().count(), 1, "no spare is tried again");
+    assert_eq!(
+        storage.disk().names().filter(|&n| n == SPARE_FILE).count(),
+        0
+    );
+    let (_, recovered) = open_mem(storage.into_disk()).unwrap();
+    assert_eq!(recovered.log.last_index(), LogIndex(40));
+}
