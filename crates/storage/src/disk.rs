@@ -103,12 +103,18 @@ impl DataDir {
         })
     }
 
+    /// The file `name`, open for writing, created (empty) if there is none.
     fn file(&mut self, name: &str) -> io::Result<&mut File> {
+        self.open_file(name, true)
+    }
+
+    /// The file `name`, open for writing; `create`: created (empty) if there is none.
+    fn open_file(&mut self, name: &str, create: bool) -> io::Result<&mut File> {
         if self.open.as_ref().is_none_or(|(open, _)| open != name) {
             // Not `O_APPEND`: a preallocated file is written before its end (`write_at`).
             let file = OpenOptions::new()
                 .write(true)
-                .create(true)
+                .create(create)
                 .truncate(false)
                 .open(self.dir.join(name))?;
             self.open = Some((name.to_owned(), file));
@@ -142,11 +148,7 @@ impl Disk for DataDir {
         file.write_all(bytes)
     }
     fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        if self.open.as_ref().is_none_or(|(open, _)| open != name) {
-            let file = OpenOptions::new().write(true).open(self.dir.join(name))?;
-            self.open = Some((name.to_owned(), file));
-        }
-        self.file(name)?.write_all_at(bytes, offset)
+        self.open_file(name, false)?.write_all_at(bytes, offset)
     }
     fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
         self.forget(name);

@@ -7,7 +7,8 @@
 //! no metadata. So the log is written into segments made of zeros beforehand
 //! (`Disk::preallocate`); this thread makes the next one, `wal.spare`, while the current
 //! one fills, at the lowest priority, as the snapshot writer does (nothing waits for it:
-//! until it is ready the log goes on past the end of its segment, or in a plain one).
+//! until it is ready the log goes on past the end of its segment, or in a plain one; and
+//! if it cannot be made, storage stops asking for spares: `Storage::stop_preallocating`).
 
 use super::SPARE_FILE;
 use super::disk::Disk;
