@@ -55,6 +55,7 @@ mod network;
 mod startup;
 #[cfg(test)]
 mod tests;
+mod thread_usage;
 
 use client_port::{CLIENT_PORT_TOKENS_FROM, ClientPort};
 use clock::{Clock, MonotonicClock};
@@ -67,6 +68,7 @@ use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use thread_usage::ThreadUsage;
 
 /// The UDP socket.
 pub const SOCKET: Token = Token(0);
@@ -91,7 +93,8 @@ pub const POLL_TIMEOUT_MS_MAX: u64 = 1_000;
 pub const STDERR_REPORT_INTERVAL_MS: u64 = 1_000;
 /// Readiness events handled per poll.
 const EVENTS_CAPACITY: usize = 64;
-/// A turn at least this long is noted in the debug log, with its datagram count.
+/// A turn at least this long is noted in the debug log, with its datagram count and what the
+/// thread used in it (`ThreadUsage`).
 const SLOW_TURN: Span = Span::from_millis(1);
 
 /// Runs a replica until SIGTERM or SIGINT. `seed` feeds the core's random election
@@ -543,6 +546,7 @@ impl<C: Clock> Replica<C> {
             Err(error) => return Err(error),
         }
         let woke = self.clock.now();
+        let usage_at_wake = self.log.is_enabled().then(ThreadUsage::now);
         let mut readable = self.socket_pending;
         for event in self.events.iter() {
             match event.token() {
@@ -602,9 +606,10 @@ impl<C: Clock> Replica<C> {
                 debug_log!(
                     self.log,
                     woke,
-                    "slow turn: {} datagrams in {} us",
+                    "slow turn: {} datagrams in {} us ({})",
                     self.stats.received - received_before,
-                    took.as_micros()
+                    took.as_micros(),
+                    ThreadUsage::now().describe_since(&usage_at_wake.unwrap_or_default())
                 );
             }
         }
