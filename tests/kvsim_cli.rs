@@ -23,6 +23,8 @@ fn kvsim_with_replica() -> Command {
     command
 }
 
+/// A directory of the test's own. The test removes it as its last step, so one that fails
+/// leaves it behind for a look.
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kvsim-test-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -50,6 +52,7 @@ fn a_bad_config_gets_one_line_naming_the_field() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -85,6 +88,7 @@ fn a_history_file_that_cannot_be_written_stops_kvsim_before_the_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("one scenario"));
     assert!(!path.exists(), "nothing is written for a refused run");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -129,6 +133,7 @@ fn html_reports_that_cannot_be_written_stop_kvsim_before_the_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stale-reads"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -237,6 +242,7 @@ wait
         .filter(|c| c.contains(&needle) || c.contains(&sleep))
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A short durable scenario with one restart, for the command line's own checks.
@@ -271,6 +277,7 @@ fn keep_data_keeps_the_data_dirs_and_says_where() {
         assert!(files > 0, "{id}: nothing persisted");
     }
     std::fs::remove_dir_all(&kept).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -285,6 +292,7 @@ fn a_stand_in_cannot_run_a_durable_scenario() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("durable"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
