@@ -154,6 +154,19 @@ impl<C: Clock> Replica<C> {
             );
         }
         let changes = self.node.take_unpersisted();
+        if let Some(index) = changes.snapshot {
+            let how = if changes.snapshot_installed {
+                "installed"
+            } else {
+                "compacted"
+            };
+            debug_log!(
+                self.log,
+                now,
+                "snapshot through {} {how}: to storage",
+                index.0
+            );
+        }
         if let Some(from) = changes.entries_from {
             durable.note_changed(from);
         }
@@ -254,7 +267,7 @@ impl<C: Clock> Replica<C> {
         let in_flight = durable.in_flight.take().expect("a sync in flight");
         let synced = durable.storage.batch_synced(result);
         let changed = durable.changed_since_write.take();
-        self.note_sync(now, took);
+        self.note_sync(now, took, false);
         if let Err(error) = synced {
             self.fail(now, error);
             return;
@@ -267,13 +280,16 @@ impl<C: Clock> Replica<C> {
     }
 
     /// Counts a returned sync, and notes a slow one in the debug log.
-    fn note_sync(&mut self, now: Time, took: Duration) {
+    /// Counts a sync; `in_turn` if the loop waited for it (`persist_inline`: the write of
+    /// a snapshot or a new segment with it), which holds up every reply of the turn.
+    fn note_sync(&mut self, now: Time, took: Duration, in_turn: bool) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.stats.syncs += 1;
         self.stats.sync_us_max = self.stats.sync_us_max.max(micros);
         if took >= SLOW_SYNC {
             self.stats.slow_syncs += 1;
-            debug_log!(self.log, now, "slow sync: {micros} us");
+            let how = if in_turn { ", in the turn" } else { "" };
+            debug_log!(self.log, now, "slow sync: {micros} us{how}");
         }
     }
 
@@ -292,7 +308,7 @@ impl<C: Clock> Replica<C> {
         let started = self.clock.now();
         let result = durable.storage.sync();
         let took = Duration::from_micros(self.clock.now().since(started).as_micros());
-        self.note_sync(now, took);
+        self.note_sync(now, took, true);
         match result {
             Ok(()) => self.settle(now, last, None),
             Err(error) => self.fail(now, error),
