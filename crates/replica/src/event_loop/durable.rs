@@ -279,9 +279,9 @@ impl<C: Clock> Replica<C> {
         self.settle(now, through, Some(in_flight.held));
     }
 
-    /// Counts a returned sync, and notes a slow one in the debug log.
-    /// Counts a sync; `in_turn` if the loop waited for it (`persist_inline`: the write of
-    /// a snapshot or a new segment with it), which holds up every reply of the turn.
+    /// Counts a returned sync, and notes a slow one in the debug log, saying whether the
+    /// loop waited for it (`in_turn`: `persist_inline`, the write of a snapshot or a new
+    /// segment, or any write without a sync thread), which holds up the turn's replies.
     fn note_sync(&mut self, now: Time, took: Duration, in_turn: bool) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.stats.syncs += 1;
