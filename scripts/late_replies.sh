@@ -22,7 +22,7 @@ if [ ${#logs[@]} -eq 0 ]; then
     echo "late_replies: no *.log in $LOGS" >&2
     exit 1
 fi
-# Slow syncs: "<ms> slow sync: <us> us", logged when the sync returned.
+# Slow syncs: "<ms> slow sync: <us> us[, in the turn]", logged when the sync returned.
 for log in "${logs[@]}"; do
     awk -v id="$(basename "$log" .log)" \
         '$2 == "slow" && $3 == "sync:" { end = $1 * 1000; print id, end - $4, end }' "$log"
