@@ -169,6 +169,10 @@ struct Sim<'a> {
     turns: TurnMeter,
     /// The machine's counters when the run began (`machine_load`).
     machine_start: machine_load::Reading,
+    /// The replicas' CPUs, and the loop's when it has one of its own.
+    cpu_sets: (Vec<usize>, Option<usize>),
+    /// When the first request was sent, and every CPU's ticks then: the load's start.
+    load_start: Option<(u64, machine_load::CpuTicks)>,
     /// Per simulator socket, the datagrams the kernel dropped for want of room, as last
     /// read (kept once a socket is closed).
     socket_drops: Vec<u64>,
@@ -304,6 +308,11 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         turns: TurnMeter::new(),
         socket_drops: vec![0; n],
         machine_start,
+        cpu_sets: match &opts.placement {
+            Placement::Split { sim, replicas } => (replicas.clone(), Some(*sim)),
+            Placement::Shared => (placement::allowed_cpus(), None),
+        },
+        load_start: None,
     };
     sim.populate();
     sim.extra.timing = sim.timing.describe(&sim.pace);

@@ -6,6 +6,10 @@
 //! CPU time of kvsim's own process (its loop, and any stand-in threads) and of its children
 //! (the replicas, counted once they are reaped), and says how much went to anything else.
 //! The hypervisor's steal time is reported too: time the virtual CPUs did not run at all.
+//!
+//! Over the load alone (first request to last), a run also says how busy the replicas'
+//! CPUs were, and kvsim's when it has one of its own (`LoadCpus`): replicas that share a
+//! CPU nearly full drain any stall slowly, so a tail is read against that figure.
 
 use serde::Serialize;
 
@@ -71,6 +75,88 @@ impl Reading {
     }
 }
 
+/// One CPU's ticks since boot, as `/proc/stat` counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct CpuCount {
+    busy: u64,
+    steal: u64,
+    /// Busy, idle, waiting for I/O and stolen: all there was.
+    all: u64,
+}
+
+/// Every CPU's ticks at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuTicks(Vec<(usize, CpuCount)>);
+
+/// How a set of CPUs spent the time between two readings.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CpusBusy {
+    pub cpus: Vec<usize>,
+    /// The share of their time busy (user, system, interrupts).
+    pub busy: f64,
+    /// The share the hypervisor ran something else instead.
+    pub steal: f64,
+}
+
+/// The CPUs over the load: the replicas' and, when the loop has a CPU of its own, kvsim's.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LoadCpus {
+    pub seconds: f64,
+    pub replicas: CpusBusy,
+    pub kvsim: Option<CpusBusy>,
+}
+
+impl CpuTicks {
+    pub fn now() -> CpuTicks {
+        std::fs::read_to_string("/proc/stat")
+            .map(|text| parse_cpu_lines(&text))
+            .unwrap_or_default()
+    }
+
+    /// How `cpus` spent the time since `start`; `None` if a CPU is not listed in both or
+    /// no tick passed.
+    pub fn since(&self, start: &CpuTicks, cpus: &[usize]) -> Option<CpusBusy> {
+        let count =
+            |ticks: &CpuTicks, cpu: usize| ticks.0.iter().find(|(c, _)| *c == cpu).map(|(_, n)| *n);
+        let (mut busy, mut steal, mut all) = (0u64, 0u64, 0u64);
+        for &cpu in cpus {
+            let (now, was) = (count(self, cpu)?, count(start, cpu)?);
+            busy += now.busy.saturating_sub(was.busy);
+            steal += now.steal.saturating_sub(was.steal);
+            all += now.all.saturating_sub(was.all);
+        }
+        (all > 0).then(|| CpusBusy {
+            cpus: cpus.to_vec(),
+            busy: busy as f64 / all as f64,
+            steal: steal as f64 / all as f64,
+        })
+    }
+}
+
+/// The `cpuN user nice system idle iowait irq softirq steal ...` lines of `/proc/stat`.
+fn parse_cpu_lines(text: &str) -> CpuTicks {
+    let cpus = text.lines().filter_map(|line| {
+        let rest = line.strip_prefix("cpu")?;
+        let (number, fields) = rest.split_once(' ')?;
+        let cpu = number.parse().ok()?;
+        let f: Vec<u64> = fields
+            .split_whitespace()
+            .map(|w| w.parse().unwrap_or(0))
+            .collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or(0);
+        let busy = field(0) + field(1) + field(2) + field(5) + field(6);
+        Some((
+            cpu,
+            CpuCount {
+                busy,
+                steal: field(7),
+                all: busy + field(3) + field(4) + field(7),
+            },
+        ))
+    });
+    CpuTicks(cpus.collect())
+}
+
 /// The busy and steal ticks summed over the CPUs, and how many CPUs `/proc/stat` lists.
 fn proc_stat() -> Option<(u64, u64, usize)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
@@ -121,6 +207,27 @@ mod tests {
                     cpu1 50 0 25 500 4 2 1 5 0 0\nintr 12345\n";
         assert_eq!(parse_proc_stat(text), Some((160, 11, 2)));
         assert_eq!(parse_proc_stat("intr 1\n"), None);
+    }
+
+    #[test]
+    fn a_set_of_cpus_is_as_busy_as_its_ticks_say() {
+        let start = parse_cpu_lines(
+            "cpu  100 5 50 1000 7 3 2 11 0 0\ncpu0 50 5 25 500 3 1 1 6 0 0\n\
+             cpu1 50 0 25 500 4 2 1 5 0 0\nintr 12345\n",
+        );
+        // CPU 0: 30 busy, 60 idle, 10 iowait; CPU 1: 70 busy, 20 idle, 10 stolen.
+        let end = parse_cpu_lines(
+            "cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 70 5 35 560 13 1 1 6 0 0\n\
+             cpu1 100 0 40 520 4 7 1 15 0 0\n",
+        );
+        let zero = end.since(&start, &[0]).unwrap();
+        assert_eq!((zero.busy, zero.steal), (0.3, 0.0));
+        let one = end.since(&start, &[1]).unwrap();
+        assert_eq!((one.busy, one.steal), (0.7, 0.1));
+        let both = end.since(&start, &[0, 1]).unwrap();
+        assert_eq!((both.cpus, both.busy, both.steal), (vec![0, 1], 0.5, 0.05));
+        assert_eq!(end.since(&start, &[2]), None, "a CPU not listed");
+        assert_eq!(start.since(&start, &[0]), None, "no tick passed");
     }
 
     #[test]

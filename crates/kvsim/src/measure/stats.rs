@@ -203,6 +203,8 @@ pub struct Extra {
     pub turns: crate::measure::loop_turns::TurnStats,
     /// The CPU time of kvsim, its replicas and everything else over the run (`machine_load`).
     pub machine: crate::measure::machine_load::MachineLoad,
+    /// How busy the replicas' CPUs (and kvsim's own) were over the load (`machine_load`).
+    pub load_cpus: Option<crate::measure::machine_load::LoadCpus>,
 }
 
 /// One restart: when the replica was killed, started again, and said hello again (each

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::summary::{BOLD, END, YELLOW};
 use crate::checks::linearizability::LinReport;
 use crate::measure::loop_turns::{SLOW_TURN_US, TurnStats};
-use crate::measure::machine_load::{MachineLoad, OTHERS_NOTICEABLE_S};
+use crate::measure::machine_load::{CpusBusy, LoadCpus, MachineLoad, OTHERS_NOTICEABLE_S};
 use crate::measure::stats::Extra;
 use crate::run::Outcome;
 use crate::scenario::config::Config;
@@ -39,6 +39,9 @@ pub(super) fn figures(outcome: &Outcome, cfg: &Config) -> String {
     kvsim_loop(&mut out, extra);
     out.push_str(&turn_lines(&extra.turns));
     out.push_str(&machine_lines(&extra.machine));
+    if let Some(load) = &extra.load_cpus {
+        out.push_str(&load_cpus_line(load));
+    }
     routing_cost(&mut out, extra);
     out
 }
@@ -324,6 +327,29 @@ fn machine_lines(load: &MachineLoad) -> String {
         );
     }
     out
+}
+
+/// How busy the CPUs were over the load.
+fn load_cpus_line(load: &LoadCpus) -> String {
+    let set = |busy: &CpusBusy| {
+        let cpus: Vec<String> = busy.cpus.iter().map(usize::to_string).collect();
+        format!(
+            "({}) {:.1}% busy, {:.1}% stolen",
+            cpus.join(", "),
+            busy.busy * 100.0,
+            busy.steal * 100.0
+        )
+    };
+    let mut line = format!(
+        "CPUs over the load ({:.1} s, first request to last): the replicas' {}",
+        load.seconds,
+        set(&load.replicas)
+    );
+    if let Some(kvsim) = &load.kvsim {
+        let _ = write!(line, "; kvsim's loop's {}", set(kvsim));
+    }
+    line.push('\n');
+    line
 }
 
 /// What routing one datagram cost kvsim, in CPU time and in wall time by system call.

@@ -18,6 +18,8 @@ pub struct Headline {
     /// Of the run after start_wait, the share kvsim spent in turns of 1 ms or more.
     pub held_fraction: f64,
     pub started_late: u64,
+    /// The share of the replicas' CPUs busy over the load, if it was read.
+    pub replica_cpus_busy: Option<f64>,
 }
 
 impl Headline {
@@ -32,12 +34,13 @@ impl Headline {
             longest_turn_ms: extra.loop_turn_max_us.0 as f64 / 1e3,
             held_fraction: extra.turns.held_fraction,
             started_late: extra.requests_started_late,
+            replica_cpus_busy: extra.load_cpus.as_ref().map(|l| l.replicas.busy),
         }
     }
 
     /// The run in one line, as it ends.
     pub fn line(&self) -> String {
-        format!(
+        let mut line = format!(
             "{}; committed {:.0} puts/s; reply latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; kvsim's longest turn {:.3} ms, {:.3}% of the run in turns of 1 ms or more, {} requests started 1 ms late or more",
             if self.passed { "PASS" } else { "FAIL" },
             self.committed_puts_per_s,
@@ -47,7 +50,15 @@ impl Headline {
             self.longest_turn_ms,
             self.held_fraction * 100.0,
             self.started_late
-        )
+        );
+        if let Some(busy) = self.replica_cpus_busy {
+            let _ = write!(
+                line,
+                "; the replicas' CPUs {:.0}% busy over the load",
+                busy * 100.0
+            );
+        }
+        line
     }
 }
 
@@ -122,12 +133,27 @@ pub fn repeat_summary(heads: &[Headline], under_ms: f64) -> String {
             sorted[sorted.len() - 1]
         ),
     };
-    format!(
+    let mut out = format!(
         "p99 under {under_ms} ms in {under} of {} runs; {passed} passed every check\np99 min / median / max: {} ms\nkvsim's longest turn min / median / max: {} ms\n",
         heads.len(),
         spread(&p99),
         spread(&turns)
-    )
+    );
+    let mut busy: Vec<f64> = heads
+        .iter()
+        .filter_map(|run| run.replica_cpus_busy.map(|b| b * 100.0))
+        .collect();
+    if !busy.is_empty() {
+        busy.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            out,
+            "the replicas' CPUs busy over the load, min / median / max: {:.0}% / {:.0}% / {:.0}%",
+            busy[0],
+            busy[busy.len() / 2],
+            busy[busy.len() - 1]
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -144,7 +170,33 @@ mod tests {
             longest_turn_ms: 0.5,
             held_fraction: 0.0,
             started_late: 0,
+            replica_cpus_busy: None,
         }
+    }
+
+    #[test]
+    fn a_run_says_how_busy_the_replicas_cpus_were_when_it_knows() {
+        let mut run = headline(2.0, 100.0);
+        assert!(!run.line().contains("busy"), "{}", run.line());
+        assert!(!repeat_summary(&[run], 3.0).contains("busy"));
+        run.replica_cpus_busy = Some(0.834);
+        assert!(
+            run.line()
+                .ends_with("; the replicas' CPUs 83% busy over the load"),
+            "{}",
+            run.line()
+        );
+        let mut quiet = run;
+        quiet.replica_cpus_busy = Some(0.5);
+        let mut busiest = run;
+        busiest.replica_cpus_busy = Some(0.91);
+        let text = repeat_summary(&[run, busiest, quiet], 3.0);
+        assert!(
+            text.contains(
+                "the replicas' CPUs busy over the load, min / median / max: 50% / 83% / 91%"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ use super::Sim;
 use super::timers::Action;
 use crate::clients::schedule::ScheduledRequest;
 use crate::measure::loop_turns::Counters;
+use crate::measure::machine_load;
 use crate::measure::memory;
 use crate::scenario::timing::{ClassicPace, RECV_WAIT_MS, Timing};
 use datagram::udp_batch::RecvBatch;
@@ -326,6 +327,7 @@ impl Sim<'_> {
             // Memory grows from here: the baseline of "growth per committed put".
             self.requests_started = true;
             self.sample_memory(true);
+            self.load_start = Some((now, machine_load::CpuTicks::now()));
         }
         self.request_lateness_s
             .push(now.saturating_sub(r.at_us) as f64 / 1e6);
@@ -335,6 +337,26 @@ impl Sim<'_> {
                 .create(r.client, r.get, now, &self.living_list, &mut self.stats)
         {
             self.send_request(d, began);
+        }
+        if self.requests.next_due_us().is_none() {
+            self.note_load_cpus();
+        }
+    }
+
+    /// How busy the CPUs were from the first request to now (the last, or the run's end
+    /// if it stopped before sending them all).
+    pub(super) fn note_load_cpus(&mut self) {
+        let Some((start_us, start)) = self.load_start.take() else {
+            return;
+        };
+        let now = machine_load::CpuTicks::now();
+        let (replica_cpus, sim_cpu) = &self.cpu_sets;
+        if let Some(replicas) = now.since(&start, replica_cpus) {
+            self.extra.load_cpus = Some(machine_load::LoadCpus {
+                seconds: self.now_us().saturating_sub(start_us) as f64 / 1e6,
+                replicas,
+                kvsim: sim_cpu.and_then(|cpu| now.since(&start, &[cpu])),
+            });
         }
     }
 

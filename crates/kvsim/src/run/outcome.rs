@@ -43,6 +43,7 @@ impl Sim<'_> {
     /// Stops the replicas and makes the outcome of what the run counted.
     pub(super) fn finish(mut self, seed: u64, opts: &Options) -> Outcome {
         let end_us = self.now_us();
+        self.note_load_cpus();
         self.sample_sockets();
         for r in 0..self.n {
             self.replicas[r].kill();
