@@ -26,6 +26,21 @@ pub trait Disk {
     /// Writes `bytes` at `offset` of the file, which must exist: the end of what was
     /// written to it, which in a preallocated file is before the end of the file.
     fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// As `write_at(name, offset, &bytes[..len])`, where the file already holds the rest
+    /// of `bytes` (zeros, in a preallocated file) just after: a real file is written with
+    /// them too, so that the write ends where they do, on a block boundary. A write that
+    /// ends inside a block the kernel no longer caches makes it read that block from the
+    /// disk first, to fill in the rest of it, and the writer waits for that read; the
+    /// system drops a spare segment's clean pages as it likes. A model may leave them out.
+    fn write_at_padded(
+        &mut self,
+        name: &str,
+        offset: u64,
+        bytes: &[u8],
+        len: usize,
+    ) -> io::Result<()> {
+        self.write_at(name, offset, &bytes[..len])
+    }
     /// Creates the file `name` (replacing any by that name) as `len` zero bytes, written
     /// and durable (its directory entry is not: that takes `sync_dir`). Writing over those
     /// bytes later changes no block the file system must allocate, so a `sync` of such a
@@ -149,6 +164,15 @@ impl Disk for DataDir {
     }
     fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.open_file(name, false)?.write_all_at(bytes, offset)
+    }
+    fn write_at_padded(
+        &mut self,
+        name: &str,
+        offset: u64,
+        bytes: &[u8],
+        _len: usize,
+    ) -> io::Result<()> {
+        self.write_at(name, offset, bytes)
     }
     fn preallocate(&mut self, name: &str, len: u64) -> io::Result<()> {
         self.forget(name);

@@ -303,7 +303,8 @@ impl<D: Disk> Storage<D> {
             installed: None,
             compacted: None,
             writer: None,
-            mark: Vec::with_capacity(record::SYNC_MARK_BYTES),
+            // Room for the zeros that pad it to a block (`write_in_segment`).
+            mark: Vec::with_capacity(record::SYNC_MARK_BYTES + BLOCK_BYTES as usize),
             unsynced_batch: None,
             failed: false,
         };
@@ -332,12 +333,11 @@ impl<D: Disk> Storage<D> {
             segments,
             mark,
             end,
+            segment_room,
             ..
         } = self;
         let segment = &segments.last().expect("one segment at least").0;
-        disk.write_at(segment, *end, mark)?;
-        *end += mark.len() as u64;
-        Ok(())
+        write_in_segment(disk, segment, end, *segment_room, mark)
     }
 
     /// New segments are preallocated to `bytes`, made in the turn that needs one (a
@@ -650,11 +650,11 @@ impl<D: Disk> Storage<D> {
             pending,
             pending_last_index,
             end,
+            segment_room,
             ..
         } = self;
         let current = segments.last_mut().expect("one segment at least");
-        disk.write_at(&current.0, *end, pending)?;
-        *end += pending.len() as u64;
+        write_in_segment(disk, &current.0, end, *segment_room, pending)?;
         current.1 = current.1.max(*pending_last_index);
         self.next_seq += 1;
         Ok(())
@@ -718,6 +718,37 @@ impl Storage<DataDir> {
         }
         result
     }
+}
+
+/// The file system's block (4 KiB on ext4 and XFS as usually made): a write that covers a
+/// block only in part makes the kernel read the rest of it first, unless it caches it.
+const BLOCK_BYTES: u64 = 4096;
+
+/// Writes `bytes` where the segment's written bytes `end`, and moves `end` past them. In
+/// a preallocated segment (`room`: its length) the write runs on with the zeros already
+/// there to the end of its last block (`Disk::write_at_padded`), so that the turn never
+/// waits for the kernel to read back a block it dropped from its cache. `bytes` is left as it was.
+fn write_in_segment<D: Disk>(
+    disk: &mut D,
+    segment: &str,
+    end: &mut u64,
+    room: u64,
+    bytes: &mut Vec<u8>,
+) -> io::Result<()> {
+    let len = bytes.len();
+    let written_end = *end + len as u64;
+    let page_end = written_end.next_multiple_of(BLOCK_BYTES);
+    let pad = if room > 0 && page_end <= room {
+        (page_end - written_end) as usize
+    } else {
+        0
+    };
+    bytes.resize(len + pad, 0);
+    let result = disk.write_at_padded(segment, *end, bytes, len);
+    bytes.truncate(len);
+    result?;
+    *end = written_end;
+    Ok(())
 }
 
 /// The name of the segment whose first batch is `seq`: hexadecimal, fixed width, so that

@@ -201,3 +201,73 @@ fn a_spare_that_cannot_be_made_leaves_the_log_in_plain_segments() {
     let (_, recovered) = open_mem(storage.into_disk()).unwrap();
     assert_eq!(recovered.log.last_index(), LogIndex(40));
 }
+
+/// Bytes this thread has had read from a disk (`/proc/thread-self/io`).
+fn bytes_read_by_this_thread() -> u64 {
+    let io = fs::read_to_string("/proc/thread-self/io")
+        .expect("/proc/thread-self/io: the kernel counts each task's I/O");
+    io.lines()
+        .find_map(|line| line.strip_prefix("read_bytes: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a read_bytes line")
+}
+
+/// Drops the cached pages of `path` from `from` on, as the kernel may for any clean page.
+fn drop_cached_pages(path: &Path, from: u64) {
+    let file = fs::File::open(path).unwrap();
+    // SAFETY: an advice on a file descriptor we hold open; no memory is passed.
+    let r = unsafe {
+        libc::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            from as libc::off_t,
+            0,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+    assert_eq!(r, 0, "posix_fadvise");
+}
+
+#[test]
+fn a_write_into_a_preallocated_segment_never_waits_for_the_disk_to_read_a_page() {
+    let dir = temp_dir("padded");
+    let mut disk = DataDir::new(&dir).unwrap();
+    let room = 1 << 20;
+    disk.preallocate("segment", room).unwrap();
+    let path = dir.join("segment");
+    // Writes that end inside a page, into pages the kernel no longer caches (the
+    // spare's zeros are synced, so clean, and dropped as any clean page may be).
+    let mut end = 0u64;
+    let mut expected = vec![0u8; room as usize];
+    for (k, size) in [10, 100, 5_000, 3, 9_000, 4_000, 70]
+        .into_iter()
+        .enumerate()
+    {
+        drop_cached_pages(&path, end.next_multiple_of(BLOCK_BYTES));
+        let mut bytes = vec![b'a' + k as u8; size];
+        let before = bytes_read_by_this_thread();
+        write_in_segment(&mut disk, "segment", &mut end, room, &mut bytes).unwrap();
+        assert_eq!(
+            bytes_read_by_this_thread() - before,
+            0,
+            "a write of {size} bytes had a page read back first"
+        );
+        assert_eq!(
+            bytes.len(),
+            size,
+            "the caller's bytes are left as they were"
+        );
+        let at = end as usize - size;
+        expected[at..at + size].copy_from_slice(&bytes);
+    }
+    let written = fs::read(&path).unwrap();
+    assert_eq!(written.len(), room as usize, "not grown");
+    assert!(
+        written == expected,
+        "the bytes where they were written, zeros elsewhere"
+    );
+    // Past the preallocated length, nothing is padded: the file grows by the bytes alone.
+    let mut end = room - 3;
+    write_in_segment(&mut disk, "segment", &mut end, room, &mut vec![7; 10]).unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), room + 7);
+    let _ = fs::remove_dir_all(&dir);
+}
