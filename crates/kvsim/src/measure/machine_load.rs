@@ -136,25 +136,25 @@ impl CpuTicks {
 /// The `cpuN user nice system idle iowait irq softirq steal ...` lines of `/proc/stat`.
 fn parse_cpu_lines(text: &str) -> CpuTicks {
     let cpus = text.lines().filter_map(|line| {
-        let rest = line.strip_prefix("cpu")?;
-        let (number, fields) = rest.split_once(' ')?;
-        let cpu = number.parse().ok()?;
-        let f: Vec<u64> = fields
-            .split_whitespace()
-            .map(|w| w.parse().unwrap_or(0))
-            .collect();
-        let field = |i: usize| f.get(i).copied().unwrap_or(0);
-        let busy = field(0) + field(1) + field(2) + field(5) + field(6);
-        Some((
-            cpu,
-            CpuCount {
-                busy,
-                steal: field(7),
-                all: busy + field(3) + field(4) + field(7),
-            },
-        ))
+        let (number, fields) = line.strip_prefix("cpu")?.split_once(' ')?;
+        Some((number.parse().ok()?, parse_counts(fields)))
     });
     CpuTicks(cpus.collect())
+}
+
+/// The ticks of a `/proc/stat` CPU line, after its name.
+fn parse_counts(fields: &str) -> CpuCount {
+    let f: Vec<u64> = fields
+        .split_whitespace()
+        .map(|w| w.parse().unwrap_or(0))
+        .collect();
+    let field = |i: usize| f.get(i).copied().unwrap_or(0);
+    let busy = field(0) + field(1) + field(2) + field(5) + field(6);
+    CpuCount {
+        busy,
+        steal: field(7),
+        all: busy + field(3) + field(4) + field(7),
+    }
 }
 
 /// The busy and steal ticks summed over the CPUs, and how many CPUs `/proc/stat` lists.
@@ -166,19 +166,12 @@ fn proc_stat() -> Option<(u64, u64, usize)> {
 /// `/proc/stat`'s first line is `cpu user nice system idle iowait irq softirq steal ...`;
 /// then one `cpuN` line per CPU.
 pub fn parse_proc_stat(text: &str) -> Option<(u64, u64, usize)> {
-    let total = text.lines().find(|l| l.starts_with("cpu "))?;
-    let f: Vec<u64> = total
-        .split_whitespace()
-        .skip(1)
-        .map(|w| w.parse().unwrap_or(0))
-        .collect();
-    let field = |i: usize| f.get(i).copied().unwrap_or(0);
-    let busy = field(0) + field(1) + field(2) + field(5) + field(6);
+    let total = parse_counts(text.lines().find_map(|l| l.strip_prefix("cpu "))?);
     let cpus = text
         .lines()
         .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
         .count();
-    Some((busy, field(7), cpus))
+    Some((total.busy, total.steal, cpus))
 }
 
 fn rusage_s(who: libc::c_int) -> f64 {
