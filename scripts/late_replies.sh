@@ -6,6 +6,8 @@
 # everyone up. Late replies in windows with no slow sync waited for something else (the
 # CPU the replicas share, a slow turn).
 #
+# Then the same replies counted by the half second of load they started in.
+#
 # Usage: scripts/late_replies.sh HISTORY.csv LOG_DIR [LINE_MS]
 # where the run was
 #   kvsim --silence --durable --env KV_DEBUG_LOG_DIR=LOG_DIR --history HISTORY.csv FILE
@@ -46,4 +48,12 @@ done | awk -v line="$LINE_US" -v W=20000 -F'[ ,]' '
         }
         printf "replies %d, over %d ms %d (1%% of replies is %d): first 200 ms %d; in windows with 3 or more replicas syncing slowly %d, 1 or 2 %d, none %d\n",
             replies, line / 1000, n, replies / 100, start, quorum, some, none
+        last = -1
+        for (k = 1; k <= n; k++) {
+            b = int((late[k] - first) / 500000); half[b]++
+            if (b > last) last = b
+        }
+        printf "over %d ms by the half second of load they started in (from 0):", line / 1000
+        for (b = 0; b <= last; b++) if (b in half) printf " %d:%d", b, half[b]
+        printf "\n"
     }' /dev/stdin "$HISTORY"
