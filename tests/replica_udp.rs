@@ -345,11 +345,18 @@ fn await_hellos(socket: &UdpSocket, buf: &mut [u8], n: usize) -> BTreeMap<String
         };
         let value = parse_checked(&buf[..bytes]);
         let src = value["src"].as_str().unwrap().to_owned();
+        if replicas.contains_key(&src) {
+            // Past its start-up delay a replica may ask its peers for votes before the
+            // slowest of them has said hello (a durable one syncs its directory first,
+            // slowly on a busy disk): dropped, as a network may.
+            assert_ne!(value["type"], "hello", "two hellos from {src}");
+            continue;
+        }
         assert_eq!(
             value["type"], "hello",
             "first datagram of {src} is not a hello"
         );
-        assert!(replicas.insert(src, from).is_none(), "two hellos");
+        replicas.insert(src, from);
     }
     replicas
 }
