@@ -76,6 +76,8 @@ fn leadership_moves_on_request_while_a_client_keeps_writing() {
         Some("leader")
     );
     std::thread::sleep(Duration::from_millis(300));
+    // More than 100 in all, however slow the machine is.
+    writer.wait_until_acknowledged(100);
 
     eprintln!("transfer answered in {took:?}");
     // Every acknowledged write is there, read through the leader.

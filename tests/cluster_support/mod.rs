@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const KVSTORE: &str = env!("CARGO_BIN_EXE_kvstore");
+/// How long `Writer::wait_until_acknowledged` waits at most.
+const WRITES_WITHIN: Duration = Duration::from_secs(30);
 
 pub struct TestNode {
     pub id: u16,
@@ -235,6 +237,8 @@ pub fn have(program: &str) -> bool {
 /// through the `redis` crate's cluster client, keeping what was acknowledged.
 pub struct Writer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Writes acknowledged so far.
+    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     thread: std::thread::JoinHandle<(std::collections::BTreeMap<String, u64>, Vec<String>)>,
 }
 
@@ -246,6 +250,8 @@ impl Writer {
         let seeds: Vec<usize> = (0..cluster.nodes.len()).collect();
         let client = cluster.cluster_client(&seeds);
         let stopped = std::sync::Arc::clone(&stop);
+        let acked_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&acked_count);
         let thread = std::thread::spawn(move || {
             let mut con = client.get_connection().expect("a cluster connection");
             let (mut acked, mut errors) = (std::collections::BTreeMap::new(), Vec::new());
@@ -255,6 +261,7 @@ impl Writer {
                 match con.set::<_, _, ()>(&key, i) {
                     Ok(()) => {
                         acked.insert(key, i);
+                        counted.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => errors.push(e.to_string()),
                 }
@@ -262,13 +269,29 @@ impl Writer {
             }
             (acked, errors)
         });
-        Writer { stop, thread }
+        Writer {
+            stop,
+            acked: acked_count,
+            thread,
+        }
     }
 
     /// Stops the writer: what was acknowledged (key -> value) and the errors it met.
     pub fn stop(self) -> (std::collections::BTreeMap<String, u64>, Vec<String>) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().expect("the writer thread")
+    }
+
+    /// Waits until more than `n` writes got through, however slow the machine (at most
+    /// `WRITES_WITHIN`: a cluster that takes longer is stuck, and the check that follows
+    /// says so).
+    pub fn wait_until_acknowledged(&self, n: usize) {
+        let deadline = Instant::now() + WRITES_WITHIN;
+        while self.acked.load(std::sync::atomic::Ordering::Relaxed) <= n
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the writer, checks that more than 100 writes got through, and reads every
