@@ -169,8 +169,8 @@ struct Sim<'a> {
     turns: TurnMeter,
     /// The machine's counters when the run began (`machine_load`).
     machine_start: machine_load::Reading,
-    /// The replicas' CPUs, and the loop's when it has one of its own.
-    cpu_sets: (Vec<usize>, Option<usize>),
+    /// Where the loop and the replicas run: whose CPUs `note_load_cpus` reads.
+    placement: Placement,
     /// When the first request was sent, and every CPU's ticks then: the load's start.
     load_start: Option<(u64, machine_load::CpuTicks)>,
     /// Per simulator socket, the datagrams the kernel dropped for want of room, as last
@@ -308,10 +308,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         turns: TurnMeter::new(),
         socket_drops: vec![0; n],
         machine_start,
-        cpu_sets: match &opts.placement {
-            Placement::Split { sim, replicas } => (replicas.clone(), Some(*sim)),
-            Placement::Shared => (placement::allowed_cpus(), None),
-        },
+        placement: opts.placement.clone(),
         load_start: None,
     };
     sim.populate();

@@ -727,7 +727,8 @@ const BLOCK_BYTES: u64 = 4096;
 /// Writes `bytes` where the segment's written bytes `end`, and moves `end` past them. In
 /// a preallocated segment (`room`: its length) the write runs on with the zeros already
 /// there to the end of its last block (`Disk::write_at_padded`), so that the turn never
-/// waits for the kernel to read back a block it dropped from its cache. `bytes` is left as it was.
+/// waits for the kernel to read back a block it dropped from its cache. `bytes` is left
+/// as it was.
 fn write_in_segment<D: Disk>(
     disk: &mut D,
     segment: &str,
@@ -737,9 +738,9 @@ fn write_in_segment<D: Disk>(
 ) -> io::Result<()> {
     let len = bytes.len();
     let written_end = *end + len as u64;
-    let page_end = written_end.next_multiple_of(BLOCK_BYTES);
-    let pad = if room > 0 && page_end <= room {
-        (page_end - written_end) as usize
+    let block_end = written_end.next_multiple_of(BLOCK_BYTES);
+    let pad = if room > 0 && block_end <= room {
+        (block_end - written_end) as usize
     } else {
         0
     };

@@ -33,6 +33,7 @@ use crate::clients::schedule::ScheduledRequest;
 use crate::measure::loop_turns::Counters;
 use crate::measure::machine_load;
 use crate::measure::memory;
+use crate::replicas::placement::{self, Placement};
 use crate::scenario::timing::{ClassicPace, RECV_WAIT_MS, Timing};
 use datagram::udp_batch::RecvBatch;
 use raft::NodeId;
@@ -350,12 +351,17 @@ impl Sim<'_> {
             return;
         };
         let now = machine_load::CpuTicks::now();
-        let (replica_cpus, sim_cpu) = &self.cpu_sets;
-        if let Some(replicas) = now.since(&start, replica_cpus) {
+        let (replicas, kvsim) = match &self.placement {
+            Placement::Split { sim, replicas } => {
+                (now.since(&start, replicas), now.since(&start, &[*sim]))
+            }
+            Placement::Shared => (now.since(&start, &placement::allowed_cpus()), None),
+        };
+        if let Some(replicas) = replicas {
             self.extra.load_cpus = Some(machine_load::LoadCpus {
                 seconds: self.now_us().saturating_sub(start_us) as f64 / 1e6,
                 replicas,
-                kvsim: sim_cpu.and_then(|cpu| now.since(&start, &[cpu])),
+                kvsim,
             });
         }
     }

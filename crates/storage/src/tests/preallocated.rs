@@ -228,13 +228,13 @@ fn drop_cached_pages(path: &Path, from: u64) {
 }
 
 #[test]
-fn a_write_into_a_preallocated_segment_never_waits_for_the_disk_to_read_a_page() {
+fn a_write_into_a_preallocated_segment_never_waits_for_the_disk_to_read_a_block() {
     let dir = temp_dir("padded");
     let mut disk = DataDir::new(&dir).unwrap();
     let room = 1 << 20;
     disk.preallocate("segment", room).unwrap();
     let path = dir.join("segment");
-    // Writes that end inside a page, into pages the kernel no longer caches (the
+    // Writes that end inside a block, into blocks the kernel no longer caches (the
     // spare's zeros are synced, so clean, and dropped as any clean page may be).
     let mut end = 0u64;
     let mut expected = vec![0u8; room as usize];
@@ -249,7 +249,7 @@ fn a_write_into_a_preallocated_segment_never_waits_for_the_disk_to_read_a_page()
         assert_eq!(
             bytes_read_by_this_thread() - before,
             0,
-            "a write of {size} bytes had a page read back first"
+            "a write of {size} bytes had a block read back first"
         );
         assert_eq!(
             bytes.len(),
