@@ -273,6 +273,70 @@ fn a_durable_replica_counts_its_syncs_in_its_debug_log() {
     let _ = std::fs::remove_dir_all(&dirs);
 }
 
+#[test]
+fn a_durable_replica_syncs_on_a_thread_at_real_time_priority_when_it_may() {
+    let dirs = temp_dir("sync-priority");
+    let socket = simulator_socket();
+    let port = port_of(&socket);
+    let ids = ["0000", "0001", "0002"];
+    let procs = spawn_durable(port, &ids, &dirs, None);
+    let _sim = Simulator::await_hellos(socket, ids.len());
+    // What this test's own process may do, its replicas may: real-time priority needs
+    // CAP_SYS_NICE or an RLIMIT_RTPRIO, both inherited.
+    let may = std::thread::spawn(|| {
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: pid 0 is this short-lived thread; `param` is valid for the call.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+    })
+    .join()
+    .expect("the probe thread");
+    let wanted = if may {
+        libc::SCHED_FIFO
+    } else {
+        libc::SCHED_OTHER
+    };
+    for replica in &procs {
+        let pid = replica.child.id();
+        let policy = |tid: i32| {
+            // SAFETY: a plain query of another thread's policy; an error is -1.
+            unsafe { libc::sched_getscheduler(tid) }
+        };
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        let sync_thread = loop {
+            let found = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .expect("the replica's threads")
+                .filter_map(|task| task.ok()?.file_name().into_string().ok())
+                .filter_map(|tid| tid.parse::<i32>().ok())
+                .find(|tid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                        .is_ok_and(|comm| comm.trim() == "wal-sync")
+                });
+            match found {
+                Some(tid) => break tid,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                None => panic!("{}: no wal-sync thread", replica.id),
+            }
+        };
+        assert_eq!(
+            policy(sync_thread),
+            wanted,
+            "{}: the sync thread's policy (may use real-time: {may})",
+            replica.id
+        );
+        // The loop itself stays at ordinary priority.
+        assert_eq!(
+            policy(pid as i32),
+            libc::SCHED_OTHER,
+            "{}: the loop",
+            replica.id
+        );
+    }
+    for replica in procs {
+        replica.stop_with(libc::SIGTERM);
+    }
+    let _ = std::fs::remove_dir_all(&dirs);
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kv-replica-udp-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

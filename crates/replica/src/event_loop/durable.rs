@@ -78,12 +78,17 @@ struct Syncer {
     results: Receiver<(io::Result<()>, Duration)>,
 }
 
+/// The real-time priority the sync thread asks for (`SCHED_FIFO`): the lowest, above every
+/// ordinary task.
+const SYNC_THREAD_RT_PRIORITY: i32 = 1;
+
 impl Syncer {
-    fn start(registry: &Registry) -> io::Result<Syncer> {
+    /// The thread, and whether it runs at real-time priority (see `raise_to_real_time`).
+    fn start(registry: &Registry) -> io::Result<(Syncer, io::Result<()>)> {
         let waker = Arc::new(Waker::new(registry, SYNCED)?);
         let (files, to_sync) = mpsc::channel::<File>();
         let (done, results) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("wal-sync".into())
             .spawn(move || {
                 // Ends when the loop drops its sender.
@@ -97,7 +102,32 @@ impl Syncer {
                     let _ = waker.wake();
                 }
             })?;
-        Ok(Syncer { files, results })
+        let priority = raise_to_real_time(&thread);
+        Ok((Syncer { files, results }, priority))
+    }
+}
+
+/// Puts the sync thread above the replica's loop (and any other ordinary task): it sleeps
+/// in `fdatasync` nearly all the time, but a sync is two requests to the disk, a write and
+/// a cache flush, and each answer must wake it on a CPU before the sync goes on and the
+/// loop hears of it. Where replicas share a CPU, those wake-ups waited out other loops'
+/// turns, and a commit waits for the slowest sync of its quorum. At this priority each
+/// answer preempts whatever runs, which costs some CPU in switches and a little p50, for a
+/// lower tail (`docs/PERFORMANCE.md`, "The cost of durability"). Needs `CAP_SYS_NICE` or
+/// an `RLIMIT_RTPRIO`; without them the thread stays at ordinary priority.
+fn raise_to_real_time(thread: &std::thread::JoinHandle<()>) -> io::Result<()> {
+    use std::os::unix::thread::JoinHandleExt;
+    let param = libc::sched_param {
+        sched_priority: SYNC_THREAD_RT_PRIORITY,
+    };
+    // SAFETY: the handle names a thread that is running (it ends only when the loop drops
+    // its sender, which `Durable` holds); `param` is valid for the call.
+    let error =
+        unsafe { libc::pthread_setschedparam(thread.as_pthread_t(), libc::SCHED_FIFO, &param) };
+    if error == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(error))
     }
 }
 
@@ -116,10 +146,11 @@ impl Durable {
     }
 
     /// Syncs go to a thread of their own from now on, which wakes `registry`'s poll with
-    /// `SYNCED` when one returns.
-    pub(super) fn sync_off_the_loop(&mut self, registry: &Registry) -> io::Result<()> {
-        self.syncer = Some(Syncer::start(registry)?);
-        Ok(())
+    /// `SYNCED` when one returns. Returns whether that thread got real-time priority.
+    pub(super) fn sync_off_the_loop(&mut self, registry: &Registry) -> io::Result<io::Result<()>> {
+        let (syncer, priority) = Syncer::start(registry)?;
+        self.syncer = Some(syncer);
+        Ok(priority)
     }
 
     fn note_changed(&mut self, from: LogIndex) {

@@ -466,7 +466,7 @@ impl<C: Clock> Replica<C> {
         mut signals: UnixStream,
         route: PeerRoute,
         mut port: Option<Box<dyn ClientPort>>,
-        log: DebugLog,
+        mut log: DebugLog,
         durable: Option<Durable>,
     ) -> io::Result<Replica<C>> {
         let poll = Poll::new()?;
@@ -479,7 +479,14 @@ impl<C: Clock> Replica<C> {
         }
         let mut durable = durable;
         if let Some(durable) = durable.as_mut() {
-            durable.sync_off_the_loop(poll.registry())?;
+            match durable.sync_off_the_loop(poll.registry())? {
+                Ok(()) => debug_log!(log, clock.now(), "sync thread at real-time priority"),
+                Err(error) => debug_log!(
+                    log,
+                    clock.now(),
+                    "sync thread at ordinary priority (real-time refused: {error})"
+                ),
+            }
         }
         let now = clock.now();
         let node_joining = node.config().joining;
