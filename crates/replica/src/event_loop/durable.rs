@@ -120,8 +120,8 @@ fn raise_to_real_time(thread: &std::thread::JoinHandle<()>) -> io::Result<()> {
     let param = libc::sched_param {
         sched_priority: SYNC_THREAD_RT_PRIORITY,
     };
-    // SAFETY: the handle names a thread that is running (it ends only when the loop drops
-    // its sender, which `Durable` holds); `param` is valid for the call.
+    // SAFETY: the handle is neither joined nor dropped, so its pthread_t still names the
+    // thread (detached only when the handle drops); `param` is valid for the call.
     let error =
         unsafe { libc::pthread_setschedparam(thread.as_pthread_t(), libc::SCHED_FIFO, &param) };
     if error == 0 {
