@@ -295,12 +295,12 @@ fn a_durable_replica_syncs_on_a_thread_at_real_time_priority_when_it_may() {
     } else {
         libc::SCHED_OTHER
     };
+    let policy = |tid: i32| {
+        // SAFETY: a plain query of another thread's policy; an error is -1.
+        unsafe { libc::sched_getscheduler(tid) }
+    };
     for replica in &procs {
         let pid = replica.child.id();
-        let policy = |tid: i32| {
-            // SAFETY: a plain query of another thread's policy; an error is -1.
-            unsafe { libc::sched_getscheduler(tid) }
-        };
         let deadline = Instant::now() + CLIENT_TIMEOUT;
         let sync_thread = loop {
             let found = std::fs::read_dir(format!("/proc/{pid}/task"))
