@@ -7,7 +7,7 @@
 //! the same entries applied one at a time, in one run, so their ratio holds even when
 //! the machine's speed moves between runs. Also times a whole compaction of that store
 //! (every key's value copied into a new snapshot arena, `KvStore::compact`), the work a
-//! replica spreads over batches of input, 2,048 keys a batch:
+//! replica spreads over batches of input, a few hundred keys a batch:
 //!
 //!     cargo bench --bench apply
 

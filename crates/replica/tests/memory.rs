@@ -52,7 +52,7 @@ fn stored_puts_cost_no_allocation_each_and_report_their_bytes() {
     }
     let allocated = allocations() - before;
     // Growth by doubling: a few dozen reallocations for the log, and each shard of the
-    // store doubles from 16 slots to hold about 100 keys (a few tables each, 8 at most),
+    // store doubles from 4 slots to hold about 12 keys (a few tables each, 8 at most),
     // where an allocation per key or value would be 25,000 or more.
     let growth_max = 100 + 8 * raft::kv_index::SHARDS as u64;
     assert!(
