@@ -224,6 +224,7 @@ wait
         durable: false,
         timing: None,
         classic_pace: kvsim::scenario::timing::ClassicPace::measured(),
+        stall_probe: false,
     };
     let o = run(&cfg, &opts, 5).expect("run");
     assert!(!o.passed);

@@ -26,6 +26,7 @@ fn options() -> Options {
         durable: false,
         timing: None,
         classic_pace: kvsim::scenario::timing::ClassicPace::measured(),
+        stall_probe: false,
     }
 }
 

@@ -56,6 +56,7 @@ fn options(replica: PathBuf, timing: Option<Timing>) -> Options {
         durable: false,
         timing,
         classic_pace: ClassicPace::measured(),
+        stall_probe: false,
     }
 }
 

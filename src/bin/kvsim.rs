@@ -103,6 +103,12 @@ struct Args {
     /// microseconds (default: what the classic's Python takes, 11,33).
     #[arg(long, value_name = "ROUTE_US,REQUEST_US", value_parser = parse_pace)]
     classic_pace: Option<ClassicPace>,
+    /// Watch each CPU with a thread of the highest real-time priority that wakes every
+    /// millisecond, and report the moments it woke 1 ms late or more (the machine itself
+    /// stalled: on a virtual machine, the host) and the replies in flight during one.
+    /// Costs each CPU a wake-up a millisecond, so off by default.
+    #[arg(long)]
+    stall_probe: bool,
     /// With `floor`: the multiple of its floor each run must send at least.
     #[arg(long, default_value_t = 1.2, value_parser = parse_margin)]
     margin: f64,
@@ -201,6 +207,7 @@ fn main() -> ExitCode {
         durable: args.durable,
         timing: args.timing,
         classic_pace: args.classic_pace.unwrap_or_else(ClassicPace::measured),
+        stall_probe: args.stall_probe,
     };
     let reports = Reports {
         json: args.json.as_deref(),

@@ -35,6 +35,7 @@ use std::time::Instant;
 use crate::clients::history;
 use crate::clients::schedule::RequestSchedule;
 use crate::clients::{Clients, KeyMode};
+use crate::measure::cpu_stalls::StallProbe;
 use crate::measure::loop_turns::TurnMeter;
 use crate::measure::machine_load;
 use crate::measure::memory::Memory;
@@ -84,6 +85,8 @@ pub struct Options {
     pub timing: Option<Timing>,
     /// What routing costs in classic timing.
     pub classic_pace: ClassicPace,
+    /// Watch each CPU for stalls of the machine itself (`cpu_stalls`).
+    pub stall_probe: bool,
 }
 
 /// The seed to use: `--seed`, else the config's, else one from the clock.
@@ -167,6 +170,8 @@ struct Sim<'a> {
     batch_us: u64,
     /// Each turn of the loop measured.
     turns: TurnMeter,
+    /// Watching the CPUs for stalls, with `--stall-probe`.
+    stall_probe: Option<StallProbe>,
     /// The machine's counters when the run began (`machine_load`).
     machine_start: machine_load::Reading,
     /// Where the loop and the replicas run: whose CPUs `note_load_cpus` reads.
@@ -247,6 +252,10 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         streams.network.clone(),
     );
     let start = Instant::now();
+    let stall_probe = match opts.stall_probe {
+        true => Some(StallProbe::start(start)?),
+        false => None,
+    };
     let ids: Vec<NodeId> = (0..n).map(|i| NodeId(i as u16)).collect();
     let data_dirs = match cfg.durable || opts.durable {
         true => Some(DataDirs::create(&cfg.name, &ids, opts.keep_data)?),
@@ -306,6 +315,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         timeline: Timeline::new(n, (cfg.total_s() * 1e6) as u64),
         batch_us: 0,
         turns: TurnMeter::new(),
+        stall_probe,
         socket_drops: vec![0; n],
         machine_start,
         placement: opts.placement.clone(),

@@ -145,15 +145,16 @@ pub struct SlowTurn {
     pub other_us: u64,
 }
 
-/// Which replies waited through a slow turn, and the latency of the others.
+/// Which replies waited through one of a run's spans of trouble (kvsim's turns of at
+/// least [`SLOW_TURN_US`] here; the CPUs' stalls in `cpu_stalls`), and the latency of the
+/// others.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Attribution {
-    /// Replies (any kind) whose request was in flight during a turn of at least
-    /// [`SLOW_TURN_US`].
-    pub replies_through_slow_turns: u64,
+    /// Replies (any kind) whose request was in flight during one of the spans.
+    pub replies_through_spans: u64,
     pub replies: u64,
     /// Reply latency (creation of the attempt to its reply) of the replies that did not.
-    pub reply_latency_without_slow_turns_s: Percentiles,
+    pub reply_latency_without_them_s: Percentiles,
 }
 
 /// The turns of one run.
@@ -366,9 +367,9 @@ pub fn attribute(spans: &[(u64, u64)], history: &[HistOp]) -> Attribution {
     }
     clean.sort_by(f64::total_cmp);
     Attribution {
-        replies_through_slow_turns: through,
+        replies_through_spans: through,
         replies,
-        reply_latency_without_slow_turns_s: Percentiles::of_sorted(&clean),
+        reply_latency_without_them_s: Percentiles::of_sorted(&clean),
     }
 }
 
@@ -407,8 +408,8 @@ mod tests {
             op(13_000, None),        // no reply: not counted
         ];
         let a = attribute(&spans, &history);
-        assert_eq!((a.replies, a.replies_through_slow_turns), (5, 3));
-        let clean = &a.reply_latency_without_slow_turns_s;
+        assert_eq!((a.replies, a.replies_through_spans), (5, 3));
+        let clean = &a.reply_latency_without_them_s;
         assert_eq!(clean.count, 2);
         assert_eq!(clean.max, 0.005);
     }

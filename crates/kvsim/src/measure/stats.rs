@@ -205,6 +205,8 @@ pub struct Extra {
     pub machine: crate::measure::machine_load::MachineLoad,
     /// How busy the replicas' CPUs (and kvsim's own) were over the load (`machine_load`).
     pub load_cpus: Option<crate::measure::machine_load::LoadCpus>,
+    /// The CPUs' stalls, with `--stall-probe` (`cpu_stalls`).
+    pub cpu_stalls: Option<crate::measure::cpu_stalls::CpuStalls>,
 }
 
 /// One restart: when the replica was killed, started again, and said hello again (each

@@ -20,6 +20,18 @@ pub struct Headline {
     pub started_late: u64,
     /// The share of the replicas' CPUs busy over the load, if it was read.
     pub replica_cpus_busy: Option<f64>,
+    /// The CPUs' stalls, with `--stall-probe`.
+    pub stalls: Option<Stalls>,
+}
+
+/// A run's CPU stalls in brief (`measure::cpu_stalls`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stalls {
+    pub count: u64,
+    pub longest_ms: f64,
+    /// Replies in flight during one, and the p99 of the others.
+    pub replies_through: u64,
+    pub p99_without_ms: f64,
 }
 
 impl Headline {
@@ -35,6 +47,12 @@ impl Headline {
             held_fraction: extra.turns.held_fraction,
             started_late: extra.requests_started_late,
             replica_cpus_busy: extra.load_cpus.as_ref().map(|l| l.replicas.busy),
+            stalls: extra.cpu_stalls.as_ref().map(|s| Stalls {
+                count: s.stalls,
+                longest_ms: s.longest_us as f64 / 1e3,
+                replies_through: s.attribution.replies_through_spans,
+                p99_without_ms: s.attribution.reply_latency_without_them_s.p99 * 1e3,
+            }),
         }
     }
 
@@ -56,6 +74,13 @@ impl Headline {
                 line,
                 "; the replicas' CPUs {:.0}% busy over the load",
                 busy * 100.0
+            );
+        }
+        if let Some(s) = self.stalls {
+            let _ = write!(
+                line,
+                "; CPU stalls {} (longest {:.3} ms), {} replies in flight during one, p99 without them {:.3} ms",
+                s.count, s.longest_ms, s.replies_through, s.p99_without_ms
             );
         }
         line
@@ -139,6 +164,18 @@ pub fn repeat_summary(heads: &[Headline], under_ms: f64) -> String {
         spread(&p99),
         spread(&turns)
     );
+    let without: Vec<f64> = heads
+        .iter()
+        .filter_map(|run| run.stalls.map(|s| s.p99_without_ms))
+        .collect();
+    if without.len() == heads.len() && !heads.is_empty() {
+        let under_without = without.iter().filter(|&&p99| p99 < under_ms).count();
+        let _ = writeln!(
+            out,
+            "without the replies in flight during a CPU stall: p99 under {under_ms} ms in {under_without} of {} runs",
+            heads.len()
+        );
+    }
     let mut busy: Vec<f64> = heads
         .iter()
         .filter_map(|run| run.replica_cpus_busy.map(|b| b * 100.0))
@@ -171,7 +208,41 @@ mod tests {
             held_fraction: 0.0,
             started_late: 0,
             replica_cpus_busy: None,
+            stalls: None,
         }
+    }
+
+    #[test]
+    fn with_the_stall_probe_a_set_also_counts_its_runs_without_the_stalls_replies() {
+        let stalled = |p99_ms: f64, p99_without_ms: f64| {
+            let mut run = headline(p99_ms, 100.0);
+            run.stalls = Some(Stalls {
+                count: 2,
+                longest_ms: 6.5,
+                replies_through: 1_200,
+                p99_without_ms,
+            });
+            run
+        };
+        let runs = [stalled(2.5, 2.4), stalled(4.0, 2.8), stalled(5.0, 3.5)];
+        assert!(
+            runs[1].line().ends_with(
+                "; CPU stalls 2 (longest 6.500 ms), 1200 replies in flight during one, p99 without them 2.800 ms"
+            ),
+            "{}",
+            runs[1].line()
+        );
+        let text = repeat_summary(&runs, 3.0);
+        assert!(text.starts_with("p99 under 3 ms in 1 of 3 runs"), "{text}");
+        assert!(
+            text.contains(
+                "without the replies in flight during a CPU stall: p99 under 3 ms in 2 of 3 runs"
+            ),
+            "{text}"
+        );
+        // Without the probe in every run, no such line.
+        let mixed = [stalled(2.5, 2.4), headline(4.0, 100.0)];
+        assert!(!repeat_summary(&mixed, 3.0).contains("CPU stall"));
     }
 
     #[test]

@@ -88,6 +88,10 @@ impl Sim<'_> {
         let load_from_us = (cfg.start_wait_s * 1e6) as u64;
         e.turns =
             std::mem::take(&mut self.turns).finish(load_from_us, end_us, &self.clients.history);
+        e.cpu_stalls = self
+            .stall_probe
+            .take()
+            .map(|probe| probe.finish(&self.clients.history));
         self.memory.finalize(e.put_oks);
         e.memory = self.memory;
         let us_per = |ns: u64, count: u64| {
