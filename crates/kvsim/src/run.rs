@@ -212,7 +212,8 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
         placement: placement_for(cfg, opts),
         ..opts.clone()
     };
-    let _restore = RestoreAffinity(placement::allowed_cpus());
+    // The CPUs kvsim may use, before its loop is pinned to one of them.
+    let restore = RestoreAffinity(placement::allowed_cpus());
     let mut raised = false;
     if let Placement::Split { sim, .. } = &opts.placement {
         placement::pin_this_thread(&[*sim])?;
@@ -253,7 +254,7 @@ pub fn run(cfg: &Config, opts: &Options, seed: u64) -> io::Result<Outcome> {
     );
     let start = Instant::now();
     let stall_probe = match opts.stall_probe {
-        true => Some(StallProbe::start(start)?),
+        true => Some(StallProbe::start(start, &restore.0)?),
         false => None,
     };
     let ids: Vec<NodeId> = (0..n).map(|i| NodeId(i as u16)).collect();

@@ -16,6 +16,7 @@
 
 use super::loop_turns::{Attribution, attribute};
 use crate::clients::history::HistOp;
+use crate::replicas::placement::{pin_this_thread, raise_this_thread_to};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,9 @@ use std::time::{Duration, Instant};
 const PERIOD: Duration = Duration::from_millis(1);
 /// A wake-up this much later than asked for is a stall.
 pub const STALL_US: u64 = 1_000;
+/// The probe's `SCHED_FIFO` priority: the highest, so that nothing of the guest's but
+/// interrupts and the kernel's non-preemptible work comes before it.
+const PROBE_RT_PRIORITY: i32 = 99;
 /// Stalls kept per CPU (a run of minutes on a troubled machine stays bounded).
 const STALLS_KEPT_MAX: usize = 100_000;
 
@@ -59,11 +63,12 @@ pub struct CpuStalls {
 }
 
 impl StallProbe {
-    /// Starts a thread on each online CPU, timing from `origin` (the run's start).
-    pub fn start(origin: Instant) -> std::io::Result<StallProbe> {
+    /// Starts a thread on each of `cpus` (those kvsim and its replicas may use), timing
+    /// from `origin` (the run's start).
+    pub fn start(origin: Instant, cpus: &[usize]) -> std::io::Result<StallProbe> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for cpu in 0..online_cpus() {
+        for &cpu in cpus {
             let stop = stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("stall-probe-{cpu}"))
@@ -79,7 +84,7 @@ impl StallProbe {
         self.stop.store(true, Ordering::Relaxed);
         let threads = std::mem::take(&mut self.threads);
         let cpus = threads.len();
-        let mut real_time = true;
+        let mut real_time = !threads.is_empty();
         let mut spans = Vec::new();
         for thread in threads {
             match thread.join() {
@@ -114,8 +119,8 @@ impl Drop for StallProbe {
 
 /// The body of one CPU's thread: pinned to `cpu`, at real-time priority if allowed.
 fn probe(cpu: usize, origin: Instant, stop: &AtomicBool) -> Probed {
-    let pinned = pin_to(cpu);
-    let real_time = pinned && raise_to_real_time();
+    let pinned = pin_this_thread(&[cpu]).is_ok();
+    let real_time = pinned && raise_this_thread_to(PROBE_RT_PRIORITY).is_ok();
     let micros = |t: Instant| u64::try_from(t.duration_since(origin).as_micros()).unwrap_or(0);
     let mut stalls = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -145,36 +150,10 @@ fn merged(mut spans: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
-fn online_cpus() -> usize {
-    // SAFETY: a query with no pointer arguments.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n).unwrap_or(1).max(1)
-}
-
-/// Pins the calling thread to `cpu`; false if the kernel refuses.
-fn pin_to(cpu: usize) -> bool {
-    // SAFETY: `set` is a plain bit set we own, passed with its size; 0 is this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0
-    }
-}
-
-/// Puts the calling thread at the highest `SCHED_FIFO` priority; false if refused.
-fn raise_to_real_time() -> bool {
-    // SAFETY: plain system calls on the calling thread, with a parameter block we own.
-    unsafe {
-        let param = libc::sched_param {
-            sched_priority: libc::sched_get_priority_max(libc::SCHED_FIFO),
-        };
-        libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replicas::placement::allowed_cpus;
 
     #[test]
     fn overlapping_stalls_of_two_cpus_are_one_span() {
@@ -182,17 +161,20 @@ mod tests {
         assert_eq!(merged(spans), vec![(10, 31), (40, 45), (50, 60)]);
     }
 
-    /// With real-time priority allowed, a thread that keeps a CPU busy at the probe's own
+    /// With real-time priority allowed, a thread that keeps a CPU (the first allowed) busy at the probe's own
     /// priority (FIFO: it runs until it blocks) stalls the probe there, and the probe
     /// says so; without it, the probe says it was not at real-time priority.
     #[test]
     fn a_cpu_held_by_an_equal_real_time_thread_is_seen_stalled() {
-        let origin = Instant::now();
-        let probe = StallProbe::start(origin).expect("probe threads");
+        let cpus = allowed_cpus();
+        let probe = StallProbe::start(Instant::now(), &cpus).expect("probe threads");
         // Let every probe thread settle at its priority first.
         std::thread::sleep(Duration::from_millis(50));
-        let held = std::thread::spawn(|| {
-            if !(pin_to(0) && raise_to_real_time()) {
+        let held_cpu = cpus[0];
+        let held = std::thread::spawn(move || {
+            if pin_this_thread(&[held_cpu]).is_err()
+                || raise_this_thread_to(PROBE_RT_PRIORITY).is_err()
+            {
                 return None;
             }
             let from = Instant::now();
@@ -205,7 +187,7 @@ mod tests {
         .expect("the busy thread");
         std::thread::sleep(Duration::from_millis(20));
         let stalls = probe.finish(&[]);
-        assert_eq!(stalls.cpus, online_cpus());
+        assert_eq!(stalls.cpus, cpus.len());
         match held {
             Some(()) => {
                 assert!(
@@ -214,7 +196,7 @@ mod tests {
                 );
                 assert!(
                     stalls.longest_us >= 10_000,
-                    "CPU 0 held for 20 ms, longest stall seen {} us",
+                    "CPU {held_cpu} held for 20 ms, longest stall seen {} us",
                     stalls.longest_us
                 );
             }

@@ -127,8 +127,13 @@ pub const LOOP_RT_PRIORITY: i32 = 1;
 /// Puts the calling thread at real-time priority ([`LOOP_RT_PRIORITY`], `SCHED_FIFO`),
 /// reset for anything it starts. Fails without `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`.
 pub fn raise_this_thread() -> io::Result<()> {
+    raise_this_thread_to(LOOP_RT_PRIORITY)
+}
+
+/// As [`raise_this_thread`], at `SCHED_FIFO` priority `priority` (1 to 99).
+pub fn raise_this_thread_to(priority: i32) -> io::Result<()> {
     let param = libc::sched_param {
-        sched_priority: LOOP_RT_PRIORITY,
+        sched_priority: priority,
     };
     // SAFETY: pid 0 is the calling thread; `param` is valid for the call.
     let r = unsafe {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::summary::{BOLD, END, YELLOW};
 use crate::checks::linearizability::LinReport;
 use crate::measure::cpu_stalls::{CpuStalls, STALL_US};
-use crate::measure::loop_turns::{SLOW_TURN_US, TurnStats};
+use crate::measure::loop_turns::{Attribution, SLOW_TURN_US, TurnStats};
 use crate::measure::machine_load::{CpusBusy, LoadCpus, MachineLoad, OTHERS_NOTICEABLE_S};
 use crate::measure::stats::Extra;
 use crate::run::Outcome;
@@ -302,38 +302,41 @@ fn turn_lines(turns: &TurnStats) -> String {
     }
     let attribution = &turns.attribution;
     if attribution.replies > 0 {
-        let without = &attribution.reply_latency_without_them_s;
         let _ = writeln!(
             out,
-            "Replies in flight during a kvsim turn of {slow_ms} ms or more: {} of {} ({:.3}%); reply latency without them p50/p99/p99.9/max: {} ms",
-            attribution.replies_through_spans,
-            attribution.replies,
-            attribution.replies_through_spans as f64 * 100.0 / attribution.replies as f64,
-            ms_each(&[without.p50, without.p99, without.p999, without.max])
+            "Replies in flight during a kvsim turn of {slow_ms} ms or more: {}",
+            replies_through(attribution)
         );
     }
     out
 }
 
+/// How many replies were in flight during a span of trouble, and the latency of the rest.
+fn replies_through(a: &Attribution) -> String {
+    let without = &a.reply_latency_without_them_s;
+    format!(
+        "{} of {} ({:.3}%); reply latency without them p50/p99/p99.9/max: {} ms",
+        a.replies_through_spans,
+        a.replies,
+        a.replies_through_spans as f64 * 100.0 / a.replies.max(1) as f64,
+        ms_each(&[without.p50, without.p99, without.p999, without.max])
+    )
+}
+
 /// The machine's own stalls (`--stall-probe`), and the replies they held.
 fn stall_lines(stalls: &CpuStalls) -> String {
-    let a = &stalls.attribution;
-    let without = &a.reply_latency_without_them_s;
     let priority = match stalls.real_time {
         true => "",
         false => " (not at real-time priority: these may be the guest's own scheduling)",
     };
     format!(
-        "CPU stalls (a probe thread on each of {} CPUs woken {} ms late or more){priority}: {}, longest {:.3} ms, {:.1} ms in all; replies in flight during one: {} of {} ({:.3}%); reply latency without them p50/p99/p99.9/max: {} ms\n",
+        "CPU stalls (a probe thread on each of {} CPUs woken {} ms late or more){priority}: {}, longest {:.3} ms, {:.1} ms in all; replies in flight during one: {}\n",
         stalls.cpus,
         STALL_US as f64 / 1e3,
         stalls.stalls,
         stalls.longest_us as f64 / 1e3,
         stalls.total_us as f64 / 1e3,
-        a.replies_through_spans,
-        a.replies,
-        a.replies_through_spans as f64 * 100.0 / a.replies.max(1) as f64,
-        ms_each(&[without.p50, without.p99, without.p999, without.max])
+        replies_through(&stalls.attribution)
     )
 }
 

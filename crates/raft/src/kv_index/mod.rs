@@ -709,20 +709,16 @@ mod tests {
         const WATCHED: usize = 256;
         let mut log = Puts::default();
         let mut kv = KvStore::new(7);
+        let hasher = kv.hasher.clone();
+        let keys = (0..)
+            .map(|k| format!("key-{k}"))
+            .filter(|key| shard(hasher.hash_one(key)) < WATCHED)
+            .take(WATCHED * 960);
         let mut growths = Vec::new();
         let mut bytes = kv.heap_bytes();
-        let mut applied = 0;
-        for k in 0.. {
-            if applied == WATCHED * 960 {
-                break;
-            }
-            let key = format!("key-{k}");
-            if shard(kv.hasher.hash_one(&key)) >= WATCHED {
-                continue;
-            }
+        for (applied, key) in (1..).zip(keys) {
             let i = log.put(&key, "v");
             kv.apply(&log, i);
-            applied += 1;
             let now = kv.heap_bytes();
             if now != bytes && kv.shard_len_max() > 600 {
                 growths.push(applied);
