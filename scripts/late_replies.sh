@@ -6,7 +6,10 @@
 # everyone up. Late replies in windows with no slow sync waited for something else (the
 # CPU the replicas share, a slow turn).
 #
-# Then the same replies counted by the half second of load they started in.
+# Then the same replies counted by the half second of load they started in, and the run's
+# p99 without every reply that was in flight during a window where three or more replicas
+# synced slowly (late or not): what the run's tail would be had the disk not stalled for a
+# quorum at once, the disk's counterpart of `kvsim --stall-probe`'s figure.
 #
 # Usage: scripts/late_replies.sh HISTORY.csv LOG_DIR [LINE_MS]
 # where the run was
@@ -24,11 +27,20 @@ if [ ${#logs[@]} -eq 0 ]; then
     echo "late_replies: no *.log in $LOGS" >&2
     exit 1
 fi
+KEPT=$(mktemp)
+trap 'rm -f "$KEPT"' EXIT
 # Slow syncs: "<ms> slow sync: <us> us[, in the turn]", logged when the sync returned.
 for log in "${logs[@]}"; do
     awk -v id="$(basename "$log" .log)" \
         '$2 == "slow" && $3 == "sync:" { end = $1 * 1000; print id, end - $4, end }' "$log"
-done | awk -v line="$LINE_US" -v W=20000 -F'[ ,]' '
+done | awk -v line="$LINE_US" -v W=20000 -v kept="$KEPT" -F'[ ,]' '
+    # Replicas with a slow sync in window w, counted once per window.
+    function slow_in(w,    id, s) {
+        if (w in memo) return memo[w]
+        s = 0
+        for (id in ids) if ((w, id) in slow) s++
+        return memo[w] = s
+    }
     FNR == NR { for (w = int($2 / W); w <= int($3 / W); w++) slow[w, $1] = 1; ids[$1] = 1; next }
     FNR == 1 { next }
     $6 == "" { next }
@@ -37,6 +49,9 @@ done | awk -v line="$LINE_US" -v W=20000 -F'[ ,]' '
         invoke = $5 + 0
         if (first == "" || invoke < first) first = invoke
         if ($6 - invoke > line) late[++n] = invoke
+        stalled = 0
+        for (w = int(invoke / W); w <= int($6 / W) && !stalled; w++) stalled = slow_in(w) >= 3
+        if (stalled) left_out++; else print $6 - invoke > kept
     }
     END {
         for (k = 1; k <= n; k++) {
@@ -56,4 +71,10 @@ done | awk -v line="$LINE_US" -v W=20000 -F'[ ,]' '
         printf "over %d ms by the half second of load they started in (from 0):", line / 1000
         for (b = 0; b <= last; b++) if (b in half) printf " %d:%d", b, half[b]
         printf "\n"
+        printf "in flight during a window with 3 or more replicas syncing slowly: %d replies; ", left_out
     }' /dev/stdin "$HISTORY"
+sort -n "$KEPT" | awk '{ us[NR] = $1 } END {
+    if (NR == 0) { print "no reply left"; exit }
+    i = int(NR * 0.99); if (i < 1) i = 1
+    printf "p99 without them %.3f ms\n", us[i] / 1000
+}'

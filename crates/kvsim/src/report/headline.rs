@@ -141,13 +141,18 @@ pub fn calibration_table(cfg: &Config, lines: &[(String, Headline)]) -> String {
     out
 }
 
-/// The closing lines of `repeat`: the runs under the limit, and the spread.
+/// The closing lines of `repeat`: the runs under the limit, and the spread. A run that
+/// failed a check counts as over the limit whatever its p99 (one whose replicas never
+/// answered has a p99 of 0).
 pub fn repeat_summary(heads: &[Headline], under_ms: f64) -> String {
     let mut p99: Vec<f64> = heads.iter().map(|run| run.p99_ms).collect();
     p99.sort_by(f64::total_cmp);
     let mut turns: Vec<f64> = heads.iter().map(|run| run.longest_turn_ms).collect();
     turns.sort_by(f64::total_cmp);
-    let under = heads.iter().filter(|run| run.p99_ms < under_ms).count();
+    let under = heads
+        .iter()
+        .filter(|run| run.passed && run.p99_ms < under_ms)
+        .count();
     let passed = heads.iter().filter(|run| run.passed).count();
     let spread = |sorted: &[f64]| match sorted {
         [] => "-".to_string(),
@@ -164,12 +169,15 @@ pub fn repeat_summary(heads: &[Headline], under_ms: f64) -> String {
         spread(&p99),
         spread(&turns)
     );
-    let without: Vec<f64> = heads
+    let without: Vec<(bool, f64)> = heads
         .iter()
-        .filter_map(|run| run.stalls.map(|s| s.p99_without_ms))
+        .filter_map(|run| run.stalls.map(|s| (run.passed, s.p99_without_ms)))
         .collect();
     if without.len() == heads.len() && !heads.is_empty() {
-        let under_without = without.iter().filter(|&&p99| p99 < under_ms).count();
+        let under_without = without
+            .iter()
+            .filter(|&&(passed, p99)| passed && p99 < under_ms)
+            .count();
         let _ = writeln!(
             out,
             "without the replies in flight during a CPU stall: p99 under {under_ms} ms in {under_without} of {} runs",
@@ -240,6 +248,12 @@ mod tests {
             ),
             "{text}"
         );
+        let mut failed = runs;
+        failed[0].passed = false;
+        assert!(
+            repeat_summary(&failed, 3.0)
+                .contains("during a CPU stall: p99 under 3 ms in 1 of 3 runs")
+        );
         // Without the probe in every run, no such line.
         let mixed = [stalled(2.5, 2.4), headline(4.0, 100.0)];
         assert!(!repeat_summary(&mixed, 3.0).contains("CPU stall"));
@@ -280,6 +294,16 @@ mod tests {
         assert!(text.contains("p99 under 5 ms in 3 of 5 runs"), "{text}");
         assert!(
             text.contains("p99 min / median / max: 1.000 / 4.990 / 7.000 ms"),
+            "{text}"
+        );
+        // A run that failed is not under the limit, even with no replies to measure.
+        let mut failed = runs.clone();
+        failed[0].passed = false;
+        failed[0].p99_ms = 0.0;
+        failed[1].passed = false;
+        let text = repeat_summary(&failed, 5.0);
+        assert!(
+            text.starts_with("p99 under 5 ms in 2 of 5 runs; 3 passed every check"),
             "{text}"
         );
     }
