@@ -26,8 +26,9 @@
 //! starts again later). Each restart goes through `Storage::open`, and the invariants
 //! check that it recovered what it had made durable.
 //!
-//! `RAFT_SIM_SEEDS=N` runs N seeds (default 1000); `RAFT_SIM_SEED=S` replays one seed and
-//! prints its plan, and with `TRACE_SIM=1` every event of it.
+//! `RAFT_SIM_SEEDS=N` runs N seeds (default 1000), from `RAFT_SIM_FIRST_SEED` (default 0:
+//! a long run splits into ranges, a process per core); `RAFT_SIM_SEED=S` replays one seed
+//! and prints its plan, and with `TRACE_SIM=1` every event of it.
 
 use raft::Config;
 use raft::MembershipChange;
@@ -657,6 +658,9 @@ fn raft_simulation() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    let first: u64 = std::env::var("RAFT_SIM_FIRST_SEED")
+        .map(|s| s.parse().expect("RAFT_SIM_FIRST_SEED is a number"))
+        .unwrap_or(0);
     let mut failures = Vec::new();
     let mut durable = 0;
     // Per class of disk fault: how many happened, and in how many seeds.
@@ -666,7 +670,7 @@ fn raft_simulation() {
     let (mut compacting, mut installing, mut chunks) = (0, 0, 0);
     let (mut transferring, mut transfers, mut transfers_done) = (0, 0, 0);
     let (mut changing, mut changes_done, mut added, mut removed) = (0, 0, 0, 0);
-    for seed in 0..seeds {
+    for seed in first..first + seeds {
         match run_seed_catching(seed) {
             Ok((_, stats)) => {
                 durable += u64::from(stats.syncs > 0);
@@ -702,7 +706,7 @@ fn raft_simulation() {
         .collect();
     let _ = writeln!(
         std::io::stderr().lock(),
-        "raft_simulation: {} of {seeds} seeds passed ({durable} durable; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks; {transferring} moving leadership, {transfers_done} of {transfers} transfers done; {changing} changing membership, {changes_done} changes committed, {added} adding a replica, {removed} adding and removing); disk faults: {}",
+        "raft_simulation: {} of {seeds} seeds from {first} passed ({durable} durable; {compacting} compacting, {installing} of them sending {chunks} snapshot chunks; {transferring} moving leadership, {transfers_done} of {transfers} transfers done; {changing} changing membership, {changes_done} changes committed, {added} adding a replica, {removed} adding and removing); disk faults: {}",
         seeds - failures.len() as u64,
         disk.join(", ")
     );
