@@ -40,6 +40,8 @@ use simulation::network::NetworkConfig;
 use simulation::workload::{Workload, WorkloadConfig};
 use simulation::{Cluster, ClusterStats, Crash, CrashAt};
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use storage::mem::Failing;
 
 const FAULTS_FROM: Time = Time(1_000_000);
@@ -622,6 +624,36 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
     Ok((summary, cluster.stats.clone()))
 }
 
+/// A seed still running after this long is named as it runs: a seed takes milliseconds,
+/// and one that never ends (a livelock, a search that explodes) would otherwise hold a
+/// long run up with no word of which seed it is.
+const SLOW_SEED: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts a thread that names each seed still running after `SLOW_SEED`, once; the run
+/// stores the seed it is on in the returned cell.
+fn watch_for_slow_seeds(first: u64) -> Arc<AtomicU64> {
+    let current = Arc::new(AtomicU64::new(first));
+    let watched = Arc::clone(&current);
+    std::thread::spawn(move || {
+        let (mut seed, mut since, mut named) = (u64::MAX, std::time::Instant::now(), false);
+        loop {
+            std::thread::sleep(SLOW_SEED / 6);
+            let now = watched.load(Ordering::Relaxed);
+            if now != seed {
+                (seed, since, named) = (now, std::time::Instant::now(), false);
+            } else if !named && since.elapsed() >= SLOW_SEED {
+                named = true;
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "seed {seed} still running after {} s\n  replay: RAFT_SIM_SEED={seed} cargo test --release --test raft_simulation -- --nocapture",
+                    since.elapsed().as_secs()
+                );
+            }
+        }
+    });
+    current
+}
+
 /// `run_seed`, with a panic in the code under test reported as that seed's failure (where
 /// and why, in one line), so that the run goes on and lists every failing seed.
 fn run_seed_catching(seed: u64) -> Result<(String, ClusterStats), String> {
@@ -661,6 +693,7 @@ fn raft_simulation() {
     let first: u64 = std::env::var("RAFT_SIM_FIRST_SEED")
         .map(|s| s.parse().expect("RAFT_SIM_FIRST_SEED is a number"))
         .unwrap_or(0);
+    let current = watch_for_slow_seeds(first);
     let mut failures = Vec::new();
     let mut durable = 0;
     // Per class of disk fault: how many happened, and in how many seeds.
@@ -671,6 +704,7 @@ fn raft_simulation() {
     let (mut transferring, mut transfers, mut transfers_done) = (0, 0, 0);
     let (mut changing, mut changes_done, mut added, mut removed) = (0, 0, 0, 0);
     for seed in first..first + seeds {
+        current.store(seed, Ordering::Relaxed);
         match run_seed_catching(seed) {
             Ok((_, stats)) => {
                 durable += u64::from(stats.syncs > 0);
