@@ -25,8 +25,10 @@
 //!   get that saw another value saw it with or without this put; so its window closes at
 //!   that reply (it took effect before or never), and if that reply came before the put
 //!   was sent, the put is dropped as if unread. Without this, a put retried with no reply
-//!   to any attempt kept its later attempts open to the end of the history: each doubled
-//!   the states of everything after it, and a seeded simulation's check grew to 15 GB.
+//!   to any attempt kept its later attempts open to the end of the history.
+//!
+//! And the search itself takes the attempts of a put that share a value and a window as
+//! interchangeable (`Twins`).
 //!
 //! The API has no I/O and no knowledge of any simulator: times are plain `u64` (any unit).
 
@@ -374,6 +376,48 @@ pub fn prepare<'a>(ops: &'a [Op]) -> Prepared {
     out
 }
 
+/// Twins: puts of unknown outcome with the same value and the same deadline (the attempts
+/// of one logical put, retried many times while no leader answered, and closed by the
+/// same acknowledged retry). Which of them took effect changes nothing but the set the
+/// search remembers, so a history with 34 such attempts had 2^34 sets to rule out (a
+/// seeded simulation's check of one grew to 15 GB before the kernel killed it). Any
+/// linearization that uses some of them can use the earliest sent instead: give the k-th
+/// earliest instant among those used to the k-th earliest sent (at least k were sent by
+/// then, since each used one was sent before its instant), and the rest take effect never.
+/// So the search linearizes a twin only once every earlier-sent twin of its group is: the
+/// linearized ones are always the first of their group, one set per count.
+struct Twins {
+    /// Per op (index into `Prepared::ops`), its group and its rank in it by time sent.
+    member: HashMap<usize, (usize, u32)>,
+    groups: usize,
+}
+
+impl Twins {
+    fn of(p: &Prepared, subset: &[usize]) -> Twins {
+        let mut by_key: HashMap<(u32, u64), Vec<usize>> = HashMap::new();
+        for &i in subset {
+            let op = &p.ops[i];
+            if op.is_put && op.optional {
+                by_key.entry((op.value, op.deadline)).or_default().push(i);
+            }
+        }
+        let mut member = HashMap::new();
+        let mut groups = 0;
+        for mut ops in by_key.into_values().filter(|ops| ops.len() > 1) {
+            ops.sort_by_key(|&i| (p.ops[i].invoke, i));
+            for (rank, i) in ops.into_iter().enumerate() {
+                member.insert(i, (groups, rank as u32));
+            }
+            groups += 1;
+        }
+        Twins { member, groups }
+    }
+
+    fn of_op(&self, op: usize) -> Option<(usize, u32)> {
+        self.member.get(&op).copied()
+    }
+}
+
 enum Search {
     Linearizable,
     /// No linearization; the operation whose return blocked the deepest attempt.
@@ -448,6 +492,9 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
         }
     }
     let keys: HashMap<usize, u128> = subset.iter().map(|&i| (i, zobrist(i))).collect();
+    let twins = Twins::of(p, subset);
+    // Per group of twins, how many of its members are linearized (always the first ones).
+    let mut twins_linearized: Vec<u32> = vec![0; twins.groups];
 
     let lift = |entries: &mut Vec<Entry>, call: usize| {
         let ret = entries[call].partner;
@@ -471,7 +518,9 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
     };
 
     let mut cache: HashSet<(u128, u32)> = HashSet::new();
-    let mut stack: Vec<(usize, u32)> = Vec::new();
+    // Each step: the call lifted, the value before it, and the group of twins whose count
+    // it raised (a twin linearized, not one decided never).
+    let mut stack: Vec<(usize, u32, Option<usize>)> = Vec::new();
     let mut bits: u128 = 0;
     let mut state: u32 = 0;
     let mut entry = entries[0].next;
@@ -487,8 +536,13 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
         let op = &p.ops[e.op];
         let (call, next_state) = if e.is_call {
             let ok = !op.is_put && op.value == state;
-            if op.is_put {
+            let in_turn = twins
+                .of_op(e.op)
+                .is_none_or(|(group, rank)| twins_linearized[group] == rank);
+            if op.is_put && in_turn {
                 (Some(entry), op.value)
+            } else if op.is_put {
+                (None, state)
             } else if ok {
                 (Some(entry), state)
             } else {
@@ -507,7 +561,15 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
                 if states > states_max {
                     return Search::Unknown(states);
                 }
-                stack.push((call, state));
+                let counted = if e.is_call {
+                    twins.of_op(e.op).map(|(group, _)| group)
+                } else {
+                    None
+                };
+                if let Some(group) = counted {
+                    twins_linearized[group] += 1;
+                }
+                stack.push((call, state, counted));
                 bits = new_bits;
                 state = next_state;
                 lift(&mut entries, call);
@@ -527,9 +589,12 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
             deepest = stack.len();
             stuck_op = Some(e.op);
         }
-        let Some((call, old_state)) = stack.pop() else {
+        let Some((call, old_state, counted)) = stack.pop() else {
             return Search::Stuck(stuck_op);
         };
+        if let Some(group) = counted {
+            twins_linearized[group] -= 1;
+        }
         unlift(&mut entries, call);
         bits ^= keys[&entries[call].op];
         state = old_state;
