@@ -386,10 +386,16 @@ pub fn prepare<'a>(ops: &'a [Op]) -> Prepared {
 /// then, since each used one was sent before its instant), and the rest take effect never.
 /// So the search linearizes a twin only once every earlier-sent twin of its group is: the
 /// linearized ones are always the first of their group, one set per count.
+///
+/// A twin's deadline is its group's: there, the search decides a pending twin never took
+/// effect, and it always picks the last-sent one pending, so that the ones decided never
+/// are the last of the group. The set of twins decided then tells how many of each kind
+/// there are while some are pending, so the states the search remembers stay exact.
 struct Twins {
     /// Per op (index into `Prepared::ops`), its group and its rank in it by time sent.
     member: HashMap<usize, (usize, u32)>,
-    groups: usize,
+    /// Per group, its ops by rank.
+    groups: Vec<Vec<usize>>,
 }
 
 impl Twins {
@@ -402,13 +408,13 @@ impl Twins {
             }
         }
         let mut member = HashMap::new();
-        let mut groups = 0;
+        let mut groups = Vec::new();
         for mut ops in by_key.into_values().filter(|ops| ops.len() > 1) {
             ops.sort_by_key(|&i| (p.ops[i].invoke, i));
-            for (rank, i) in ops.into_iter().enumerate() {
-                member.insert(i, (groups, rank as u32));
+            for (rank, &i) in ops.iter().enumerate() {
+                member.insert(i, (groups.len(), rank as u32));
             }
-            groups += 1;
+            groups.push(ops);
         }
         Twins { member, groups }
     }
@@ -493,8 +499,10 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
     }
     let keys: HashMap<usize, u128> = subset.iter().map(|&i| (i, zobrist(i))).collect();
     let twins = Twins::of(p, subset);
-    // Per group of twins, how many of its members are linearized (always the first ones).
-    let mut twins_linearized: Vec<u32> = vec![0; twins.groups];
+    // Per group of twins, how many of its members are linearized (always the first ones)
+    // and how many decided never (always the last ones).
+    let mut twins_linearized: Vec<u32> = vec![0; twins.groups.len()];
+    let mut twins_never: Vec<u32> = vec![0; twins.groups.len()];
 
     let lift = |entries: &mut Vec<Entry>, call: usize| {
         let ret = entries[call].partner;
@@ -519,8 +527,9 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
 
     let mut cache: HashSet<(u128, u32)> = HashSet::new();
     // Each step: the call lifted, the value before it, and the group of twins whose count
-    // it raised (a twin linearized, not one decided never).
-    let mut stack: Vec<(usize, u32, Option<usize>)> = Vec::new();
+    // it raised, with whether the twin was linearized (or decided never).
+    type TwinCounted = Option<(usize, bool)>;
+    let mut stack: Vec<(usize, u32, TwinCounted)> = Vec::new();
     let mut bits: u128 = 0;
     let mut state: u32 = 0;
     let mut entry = entries[0].next;
@@ -549,25 +558,33 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
                 (None, state)
             }
         } else if op.optional {
-            // Its deadline passed without it taking effect: it never did.
-            (Some(e.partner), state)
+            // Its deadline passed without it taking effect: it never did (or, for a twin,
+            // the last-sent pending one of its group never did).
+            let never = match twins.of_op(e.op) {
+                Some((group, _)) => {
+                    let last = twins.groups[group].len() - 1 - twins_never[group] as usize;
+                    call_at[&twins.groups[group][last]]
+                }
+                None => e.partner,
+            };
+            (Some(never), state)
         } else {
             (None, state)
         };
         if let Some(call) = call {
-            let new_bits = bits ^ keys[&e.op];
+            let new_bits = bits ^ keys[&entries[call].op];
             if cache.insert((new_bits, next_state)) {
                 states += 1;
                 if states > states_max {
                     return Search::Unknown(states);
                 }
-                let counted = if e.is_call {
-                    twins.of_op(e.op).map(|(group, _)| group)
-                } else {
-                    None
-                };
-                if let Some(group) = counted {
-                    twins_linearized[group] += 1;
+                let counted = twins
+                    .of_op(entries[call].op)
+                    .map(|(group, _)| (group, e.is_call));
+                match counted {
+                    Some((group, true)) => twins_linearized[group] += 1,
+                    Some((group, false)) => twins_never[group] += 1,
+                    None => {}
                 }
                 stack.push((call, state, counted));
                 bits = new_bits;
@@ -592,8 +609,10 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
         let Some((call, old_state, counted)) = stack.pop() else {
             return Search::Stuck(stuck_op);
         };
-        if let Some(group) = counted {
-            twins_linearized[group] -= 1;
+        match counted {
+            Some((group, true)) => twins_linearized[group] -= 1,
+            Some((group, false)) => twins_never[group] -= 1,
+            None => {}
         }
         unlift(&mut entries, call);
         bits ^= keys[&entries[call].op];

@@ -373,3 +373,26 @@ fn the_attempts_of_a_put_with_one_window_are_interchangeable() {
         Verdict::Violation(_)
     ));
 }
+
+#[test]
+fn twins_may_both_take_effect_when_the_reads_need_it() {
+    // "b" read, then "c" written and read, then "b" read again: the two attempts of "b"
+    // (one window, no reply to either) must both have taken effect, one on each side of
+    // "c". The search takes twins in order, but must still use the second.
+    let h = [
+        put(0, "a", 0, 1),
+        lost_put(1, "b", 2, Some(9)),
+        lost_put(1, "b", 3, Some(9)),
+        get(2, "b", 5, 6),
+        put(0, "c", 10, 11),
+        get(2, "c", 12, 13),
+        get(2, "b", 20, 21),
+        put(0, "d", 30, 31),
+        get(2, "d", 40, 41),
+    ];
+    assert!(check_key(&h).is_ok());
+    // Without the second attempt it is not linearizable.
+    let mut one = h.to_vec();
+    one.remove(2);
+    assert!(check_key(&one).is_err());
+}
