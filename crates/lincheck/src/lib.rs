@@ -392,8 +392,9 @@ pub fn prepare<'a>(ops: &'a [Op]) -> Prepared {
 /// are the last of the group. The set of twins decided then tells how many of each kind
 /// there are while some are pending, so the states the search remembers stay exact.
 struct Twins {
-    /// Per op (index into `Prepared::ops`), its group and its rank in it by time sent.
-    member: HashMap<usize, (usize, u32)>,
+    /// Per op (index into `Prepared::ops`), its group and its rank in it by time sent:
+    /// looked up at every step of the search, so a slot per op rather than a map.
+    member: Vec<Option<(usize, u32)>>,
     /// Per group, its ops by rank.
     groups: Vec<Vec<usize>>,
 }
@@ -407,12 +408,12 @@ impl Twins {
                 by_key.entry((op.value, op.deadline)).or_default().push(i);
             }
         }
-        let mut member = HashMap::new();
+        let mut member = vec![None; p.ops.len()];
         let mut groups = Vec::new();
         for mut ops in by_key.into_values().filter(|ops| ops.len() > 1) {
             ops.sort_by_key(|&i| (p.ops[i].invoke, i));
             for (rank, &i) in ops.iter().enumerate() {
-                member.insert(i, (groups.len(), rank as u32));
+                member[i] = Some((groups.len(), rank as u32));
             }
             groups.push(ops);
         }
@@ -420,7 +421,7 @@ impl Twins {
     }
 
     fn of_op(&self, op: usize) -> Option<(usize, u32)> {
-        self.member.get(&op).copied()
+        self.member[op]
     }
 }
 
@@ -544,15 +545,12 @@ fn search(p: &Prepared, subset: &[usize], states_max: u64) -> Search {
         let e = entries[entry];
         let op = &p.ops[e.op];
         let (call, next_state) = if e.is_call {
-            let ok = !op.is_put && op.value == state;
-            let in_turn = twins
-                .of_op(e.op)
-                .is_none_or(|(group, rank)| twins_linearized[group] == rank);
-            if op.is_put && in_turn {
-                (Some(entry), op.value)
-            } else if op.is_put {
-                (None, state)
-            } else if ok {
+            if op.is_put {
+                let in_turn = twins
+                    .of_op(e.op)
+                    .is_none_or(|(group, rank)| twins_linearized[group] == rank);
+                (in_turn.then_some(entry), op.value)
+            } else if op.value == state {
                 (Some(entry), state)
             } else {
                 (None, state)
