@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_3700kvstore");
 const USAGE: &str = "usage: 3700kvstore [--debug-log DIR] [--data-dir DIR [--cluster NAME]] <port> <my id> <peer id> [<peer id> ...]";
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+// Generous: a durable replica syncs its directory before its hello, and on a busy CI
+// disk a sync can take seconds. Only a failing test waits this long.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -243,8 +245,8 @@ fn a_durable_replica_counts_its_syncs_in_its_debug_log() {
     let socket = simulator_socket();
     let port = port_of(&socket);
     let ids = ["0000", "0001", "0002"];
-    let procs = spawn_durable(port, &ids, &dirs, Some(&logs));
-    let mut sim = Simulator::await_hellos(socket, ids.len());
+    let mut procs = spawn_durable(port, &ids, &dirs, Some(&logs));
+    let mut sim = Simulator::await_hellos(socket, &mut procs);
     for i in 0..10 {
         sim.request(&format!("key-{i}"), Some("v"));
     }
@@ -279,8 +281,8 @@ fn a_durable_replica_syncs_on_a_thread_at_real_time_priority_when_it_may() {
     let socket = simulator_socket();
     let port = port_of(&socket);
     let ids = ["0000", "0001", "0002"];
-    let procs = spawn_durable(port, &ids, &dirs, None);
-    let _sim = Simulator::await_hellos(socket, ids.len());
+    let mut procs = spawn_durable(port, &ids, &dirs, None);
+    let _sim = Simulator::await_hellos(socket, &mut procs);
     // What this test's own process may do, its replicas may: real-time priority needs
     // CAP_SYS_NICE or an RLIMIT_RTPRIO, both inherited.
     let may = std::thread::spawn(|| {
@@ -400,10 +402,47 @@ fn garbage(dst: &str) -> Vec<Vec<u8>> {
 
 /// Waits for `n` hellos on `socket`: each replica's id and address.
 fn await_hellos(socket: &UdpSocket, buf: &mut [u8], n: usize) -> BTreeMap<String, SocketAddr> {
+    try_await_hellos(socket, buf, n).unwrap_or_else(|got| panic!("hellos: got {got:?}"))
+}
+
+/// Waits for the hellos of `procs`; if some never come, fails naming each missing
+/// replica, whether it still runs, and what it printed if it exited.
+fn await_hellos_of(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    procs: &mut [Replica],
+) -> BTreeMap<String, SocketAddr> {
+    try_await_hellos(socket, buf, procs.len()).unwrap_or_else(|got| {
+        let missing: Vec<String> = procs
+            .iter_mut()
+            .filter(|r| !got.contains_key(&r.id))
+            .map(|r| match r.child.try_wait().expect("try_wait") {
+                None => format!("{}: running", r.id),
+                Some(status) => {
+                    let mut stderr = String::new();
+                    if let Some(mut pipe) = r.child.stderr.take() {
+                        let _ = pipe.read_to_string(&mut stderr);
+                    }
+                    format!("{}: exited with {status}: {stderr}", r.id)
+                }
+            })
+            .collect();
+        panic!("no hello within {HELLO_TIMEOUT:?} from {missing:?} (got {got:?})")
+    })
+}
+
+/// The hellos of `n` replicas, or those that came before `HELLO_TIMEOUT` passed.
+fn try_await_hellos(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    n: usize,
+) -> Result<BTreeMap<String, SocketAddr>, BTreeMap<String, SocketAddr>> {
     let mut replicas = BTreeMap::new();
     let deadline = Instant::now() + HELLO_TIMEOUT;
     while replicas.len() < n {
-        assert!(Instant::now() < deadline, "hellos: got {replicas:?}");
+        if Instant::now() >= deadline {
+            return Err(replicas);
+        }
         let Some((bytes, from)) = receive(socket, buf) else {
             continue;
         };
@@ -422,7 +461,7 @@ fn await_hellos(socket: &UdpSocket, buf: &mut [u8], n: usize) -> BTreeMap<String
         );
         replicas.insert(src, from);
     }
-    replicas
+    Ok(replicas)
 }
 
 /// Routes replica-to-replica traffic like the simulator, and plays one client.
@@ -436,10 +475,10 @@ struct Simulator {
 impl Simulator {
     const CLIENT: &'static str = "0013";
 
-    /// Waits on `socket` for the hellos of `replicas` replicas.
-    fn await_hellos(socket: UdpSocket, replicas: usize) -> Simulator {
+    /// Waits on `socket` for the hellos of `procs`.
+    fn await_hellos(socket: UdpSocket, procs: &mut [Replica]) -> Simulator {
         let mut buf = vec![0u8; 65_535];
-        let replicas = await_hellos(&socket, &mut buf, replicas);
+        let replicas = await_hellos_of(&socket, &mut buf, procs);
         Simulator {
             socket,
             replicas,
@@ -570,7 +609,7 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
 
     // Hellos first: nothing may be delivered to a replica before its hello arrived.
     let mut buf = vec![0u8; 65_535];
-    let replicas = await_hellos(&socket, &mut buf, ids.len());
+    let replicas = await_hellos_of(&socket, &mut buf, &mut procs);
 
     for (id, addr) in &replicas {
         for datagram in garbage(id) {
@@ -648,8 +687,8 @@ fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
     let port = port_of(&socket);
     let ids = ["0000", "0001", "0002"];
     let mut buf = vec![0u8; 65_535];
-    let procs = spawn_durable(port, &ids, &dirs, None);
-    let replicas = await_hellos(&socket, &mut buf, ids.len());
+    let mut procs = spawn_durable(port, &ids, &dirs, None);
+    let replicas = await_hellos_of(&socket, &mut buf, &mut procs);
     let mut sim = Simulator {
         socket,
         replicas,
@@ -669,8 +708,8 @@ fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
     // still queued here: drop it, or it is taken for the new processes' first datagram.
     while receive(&sim.socket, &mut sim.buf).is_some() {}
 
-    let procs = spawn_durable(port, &ids, &dirs, None);
-    sim.replicas = await_hellos(&sim.socket, &mut sim.buf, ids.len());
+    let mut procs = spawn_durable(port, &ids, &dirs, None);
+    sim.replicas = await_hellos_of(&sim.socket, &mut sim.buf, &mut procs);
     for (i, value) in values.iter().enumerate() {
         let got = sim.request(&format!("key-{i:02}"), None);
         assert_eq!(
@@ -748,7 +787,7 @@ fn a_leader_whose_disk_fails_exits_and_the_others_go_on() {
     let port = port_of(&socket);
     let ids = ["0000", "0001", "0002"];
     let mut procs = spawn_durable(port, &ids, &dirs, None);
-    let mut sim = Simulator::await_hellos(socket, ids.len());
+    let mut sim = Simulator::await_hellos(socket, &mut procs);
     let first = sim.request("before", Some("1"));
     let leader = first["src"].as_str().unwrap().to_owned();
     let at = procs.iter().position(|r| r.id == leader).unwrap();
@@ -820,7 +859,7 @@ fn durable_replicas_that_cannot_write_exit_and_nothing_more_is_acknowledged() {
     let ids = ["0000", "0001", "0002"];
     // Two of three may write 2 KiB of log each (RLIMIT_FSIZE, as a full disk would):
     // after that no majority can persist a put, so none may be acknowledged.
-    let procs: Vec<Replica> = ids
+    let mut procs: Vec<Replica> = ids
         .iter()
         .map(|id| {
             let peers: Vec<&str> = ids.iter().copied().filter(|p| p != id).collect();
@@ -859,7 +898,7 @@ fn durable_replicas_that_cannot_write_exit_and_nothing_more_is_acknowledged() {
             }
         })
         .collect();
-    let mut sim = Simulator::await_hellos(socket, ids.len());
+    let mut sim = Simulator::await_hellos(socket, &mut procs);
     let value = "v".repeat(200);
     let mut acknowledged = 0;
     for i in 0..100 {
