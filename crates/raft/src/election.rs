@@ -23,8 +23,8 @@ impl Node {
             return;
         }
         self.expire_transfer(now);
-        if !self.is_voter() {
-            // A learner, or a replica removed: it never stands.
+        if !self.may_stand() {
+            // A learner, or a replica whose removal is known committed: it never stands.
             self.reset_election_deadline(now);
             return;
         }
@@ -232,6 +232,11 @@ impl Node {
         });
         let mut state = LeaderState::new(progress, noop);
         state.leader_votes = self.is_voter();
+        if !self.membership.contains(self.config.id) {
+            // Elected to commit its own removal (`may_stand`): it commits with the no-op,
+            // and then this leader hands over as one that removed itself does.
+            state.membership_change = Some((self.membership_index, None));
+        }
         state.record_append(noop, now);
         self.leader_state = Some(state);
         self.election_timer_armed_at = None;

@@ -14,11 +14,14 @@
 //! with the ones heard from lately is refused, not appended: it would stop the cluster
 //! until they came back.
 //!
-//! A replica that is not a voter of the membership it holds never stands for election:
-//! a learner waits to be promoted, a removed replica stays quiet (and, if it never
-//! learned of its removal, the members drop what it sends: it is no peer of theirs). A
-//! leader that removes itself leads until the removal commits, counting itself in no
-//! quorum, then steps down and hands over to the voter furthest along (`TimeoutNow`).
+//! A replica that is not a voter of the membership it holds does not stand for election:
+//! a learner waits to be promoted, and a removed replica stays quiet once it knows its
+//! removal committed (if it never learns, the members that hold the entry drop what it
+//! sends: it is no peer of theirs). Until then a removed replica still stands, counting
+//! only the new voters' votes (thesis §4.2.2): it may hold the longest log, and the
+//! replicas that lack its removal still need its vote. A leader that removes itself
+//! leads until the removal commits, counting itself in no quorum, then steps down and
+//! hands over to the voter furthest along (`TimeoutNow`).
 
 use crate::NodeId;
 use crate::effect::{ReplyKind, Timer};
@@ -413,10 +416,21 @@ impl Node {
         (at.0 > 0 || self.snapshot_membership.is_some()).then(|| m.to_text().into())
     }
 
-    /// Whether this replica may stand for election: only a voter of the membership it
-    /// holds does.
+    /// Whether this replica is a voter of the membership it holds (its own vote counts).
     pub(super) fn is_voter(&self) -> bool {
         self.membership.is_voter(self.config.id)
+    }
+
+    /// Whether this replica may stand for election: a voter of the membership it holds,
+    /// or one that membership removed before the entry is known committed (thesis
+    /// §4.2.2). The second still counts in the quorums of replicas that lack the entry,
+    /// and if its log is the longest their votes go to no one else: with the removal
+    /// appended on the old leader alone, the rest could never elect anyone. It stands
+    /// with the new membership's voters only, its own vote not counted.
+    pub(super) fn may_stand(&self) -> bool {
+        self.is_voter()
+            || (!self.membership.contains(self.config.id)
+                && self.membership_index > self.commit_index)
     }
 }
 
