@@ -594,6 +594,7 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         }
         t = t + TICK;
     }
+    replicas_agree(&cluster, plan.workload.keys)?;
     simulation::history::check_linearizable(&workload.history)?;
     let disk: Vec<String> = cluster
         .stats
@@ -622,6 +623,42 @@ fn run_seed(seed: u64, verbose: bool) -> Result<(String, ClusterStats), String> 
         }
     );
     Ok((summary, cluster.stats.clone()))
+}
+
+/// State machine safety (Figure 3), once the run settled: every replica that has applied
+/// exactly as far as the leader has committed holds the same value for every key. One
+/// behind may still hold a fuzzy snapshot's newer values; one at the commit index has
+/// applied past the point any snapshot was copied at. The clients' reads see only what
+/// they asked of whom they asked; this compares every replica's whole state, so a
+/// replica that is wrong but never read (or read only after a put hid it) is caught too.
+fn replicas_agree(cluster: &Cluster, keys: usize) -> Result<(), String> {
+    let Some(leader) = cluster.stable_leader() else {
+        return Ok(());
+    };
+    let commit = cluster.node(leader).commit_index();
+    let caught_up: Vec<usize> = (0..cluster.len())
+        .filter(|&i| !cluster.is_crashed(i) && cluster.node(i).last_applied() == commit)
+        .collect();
+    for key in (0..keys).map(|k| format!("key-{k}")) {
+        let value = |i: usize| {
+            let node = cluster.node(i);
+            node.kv().get(node.log(), &key).to_owned()
+        };
+        let Some((&first, rest)) = caught_up.split_first() else {
+            return Ok(());
+        };
+        let expected = value(first);
+        if let Some(&other) = rest.iter().find(|&&i| value(i) != expected) {
+            return Err(format!(
+                "state machine safety: at applied index {}, {key} is {expected:?} on {} and {:?} on {}",
+                commit.0,
+                cluster.id(first),
+                value(other),
+                cluster.id(other)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A seed still running after this long is named as it runs: a seed takes milliseconds,
