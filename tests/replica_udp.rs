@@ -400,14 +400,10 @@ fn garbage(dst: &str) -> Vec<Vec<u8>> {
     all
 }
 
-/// Waits for `n` hellos on `socket`: each replica's id and address.
-fn await_hellos(socket: &UdpSocket, buf: &mut [u8], n: usize) -> BTreeMap<String, SocketAddr> {
-    try_await_hellos(socket, buf, n).unwrap_or_else(|got| panic!("hellos: got {got:?}"))
-}
-
-/// Waits for the hellos of `procs`; if some never come, fails naming each missing
-/// replica, whether it still runs, and what it printed if it exited.
-fn await_hellos_of(
+/// Waits for the hellos of `procs` on `socket`: each replica's id and address. If some
+/// never come, fails naming each missing replica, whether it still runs, and what it
+/// printed if it exited.
+fn await_hellos(
     socket: &UdpSocket,
     buf: &mut [u8],
     procs: &mut [Replica],
@@ -478,7 +474,7 @@ impl Simulator {
     /// Waits on `socket` for the hellos of `procs`.
     fn await_hellos(socket: UdpSocket, procs: &mut [Replica]) -> Simulator {
         let mut buf = vec![0u8; 65_535];
-        let replicas = await_hellos_of(&socket, &mut buf, procs);
+        let replicas = await_hellos(&socket, &mut buf, procs);
         Simulator {
             socket,
             replicas,
@@ -609,7 +605,7 @@ fn three_replicas_survive_garbage_and_serve_a_put_and_a_get() {
 
     // Hellos first: nothing may be delivered to a replica before its hello arrived.
     let mut buf = vec![0u8; 65_535];
-    let replicas = await_hellos_of(&socket, &mut buf, &mut procs);
+    let replicas = await_hellos(&socket, &mut buf, &mut procs);
 
     for (id, addr) in &replicas {
         for datagram in garbage(id) {
@@ -688,7 +684,7 @@ fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
     let ids = ["0000", "0001", "0002"];
     let mut buf = vec![0u8; 65_535];
     let mut procs = spawn_durable(port, &ids, &dirs, None);
-    let replicas = await_hellos_of(&socket, &mut buf, &mut procs);
+    let replicas = await_hellos(&socket, &mut buf, &mut procs);
     let mut sim = Simulator {
         socket,
         replicas,
@@ -709,7 +705,7 @@ fn a_durable_cluster_killed_at_once_keeps_every_acknowledged_put() {
     while receive(&sim.socket, &mut sim.buf).is_some() {}
 
     let mut procs = spawn_durable(port, &ids, &dirs, None);
-    sim.replicas = await_hellos_of(&sim.socket, &mut sim.buf, &mut procs);
+    sim.replicas = await_hellos(&sim.socket, &mut sim.buf, &mut procs);
     for (i, value) in values.iter().enumerate() {
         let got = sim.request(&format!("key-{i:02}"), None);
         assert_eq!(
@@ -735,9 +731,9 @@ fn a_data_directory_it_cannot_use_is_one_line_and_a_failure() {
     let port = port_of(&socket);
     let of_0002 = dirs.join("of-0002");
     let flags = [std::ffi::OsStr::new("--data-dir"), of_0002.as_os_str()];
-    let owner = Replica::spawn_with(port, "0002", &["0001"], None, &flags);
+    let mut owner = Replica::spawn_with(port, "0002", &["0001"], None, &flags);
     let mut buf = vec![0u8; 65_535];
-    await_hellos(&socket, &mut buf, 1);
+    await_hellos(&socket, &mut buf, std::slice::from_mut(&mut owner));
     owner.stop_with(libc::SIGTERM);
     let missing = dirs.join("missing");
     for (dir, says) in [

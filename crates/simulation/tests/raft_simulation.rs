@@ -639,13 +639,13 @@ fn replicas_agree(cluster: &Cluster, keys: usize) -> Result<(), String> {
     let caught_up: Vec<usize> = (0..cluster.len())
         .filter(|&i| !cluster.is_crashed(i) && cluster.node(i).last_applied() == commit)
         .collect();
+    let Some((&first, rest)) = caught_up.split_first() else {
+        return Ok(());
+    };
     for key in (0..keys).map(|k| format!("key-{k}")) {
         let value = |i: usize| {
             let node = cluster.node(i);
             node.kv().get(node.log(), &key).to_owned()
-        };
-        let Some((&first, rest)) = caught_up.split_first() else {
-            return Ok(());
         };
         let expected = value(first);
         if let Some(&other) = rest.iter().find(|&&i| value(i) != expected) {
