@@ -109,11 +109,14 @@ pub fn run(args: &ReplicaArgs, seed: u64) -> io::Result<()> {
         peers: args.peers.clone(),
         cluster: args.cluster.clone(),
     };
+    // Before `recover`, which starts storage's threads: the one that preallocates the
+    // next log segment writes megabytes at once, and under a file size limit it was
+    // killed (SIGXFSZ, the whole process, before its hello) when it wrote before this.
+    survive_file_size_limit();
     let recovered = recover(args.data_dir.as_deref(), &identity, seed)?;
     // Signals first, so a SIGTERM right after the hello ends us cleanly rather than by
     // the default action.
     let signals = signal_pipe()?;
-    survive_file_size_limit();
     let simulator = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.port));
     let socket = bind_and_say_hello(args.id, simulator)?;
     let mut log = open_debug_log(args.debug_log_dir.as_deref(), args.id);
@@ -178,9 +181,10 @@ pub fn run_cluster(setup: ClusterSetup, port: Box<dyn ClientPort>) -> io::Result
         peers: config.peers.clone(),
         cluster,
     };
+    // Before `recover`, which starts storage's threads (see `survive_file_size_limit`).
+    survive_file_size_limit();
     let recovered = recover(data_dir.as_deref(), &identity, config.seed)?;
     let signals = signal_pipe()?;
-    survive_file_size_limit();
     let socket = bind_peer_socket(peer_address)?;
     let mut log = open_debug_log(debug_log_dir.as_deref(), id);
     let now = clock.now();
@@ -222,8 +226,6 @@ pub fn fresh_seed(id: NodeId) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Opens the data directory, if any, and recovers what it holds; a directory that cannot
-/// be used is an error that names why.
 /// Opens and recovers the data directory `dir`, if any, with compactions written off this
 /// thread; any failure is one line of error. `seed` gives a new directory its nonce.
 fn recover(

@@ -19,7 +19,8 @@ pub(super) fn signal_pipe() -> io::Result<UnixStream> {
 
 /// Makes a write past the process's file size limit fail with `EFBIG` instead of killing
 /// the process (SIGXFSZ's default): a durable replica that cannot write must stay up and
-/// stop acknowledging, as on a full disk, not vanish.
+/// stop acknowledging, as on a full disk, not vanish. Call before any thread that writes
+/// is started: a write past the limit before it kills the process.
 pub(super) fn survive_file_size_limit() {
     // SAFETY: setting a signal's disposition to SIG_IGN, before any thread is started.
     unsafe {
